@@ -1,0 +1,40 @@
+# esctl: run `make` for the list of targets.
+.DEFAULT_GOAL := help
+
+GO        ?= go
+PKGS      ?= ./...
+FUZZTIME  ?= 30s
+BENCHARGS ?=
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+DB_DIR    ?= $(CURDIR)/.pgdata
+
+.PHONY: help
+help: ## show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_\/-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: test
+test: ## run every test, race detector on, both engines (PostgreSQL from TEST_DATABASE_URL or a throwaway cluster)
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+.PHONY: check
+check: ## gofmt, go vet, go mod tidy check, then make test
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+	@cp go.mod /tmp/esctl-go.mod.bak && cp go.sum /tmp/esctl-go.sum.bak && $(GO) mod tidy && \
+		if ! git diff --quiet -- go.mod go.sum; then echo "go mod tidy changed go.mod/go.sum"; git diff -- go.mod go.sum; exit 1; fi
+	@if git grep -nE '"(SELECT|INSERT|UPDATE|DELETE|CREATE|ALTER|DROP) ' -- '*.go' ':!adapters/**' ':!migrations/**' ':!**/*_test.go' ':!integration/**' ':!bench/**'; then \
+		echo "SQL text outside adapters/ and migrations/"; exit 1; fi
+	$(MAKE) test
+
+.PHONY: demo
+demo: ## run the demo on a SQLite store in the current directory
+	$(GO) run ./cmd/esctl demo
+
+.PHONY: build
+build: ## build bin/esctl with the version stamped
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/esctl ./cmd/esctl
+
+.PHONY: fuzz
+fuzz: ## run each fuzz target for FUZZTIME (default 30s)
+	$(GO) test -run '^$$' -fuzz '^FuzzCompact$$' -fuzztime $(FUZZTIME) ./eventstore/internal/jsonx
+	$(GO) test -run '^$$' -fuzz '^FuzzCursor$$' -fuzztime $(FUZZTIME) ./eventstore

@@ -1,0 +1,47 @@
+package sqlite
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/esctl/esctl/eventstore"
+)
+
+// interpretError maps SQLite and database/sql errors to eventstore errors by
+// SQLite's extended result codes. It is the only place that inspects driver
+// errors. The original error stays in the chain for errors.As.
+func interpretError(err error) error {
+	if err == nil {
+		return nil
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		code := se.Code()
+		switch {
+		case code == sqlite3.SQLITE_CONSTRAINT_UNIQUE || code == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+			// SQLite has no constraint names in errors; the message names the
+			// columns: "UNIQUE constraint failed: secrets.id".
+			switch {
+			case strings.Contains(se.Error(), "secrets.id"):
+				return fmt.Errorf("%w: %w", &eventstore.SecretExistsError{}, err)
+			case strings.Contains(se.Error(), "events.aggregate_id"):
+				return fmt.Errorf("%w: %w", &eventstore.ConflictError{}, err)
+			}
+		case code&0xff == sqlite3.SQLITE_BUSY || code&0xff == sqlite3.SQLITE_LOCKED:
+			return fmt.Errorf("%w: database is locked by another writer: %w", eventstore.ErrTimeout, err)
+		case code&0xff == sqlite3.SQLITE_CANTOPEN:
+			return fmt.Errorf("%w: %w", eventstore.ErrUnavailable, err)
+		}
+		return err
+	}
+	// database/sql reports a closed *sql.DB with an unexported error value.
+	if errors.Is(err, sql.ErrConnDone) || err.Error() == "sql: database is closed" {
+		return fmt.Errorf("%w: %w", eventstore.ErrClosed, err)
+	}
+	return err
+}

@@ -1,0 +1,105 @@
+package sqlite
+
+// SQL of the SQLite dialect. This file and migrations/sqlite are the only
+// places SQLite SQL lives. Identifiers are constants; values are always bound
+// parameters.
+
+// writeTxPragmas run on the writer connection before every write transaction,
+// so that a *sql.DB opened without the recommended DSN still writes durably
+// (synchronous=FULL), waits on a locked database instead of failing
+// (busy_timeout) and zeroes deleted secrets (secure_delete).
+const writeTxPragmas = `PRAGMA busy_timeout = 10000; PRAGMA synchronous = FULL; PRAGMA secure_delete = ON`
+
+const (
+	beginImmediateSQL = `BEGIN IMMEDIATE`
+	beginDeferredSQL  = `BEGIN DEFERRED`
+	commitSQL         = `COMMIT`
+	rollbackSQL       = `ROLLBACK`
+	checkpointSQL     = `PRAGMA wal_checkpoint(TRUNCATE)`
+	journalModeWALSQL = `PRAGMA journal_mode = WAL`
+	databaseListSQL   = `SELECT file FROM pragma_database_list WHERE name = 'main'`
+)
+
+const (
+	schemaTableExistsSQL = `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'`
+	schemaVersionSQL     = `SELECT version, dirty FROM schema_migrations LIMIT 1`
+)
+
+// dropStoreSQL lists every table the store may have created, newest first.
+var dropStoreSQL = []string{
+	`DROP TABLE IF EXISTS secrets`,
+	`DROP TABLE IF EXISTS snapshots`,
+	`DROP TABLE IF EXISTS events`,
+	`DROP TABLE IF EXISTS store_state`,
+	`DROP TABLE IF EXISTS schema_migrations`,
+}
+
+const (
+	lockedStateSQL  = `SELECT frozen, last_position FROM store_state WHERE id = 1`
+	eventExistsSQL  = `SELECT 1 FROM events WHERE aggregate_id = ? AND aggregate_version = ?`
+	insertEventSQL  = `INSERT INTO events (position, aggregate_id, aggregate_version, type, timestamp, payload) VALUES (?, ?, ?, ?, ?, ?)`
+	advanceStateSQL = `UPDATE store_state SET last_position = last_position + ?, event_count = event_count + ? WHERE id = 1`
+)
+
+const (
+	frozenStateSQL = `SELECT frozen, frozen_reason FROM store_state WHERE id = 1`
+	setFrozenSQL   = `UPDATE store_state SET frozen = ?, frozen_reason = ? WHERE id = 1`
+)
+
+const (
+	secretIDUsedSQL     = `SELECT 1 FROM secrets WHERE id = ?`
+	nextSecretIdxSQL    = `SELECT COALESCE(MAX(idx), 0) + 1 FROM secrets`
+	insertSecretSQL     = `INSERT INTO secrets (idx, id, secret) VALUES (?, ?, ?)`
+	countSecretSQL      = `UPDATE store_state SET secret_count = secret_count + 1 WHERE id = 1`
+	tombstoneSecretSQL  = `UPDATE secrets SET secret = NULL WHERE id = ? AND secret IS NOT NULL`
+	countDeletedSQL     = `UPDATE store_state SET deleted_secret_count = deleted_secret_count + 1 WHERE id = 1`
+	getSecretSQL        = `SELECT secret FROM secrets WHERE id = ? AND secret IS NOT NULL`
+	listSecretsSQL      = `SELECT idx, id, secret FROM secrets WHERE idx >= ?`
+	listSecretsLiveSQL  = ` AND secret IS NOT NULL`
+	listSecretsOrderSQL = ` ORDER BY idx LIMIT ? OFFSET ?`
+	secretIDInSQL       = ` AND id IN (`
+)
+
+const (
+	putSnapshotSQL    = `INSERT INTO snapshots (snapshot_key, content) VALUES (?, ?) ON CONFLICT (snapshot_key) DO UPDATE SET content = excluded.content`
+	getSnapshotSQL    = `SELECT content FROM snapshots WHERE snapshot_key = ?`
+	deleteSnapshotSQL = `DELETE FROM snapshots WHERE snapshot_key = ?`
+	listSnapshotsSQL  = `SELECT snapshot_key, content FROM snapshots WHERE snapshot_key > ? ORDER BY snapshot_key LIMIT ?`
+)
+
+const (
+	readStateSQL     = `SELECT last_position, event_count, secret_count, deleted_secret_count, frozen, frozen_reason FROM store_state WHERE id = 1`
+	lastTimestampSQL = `SELECT MAX(timestamp) FROM events`
+	lastPositionSQL  = `SELECT last_position FROM store_state WHERE id = 1`
+)
+
+// Event reads are assembled from these fragments by buildListEvents: a base
+// select, optional filters with one placeholder per value, and the keyset
+// order. A filter list of at most unionMaxValues values becomes one
+// sub-select per value, each an index range scan bounded by the limit, merged
+// by the outer ORDER BY; longer lists use IN.
+const (
+	eventColumns        = `position, aggregate_id, aggregate_version, type, timestamp, payload`
+	selectEventsSQL     = `SELECT ` + eventColumns + ` FROM events WHERE `
+	afterPositionSQL    = `position > ?`
+	afterTimeSQL        = `(timestamp, position) > (?, ?)`
+	startTimeSQL        = ` AND timestamp >= ?`
+	finishTimeSQL       = ` AND timestamp <= ?`
+	typeEqSQL           = ` AND type = ?`
+	aggregateEqSQL      = ` AND aggregate_id = ?`
+	typeInSQL           = ` AND type IN (`
+	aggregateInSQL      = ` AND aggregate_id IN (`
+	orderPositionSQL    = ` ORDER BY position LIMIT ?`
+	orderPositionDesc   = ` ORDER BY position DESC LIMIT 1`
+	orderTimeSQL        = ` ORDER BY timestamp, position LIMIT ?`
+	unionAllSQL         = ` UNION ALL `
+	subSelectOpenSQL    = `SELECT * FROM (`
+	subSelectCloseSQL   = `)`
+	selectAllFromSQL    = `SELECT ` + eventColumns + ` FROM (`
+	noConditionSQL      = `1 = 1`
+	placeholderSQL      = `?`
+	commaPlaceholderSQL = `, ?`
+	closeParenSQL       = `)`
+)
+
+const unionMaxValues = 32

@@ -1,0 +1,350 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strings"
+
+	"github.com/esctl/esctl/eventstore"
+)
+
+// querier is what *sql.DB, *sql.Conn and *sql.Tx have in common.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// reader implements eventstore.Reader over a querier.
+type reader struct{ q querier }
+
+// ListEvents implements eventstore.Reader on the reader pool.
+func (d *Dialect) ListEvents(ctx context.Context, p *eventstore.ListEventsParams) (*eventstore.ListEventsResult, error) {
+	return reader{d.rdb}.ListEvents(ctx, p)
+}
+
+// ReadState implements eventstore.Reader in one read transaction.
+func (d *Dialect) ReadState(ctx context.Context) (*eventstore.StoreState, error) {
+	tx, err := d.BeginRead(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Close(ctx)
+	return tx.ReadState(ctx)
+}
+
+// ListSecrets implements eventstore.Reader on the reader pool.
+func (d *Dialect) ListSecrets(ctx context.Context, p *eventstore.ListSecretsParams) ([]eventstore.Secret, error) {
+	return reader{d.rdb}.ListSecrets(ctx, p)
+}
+
+// ListSnapshots implements eventstore.Reader on the reader pool.
+func (d *Dialect) ListSnapshots(ctx context.Context, p *eventstore.ListSnapshotsParams) ([]eventstore.Snapshot, error) {
+	return reader{d.rdb}.ListSnapshots(ctx, p)
+}
+
+// readTx is one read transaction on a dedicated connection. BEGIN (deferred)
+// takes no lock; in WAL mode the first read fixes the snapshot.
+type readTx struct {
+	reader
+	c *sql.Conn
+}
+
+// BeginRead implements eventstore.Dialect.
+func (d *Dialect) BeginRead(ctx context.Context) (eventstore.ReadTx, error) {
+	c, err := d.rdb.Conn(ctx)
+	if err != nil {
+		return nil, interpretError(err)
+	}
+	if _, err := c.ExecContext(ctx, beginDeferredSQL); err != nil {
+		_ = c.Close()
+		return nil, interpretError(err)
+	}
+	// Fix the snapshot now, not at the caller's first read.
+	var last int64
+	if err := c.QueryRowContext(ctx, lastPositionSQL).Scan(&last); err != nil {
+		rollback(context.WithoutCancel(ctx), c)
+		_ = c.Close()
+		return nil, interpretError(err)
+	}
+	return &readTx{reader: reader{c}, c: c}, nil
+}
+
+func (t *readTx) Close(ctx context.Context) error {
+	rollback(context.WithoutCancel(ctx), t.c)
+	return t.c.Close()
+}
+
+func (r reader) ListEvents(ctx context.Context, p *eventstore.ListEventsParams) (*eventstore.ListEventsResult, error) {
+	res := &eventstore.ListEventsResult{}
+	// The last position is read before the events: any cursor the caller
+	// obtained before this call is at or below it.
+	if err := r.q.QueryRowContext(ctx, lastPositionSQL).Scan(&res.LastPosition); err != nil {
+		return nil, interpretError(err)
+	}
+	query, args := buildListEvents(p)
+	rows, err := r.q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, interpretError(err)
+	}
+	res.Events, err = scanEvents(rows, p.Limit)
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+func scanEvents(rows *sql.Rows, capacity int) ([]eventstore.StoredEvent, error) {
+	defer rows.Close()
+	events := make([]eventstore.StoredEvent, 0, capacity)
+	for rows.Next() {
+		var e eventstore.StoredEvent
+		var payload sql.RawBytes
+		if err := rows.Scan(&e.Position, &e.AggregateID, &e.AggregateVersion, &e.Type, &e.Timestamp, &payload); err != nil {
+			return nil, interpretError(err)
+		}
+		e.Payload = append([]byte(nil), payload...)
+		events = append(events, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, interpretError(err)
+	}
+	return events, nil
+}
+
+// eventQuery assembles an event read from the fragments in queries.go.
+type eventQuery struct {
+	sb   strings.Builder
+	args []any
+}
+
+// where writes the conditions shared by every sub-select: the keyset bound,
+// the time range, and the filters. One of the lists may be replaced by a
+// single value (split) when the read is split into one sub-select per value.
+func (q *eventQuery) where(p *eventstore.ListEventsParams, splitAggregate, splitType *string, desc bool) {
+	switch {
+	case p.ByTime:
+		q.sb.WriteString(afterTimeSQL)
+		q.args = append(q.args, p.AfterTimestamp, p.After)
+	case desc:
+		q.sb.WriteString(noConditionSQL)
+	default:
+		q.sb.WriteString(afterPositionSQL)
+		q.args = append(q.args, p.After)
+	}
+	if p.StartTime != nil {
+		q.sb.WriteString(startTimeSQL)
+		q.args = append(q.args, *p.StartTime)
+	}
+	if p.FinishTime != nil {
+		q.sb.WriteString(finishTimeSQL)
+		q.args = append(q.args, *p.FinishTime)
+	}
+	switch {
+	case splitAggregate != nil:
+		q.sb.WriteString(aggregateEqSQL)
+		q.args = append(q.args, *splitAggregate)
+	case p.AggregateIDs != nil:
+		q.in(aggregateInSQL, p.AggregateIDs)
+	}
+	switch {
+	case splitType != nil:
+		q.sb.WriteString(typeEqSQL)
+		q.args = append(q.args, *splitType)
+	case p.EventTypes != nil:
+		q.in(typeInSQL, p.EventTypes)
+	}
+}
+
+func (q *eventQuery) in(open string, values []string) {
+	q.sb.WriteString(open)
+	for i, v := range values {
+		if i == 0 {
+			q.sb.WriteString(placeholderSQL)
+		} else {
+			q.sb.WriteString(commaPlaceholderSQL)
+		}
+		q.args = append(q.args, v)
+	}
+	q.sb.WriteString(closeParenSQL)
+}
+
+func (q *eventQuery) order(p *eventstore.ListEventsParams, desc bool, limit int) {
+	switch {
+	case desc:
+		q.sb.WriteString(orderPositionDesc)
+		return
+	case p.ByTime:
+		q.sb.WriteString(orderTimeSQL)
+	default:
+		q.sb.WriteString(orderPositionSQL)
+	}
+	q.args = append(q.args, limit)
+}
+
+// buildEventQuery returns the SQL and arguments of an event read. Position
+// reads filtered by a short list run one sub-select per value (each an index
+// range scan of at most Limit rows on (aggregate_id, position) or (type,
+// position)) merged by the outer ORDER BY, so a page costs O(limit) whatever
+// the store's size and however rare the values are.
+func buildEventQuery(p *eventstore.ListEventsParams, desc bool) (string, []any) {
+	var q eventQuery
+	var split []string
+	splitOnAggregate := false
+	if !p.ByTime {
+		switch {
+		case p.AggregateIDs != nil && len(p.AggregateIDs) <= unionMaxValues:
+			split, splitOnAggregate = p.AggregateIDs, true
+		case p.EventTypes != nil && len(p.EventTypes) <= unionMaxValues:
+			split = p.EventTypes
+		}
+	}
+	if len(split) <= 1 {
+		q.sb.WriteString(selectEventsSQL)
+		q.where(p, nil, nil, desc)
+		q.order(p, desc, p.Limit)
+		return q.sb.String(), q.args
+	}
+	q.sb.WriteString(selectAllFromSQL)
+	for i := range split {
+		if i > 0 {
+			q.sb.WriteString(unionAllSQL)
+		}
+		q.sb.WriteString(subSelectOpenSQL)
+		q.sb.WriteString(selectEventsSQL)
+		if splitOnAggregate {
+			q.where(p, &split[i], nil, desc)
+		} else {
+			q.where(p, nil, &split[i], desc)
+		}
+		q.order(p, desc, p.Limit)
+		q.sb.WriteString(subSelectCloseSQL)
+	}
+	q.sb.WriteString(subSelectCloseSQL)
+	q.order(p, desc, p.Limit)
+	return q.sb.String(), q.args
+}
+
+func buildListEvents(p *eventstore.ListEventsParams) (string, []any) {
+	return buildEventQuery(p, false)
+}
+
+// LatestEvent implements eventstore.Dialect.
+func (d *Dialect) LatestEvent(ctx context.Context, p *eventstore.LatestEventParams) (*eventstore.StoredEvent, error) {
+	query, args := buildEventQuery(&eventstore.ListEventsParams{
+		AggregateIDs: p.AggregateIDs, EventTypes: p.EventTypes, Limit: 1,
+	}, true)
+	rows, err := d.rdb.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, interpretError(err)
+	}
+	events, err := scanEvents(rows, 1)
+	if err != nil || len(events) == 0 {
+		return nil, err
+	}
+	return &events[0], nil
+}
+
+func (r reader) ReadState(ctx context.Context) (*eventstore.StoreState, error) {
+	st := &eventstore.StoreState{}
+	err := r.q.QueryRowContext(ctx, readStateSQL).Scan(&st.LastPosition, &st.EventCount, &st.SecretCount,
+		&st.DeletedSecretCount, &st.Frozen, &st.FrozenReason)
+	if err != nil {
+		return nil, interpretError(err)
+	}
+	var ts sql.NullInt64
+	if err := r.q.QueryRowContext(ctx, lastTimestampSQL).Scan(&ts); err != nil {
+		return nil, interpretError(err)
+	}
+	if ts.Valid {
+		st.LastEventTimestamp = &ts.Int64
+	}
+	return st, nil
+}
+
+func (r reader) ListSecrets(ctx context.Context, p *eventstore.ListSecretsParams) ([]eventstore.Secret, error) {
+	var sb strings.Builder
+	args := []any{p.MinIdx}
+	sb.WriteString(listSecretsSQL)
+	if !p.IncludeDeleted {
+		sb.WriteString(listSecretsLiveSQL)
+	}
+	if p.IDs != nil {
+		sb.WriteString(secretIDInSQL)
+		for i, id := range p.IDs {
+			if i == 0 {
+				sb.WriteString(placeholderSQL)
+			} else {
+				sb.WriteString(commaPlaceholderSQL)
+			}
+			args = append(args, id)
+		}
+		sb.WriteString(closeParenSQL)
+	}
+	sb.WriteString(listSecretsOrderSQL)
+	args = append(args, p.Limit, p.Skip)
+	rows, err := r.q.QueryContext(ctx, sb.String(), args...)
+	if err != nil {
+		return nil, interpretError(err)
+	}
+	defer rows.Close()
+	var out []eventstore.Secret
+	for rows.Next() {
+		var s eventstore.Secret
+		var v sql.NullString
+		if err := rows.Scan(&s.Idx, &s.ID, &v); err != nil {
+			return nil, interpretError(err)
+		}
+		if v.Valid {
+			s.Secret = &v.String
+		}
+		out = append(out, s)
+	}
+	return out, interpretError(rows.Err())
+}
+
+func (r reader) ListSnapshots(ctx context.Context, p *eventstore.ListSnapshotsParams) ([]eventstore.Snapshot, error) {
+	rows, err := r.q.QueryContext(ctx, listSnapshotsSQL, p.AfterKey, p.Limit)
+	if err != nil {
+		return nil, interpretError(err)
+	}
+	defer rows.Close()
+	var out []eventstore.Snapshot
+	for rows.Next() {
+		var s eventstore.Snapshot
+		if err := rows.Scan(&s.Key, &s.Content); err != nil {
+			return nil, interpretError(err)
+		}
+		out = append(out, s)
+	}
+	return out, interpretError(rows.Err())
+}
+
+// GetSnapshot implements eventstore.Dialect.
+func (d *Dialect) GetSnapshot(ctx context.Context, p *eventstore.GetSnapshotParams) ([]byte, bool, error) {
+	var content []byte
+	err := d.rdb.QueryRowContext(ctx, getSnapshotSQL, p.Key).Scan(&content)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, interpretError(err)
+	}
+	if content == nil {
+		content = []byte{}
+	}
+	return content, true, nil
+}
+
+// GetSecret implements eventstore.Dialect.
+func (d *Dialect) GetSecret(ctx context.Context, p *eventstore.GetSecretParams) (string, bool, error) {
+	var v string
+	err := d.rdb.QueryRowContext(ctx, getSecretSQL, p.ID).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, interpretError(err)
+	}
+	return v, true, nil
+}

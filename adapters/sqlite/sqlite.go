@@ -1,0 +1,266 @@
+// Package sqlite is the SQLite dialect of the event store, on the pure-Go
+// driver modernc.org/sqlite (no cgo).
+//
+// One store is one SQLite file. The file runs in WAL mode with
+// synchronous=FULL (a committed append survives power loss), busy_timeout (a
+// locked database is waited for, not failed) and secure_delete (a deleted
+// secret is zeroed in the file once the WAL is checkpointed). Every write
+// runs in BEGIN IMMEDIATE on one writer connection, so writes are serialized
+// across goroutines and processes and positions commit in order; readers use
+// their own connections and never block the writer.
+//
+// Importing this package registers the engine with eventstore.Open for
+// sqlite://PATH, file:PATH and bare paths ending in .db, .sqlite or .sqlite3.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"sync"
+
+	sqlitemigrate "github.com/golang-migrate/migrate/v4/database/sqlite"
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+
+	"github.com/esctl/esctl/eventstore"
+	"github.com/esctl/esctl/migrations"
+)
+
+// EngineName is the name this dialect reports and registers.
+const EngineName = "sqlite"
+
+// DefaultBusyTimeoutMillis is how long a connection waits for a lock held by
+// another connection or process before failing with eventstore.ErrTimeout.
+const DefaultBusyTimeoutMillis = 10_000
+
+// DefaultReadConns is the size of the reader pool Open creates.
+const DefaultReadConns = 4
+
+func init() {
+	eventstore.Register(EngineName, openURL)
+}
+
+// Dialect is the SQLite eventstore.Dialect.
+type Dialect struct {
+	db  *sql.DB // writes (and reads when rdb is the same)
+	rdb *sql.DB // reads
+	wmu sync.Mutex
+}
+
+var _ eventstore.Dialect = (*Dialect)(nil)
+
+// Options configure NewWithOptions.
+type Options struct {
+	// ReadDB, when set, serves reads and exports so that they run beside
+	// the writer. Open both handles on the same file; see DSN.
+	ReadDB *sql.DB
+}
+
+// New returns a dialect that reads and writes through db. db should be opened
+// with DSN(path, false); the dialect does not close it. With a pool limited to
+// one connection, an export (which holds a read transaction) and a write
+// cannot run at the same time: use NewWithOptions with a separate ReadDB, as
+// eventstore.Open does.
+func New(db *sql.DB) *Dialect {
+	return &Dialect{db: db, rdb: db}
+}
+
+// NewWithOptions is New with a separate reader pool.
+func NewWithOptions(db *sql.DB, opts *Options) *Dialect {
+	d := New(db)
+	if opts != nil && opts.ReadDB != nil {
+		d.rdb = opts.ReadDB
+	}
+	return d
+}
+
+// Name returns "sqlite".
+func (d *Dialect) Name() string { return EngineName }
+
+// DSN returns the modernc.org/sqlite data source name the store recommends
+// for the file at path: WAL, synchronous=FULL, busy_timeout, secure_delete
+// and foreign keys on; readOnly adds query_only for a reader pool.
+func DSN(path string, readOnly bool) string {
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", DefaultBusyTimeoutMillis))
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(FULL)")
+	q.Add("_pragma", "secure_delete(ON)")
+	q.Add("_pragma", "foreign_keys(ON)")
+	if readOnly {
+		q.Add("_pragma", "query_only(ON)")
+	}
+	return "file:" + escapePath(path) + "?" + q.Encode()
+}
+
+// escapePath escapes the characters that end a path in an SQLite URI.
+func escapePath(p string) string {
+	r := strings.NewReplacer("%", "%25", "?", "%3F", "#", "%23")
+	return r.Replace(p)
+}
+
+// PathFromURL returns the file path of a sqlite://PATH, file:PATH or bare
+// *.db URL.
+func PathFromURL(rawURL string) (string, error) {
+	p := rawURL
+	lower := strings.ToLower(p)
+	switch {
+	case strings.HasPrefix(lower, "sqlite://"):
+		p = p[len("sqlite://"):]
+	case strings.HasPrefix(lower, "sqlite3://"):
+		p = p[len("sqlite3://"):]
+	case strings.HasPrefix(lower, "file://"):
+		p = p[len("file://"):]
+	case strings.HasPrefix(lower, "file:"):
+		p = p[len("file:"):]
+	}
+	if i := strings.IndexByte(p, '?'); i >= 0 {
+		p = p[:i]
+	}
+	if unescaped, err := url.PathUnescape(p); err == nil {
+		p = unescaped
+	}
+	if p == "" || p == ":memory:" {
+		return "", fmt.Errorf("sqlite URL %q names no file (in-memory databases are not supported: each connection would see its own)", rawURL)
+	}
+	return p, nil
+}
+
+// openURL opens a writer pool (one connection) and a reader pool on the file
+// named by rawURL.
+func openURL(ctx context.Context, rawURL string) (eventstore.Dialect, func() error, error) {
+	path, err := PathFromURL(rawURL)
+	if err != nil {
+		return nil, nil, err
+	}
+	w, err := sql.Open("sqlite", DSN(path, false))
+	if err != nil {
+		return nil, nil, err
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	if err := w.PingContext(ctx); err != nil {
+		_ = w.Close()
+		return nil, nil, interpretError(err)
+	}
+	r, err := sql.Open("sqlite", DSN(path, true))
+	if err != nil {
+		_ = w.Close()
+		return nil, nil, err
+	}
+	r.SetMaxOpenConns(DefaultReadConns)
+	r.SetMaxIdleConns(DefaultReadConns)
+	d := NewWithOptions(w, &Options{ReadDB: r})
+	return d, func() error { return errors.Join(r.Close(), w.Close()) }, nil
+}
+
+// write runs fn in a BEGIN IMMEDIATE transaction on one connection: one
+// writer at a time in this process (wmu) and across processes (SQLite's
+// write lock, waited for with busy_timeout).
+func (d *Dialect) write(ctx context.Context, fn func(c *sql.Conn) error) error {
+	d.wmu.Lock()
+	defer d.wmu.Unlock()
+	c, err := d.db.Conn(ctx)
+	if err != nil {
+		return interpretError(err)
+	}
+	defer c.Close()
+	if _, err := c.ExecContext(ctx, writeTxPragmas); err != nil {
+		return interpretError(err)
+	}
+	if _, err := c.ExecContext(ctx, beginImmediateSQL); err != nil {
+		return interpretError(err)
+	}
+	// The transaction must end whatever happens to ctx: a connection left
+	// inside a transaction would poison the pool.
+	endCtx := context.WithoutCancel(ctx)
+	if err := fn(c); err != nil {
+		rollback(endCtx, c)
+		return interpretError(err)
+	}
+	if _, err := c.ExecContext(endCtx, commitSQL); err != nil {
+		rollback(endCtx, c)
+		return interpretError(err)
+	}
+	return nil
+}
+
+// rollback ends the transaction on c; if that fails the connection is
+// discarded rather than returned to the pool mid-transaction.
+func rollback(ctx context.Context, c *sql.Conn) {
+	if _, err := c.ExecContext(ctx, rollbackSQL); err != nil {
+		_ = c.Raw(func(any) error { return driver.ErrBadConn })
+	}
+}
+
+// Migrate runs the embedded migrations on a dedicated handle to the same file
+// (golang-migrate closes the handle it is given).
+func (d *Dialect) Migrate(ctx context.Context, p *eventstore.MigrateParams) (*eventstore.SchemaStatus, error) {
+	if p.Op == eventstore.MigrateStatus {
+		return d.schemaStatus(ctx)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var path string
+	if err := d.db.QueryRowContext(ctx, databaseListSQL).Scan(&path); err != nil {
+		return nil, interpretError(err)
+	}
+	if path == "" {
+		return nil, errors.New("sqlite: cannot migrate an in-memory or temporary database")
+	}
+	d.wmu.Lock()
+	defer d.wmu.Unlock()
+	mdb, err := sql.Open("sqlite", DSN(path, false)+"&_txlock=immediate")
+	if err != nil {
+		return nil, err
+	}
+	mdb.SetMaxOpenConns(1)
+	drv, err := sqlitemigrate.WithInstance(mdb, &sqlitemigrate.Config{})
+	if err != nil {
+		_ = mdb.Close()
+		return nil, interpretError(err)
+	}
+	st, err := migrations.Run(EngineName, drv, p)
+	return st, interpretError(err)
+}
+
+func (d *Dialect) schemaStatus(ctx context.Context) (*eventstore.SchemaStatus, error) {
+	st := &eventstore.SchemaStatus{Latest: migrations.Latest(EngineName)}
+	var n int
+	if err := d.rdb.QueryRowContext(ctx, schemaTableExistsSQL).Scan(&n); err != nil {
+		return nil, interpretError(err)
+	}
+	if n == 0 {
+		return st, nil
+	}
+	var v int64
+	err := d.rdb.QueryRowContext(ctx, schemaVersionSQL).Scan(&v, &st.Dirty)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return st, nil
+	case err != nil:
+		return nil, interpretError(err)
+	}
+	if v > 0 {
+		st.Version = uint(v)
+	}
+	return st, nil
+}
+
+// DropStore drops every table the store created.
+func (d *Dialect) DropStore(ctx context.Context) error {
+	return d.write(ctx, func(c *sql.Conn) error {
+		for _, q := range dropStoreSQL {
+			if _, err := c.ExecContext(ctx, q); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}

@@ -1,0 +1,294 @@
+package eventstore
+
+import (
+	"context"
+)
+
+// Dialect adapts the store to one SQL engine. It is implemented by the
+// packages under adapters/ and exercised by the conformance suite in
+// eventstore/eventstoretest; applications use Store, not Dialect.
+//
+// THIS INTERFACE IS NOT A STABLE API. Do not implement it outside this module.
+//
+// The seam is deliberately thin: a Dialect translates these calls to SQL and
+// driver errors to this package's errors, and nothing else. Every rule
+// (validation, cursors, freeze semantics, group commit, NDJSON, import state
+// machines) lives in package eventstore. Each method takes a context and a
+// *XxxParams struct and returns eventstore types, never driver types.
+//
+// How to add a dialect:
+//  1. Implement Dialect; send every driver error through one interpretError.
+//  2. Add migrations/<name>/ with the same version numbers as the others.
+//  3. Call eventstoretest.Run from the adapter's tests; it must pass unchanged.
+//
+// Writes follow one locking protocol, which is what makes positions dense and
+// commit-ordered: every write that assigns positions or reads the frozen flag
+// (Append, SetFrozen, SetSecret, DeleteSecret, ImportEvents...) first locks the
+// single store-state row (PostgreSQL: SELECT ... FOR UPDATE inside the
+// transaction; SQLite: BEGIN IMMEDIATE), reads frozen and last_position under
+// that lock, and holds it until commit.
+type Dialect interface {
+	// Name returns the engine name: "sqlite" or "postgres".
+	Name() string
+
+	// Migrate applies, reverts, forces or reports the schema version using
+	// the embedded migrations of the engine.
+	Migrate(ctx context.Context, p *MigrateParams) (*SchemaStatus, error)
+	// DropStore removes every object the store created (tables, indexes,
+	// the migrations table; on PostgreSQL the schema too when it is empty
+	// and not "public"). It succeeds on a store that does not exist.
+	DropStore(ctx context.Context) error
+
+	// Append writes groups of events in one transaction under the store
+	// lock. See AppendParams for the contract.
+	Append(ctx context.Context, p *AppendParams) (*AppendResult, error)
+	// SetFrozen sets the frozen flag under the store lock, waiting for
+	// in-flight writers, and reports the previous value. It writes nothing
+	// when the flag already has the requested value.
+	SetFrozen(ctx context.Context, p *SetFrozenParams) (*SetFrozenResult, error)
+	// SetSecret inserts a secret and its audit event atomically under the
+	// store lock, unless the store is frozen or the id was ever used.
+	SetSecret(ctx context.Context, p *SetSecretParams) (*SetSecretResult, error)
+	// DeleteSecret replaces a live secret by a tombstone (NULL) and writes
+	// its audit event atomically under the store lock, unless the store is
+	// frozen; it writes nothing when the id is missing or already deleted.
+	DeleteSecret(ctx context.Context, p *DeleteSecretParams) (*DeleteSecretResult, error)
+	// PutSnapshot inserts or replaces a snapshot.
+	PutSnapshot(ctx context.Context, p *PutSnapshotParams) error
+	// DeleteSnapshot deletes the snapshot with exactly this key, if any.
+	DeleteSnapshot(ctx context.Context, p *DeleteSnapshotParams) error
+	// GetSnapshot returns a snapshot's content; found is false when absent.
+	GetSnapshot(ctx context.Context, p *GetSnapshotParams) (content []byte, found bool, err error)
+	// GetSecret returns a live secret; found is false when the id is
+	// missing or deleted.
+	GetSecret(ctx context.Context, p *GetSecretParams) (secret string, found bool, err error)
+	// LatestEvent returns the matching event with the highest position, or
+	// nil when none matches.
+	LatestEvent(ctx context.Context, p *LatestEventParams) (*StoredEvent, error)
+
+	// Reader methods run on the pool, each in its own snapshot.
+	Reader
+	// BeginRead starts a read-only transaction with one consistent
+	// snapshot (PostgreSQL: REPEATABLE READ READ ONLY; SQLite: one read
+	// transaction) for exports and backups.
+	BeginRead(ctx context.Context) (ReadTx, error)
+}
+
+// Reader holds the reads that exports run inside one snapshot.
+type Reader interface {
+	// ListEvents returns one page of events (see ListEventsParams) and the
+	// store's last position as of the same snapshot.
+	ListEvents(ctx context.Context, p *ListEventsParams) (*ListEventsResult, error)
+	// ReadState returns the store-state row and the statistics Describe needs.
+	ReadState(ctx context.Context) (*StoreState, error)
+	// ListSecrets returns secrets ordered by idx.
+	ListSecrets(ctx context.Context, p *ListSecretsParams) ([]Secret, error)
+	// ListSnapshots returns snapshots ordered by key, after AfterKey.
+	ListSnapshots(ctx context.Context, p *ListSnapshotsParams) ([]Snapshot, error)
+}
+
+// ReadTx is a Reader bound to one snapshot. Close ends it.
+type ReadTx interface {
+	Reader
+	Close(ctx context.Context) error
+}
+
+// MigrateOp selects what Dialect.Migrate does.
+type MigrateOp int
+
+const (
+	// MigrateStatus only reports the schema version.
+	MigrateStatus MigrateOp = iota
+	// MigrateUp applies every pending migration (a no-op when current).
+	MigrateUp
+	// MigrateDown reverts Steps migrations (all of them when Steps is 0).
+	MigrateDown
+	// MigrateForce sets the recorded version to Version and clears the
+	// dirty flag without running any migration.
+	MigrateForce
+)
+
+// MigrateParams are the arguments of Dialect.Migrate.
+type MigrateParams struct {
+	Op      MigrateOp
+	Steps   int  // MigrateDown: how many (0: all)
+	Version uint // MigrateForce: the version to record
+}
+
+// SchemaStatus reports a store's schema version.
+type SchemaStatus struct {
+	Version uint // applied version; 0 when nothing is applied
+	Dirty   bool // a migration was interrupted
+	Latest  uint // newest version embedded in this build
+}
+
+// Pending reports whether migrations are pending.
+func (s *SchemaStatus) Pending() bool { return s.Version < s.Latest }
+
+// AppendParams are the arguments of Dialect.Append.
+//
+// Contract: in one transaction, lock the store-state row and read frozen and
+// last_position. If frozen, write nothing and report Frozen. Otherwise a
+// request conflicts when any of its (aggregate id, version) pairs is already
+// stored; conflicting requests write nothing. The events of the remaining
+// requests are inserted in request order, then event order, at positions
+// last_position+1, +2, ... and last_position and the event count advance.
+// The caller guarantees that no pair occurs twice in one call, so conflicts
+// depend only on what is already stored. The unique (aggregate id, version)
+// key is the final arbiter: a violation maps to *ConflictError.
+type AppendParams struct {
+	Requests []AppendRequest
+}
+
+// AppendRequest is one caller's events: written all together or not at all.
+// Payloads are already validated and compact.
+type AppendRequest struct {
+	Events []Event
+}
+
+// AppendResult reports the outcome of Dialect.Append.
+type AppendResult struct {
+	// Frozen: the store was frozen and nothing was written.
+	Frozen bool
+	// FirstPosition is the position given to the first written event.
+	FirstPosition int64
+	// Conflicts lists the requests that wrote nothing, each with one of
+	// its pairs that is already stored.
+	Conflicts []AppendConflict
+}
+
+// AppendConflict names a request of AppendParams that conflicted.
+type AppendConflict struct {
+	Request          int
+	AggregateID      string
+	AggregateVersion int64
+}
+
+// SetFrozenParams are the arguments of Dialect.SetFrozen.
+type SetFrozenParams struct {
+	Frozen bool
+	Reason string // recorded with the flag; shown by Describe
+}
+
+// SetFrozenResult reports the flag before the call.
+type SetFrozenResult struct {
+	WasFrozen bool
+	Reason    string // the reason recorded before the call
+}
+
+// SetSecretParams are the arguments of Dialect.SetSecret.
+type SetSecretParams struct {
+	ID     string
+	Secret string
+	Event  Event // the RESOLVE_SET_SECRET audit event, validated
+}
+
+// SetSecretResult reports the outcome of Dialect.SetSecret.
+type SetSecretResult struct {
+	Frozen   bool  // nothing written: the store is frozen
+	Exists   bool  // nothing written: the id is or was in use
+	Idx      int64 // the new secret's idx
+	Position int64 // the audit event's position
+}
+
+// DeleteSecretParams are the arguments of Dialect.DeleteSecret.
+type DeleteSecretParams struct {
+	ID    string
+	Event Event // the RESOLVE_DELETE_SECRET audit event, validated
+}
+
+// DeleteSecretResult reports the outcome of Dialect.DeleteSecret.
+type DeleteSecretResult struct {
+	Frozen   bool  // nothing written: the store is frozen
+	Deleted  bool  // a live secret became a tombstone
+	Position int64 // the audit event's position when Deleted
+}
+
+// GetSecretParams are the arguments of Dialect.GetSecret.
+type GetSecretParams struct{ ID string }
+
+// PutSnapshotParams are the arguments of Dialect.PutSnapshot.
+type PutSnapshotParams struct {
+	Key     string
+	Content []byte
+}
+
+// GetSnapshotParams are the arguments of Dialect.GetSnapshot.
+type GetSnapshotParams struct{ Key string }
+
+// DeleteSnapshotParams are the arguments of Dialect.DeleteSnapshot.
+type DeleteSnapshotParams struct{ Key string }
+
+// ListSnapshotsParams are the arguments of Reader.ListSnapshots.
+type ListSnapshotsParams struct {
+	AfterKey string // keys strictly greater than this ("" from the start)
+	Limit    int
+}
+
+// Snapshot is a stored snapshot.
+type Snapshot struct {
+	Key     string
+	Content []byte
+}
+
+// LatestEventParams are the arguments of Dialect.LatestEvent. nil lists
+// match anything; the caller never passes empty non-nil lists.
+type LatestEventParams struct {
+	AggregateIDs []string
+	EventTypes   []string
+}
+
+// ListEventsParams are the arguments of Reader.ListEvents.
+//
+// Position order (ByTime false): events with position > After that match the
+// filters, ordered by position, at most Limit. Time order (ByTime true):
+// events with StartTime <= timestamp <= FinishTime (nil: unbounded) that
+// match the filters and come after (AfterTimestamp, After) in (timestamp,
+// position) order, ordered by (timestamp, position), at most Limit. nil
+// lists match anything; the caller never passes empty non-nil lists.
+type ListEventsParams struct {
+	After          int64
+	AfterTimestamp int64 // ByTime only; -1 from the start
+	ByTime         bool
+	StartTime      *int64
+	FinishTime     *int64
+	AggregateIDs   []string
+	EventTypes     []string
+	Limit          int
+}
+
+// ListEventsResult is one page of events.
+type ListEventsResult struct {
+	Events       []StoredEvent
+	LastPosition int64 // the store's last position in the same snapshot
+}
+
+// StoreState is the store-state row plus the statistics Describe reports.
+type StoreState struct {
+	LastPosition       int64
+	EventCount         int64
+	SecretCount        int64 // live and deleted
+	DeletedSecretCount int64
+	Frozen             bool
+	FrozenReason       string
+	LastEventTimestamp *int64 // nil on an empty store
+}
+
+// Secret is a stored secret. Secret is nil for a deleted one (a tombstone).
+type Secret struct {
+	Idx    int64
+	ID     string
+	Secret *string
+}
+
+// ListSecretsParams are the arguments of Reader.ListSecrets: secrets with
+// idx >= MinIdx, optionally only the listed ids (nil: any; never empty
+// non-nil), tombstones only when IncludeDeleted, ordered by idx, skipping
+// Skip, at most Limit.
+type ListSecretsParams struct {
+	MinIdx         int64
+	IDs            []string
+	IncludeDeleted bool
+	Skip           int
+	Limit          int
+}

@@ -1,0 +1,177 @@
+package eventstore
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors. Test for them with errors.Is; the typed errors below match
+// their sentinel through their Is method, so callers can use either
+// errors.Is(err, ErrConflict) or errors.As(err, &conflict).
+var (
+	// ErrConflict: an event with the same aggregate id and version is already
+	// stored (optimistic concurrency). Returned as *ConflictError.
+	ErrConflict = errors.New("eventstore: concurrency conflict")
+	// ErrFrozen: the store is frozen and refuses appends and secret writes.
+	ErrFrozen = errors.New("eventstore: store is frozen")
+	// ErrAlreadyFrozen is returned by Freeze on a frozen store.
+	ErrAlreadyFrozen = errors.New("eventstore: store is already frozen")
+	// ErrAlreadyUnfrozen is returned by Unfreeze on a store that is not frozen.
+	ErrAlreadyUnfrozen = errors.New("eventstore: store is already unfrozen")
+	// ErrInvalidEvent: an event failed validation. Returned as *InvalidEventError.
+	ErrInvalidEvent = errors.New("eventstore: invalid event")
+	// ErrInvalidFilter: a read filter failed validation. Returned as *InvalidFilterError.
+	ErrInvalidFilter = errors.New("eventstore: invalid filter")
+	// ErrInvalidCursor: a cursor string is malformed.
+	ErrInvalidCursor = errors.New("eventstore: invalid cursor")
+	// ErrCursorBeyondEnd: a cursor points past the last event of the store (for
+	// example a cursor from another store, or from before a restore of an older
+	// backup). Returned as *CursorBeyondEndError.
+	ErrCursorBeyondEnd = errors.New("eventstore: cursor is beyond the end of the store")
+	// ErrSecretExists: the secret id is in use or was used before (ids are
+	// never reusable, deleted ones included). Returned as *SecretExistsError.
+	ErrSecretExists = errors.New("eventstore: secret id already used")
+	// ErrInvalidSecret: a secret id or value failed validation.
+	ErrInvalidSecret = errors.New("eventstore: invalid secret")
+	// ErrInvalidSnapshot: a snapshot key or content failed validation.
+	ErrInvalidSnapshot = errors.New("eventstore: invalid snapshot")
+	// ErrClosed: the Store was closed.
+	ErrClosed = errors.New("eventstore: store is closed")
+	// ErrNotInitialized: the database holds no store; call Init (esctl init).
+	ErrNotInitialized = errors.New("eventstore: store is not initialized")
+	// ErrSchemaVersion: the store's schema is older than this code (pending
+	// migrations: run Init or esctl migrate up) or newer (upgrade the code),
+	// or a migration was interrupted (dirty). Returned as *SchemaVersionError.
+	ErrSchemaVersion = errors.New("eventstore: schema version mismatch")
+	// ErrUnavailable: the database could not be reached or the connection
+	// broke before the operation could have taken effect.
+	ErrUnavailable = errors.New("eventstore: database unavailable")
+	// ErrTimeout: a lock or statement timeout expired; nothing was written.
+	ErrTimeout = errors.New("eventstore: database timeout")
+	// ErrOutcomeUnknown: the connection broke while a commit was in flight and
+	// the store could not learn whether it committed. The events may or may
+	// not be stored; read the aggregate before retrying.
+	ErrOutcomeUnknown = errors.New("eventstore: commit outcome unknown")
+	// ErrUnknownScheme: Open was given a URL no registered adapter accepts.
+	ErrUnknownScheme = errors.New("eventstore: unsupported database URL")
+)
+
+// ConflictError reports an optimistic-concurrency conflict: the event at
+// AggregateVersion of AggregateID already exists.
+type ConflictError struct {
+	AggregateID      string
+	AggregateVersion int64
+}
+
+func (e *ConflictError) Error() string {
+	if e.AggregateID == "" {
+		return "eventstore: concurrency conflict: aggregate id and version already stored"
+	}
+	return fmt.Sprintf("eventstore: concurrency conflict: aggregate %q already has version %d", e.AggregateID, e.AggregateVersion)
+}
+
+// Is reports whether target is ErrConflict.
+func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
+
+// InvalidEventError reports an event that failed validation. Index is the
+// event's index in the SaveEvents call (0 for SaveEvent).
+type InvalidEventError struct {
+	Index  int
+	Field  string
+	Reason string
+}
+
+func (e *InvalidEventError) Error() string {
+	return fmt.Sprintf("eventstore: invalid event %d: field %q: %s", e.Index, e.Field, e.Reason)
+}
+
+// Is reports whether target is ErrInvalidEvent.
+func (e *InvalidEventError) Is(target error) bool { return target == ErrInvalidEvent }
+
+// InvalidFilterError reports a read filter that failed validation. Err, when
+// set, is the underlying error (for a malformed cursor an *InvalidCursorError,
+// so errors.Is(err, ErrInvalidCursor) holds too).
+type InvalidFilterError struct {
+	Field  string
+	Reason string
+	Err    error
+}
+
+func (e *InvalidFilterError) Error() string {
+	if e.Field == "" {
+		return "eventstore: invalid filter: " + e.Reason
+	}
+	return fmt.Sprintf("eventstore: invalid filter: field %q: %s", e.Field, e.Reason)
+}
+
+// Is reports whether target is ErrInvalidFilter.
+func (e *InvalidFilterError) Is(target error) bool { return target == ErrInvalidFilter }
+
+// Unwrap returns the underlying error, if any.
+func (e *InvalidFilterError) Unwrap() error { return e.Err }
+
+// InvalidCursorError reports a malformed cursor string.
+type InvalidCursorError struct {
+	Cursor string
+	Reason string
+}
+
+func (e *InvalidCursorError) Error() string {
+	c := e.Cursor
+	if len(c) > 40 {
+		c = c[:40] + "..."
+	}
+	return fmt.Sprintf("eventstore: invalid cursor %q: %s", c, e.Reason)
+}
+
+// Is reports whether target is ErrInvalidCursor.
+func (e *InvalidCursorError) Is(target error) bool { return target == ErrInvalidCursor }
+
+// CursorBeyondEndError reports a cursor past the store's last position.
+type CursorBeyondEndError struct {
+	Position int64 // the cursor's position
+	End      int64 // the store's last position
+}
+
+func (e *CursorBeyondEndError) Error() string {
+	return fmt.Sprintf("eventstore: cursor at position %d is beyond the end of the store (last position %d)", e.Position, e.End)
+}
+
+// Is reports whether target is ErrCursorBeyondEnd.
+func (e *CursorBeyondEndError) Is(target error) bool { return target == ErrCursorBeyondEnd }
+
+// SecretExistsError reports a secret id that is in use or was used before.
+type SecretExistsError struct {
+	ID string
+}
+
+func (e *SecretExistsError) Error() string {
+	if e.ID == "" {
+		return "eventstore: secret id already used (ids are never reusable, deleted ones included)"
+	}
+	return fmt.Sprintf("eventstore: secret id %q already used (ids are never reusable, deleted ones included)", e.ID)
+}
+
+// Is reports whether target is ErrSecretExists.
+func (e *SecretExistsError) Is(target error) bool { return target == ErrSecretExists }
+
+// SchemaVersionError reports a schema that does not match this code.
+type SchemaVersionError struct {
+	Current  uint // version found in the database (0: none)
+	Dirty    bool // an interrupted migration left the schema dirty
+	Expected uint // version this code needs
+}
+
+func (e *SchemaVersionError) Error() string {
+	switch {
+	case e.Dirty:
+		return fmt.Sprintf("eventstore: schema version %d is dirty (an interrupted migration); fix it and force the version (esctl migrate force)", e.Current)
+	case e.Current < e.Expected:
+		return fmt.Sprintf("eventstore: schema version %d is older than %d: migrations are pending (run Init, or esctl migrate up)", e.Current, e.Expected)
+	default:
+		return fmt.Sprintf("eventstore: schema version %d is newer than %d, the newest this code knows: upgrade esctl", e.Current, e.Expected)
+	}
+}
+
+// Is reports whether target is ErrSchemaVersion.
+func (e *SchemaVersionError) Is(target error) bool { return target == ErrSchemaVersion }

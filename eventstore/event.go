@@ -1,0 +1,155 @@
+package eventstore
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/esctl/esctl/eventstore/internal/jsonx"
+)
+
+// Limits on event fields. They are part of the store's contract: an event that
+// exceeds one is rejected, never truncated.
+const (
+	// MaxAggregateIDBytes is the longest aggregate id accepted, in bytes.
+	MaxAggregateIDBytes = 700
+	// MaxTypeBytes is the longest event type accepted, in bytes.
+	MaxTypeBytes = 700
+	// MaxSafeInteger is the largest version or timestamp accepted: 2^53-1,
+	// the largest integer JavaScript (and so reSolve and most JSON readers)
+	// represents exactly.
+	MaxSafeInteger = 1<<53 - 1
+	// DefaultMaxPayloadBytes is the default limit on a payload's compact size.
+	DefaultMaxPayloadBytes = 16 << 20
+)
+
+// Event types the store writes itself when a secret is set or deleted. They
+// are reserved: SaveEvent and SaveEvents refuse them.
+const (
+	SetSecretEventType    = "RESOLVE_SET_SECRET"
+	DeleteSecretEventType = "RESOLVE_DELETE_SECRET"
+)
+
+// Event is what an application appends.
+type Event struct {
+	// AggregateID identifies the aggregate (stream). Non-empty, at most
+	// MaxAggregateIDBytes of valid UTF-8 without NUL.
+	AggregateID string
+	// AggregateVersion is the event's version within its aggregate, from 1.
+	// The pair (AggregateID, AggregateVersion) is unique in a store: saving
+	// an existing pair fails with *ConflictError (optimistic concurrency).
+	AggregateVersion int64
+	// Type is the event type. Non-empty, at most MaxTypeBytes of UTF-8
+	// without control characters.
+	Type string
+	// Timestamp in milliseconds since the Unix epoch. SaveEvent stores
+	// max(now, Timestamp); imports keep it as given. Timestamps are
+	// informational: the order of a store is its positions.
+	Timestamp int64
+	// Payload is any JSON value. It is stored as its compact form, byte for
+	// byte (key order, number spelling and escapes are kept). nil means null.
+	Payload json.RawMessage
+}
+
+// StoredEvent is an event as stored, with its global position.
+type StoredEvent struct {
+	Event
+	// Position is the event's place in the store: 1, 2, 3... dense and in
+	// commit order. When a reader sees position p, every position below p
+	// is committed and visible.
+	Position int64
+}
+
+// Cursor returns the cursor that resumes reading right after this event.
+func (e StoredEvent) Cursor() Cursor { return CursorAt(e.Position) }
+
+// validateEvent checks e and returns its payload in compact form.
+func validateEvent(index int, e *Event, maxPayload int, allowReserved bool) ([]byte, error) {
+	invalid := func(field, format string, args ...any) error {
+		return &InvalidEventError{Index: index, Field: field, Reason: fmt.Sprintf(format, args...)}
+	}
+	if reason := checkAggregateID(e.AggregateID); reason != "" {
+		return nil, invalid("aggregateId", "%s", reason)
+	}
+	if reason := checkType(e.Type); reason != "" {
+		return nil, invalid("type", "%s", reason)
+	}
+	if !allowReserved && (e.Type == SetSecretEventType || e.Type == DeleteSecretEventType) {
+		return nil, invalid("type", "%s is reserved for the store's secret audit events", e.Type)
+	}
+	if e.AggregateVersion < 1 {
+		return nil, invalid("aggregateVersion", "must be at least 1, got %d", e.AggregateVersion)
+	}
+	if e.AggregateVersion > MaxSafeInteger {
+		return nil, invalid("aggregateVersion", "must be at most 2^53-1, got %d", e.AggregateVersion)
+	}
+	if e.Timestamp < 0 {
+		return nil, invalid("timestamp", "must not be negative, got %d", e.Timestamp)
+	}
+	if e.Timestamp > MaxSafeInteger {
+		return nil, invalid("timestamp", "must be at most 2^53-1, got %d", e.Timestamp)
+	}
+	payload, err := compactPayload(e.Payload, maxPayload)
+	if err != nil {
+		return nil, invalid("payload", "%s", err.Error())
+	}
+	return payload, nil
+}
+
+var nullPayload = []byte("null")
+
+func compactPayload(p []byte, maxPayload int) ([]byte, error) {
+	if len(p) == 0 {
+		return nullPayload, nil
+	}
+	out, err := jsonx.Compact(make([]byte, 0, len(p)), p)
+	if err != nil {
+		var se *jsonx.SyntaxError
+		if errors.As(err, &se) {
+			return nil, fmt.Errorf("not valid JSON: %s", se.Error())
+		}
+		return nil, err
+	}
+	if len(out) > maxPayload {
+		return nil, fmt.Errorf("%d bytes exceeds the limit of %d bytes", len(out), maxPayload)
+	}
+	return out, nil
+}
+
+func checkAggregateID(s string) string {
+	switch {
+	case s == "":
+		return "must not be empty"
+	case len(s) > MaxAggregateIDBytes:
+		return fmt.Sprintf("is %d bytes, more than the limit of %d", len(s), MaxAggregateIDBytes)
+	case !utf8.ValidString(s):
+		return "is not valid UTF-8"
+	case strings.IndexByte(s, 0) >= 0:
+		return "contains a NUL character"
+	case strings.TrimSpace(s) == "":
+		return "must not be only whitespace"
+	}
+	return ""
+}
+
+func checkType(s string) string {
+	switch {
+	case s == "":
+		return "must not be empty"
+	case len(s) > MaxTypeBytes:
+		return fmt.Sprintf("is %d bytes, more than the limit of %d", len(s), MaxTypeBytes)
+	case !utf8.ValidString(s):
+		return "is not valid UTF-8"
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] == 0x7f {
+			return fmt.Sprintf("contains the control character 0x%02x", s[i])
+		}
+	}
+	if strings.TrimSpace(s) == "" {
+		return "must not be only whitespace"
+	}
+	return ""
+}

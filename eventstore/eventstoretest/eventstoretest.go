@@ -1,0 +1,113 @@
+// Package eventstoretest is the conformance suite every engine of the event
+// store runs, unchanged: adapters/sqlite and adapters/postgres call Run from
+// their tests. A behaviour tested for one engine only is a gap in this suite.
+//
+// The suite works through the public eventstore API over real databases,
+// which the engine's test supplies through a Harness.
+package eventstoretest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/esctl/esctl/eventstore"
+)
+
+// Harness gives the suite databases of one engine.
+type Harness struct {
+	// NewURL returns the URL of a fresh, empty database (or schema) that
+	// eventstore.Open accepts. It is called once per test; the database may
+	// be opened several times (several Stores, reopen after close).
+	NewURL func(t testing.TB) string
+	// Concurrency sizes the concurrency tests (zero: defaults).
+	Concurrency Concurrency
+}
+
+// Run runs the whole suite.
+func Run(t *testing.T, h Harness) {
+	t.Helper()
+	suites := []struct {
+		name string
+		run  func(t *testing.T, h Harness)
+	}{
+		{"Lifecycle", runLifecycle},
+		{"SaveLoad", runSaveLoad},
+		{"Filters", runFilters},
+		{"Validation", runValidation},
+		{"Payloads", runPayloads},
+		{"Concurrency", runConcurrency},
+		{"Freeze", runFreeze},
+		{"Snapshots", runSnapshots},
+		{"Secrets", runSecrets},
+	}
+	for _, s := range suites {
+		t.Run(s.name, func(t *testing.T) {
+			t.Parallel()
+			s.run(t, h)
+		})
+	}
+}
+
+// clock is a settable clock for Options.NowFunc.
+type clock struct{ ms int64 }
+
+func (c *clock) now() time.Time { return time.UnixMilli(c.ms) }
+
+// open opens a Store on url and closes it at cleanup.
+func open(t testing.TB, url string, opts *eventstore.Options) *eventstore.Store {
+	t.Helper()
+	s, err := eventstore.Open(context.Background(), url, opts)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// newStore opens and initializes a store on a fresh database.
+func newStore(t testing.TB, h Harness, opts *eventstore.Options) (*eventstore.Store, string) {
+	t.Helper()
+	url := h.NewURL(t)
+	s := open(t, url, opts)
+	require.NoError(t, s.Init(context.Background()))
+	return s, url
+}
+
+// testEvent is reSolve's makeTestEvent(i).
+func testEvent(i int) eventstore.Event {
+	return eventstore.Event{
+		AggregateID:      "aggregateId",
+		AggregateVersion: int64(i + 1),
+		Type:             "EVENT",
+		Timestamp:        int64(i + 1),
+		Payload:          json.RawMessage(fmt.Sprintf(`{"eventIndex":%d}`, i)),
+	}
+}
+
+// loadAll reads every event matching f by paging with the cursor.
+func loadAll(t testing.TB, s *eventstore.Store, f eventstore.Filter) ([]eventstore.StoredEvent, eventstore.Cursor) {
+	t.Helper()
+	ctx := context.Background()
+	if f.Limit == 0 {
+		f.Limit = 100
+	}
+	var all []eventstore.StoredEvent
+	for {
+		page, err := s.LoadEvents(ctx, f)
+		require.NoError(t, err)
+		all = append(all, page.Events...)
+		f.Cursor = page.Cursor
+		if len(page.Events) < f.Limit {
+			return all, page.Cursor
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func itoa(i int) string { return fmt.Sprint(i) }
+
+func jsonUint(v uint) string { return fmt.Sprint(v) }

@@ -1,0 +1,181 @@
+package jsonx
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+func TestCompact(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, in, want string
+	}{
+		{"Object", `{"b":1,"a":2}`, `{"b":1,"a":2}`},
+		{"Whitespace", " { \"a\" :\n[ 1 ,\t2 ] }\r\n", `{"a":[1,2]}`},
+		{"Numbers", `[0,-0,1.5,1e10,1E-2,-12.5e+3,123456789012345678901234567890]`, ``},
+		{"StringEscapesKept", `"\u00e9\n\"\/\\\ud83c\udf89"`, ``},
+		{"Literals", `[true,false,null]`, ``},
+		{"Empty", `{"a":{},"b":[],"c":""}`, ``},
+		{"Unicode", `"héllo 世界"`, ``},
+		{"SameKeyInSiblings", `[{"a":1},{"a":2}]`, ``},
+		{"ManyKeys", `{"k0":0,"k1":1,"k2":2,"k3":3,"k4":4,"k5":5,"k6":6,"k7":7,"k8":8,"k9":9,"k10":10,"k11":11,"k12":12,"k13":13,"k14":14,"k15":15,"k16":16,"k17":17,"k18":18}`, ``},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			want := tt.want
+			if want == "" {
+				want = tt.in
+			}
+			got, err := Compact(nil, []byte(tt.in))
+			if err != nil {
+				t.Fatalf("Compact(%q): %v", tt.in, err)
+			}
+			if string(got) != want {
+				t.Fatalf("Compact(%q) = %q, want %q", tt.in, got, want)
+			}
+		})
+	}
+}
+
+func TestCompactRejects(t *testing.T) {
+	t.Parallel()
+	deep := strings.Repeat("[", MaxDepth+1) + strings.Repeat("]", MaxDepth+1)
+	tests := []struct {
+		name, in, msg string
+		offset        int
+	}{
+		{"Empty", ``, "unexpected end of input", 0},
+		{"OnlySpace", `  `, "unexpected end of input", 2},
+		{"Truncated", `{"a":1`, "unexpected end of input", 6},
+		{"TwoValues", `{}{}`, "unexpected data after the JSON value", 2},
+		{"DuplicateKey", `{"a":1,"a":2}`, `duplicate key "a"`, 7},
+		{"DuplicateKeyEscaped", `{"ab":1,"\u0061b":2}`, `duplicate key "ab"`, 8},
+		{"DuplicateKeyManyKeys", `{"k0":0,"k1":1,"k2":2,"k3":3,"k4":4,"k5":5,"k6":6,"k7":7,"k8":8,"k9":9,"k10":10,"k11":11,"k12":12,"k13":13,"k14":14,"k15":15,"k16":16,"k17":17,"k3":18}`, `duplicate key "k3"`, 143},
+		{"NaN", `[NaN]`, "NaN and Infinity", 1},
+		{"Infinity", `-Infinity`, "NaN and Infinity", 0},
+		{"SingleQuote", `{'a':1}`, "single-quoted", 1},
+		{"Comment", `[1,/*x*/2]`, "comments", 3},
+		{"TrailingCommaObject", `{"a":1,}`, "trailing comma", 7},
+		{"TrailingCommaArray", `[1,]`, "trailing comma", 3},
+		{"UnquotedKey", `{a:1}`, "expected an object key", 1},
+		{"LeadingZero", `01`, "leading zero", 0},
+		{"BareDot", `1.`, "after the decimal point", 2},
+		{"BadExponent", `1e`, "exponent", 2},
+		{"PlusSign", `+1`, "expected a JSON value", 0},
+		{"NULEscape", `"a\u0000"`, `\u0000`, 2},
+		{"LoneHigh", `"\ud800x"`, "lone high surrogate", 1},
+		{"LoneLow", `"\udc00"`, "lone low surrogate", 1},
+		{"HighThenNonLow", `"\ud800\u0041"`, "not followed by a low surrogate", 1},
+		{"InvalidUTF8", "\"a\xffb\"", "invalid UTF-8", 2},
+		{"RawControl", "\"a\nb\"", "raw control character", 2},
+		{"RawNUL", "\"a\x00b\"", "raw control character", 2},
+		{"BadEscape", `"\x"`, "invalid escape", 1},
+		{"BadHex", `"\u12g4"`, "invalid hex digit", 1},
+		{"Unterminated", `"abc`, "unterminated string", 0},
+		{"TooDeep", deep, "nesting deeper than 512", MaxDepth},
+		{"BOM", "\xef\xbb\xbf{}", "expected a JSON value, found byte 0xef", 0},
+		{"BadLiteral", `tru`, "expected a JSON value", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Compact(nil, []byte(tt.in))
+			var se *SyntaxError
+			if !errors.As(err, &se) {
+				t.Fatalf("Compact(%q) = %v, want a *SyntaxError", tt.in, err)
+			}
+			if !strings.Contains(se.Msg, tt.msg) {
+				t.Errorf("message %q does not contain %q", se.Msg, tt.msg)
+			}
+			if se.Offset != tt.offset {
+				t.Errorf("offset = %d, want %d (%v)", se.Offset, tt.offset, err)
+			}
+		})
+	}
+}
+
+func TestAppendString(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ in, want string }{
+		{"plain", `"plain"`},
+		{`q"b\s`, `"q\"b\\s"`},
+		{"\b\f\n\r\t", `"\b\f\n\r\t"`},
+		{"\x01\x1f", `"\u0001\u001f"`},
+		{"<&>\u2028é🎉\x7f", "\"<&>\u2028é🎉\x7f\""}, // as JSON.stringify: no HTML or U+2028 escaping
+	}
+	for _, tt := range tests {
+		got := string(AppendString(nil, tt.in))
+		if got != tt.want {
+			t.Errorf("AppendString(%q) = %s, want %s", tt.in, got, tt.want)
+		}
+		p := NewParser([]byte(got))
+		back, err := p.String()
+		if err != nil || back != tt.in {
+			t.Errorf("round trip of %q: %q, %v", tt.in, back, err)
+		}
+	}
+}
+
+func TestParserInt(t *testing.T) {
+	t.Parallel()
+	for _, ok := range []string{"0", "-1", "9223372036854775807", "-9223372036854775808"} {
+		if _, err := NewParser([]byte(ok)).Int(); err != nil {
+			t.Errorf("Int(%s): %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"1.0", "1e3", "9223372036854775808", `"1"`, "-", "01", "null"} {
+		if _, err := NewParser([]byte(bad)).Int(); err == nil {
+			t.Errorf("Int(%s) accepted", bad)
+		}
+	}
+}
+
+// FuzzCompact checks Compact against encoding/json: whatever Compact accepts
+// is valid JSON and compacts identically; whatever encoding/json rejects,
+// Compact rejects; what only Compact rejects breaks one of its documented
+// extra rules.
+func FuzzCompact(f *testing.F) {
+	for _, s := range []string{`{"a":[1,2,{"b":null}]}`, ` "x" `, `[1e5,-0.5]`, `{"a":1,"a":2}`, `"\ud800"`, `"\u0000"`,
+		"\"\xff\"", `{"k":"v",}`, `[` + strings.Repeat("[", 600), `{"é":"\u00e9"}`, `01`, `NaN`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, src []byte) {
+		got, err := Compact(nil, src)
+		if err == nil {
+			if !json.Valid(src) {
+				t.Fatalf("Compact accepted invalid JSON %q", src)
+			}
+			var want bytes.Buffer
+			if err := json.Compact(&want, src); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want.Bytes()) {
+				t.Fatalf("Compact(%q) = %q, encoding/json: %q", src, got, want.Bytes())
+			}
+			if err := Valid(got); err != nil {
+				t.Fatalf("compact form %q is rejected: %v", got, err)
+			}
+			return
+		}
+		if !json.Valid(src) {
+			return
+		}
+		var se *SyntaxError
+		if !errors.As(err, &se) {
+			t.Fatalf("error is not a *SyntaxError: %v", err)
+		}
+		extra := []string{"duplicate key", `\u0000`, "surrogate", "invalid UTF-8", "nesting deeper"}
+		for _, e := range extra {
+			if strings.Contains(se.Msg, e) {
+				return
+			}
+		}
+		if !utf8.Valid(src) {
+			return
+		}
+		t.Fatalf("Compact rejected valid JSON %q: %v", src, err)
+	})
+}

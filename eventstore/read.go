@@ -1,0 +1,232 @@
+package eventstore
+
+import (
+	"context"
+	"fmt"
+	"iter"
+)
+
+// Read limits.
+const (
+	// MaxLimit is the largest Filter.Limit LoadEvents accepts. To read more,
+	// page with the returned cursor, or use Events, which pages for you.
+	MaxLimit = 10_000
+	// DefaultPageSize is the page size Events uses when Filter.Limit is 0.
+	DefaultPageSize = 1_000
+	// MaxFilterValues caps the length of Filter.AggregateIDs and EventTypes.
+	MaxFilterValues = 1_000
+)
+
+// Filter selects events for LoadEvents, Events and LatestEvent.
+//
+// A read is either by cursor (Cursor, possibly empty for the start) or by
+// time range (StartTime and/or FinishTime, both inclusive, in ms), never both.
+// Cursor reads return events in position order and a cursor to resume from;
+// time-range reads return events in (timestamp, position) order and no
+// cursor (page them with Events, or by moving StartTime).
+//
+// AggregateIDs and EventTypes restrict the events (AND between the two, OR
+// within each). nil means no restriction; an empty non-nil list matches
+// nothing, as in reSolve.
+type Filter struct {
+	Cursor       Cursor
+	StartTime    *int64
+	FinishTime   *int64
+	AggregateIDs []string
+	EventTypes   []string
+	// Limit is the page size: required by LoadEvents (1..MaxLimit), optional
+	// for Events (0: DefaultPageSize), ignored by LatestEvent.
+	Limit int
+}
+
+// Page is the result of LoadEvents.
+type Page struct {
+	Events []StoredEvent
+	// Cursor resumes reading right after the last returned event (or where
+	// the read started, when the page is empty). Filtered reads advance the
+	// cursor only over returned events. Empty for time-range reads.
+	Cursor Cursor
+}
+
+func (f *Filter) byTime() bool { return f.StartTime != nil || f.FinishTime != nil }
+
+// validate checks f and returns the cursor's position.
+func (f *Filter) validate(requireLimit bool) (int64, error) {
+	if f.byTime() && f.Cursor != "" {
+		return 0, &InvalidFilterError{Reason: "startTime and finishTime are not allowed in cursor filter"}
+	}
+	if f.StartTime != nil && f.FinishTime != nil && *f.StartTime > *f.FinishTime {
+		return 0, &InvalidFilterError{Field: "startTime", Reason: "Event filter start time cannot be later than finishTime"}
+	}
+	switch {
+	case requireLimit && f.Limit == 0:
+		return 0, &InvalidFilterError{Field: "limit", Reason: "is required (1 to " + fmt.Sprint(MaxLimit) + ")"}
+	case f.Limit < 0:
+		return 0, &InvalidFilterError{Field: "limit", Reason: fmt.Sprintf("must be at least 1, got %d", f.Limit)}
+	case f.Limit > MaxLimit:
+		return 0, &InvalidFilterError{Field: "limit", Reason: fmt.Sprintf("must be at most %d, got %d: page with the cursor, or use Events", MaxLimit, f.Limit)}
+	}
+	if len(f.AggregateIDs) > MaxFilterValues {
+		return 0, &InvalidFilterError{Field: "aggregateIds", Reason: fmt.Sprintf("has %d values, more than the limit of %d", len(f.AggregateIDs), MaxFilterValues)}
+	}
+	if len(f.EventTypes) > MaxFilterValues {
+		return 0, &InvalidFilterError{Field: "eventTypes", Reason: fmt.Sprintf("has %d values, more than the limit of %d", len(f.EventTypes), MaxFilterValues)}
+	}
+	pos, err := f.Cursor.Position()
+	if err != nil {
+		return 0, &InvalidFilterError{Field: "cursor", Reason: fmt.Sprintf("is malformed: %v", err), Err: err}
+	}
+	return pos, nil
+}
+
+// matchesNothing reports a filter with an empty non-nil list.
+func (f *Filter) matchesNothing() bool {
+	return (f.AggregateIDs != nil && len(f.AggregateIDs) == 0) || (f.EventTypes != nil && len(f.EventTypes) == 0)
+}
+
+// LoadEvents returns one page of events matching f. See Filter.
+//
+// A cursor read fails with *CursorBeyondEndError when the cursor points past
+// the store's last position, instead of returning empty pages forever.
+func (s *Store) LoadEvents(ctx context.Context, f Filter) (*Page, error) {
+	pos, err := f.validate(true)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.begin(ctx); err != nil {
+		return nil, err
+	}
+	defer s.exit()
+	if f.matchesNothing() {
+		if f.byTime() {
+			return &Page{}, nil
+		}
+		return &Page{Cursor: CursorAt(pos)}, nil
+	}
+	p := &ListEventsParams{
+		After:          pos,
+		AfterTimestamp: -1,
+		ByTime:         f.byTime(),
+		StartTime:      f.StartTime,
+		FinishTime:     f.FinishTime,
+		AggregateIDs:   f.AggregateIDs,
+		EventTypes:     f.EventTypes,
+		Limit:          f.Limit,
+	}
+	if p.ByTime {
+		p.After = 0
+	}
+	res, err := s.d.ListEvents(ctx, p)
+	if err != nil {
+		return nil, fmt.Errorf("load events after %d: %w", pos, err)
+	}
+	if p.ByTime {
+		return &Page{Events: res.Events}, nil
+	}
+	if pos > res.LastPosition {
+		return nil, &CursorBeyondEndError{Position: pos, End: res.LastPosition}
+	}
+	next := pos
+	if n := len(res.Events); n > 0 {
+		next = res.Events[n-1].Position
+	}
+	return &Page{Events: res.Events, Cursor: CursorAt(next)}, nil
+}
+
+// Events returns an iterator over every event matching f, in the order
+// LoadEvents uses, fetched in pages of f.Limit (0: DefaultPageSize). No
+// database cursor stays open between pages, so the loop body may call the
+// store (with SQLite's single writer connection an open row cursor would
+// block it). Events appended while iterating are included when they match and
+// come after the current page. An error ends the iteration after being
+// yielded once.
+func (s *Store) Events(ctx context.Context, f Filter) iter.Seq2[StoredEvent, error] {
+	return func(yield func(StoredEvent, error) bool) {
+		pos, err := f.validate(false)
+		if err != nil {
+			yield(StoredEvent{}, err)
+			return
+		}
+		if f.matchesNothing() {
+			return
+		}
+		p := &ListEventsParams{
+			After:          pos,
+			AfterTimestamp: -1,
+			ByTime:         f.byTime(),
+			StartTime:      f.StartTime,
+			FinishTime:     f.FinishTime,
+			AggregateIDs:   f.AggregateIDs,
+			EventTypes:     f.EventTypes,
+			Limit:          f.Limit,
+		}
+		if p.Limit == 0 {
+			p.Limit = DefaultPageSize
+		}
+		if p.ByTime {
+			p.After = 0
+		}
+		first := true
+		for {
+			res, err := s.listPage(ctx, p)
+			if err != nil {
+				yield(StoredEvent{}, err)
+				return
+			}
+			if first && !p.ByTime && pos > res.LastPosition {
+				yield(StoredEvent{}, &CursorBeyondEndError{Position: pos, End: res.LastPosition})
+				return
+			}
+			first = false
+			for _, e := range res.Events {
+				if !yield(e, nil) {
+					return
+				}
+			}
+			if len(res.Events) < p.Limit {
+				return
+			}
+			last := res.Events[len(res.Events)-1]
+			p.After = last.Position
+			if p.ByTime {
+				p.AfterTimestamp = last.Timestamp
+			}
+		}
+	}
+}
+
+func (s *Store) listPage(ctx context.Context, p *ListEventsParams) (*ListEventsResult, error) {
+	if err := s.begin(ctx); err != nil {
+		return nil, err
+	}
+	defer s.exit()
+	res, err := s.d.ListEvents(ctx, p)
+	if err != nil {
+		return nil, fmt.Errorf("load events after %d: %w", p.After, err)
+	}
+	return res, nil
+}
+
+// LatestEvent returns the matching event with the highest position, or nil
+// when none matches. Only f.AggregateIDs and f.EventTypes apply; the other
+// fields must be zero.
+func (s *Store) LatestEvent(ctx context.Context, f Filter) (*StoredEvent, error) {
+	if f.Cursor != "" || f.byTime() || f.Limit != 0 {
+		return nil, &InvalidFilterError{Reason: "LatestEvent uses only AggregateIDs and EventTypes"}
+	}
+	if _, err := f.validate(false); err != nil {
+		return nil, err
+	}
+	if err := s.begin(ctx); err != nil {
+		return nil, err
+	}
+	defer s.exit()
+	if f.matchesNothing() {
+		return nil, nil
+	}
+	e, err := s.d.LatestEvent(ctx, &LatestEventParams{AggregateIDs: f.AggregateIDs, EventTypes: f.EventTypes})
+	if err != nil {
+		return nil, fmt.Errorf("latest event: %w", err)
+	}
+	return e, nil
+}

@@ -1,0 +1,317 @@
+package eventstore
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Defaults for Options.
+const (
+	// DefaultMaxGroupEvents caps the events one group-commit transaction
+	// carries. A single larger SaveEvents call still goes through, alone.
+	DefaultMaxGroupEvents = 4096
+	// DefaultMaxSnapshotBytes is the default limit on a snapshot's content.
+	DefaultMaxSnapshotBytes = 64 << 20
+)
+
+// Options configure a Store. A nil *Options means all defaults.
+type Options struct {
+	// Logger receives debug and warning records. nil: silent. Payloads,
+	// secrets and passwords are never logged.
+	Logger *slog.Logger
+	// NowFunc is the store's clock (SaveEvent stores max(now, timestamp)).
+	// nil: time.Now.
+	NowFunc func() time.Time
+	// MaxPayloadBytes limits a payload's compact size.
+	// 0: DefaultMaxPayloadBytes.
+	MaxPayloadBytes int
+	// MaxSnapshotBytes limits a snapshot's content. 0: DefaultMaxSnapshotBytes.
+	MaxSnapshotBytes int
+	// MaxGroupEvents caps the events of one group-commit transaction.
+	// 0: DefaultMaxGroupEvents.
+	MaxGroupEvents int
+}
+
+func (o *Options) resolved() Options {
+	var r Options
+	if o != nil {
+		r = *o
+	}
+	if r.Logger == nil {
+		r.Logger = slog.New(slog.DiscardHandler)
+	}
+	if r.NowFunc == nil {
+		r.NowFunc = time.Now
+	}
+	r.MaxPayloadBytes = cmp.Or(r.MaxPayloadBytes, DefaultMaxPayloadBytes)
+	r.MaxSnapshotBytes = cmp.Or(r.MaxSnapshotBytes, DefaultMaxSnapshotBytes)
+	r.MaxGroupEvents = cmp.Or(r.MaxGroupEvents, DefaultMaxGroupEvents)
+	return r
+}
+
+// Store is an event store over one Dialect. It is safe for concurrent use by
+// many goroutines; concurrent appends are coalesced into shared transactions
+// (group commit). Create it with Open or New, call Init once per database,
+// and Close it when done.
+type Store struct {
+	d         Dialect
+	opts      Options
+	closeFunc func() error // closes what Open opened; nil for New
+
+	mu       sync.RWMutex // guards closed against enter
+	closed   bool
+	inflight sync.WaitGroup
+
+	schemaOK atomic.Bool
+	appender *appender
+}
+
+// New returns a Store over d. The Store does not own d's connection pool:
+// closing the Store leaves it open.
+func New(d Dialect, opts *Options) (*Store, error) {
+	if d == nil {
+		return nil, errors.New("eventstore: New: nil Dialect")
+	}
+	s := &Store{d: d, opts: opts.resolved()}
+	s.appender = newAppender(d, s.opts.MaxGroupEvents, s.opts.Logger)
+	return s, nil
+}
+
+// Engine returns the engine name of the store's dialect ("sqlite", "postgres").
+func (s *Store) Engine() string { return s.d.Name() }
+
+// Dialect returns the store's dialect. It is meant for this module's tools
+// and tests; applications should not need it.
+func (s *Store) Dialect() Dialect { return s.d }
+
+// enter registers an operation; it fails once the store is closed. Every
+// call to enter that succeeds must be paired with s.exit().
+func (s *Store) enter() error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return ErrClosed
+	}
+	s.inflight.Add(1)
+	return nil
+}
+
+func (s *Store) exit() { s.inflight.Done() }
+
+// begin enters and checks that the schema is current.
+func (s *Store) begin(ctx context.Context) error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	if err := s.ready(ctx); err != nil {
+		s.exit()
+		return err
+	}
+	return nil
+}
+
+// ready checks once per Store that the database holds a store at the schema
+// version this code expects, so that a missing Init is a clear error rather
+// than "no such table".
+func (s *Store) ready(ctx context.Context) error {
+	if s.schemaOK.Load() {
+		return nil
+	}
+	st, err := s.d.Migrate(ctx, &MigrateParams{Op: MigrateStatus})
+	if err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	if err := checkSchema(st); err != nil {
+		return err
+	}
+	s.schemaOK.Store(true)
+	return nil
+}
+
+func checkSchema(st *SchemaStatus) error {
+	switch {
+	case st.Version == 0 && !st.Dirty:
+		return ErrNotInitialized
+	case st.Dirty || st.Version != st.Latest:
+		return &SchemaVersionError{Current: st.Version, Dirty: st.Dirty, Expected: st.Latest}
+	}
+	return nil
+}
+
+// Close stops the store: new calls fail with ErrClosed, queued appends that
+// have not been sent fail with ErrClosed, and Close waits for the calls in
+// progress to finish. A Store made by Open also closes its connection pool.
+// Closing twice returns ErrClosed.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	s.closed = true
+	s.mu.Unlock()
+	s.appender.close()
+	s.inflight.Wait()
+	if s.closeFunc != nil {
+		return s.closeFunc()
+	}
+	return nil
+}
+
+// Init creates the store, or brings its schema up to date, by applying the
+// embedded migrations. It is idempotent: on a current store it changes
+// nothing. It returns the schema status after migrating.
+func (s *Store) Init(ctx context.Context) error {
+	_, err := s.Migrate(ctx, &MigrateOptions{Op: MigrateUp})
+	return err
+}
+
+// MigrateOptions are the arguments of Migrate.
+type MigrateOptions struct {
+	Op      MigrateOp
+	Steps   int  // MigrateDown: how many migrations to revert (0: all)
+	Version uint // MigrateForce: the version to record
+}
+
+// Migrate applies, reverts, forces or reports the schema version. Init is
+// Migrate with MigrateUp. MigrateDown with Steps 0 reverts every migration,
+// which deletes all data: callers should confirm with the user first.
+func (s *Store) Migrate(ctx context.Context, opts *MigrateOptions) (*SchemaStatus, error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.exit()
+	var o MigrateOptions
+	if opts != nil {
+		o = *opts
+	}
+	if o.Steps < 0 {
+		return nil, fmt.Errorf("eventstore: migrate: negative steps %d", o.Steps)
+	}
+	st, err := s.d.Migrate(ctx, &MigrateParams{Op: o.Op, Steps: o.Steps, Version: o.Version})
+	s.schemaOK.Store(false)
+	if err != nil {
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	return st, nil
+}
+
+// Drop removes everything the store created in its database: the events,
+// snapshots, secrets, import checkpoints and the schema-version table (on
+// PostgreSQL also its schema, when it is empty and not "public"). The
+// database itself is left in place. Drop on a database without a store
+// succeeds. The Store stays open: Init creates a new, empty store.
+func (s *Store) Drop(ctx context.Context) error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.exit()
+	s.schemaOK.Store(false)
+	if err := s.d.DropStore(ctx); err != nil {
+		return fmt.Errorf("drop store: %w", err)
+	}
+	return nil
+}
+
+// Description summarizes a store. The JSON keys are reSolve's describe()
+// keys plus schemaVersion and frozenReason.
+type Description struct {
+	EventCount         int64  `json:"eventCount"`
+	SecretCount        int64  `json:"secretCount"`
+	SetSecretCount     int64  `json:"setSecretCount"`
+	DeletedSecretCount int64  `json:"deletedSecretCount"`
+	IsFrozen           bool   `json:"isFrozen"`
+	FrozenReason       string `json:"frozenReason,omitempty"`
+	// LastEventTimestamp is the newest event timestamp; nil on an empty store.
+	LastEventTimestamp *int64 `json:"lastEventTimestamp,omitempty"`
+	// Cursor is the end cursor: reading from it returns only events
+	// appended after Describe.
+	Cursor Cursor `json:"cursor"`
+	// LastPosition is the position of the newest event (0 when empty).
+	LastPosition  int64 `json:"lastPosition"`
+	SchemaVersion uint  `json:"schemaVersion"`
+}
+
+// DescribeOptions are the arguments of Describe.
+type DescribeOptions struct {
+	// EstimateCounts is accepted for reSolve compatibility. The counts are
+	// kept in the store-state row in the same transaction as every write,
+	// so they are always exact and cheap; this option changes nothing.
+	EstimateCounts bool
+}
+
+// Describe returns the store's counts, frozen state, newest timestamp, end
+// cursor and schema version.
+func (s *Store) Describe(ctx context.Context, _ *DescribeOptions) (*Description, error) {
+	if err := s.begin(ctx); err != nil {
+		return nil, err
+	}
+	defer s.exit()
+	st, err := s.d.ReadState(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("describe: %w", err)
+	}
+	schema, err := s.d.Migrate(ctx, &MigrateParams{Op: MigrateStatus})
+	if err != nil {
+		return nil, fmt.Errorf("describe: read schema version: %w", err)
+	}
+	return &Description{
+		EventCount:         st.EventCount,
+		SecretCount:        st.SecretCount,
+		SetSecretCount:     st.SecretCount - st.DeletedSecretCount,
+		DeletedSecretCount: st.DeletedSecretCount,
+		IsFrozen:           st.Frozen,
+		FrozenReason:       st.FrozenReason,
+		LastEventTimestamp: st.LastEventTimestamp,
+		Cursor:             CursorAt(st.LastPosition),
+		LastPosition:       st.LastPosition,
+		SchemaVersion:      schema.Version,
+	}, nil
+}
+
+// Freeze makes the store refuse appends and secret writes (ErrFrozen) until
+// Unfreeze. It is a barrier: it waits for appends already holding the store
+// lock, and when it returns no append can commit any more. Reads, snapshots
+// and maintenance imports are not blocked. The flag is stored in the
+// database, so it survives restarts and is seen by every process. Freeze on
+// a frozen store returns ErrAlreadyFrozen.
+func (s *Store) Freeze(ctx context.Context) error {
+	return s.setFrozen(ctx, true, "")
+}
+
+// Unfreeze lifts a freeze. On a store that is not frozen it returns
+// ErrAlreadyUnfrozen.
+func (s *Store) Unfreeze(ctx context.Context) error {
+	return s.setFrozen(ctx, false, "")
+}
+
+func (s *Store) setFrozen(ctx context.Context, frozen bool, reason string) error {
+	if err := s.begin(ctx); err != nil {
+		return err
+	}
+	defer s.exit()
+	res, err := s.d.SetFrozen(ctx, &SetFrozenParams{Frozen: frozen, Reason: reason})
+	if err != nil {
+		if frozen {
+			return fmt.Errorf("freeze: %w", err)
+		}
+		return fmt.Errorf("unfreeze: %w", err)
+	}
+	switch {
+	case frozen && res.WasFrozen:
+		return ErrAlreadyFrozen
+	case !frozen && !res.WasFrozen:
+		return ErrAlreadyUnfrozen
+	}
+	return nil
+}
+
+func (s *Store) nowMillis() int64 {
+	return s.opts.NowFunc().UnixMilli()
+}

@@ -1,0 +1,4 @@
+DROP TABLE IF EXISTS secrets;
+DROP TABLE IF EXISTS snapshots;
+DROP TABLE IF EXISTS events;
+DROP TABLE IF EXISTS store_state;
