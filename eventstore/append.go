@@ -127,6 +127,14 @@ func newAppender(d Dialect, maxEvents int, log *slog.Logger) *appender {
 func (a *appender) append(ctx context.Context, events []Event, keys map[versionKey]int) (int64, error) {
 	req := &appendReq{events: events, keys: keys, done: make(chan appendOutcome, 1)}
 	select {
+	case <-a.stop:
+		return 0, ErrClosed
+	default:
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	select {
 	case a.queue <- req:
 	case <-a.stop:
 		return 0, ErrClosed
@@ -136,6 +144,16 @@ func (a *appender) append(ctx context.Context, events []Event, keys map[versionK
 	select {
 	case out := <-req.done:
 		return out.first, out.err
+	case <-a.stopped:
+		// The committer has exited after replying to every request it
+		// took; a request still unanswered was enqueued after its final
+		// drain and never sent.
+		select {
+		case out := <-req.done:
+			return out.first, out.err
+		default:
+			return 0, ErrClosed
+		}
 	case <-ctx.Done():
 		if req.state.CompareAndSwap(reqQueued, reqWithdrawn) {
 			return 0, ctx.Err()
@@ -189,15 +207,20 @@ func (a *appender) run() {
 func (a *appender) collect(first *appendReq, carry []*appendReq) (group, rest []*appendReq) {
 	taken := map[versionKey]struct{}{}
 	n := 0
+	// add puts r in the group, or reports false when r must wait for a
+	// later group. A request is marked taken only once it is sure to be
+	// sent, so a caller can withdraw until that moment.
 	add := func(r *appendReq) bool {
-		if !r.state.CompareAndSwap(reqQueued, reqTaken) {
-			return true // withdrawn by its caller: drop it
+		if n > 0 && n+len(r.events) > a.maxEvents {
+			return false
 		}
 		for k := range r.keys {
 			if _, clash := taken[k]; clash {
-				r.state.Store(reqQueued)
 				return false
 			}
+		}
+		if !r.state.CompareAndSwap(reqQueued, reqTaken) {
+			return true // withdrawn by its caller: drop it
 		}
 		for k := range r.keys {
 			taken[k] = struct{}{}
@@ -206,9 +229,7 @@ func (a *appender) collect(first *appendReq, carry []*appendReq) (group, rest []
 		n += len(r.events)
 		return true
 	}
-	if !add(first) {
-		rest = append(rest, first) // cannot happen for the first, kept for safety
-	}
+	add(first) // the first request always fits an empty group
 	for i, r := range carry {
 		if n >= a.maxEvents {
 			return group, append(rest, carry[i:]...)
@@ -220,12 +241,11 @@ func (a *appender) collect(first *appendReq, carry []*appendReq) (group, rest []
 	for n < a.maxEvents {
 		select {
 		case r := <-a.queue:
-			if n+len(r.events) > a.maxEvents && n > 0 {
-				rest = append(rest, r)
-				return group, rest
-			}
 			if !add(r) {
 				rest = append(rest, r)
+				if n+len(r.events) > a.maxEvents {
+					return group, rest // full
+				}
 			}
 		default:
 			return group, rest

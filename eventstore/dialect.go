@@ -77,7 +77,9 @@ type Dialect interface {
 // Reader holds the reads that exports run inside one snapshot.
 type Reader interface {
 	// ListEvents returns one page of events (see ListEventsParams) and the
-	// store's last position as of the same snapshot.
+	// store's last position, read before the events (in the same snapshot
+	// inside a ReadTx): any cursor the caller obtained before the call is
+	// at or below it.
 	ListEvents(ctx context.Context, p *ListEventsParams) (*ListEventsResult, error)
 	// ReadState returns the store-state row and the statistics Describe needs.
 	ReadState(ctx context.Context) (*StoreState, error)
@@ -242,10 +244,12 @@ type LatestEventParams struct {
 //
 // Position order (ByTime false): events with position > After that match the
 // filters, ordered by position, at most Limit. Time order (ByTime true):
-// events with StartTime <= timestamp <= FinishTime (nil: unbounded) that
-// match the filters and come after (AfterTimestamp, After) in (timestamp,
-// position) order, ordered by (timestamp, position), at most Limit. nil
-// lists match anything; the caller never passes empty non-nil lists.
+// events with timestamp <= FinishTime (nil: unbounded) that match the
+// filters and come after (AfterTimestamp, After) in (timestamp, position)
+// order, ordered by (timestamp, position), at most Limit; the caller folds
+// StartTime into that keyset (a dialect may also filter on StartTime, which
+// is then redundant). nil lists match anything; the caller never passes
+// empty non-nil lists.
 type ListEventsParams struct {
 	After          int64
 	AfterTimestamp int64 // ByTime only; -1 from the start

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"iter"
+	"math"
 )
 
 // Read limits.
@@ -79,6 +80,30 @@ func (f *Filter) validate(requireLimit bool) (int64, error) {
 	return pos, nil
 }
 
+// listParams returns the dialect parameters of the first page. A time read
+// starts its (timestamp, position) keyset just below StartTime, so that the
+// start bound is an index condition: (StartTime-1, MaxInt64) < (ts, pos)
+// holds exactly when ts >= StartTime.
+func (f *Filter) listParams(pos int64) *ListEventsParams {
+	p := &ListEventsParams{
+		After:          pos,
+		AfterTimestamp: -1,
+		ByTime:         f.byTime(),
+		StartTime:      f.StartTime,
+		FinishTime:     f.FinishTime,
+		AggregateIDs:   f.AggregateIDs,
+		EventTypes:     f.EventTypes,
+		Limit:          f.Limit,
+	}
+	if p.ByTime {
+		p.After = 0
+		if f.StartTime != nil && *f.StartTime > 0 {
+			p.AfterTimestamp, p.After = *f.StartTime-1, math.MaxInt64
+		}
+	}
+	return p
+}
+
 // matchesNothing reports a filter with an empty non-nil list.
 func (f *Filter) matchesNothing() bool {
 	return (f.AggregateIDs != nil && len(f.AggregateIDs) == 0) || (f.EventTypes != nil && len(f.EventTypes) == 0)
@@ -103,19 +128,7 @@ func (s *Store) LoadEvents(ctx context.Context, f Filter) (*Page, error) {
 		}
 		return &Page{Cursor: CursorAt(pos)}, nil
 	}
-	p := &ListEventsParams{
-		After:          pos,
-		AfterTimestamp: -1,
-		ByTime:         f.byTime(),
-		StartTime:      f.StartTime,
-		FinishTime:     f.FinishTime,
-		AggregateIDs:   f.AggregateIDs,
-		EventTypes:     f.EventTypes,
-		Limit:          f.Limit,
-	}
-	if p.ByTime {
-		p.After = 0
-	}
+	p := f.listParams(pos)
 	res, err := s.d.ListEvents(ctx, p)
 	if err != nil {
 		return nil, fmt.Errorf("load events after %d: %w", pos, err)
@@ -150,21 +163,9 @@ func (s *Store) Events(ctx context.Context, f Filter) iter.Seq2[StoredEvent, err
 		if f.matchesNothing() {
 			return
 		}
-		p := &ListEventsParams{
-			After:          pos,
-			AfterTimestamp: -1,
-			ByTime:         f.byTime(),
-			StartTime:      f.StartTime,
-			FinishTime:     f.FinishTime,
-			AggregateIDs:   f.AggregateIDs,
-			EventTypes:     f.EventTypes,
-			Limit:          f.Limit,
-		}
+		p := f.listParams(pos)
 		if p.Limit == 0 {
 			p.Limit = DefaultPageSize
-		}
-		if p.ByTime {
-			p.After = 0
 		}
 		first := true
 		for {

@@ -173,12 +173,16 @@ func (d *Dialect) write(ctx context.Context, fn func(c *sql.Conn) error) error {
 	if _, err := c.ExecContext(ctx, writeTxPragmas); err != nil {
 		return interpretError(err)
 	}
-	if _, err := c.ExecContext(ctx, beginImmediateSQL); err != nil {
-		return interpretError(err)
-	}
 	// The transaction must end whatever happens to ctx: a connection left
 	// inside a transaction would poison the pool.
 	endCtx := context.WithoutCancel(ctx)
+	if _, err := c.ExecContext(ctx, beginImmediateSQL); err != nil {
+		// modernc reports a cancelled context even when the statement ran,
+		// so BEGIN may have succeeded: end the transaction (or discard the
+		// connection) before giving the connection back.
+		rollback(endCtx, c)
+		return interpretError(err)
+	}
 	if err := fn(c); err != nil {
 		rollback(endCtx, c)
 		return interpretError(err)
@@ -190,8 +194,9 @@ func (d *Dialect) write(ctx context.Context, fn func(c *sql.Conn) error) error {
 	return nil
 }
 
-// rollback ends the transaction on c; if that fails the connection is
-// discarded rather than returned to the pool mid-transaction.
+// rollback ends the transaction on c; if that fails (including "no
+// transaction is active") the connection is discarded rather than risk
+// returning it to the pool mid-transaction.
 func rollback(ctx context.Context, c *sql.Conn) {
 	if _, err := c.ExecContext(ctx, rollbackSQL); err != nil {
 		_ = c.Raw(func(any) error { return driver.ErrBadConn })

@@ -4,7 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -172,34 +176,55 @@ func runLifecycle(t *testing.T, h Harness) {
 	})
 
 	t.Run("CloseWhileAppending", func(t *testing.T) {
-		// Appends racing Close either commit or fail with ErrClosed; every
-		// reported success is stored.
+		// Writers append in a loop until Close stops them: each append
+		// either commits or fails with ErrClosed, every reported success
+		// is stored, and Close returns (within a deadline) even with
+		// appends arriving while it runs.
 		t.Parallel()
 		s, url := newStore(t, h, nil)
-		type result struct {
-			e   eventstore.StoredEvent
-			err error
-		}
-		results := make(chan result, 100)
-		for i := range 100 {
+		var okCount, closedCount atomic.Int64
+		var wg sync.WaitGroup
+		errs := make(chan error, 16)
+		for w := range 16 {
+			wg.Add(1)
 			go func() {
-				e, err := s.SaveEvent(ctx, eventstore.Event{AggregateID: "close-" + itoa(i), AggregateVersion: 1, Type: "T"})
-				results <- result{e, err}
+				defer wg.Done()
+				for n := 1; ; n++ {
+					_, err := s.SaveEvent(ctx, eventstore.Event{AggregateID: "close-" + itoa(w), AggregateVersion: int64(n), Type: "T",
+						Payload: []byte(`{"pad":"` + strings.Repeat("x", 2000) + `"}`)})
+					switch {
+					case err == nil:
+						okCount.Add(1)
+					case errors.Is(err, eventstore.ErrClosed):
+						closedCount.Add(1)
+						return
+					default:
+						errs <- err
+						return
+					}
+				}
 			}()
 		}
-		require.NoError(t, s.Close())
-		var ok []eventstore.StoredEvent
-		for range 100 {
-			r := <-results
-			if r.err != nil {
-				require.True(t, errors.Is(r.err, eventstore.ErrClosed), "unexpected error: %v", r.err)
-				continue
-			}
-			ok = append(ok, r.e)
+		for okCount.Load() < 50 {
+			time.Sleep(time.Millisecond)
 		}
+		closed := make(chan error, 1)
+		go func() { closed <- s.Close() }()
+		select {
+		case err := <-closed:
+			require.NoError(t, err)
+		case <-time.After(30 * time.Second):
+			t.Fatal("Close did not return with appends in flight")
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			require.NoError(t, err)
+		}
+		require.EqualValues(t, 16, closedCount.Load(), "every writer ends with ErrClosed")
 		s2 := open(t, url, nil)
 		d, err := s2.Describe(ctx, nil)
 		require.NoError(t, err)
-		require.EqualValues(t, len(ok), d.EventCount)
+		require.EqualValues(t, okCount.Load(), d.EventCount, "exactly the reported successes are stored")
 	})
 }

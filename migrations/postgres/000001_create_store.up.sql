@@ -35,8 +35,10 @@ CREATE INDEX events_aggregate_id_position_idx ON events (aggregate_id, position)
 CREATE INDEX events_type_position_idx ON events (type, position);
 CREATE INDEX events_timestamp_position_idx ON events (timestamp, position);
 
+-- Keys compare bytewise (COLLATE "C"), as in SQLite, so that both engines
+-- list snapshots in the same order.
 CREATE TABLE snapshots (
-    snapshot_key text  NOT NULL,
+    snapshot_key text COLLATE "C" NOT NULL,
     content      bytea NOT NULL,
     CONSTRAINT snapshots_pkey PRIMARY KEY (snapshot_key)
 );

@@ -1,0 +1,70 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/puddle/v2"
+
+	"github.com/esctl/esctl/eventstore"
+)
+
+// Constraint names from migrations/postgres.
+const (
+	eventsVersionKey = "events_aggregate_version_key"
+	secretsIDKey     = "secrets_id_key"
+)
+
+// interpretError maps pgx errors to eventstore errors by SQLSTATE and
+// constraint name, never by message text. It is the only place that
+// inspects driver errors. The original error stays in the chain.
+func interpretError(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch pe.Code {
+		case "23505": // unique_violation
+			switch pe.ConstraintName {
+			case eventsVersionKey:
+				return fmt.Errorf("%w: %w", &eventstore.ConflictError{}, err)
+			case secretsIDKey:
+				return fmt.Errorf("%w: %w", &eventstore.SecretExistsError{}, err)
+			}
+		case "55P03", // lock_not_available: lock_timeout
+			"57014", // query_canceled: statement_timeout
+			"40P01": // deadlock_detected
+			return fmt.Errorf("%w: %w", eventstore.ErrTimeout, err)
+		case "42P01", // undefined_table
+			"3F000": // invalid_schema_name
+			return fmt.Errorf("%w: %w", eventstore.ErrNotInitialized, err)
+		case "57P01", "57P02", "57P03", // admin_shutdown, crash_shutdown, cannot_connect_now
+			"53300",                            // too_many_connections
+			"08000", "08003", "08006", "08001", // connection exceptions
+			"08004":
+			return fmt.Errorf("%w: %w", eventstore.ErrUnavailable, err)
+		}
+		return err
+	}
+	if errors.Is(err, puddle.ErrClosedPool) {
+		return fmt.Errorf("%w: %w", eventstore.ErrClosed, err)
+	}
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) {
+		return fmt.Errorf("%w: %w", eventstore.ErrUnavailable, err)
+	}
+	// A connection that failed before sending anything: nothing happened.
+	var ne net.Error
+	if pgconn.SafeToRetry(err) || errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("%w: %w", eventstore.ErrUnavailable, err)
+	}
+	return err
+}

@@ -1,0 +1,267 @@
+// Package postgres is the PostgreSQL dialect of the event store, on pgx/v5.
+//
+// One store is one schema: several stores can share a database. Every write
+// that assigns positions or reads the frozen flag locks the single
+// store_state row (SELECT ... FOR UPDATE) inside its transaction and holds it
+// to commit, so positions are dense and commit in order, and Freeze is a
+// barrier. An append reaches the server in two round trips: BEGIN and the
+// transaction id (no lock held), then the row lock, the whole group's insert
+// and COMMIT pipelined in one batch, so the lock is held for server time and
+// the commit only. A connection lost while COMMIT is in flight is resolved
+// with pg_xact_status on a fresh connection, never by re-sending.
+//
+// Importing this package registers the engine with eventstore.Open for
+// postgres:// and postgresql:// URLs; ?schema=NAME selects the schema
+// (default public).
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	pgxmigrate "github.com/golang-migrate/migrate/v4/database/pgx/v5"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/esctl/esctl/eventstore"
+	"github.com/esctl/esctl/migrations"
+)
+
+// EngineName is the name this dialect reports and registers.
+const EngineName = "postgres"
+
+// Defaults for Options.
+const (
+	// DefaultSchema is the schema of a store when none is given.
+	DefaultSchema = "public"
+	// DefaultLockTimeout bounds how long a write waits for the store lock,
+	// so that a session stuck while holding it cannot block every writer
+	// forever; the write then fails with eventstore.ErrTimeout.
+	DefaultLockTimeout = 10 * time.Second
+	// DefaultStatementTimeout bounds each statement of a write transaction.
+	DefaultStatementTimeout = 60 * time.Second
+	// DefaultResolveTimeout bounds how long an append whose COMMIT outcome
+	// was lost with its connection polls pg_xact_status before giving up
+	// with eventstore.ErrOutcomeUnknown.
+	DefaultResolveTimeout = 30 * time.Second
+)
+
+func init() {
+	eventstore.Register(EngineName, openURL)
+}
+
+// validSchema is the form of schema names accepted: lowercase, so that the
+// name means the same quoted or not, and short enough for PostgreSQL's
+// 63-byte identifier limit.
+var validSchema = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+
+// Options configure NewWithOptions. The zero value means the defaults.
+type Options struct {
+	Schema           string        // "" means DefaultSchema
+	LockTimeout      time.Duration // 0 means DefaultLockTimeout
+	StatementTimeout time.Duration // 0 means DefaultStatementTimeout
+	ResolveTimeout   time.Duration // 0 means DefaultResolveTimeout
+}
+
+// Dialect is the PostgreSQL eventstore.Dialect.
+type Dialect struct {
+	pool     *pgxpool.Pool
+	schema   string
+	qschema  string // quoted schema identifier
+	lockTO   string // lock_timeout setting, e.g. "10000ms"
+	stmtTO   string
+	resolveT time.Duration
+}
+
+var _ eventstore.Dialect = (*Dialect)(nil)
+
+// New returns a dialect for the store in schema "public" of pool's database.
+// The dialect does not own the pool: close it yourself after the Store.
+func New(pool *pgxpool.Pool) *Dialect {
+	d, err := NewWithOptions(pool, nil)
+	if err != nil {
+		panic(err) // unreachable: the default schema is valid
+	}
+	return d
+}
+
+// NewWithOptions returns a dialect with options (schema, timeouts).
+func NewWithOptions(pool *pgxpool.Pool, opts *Options) (*Dialect, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if o.Schema == "" {
+		o.Schema = DefaultSchema
+	}
+	if !validSchema.MatchString(o.Schema) {
+		return nil, fmt.Errorf("postgres: invalid schema name %q: use 1 to 63 lowercase letters, digits and underscores, not starting with a digit", o.Schema)
+	}
+	if o.LockTimeout <= 0 {
+		o.LockTimeout = DefaultLockTimeout
+	}
+	if o.StatementTimeout <= 0 {
+		o.StatementTimeout = DefaultStatementTimeout
+	}
+	if o.ResolveTimeout <= 0 {
+		o.ResolveTimeout = DefaultResolveTimeout
+	}
+	d := &Dialect{
+		pool:     pool,
+		schema:   o.Schema,
+		qschema:  pgx.Identifier{o.Schema}.Sanitize(),
+		lockTO:   fmt.Sprintf("%dms", o.LockTimeout.Milliseconds()),
+		stmtTO:   fmt.Sprintf("%dms", o.StatementTimeout.Milliseconds()),
+		resolveT: o.ResolveTimeout,
+	}
+	return d, nil
+}
+
+// Name returns "postgres".
+func (d *Dialect) Name() string { return EngineName }
+
+// Schema returns the store's schema.
+func (d *Dialect) Schema() string { return d.schema }
+
+// q returns a query with the schema filled in.
+func (d *Dialect) q(query string) string {
+	return strings.ReplaceAll(query, "{s}", d.qschema)
+}
+
+// SplitURL removes the esctl-specific schema parameter from a postgres URL,
+// returning the URL pgx can parse and the schema ("" when absent).
+func SplitURL(rawURL string) (pgURL, schema string, err error) {
+	base, query, hasQuery := strings.Cut(rawURL, "?")
+	if !hasQuery {
+		return rawURL, "", nil
+	}
+	var kept []string
+	for _, kv := range strings.Split(query, "&") {
+		k, v, _ := strings.Cut(kv, "=")
+		if k == "schema" {
+			schema = v
+			continue
+		}
+		if kv != "" {
+			kept = append(kept, kv)
+		}
+	}
+	if len(kept) == 0 {
+		return base, schema, nil
+	}
+	return base + "?" + strings.Join(kept, "&"), schema, nil
+}
+
+// openURL opens a pool for a postgres:// URL. Unless the URL sets them, the
+// pool's sessions get application_name=esctl and
+// idle_in_transaction_session_timeout, so a client that dies inside a
+// transaction cannot hold the store lock forever.
+func openURL(ctx context.Context, rawURL string) (eventstore.Dialect, func() error, error) {
+	pgURL, schema, err := SplitURL(rawURL)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg, err := pgxpool.ParseConfig(pgURL) // pgx redacts passwords in its errors
+	if err != nil {
+		return nil, nil, err
+	}
+	rp := cfg.ConnConfig.RuntimeParams
+	if _, ok := rp["application_name"]; !ok {
+		rp["application_name"] = "esctl"
+	}
+	if _, ok := rp["idle_in_transaction_session_timeout"]; !ok {
+		rp["idle_in_transaction_session_timeout"] = "60000"
+	}
+	if cfg.MaxConns < 8 {
+		cfg.MaxConns = 8
+	}
+	d0, err := NewWithOptions(nil, &Options{Schema: schema})
+	if err != nil {
+		return nil, nil, err
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, nil, interpretError(err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, nil, interpretError(err)
+	}
+	d0.pool = pool
+	return d0, func() error { pool.Close(); return nil }, nil
+}
+
+// Migrate runs the embedded migrations through golang-migrate on a dedicated
+// database/sql handle whose search_path is the store's schema.
+func (d *Dialect) Migrate(ctx context.Context, p *eventstore.MigrateParams) (*eventstore.SchemaStatus, error) {
+	if p.Op == eventstore.MigrateStatus {
+		return d.schemaStatus(ctx)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if p.Op == eventstore.MigrateUp {
+		if _, err := d.pool.Exec(ctx, d.q(createSchemaSQL)); err != nil {
+			return nil, interpretError(err)
+		}
+	}
+	cc := d.pool.Config().ConnConfig.Copy()
+	cc.RuntimeParams["search_path"] = d.qschema
+	db := stdlib.OpenDB(*cc)
+	drv, err := pgxmigrate.WithInstance(db, &pgxmigrate.Config{SchemaName: d.schema, MigrationsTable: schemaMigrationsT})
+	if err != nil {
+		_ = db.Close()
+		return nil, interpretError(err)
+	}
+	st, err := migrations.Run(EngineName, drv, p)
+	return st, interpretError(err)
+}
+
+func (d *Dialect) schemaStatus(ctx context.Context) (*eventstore.SchemaStatus, error) {
+	st := &eventstore.SchemaStatus{Latest: migrations.Latest(EngineName)}
+	var exists bool
+	if err := d.pool.QueryRow(ctx, schemaTableSQL, d.qschema+"."+schemaMigrationsT).Scan(&exists); err != nil {
+		return nil, interpretError(err)
+	}
+	if !exists {
+		return st, nil
+	}
+	var v int64
+	err := d.pool.QueryRow(ctx, d.q(schemaVersionSQL)).Scan(&v, &st.Dirty)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return st, nil
+	case err != nil:
+		return nil, interpretError(err)
+	}
+	if v > 0 {
+		st.Version = uint(v)
+	}
+	return st, nil
+}
+
+// DropStore drops the store's tables, and its schema when that is not
+// "public" and holds nothing else.
+func (d *Dialect) DropStore(ctx context.Context) error {
+	if _, err := d.pool.Exec(ctx, d.q(dropStoreSQL)); err != nil {
+		return interpretError(err)
+	}
+	if d.schema == DefaultSchema {
+		return nil
+	}
+	var empty bool
+	if err := d.pool.QueryRow(ctx, schemaIsEmptySQL, d.schema).Scan(&empty); err != nil {
+		return interpretError(err)
+	}
+	if empty {
+		if _, err := d.pool.Exec(ctx, d.q(dropSchemaSQL)); err != nil {
+			return interpretError(err)
+		}
+	}
+	return nil
+}

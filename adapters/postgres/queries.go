@@ -1,0 +1,140 @@
+package postgres
+
+// SQL of the PostgreSQL dialect. This file and migrations/postgres are the
+// only places PostgreSQL SQL lives. Values are always bound parameters. The
+// only identifier that varies is the store's schema, written {s} here and
+// replaced at construction by the quoted form of a name that passed
+// validSchema; table and index names are constants.
+
+// Write-transaction setup. set_config(..., true) is SET LOCAL with bound
+// values. pg_current_xact_id() gives the transaction an id up front, so that
+// after a connection lost during COMMIT the store can ask pg_xact_status.
+const (
+	beginSQL          = `BEGIN`
+	commitSQL         = `COMMIT`
+	rollbackSQL       = `ROLLBACK`
+	txSetupSQL        = `SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true), pg_current_xact_id()::text`
+	lockStateSQL      = `SELECT frozen, last_position FROM {s}.store_state WHERE id = 1 FOR UPDATE`
+	stateSQL          = `SELECT frozen, last_position FROM {s}.store_state WHERE id = 1`
+	xactStatusSQL     = `SELECT pg_xact_status($1::text::xid8)`
+	readOnlySnapshot  = `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`
+	createSchemaSQL   = `CREATE SCHEMA IF NOT EXISTS {s}`
+	schemaTableSQL    = `SELECT to_regclass($1) IS NOT NULL`
+	schemaVersionSQL  = `SELECT version, dirty FROM {s}.schema_migrations LIMIT 1`
+	dropSchemaSQL     = `DROP SCHEMA IF EXISTS {s} RESTRICT`
+	schemaIsEmptySQL  = `SELECT NOT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1)`
+	schemaMigrationsT = `schema_migrations`
+)
+
+// dropStoreSQL drops every table the store may have created.
+const dropStoreSQL = `DROP TABLE IF EXISTS {s}.secrets, {s}.snapshots, {s}.events, {s}.store_state, {s}.schema_migrations`
+
+// appendSQL writes one group in one statement, after lockStateSQL took the
+// row lock in the same transaction (so this statement's snapshot sees every
+// earlier writer's commit). Inputs are parallel arrays, one element per
+// event: request index, aggregate id, version, type, timestamp, payload. A
+// request conflicts when any of its pairs is stored; the others are inserted
+// at last_position + 1 ... in input order. It returns one row: frozen,
+// last_position before the append, and the conflicting requests as arrays
+// (the first stored pair of each).
+const appendSQL = `
+WITH input AS (
+    SELECT * FROM unnest($1::int[], $2::text[], $3::bigint[], $4::text[], $5::bigint[], $6::text[])
+        WITH ORDINALITY AS t(req, aggregate_id, aggregate_version, type, timestamp, payload, ord)
+), state AS (
+    SELECT frozen, last_position FROM {s}.store_state WHERE id = 1
+), conflicts AS (
+    SELECT DISTINCT ON (i.req) i.req, i.aggregate_id, i.aggregate_version
+    FROM input i
+    JOIN {s}.events e ON e.aggregate_id = i.aggregate_id AND e.aggregate_version = i.aggregate_version
+    ORDER BY i.req, i.ord
+), accepted AS (
+    SELECT i.aggregate_id, i.aggregate_version, i.type, i.timestamp, i.payload,
+           (SELECT last_position FROM state) + row_number() OVER (ORDER BY i.ord) AS position
+    FROM input i
+    WHERE NOT (SELECT frozen FROM state) AND i.req NOT IN (SELECT req FROM conflicts)
+), inserted AS (
+    INSERT INTO {s}.events (position, aggregate_id, aggregate_version, type, timestamp, payload)
+    SELECT position, aggregate_id, aggregate_version, type, timestamp, payload::json FROM accepted
+), advanced AS (
+    UPDATE {s}.store_state
+    SET last_position = last_position + (SELECT count(*) FROM accepted),
+        event_count = event_count + (SELECT count(*) FROM accepted)
+    WHERE id = 1 AND EXISTS (SELECT 1 FROM accepted)
+)
+SELECT (SELECT frozen FROM state), (SELECT last_position FROM state),
+       coalesce(array_agg(c.req ORDER BY c.req) FILTER (WHERE c.req IS NOT NULL), '{}'),
+       coalesce(array_agg(c.aggregate_id ORDER BY c.req) FILTER (WHERE c.req IS NOT NULL), '{}'),
+       coalesce(array_agg(c.aggregate_version ORDER BY c.req) FILTER (WHERE c.req IS NOT NULL), '{}')
+FROM (SELECT 1) one LEFT JOIN conflicts c ON true`
+
+// resolveAppendSQL finds, after a COMMIT whose outcome was lost with the
+// connection, which of the given pairs that transaction wrote: xmin is the
+// inserting transaction's 32-bit id.
+const resolveAppendSQL = `
+SELECT e.position, e.aggregate_id, e.aggregate_version
+FROM unnest($1::text[], $2::bigint[]) AS k(aggregate_id, aggregate_version)
+JOIN {s}.events e ON e.aggregate_id = k.aggregate_id AND e.aggregate_version = k.aggregate_version
+WHERE e.xmin::text = $3`
+
+const (
+	insertEventSQL  = `INSERT INTO {s}.events (position, aggregate_id, aggregate_version, type, timestamp, payload) VALUES ($1, $2, $3, $4, $5, $6::json)`
+	advanceStateSQL = `UPDATE {s}.store_state SET last_position = last_position + $1, event_count = event_count + $1 WHERE id = 1`
+	frozenStateSQL  = `SELECT frozen, frozen_reason FROM {s}.store_state WHERE id = 1 FOR UPDATE`
+	setFrozenSQL    = `UPDATE {s}.store_state SET frozen = $1, frozen_reason = $2 WHERE id = 1`
+)
+
+const (
+	secretIDUsedSQL    = `SELECT EXISTS (SELECT 1 FROM {s}.secrets WHERE id = $1)`
+	insertSecretSQL    = `INSERT INTO {s}.secrets (idx, id, secret) SELECT coalesce(max(idx), 0) + 1, $1, $2 FROM {s}.secrets RETURNING idx`
+	countSecretSQL     = `UPDATE {s}.store_state SET secret_count = secret_count + 1 WHERE id = 1`
+	tombstoneSecretSQL = `UPDATE {s}.secrets SET secret = NULL WHERE id = $1 AND secret IS NOT NULL`
+	countDeletedSQL    = `UPDATE {s}.store_state SET deleted_secret_count = deleted_secret_count + 1 WHERE id = 1`
+	getSecretSQL       = `SELECT secret FROM {s}.secrets WHERE id = $1 AND secret IS NOT NULL`
+	listSecretsSQL     = `SELECT idx, id, secret FROM {s}.secrets WHERE idx >= $1 AND ($2 OR secret IS NOT NULL) ORDER BY idx LIMIT $3 OFFSET $4`
+	listSecretsIDsSQL  = `SELECT idx, id, secret FROM {s}.secrets WHERE idx >= $1 AND ($2 OR secret IS NOT NULL) AND id = ANY($5) ORDER BY idx LIMIT $3 OFFSET $4`
+)
+
+const (
+	putSnapshotSQL    = `INSERT INTO {s}.snapshots (snapshot_key, content) VALUES ($1, $2) ON CONFLICT (snapshot_key) DO UPDATE SET content = excluded.content`
+	getSnapshotSQL    = `SELECT content FROM {s}.snapshots WHERE snapshot_key = $1`
+	deleteSnapshotSQL = `DELETE FROM {s}.snapshots WHERE snapshot_key = $1`
+	listSnapshotsSQL  = `SELECT snapshot_key, content FROM {s}.snapshots WHERE snapshot_key > $1 ORDER BY snapshot_key LIMIT $2`
+)
+
+const (
+	readStateSQL = `SELECT last_position, event_count, secret_count, deleted_secret_count, frozen, frozen_reason,
+       (SELECT max(timestamp) FROM {s}.events) FROM {s}.store_state WHERE id = 1`
+	lastPositionSQL = `SELECT last_position FROM {s}.store_state WHERE id = 1`
+)
+
+// Event reads are assembled by buildEventQuery from these fragments, with
+// placeholders numbered in order of use, so that each shape is its own
+// prepared statement and every bound is an index condition (no "$n IS NULL
+// OR ..." filters, which generic plans cannot use as index bounds). A list of
+// at most splitMaxValues values is read with one index range scan of at most
+// Limit rows per value (LATERAL over the list), merged by the outer ORDER BY:
+// a page costs O(limit) however large the store and however rare the values.
+const (
+	eventColumns      = `position, aggregate_id, aggregate_version, type, timestamp, payload::text`
+	selectEventsSQL   = `SELECT ` + eventColumns + ` FROM {s}.events WHERE `
+	lateralAggOpen    = `SELECT e.* FROM unnest(%s::text[]) AS v(x) CROSS JOIN LATERAL (SELECT ` + eventColumns + ` FROM {s}.events WHERE aggregate_id = v.x`
+	lateralTypeOpen   = `SELECT e.* FROM unnest(%s::text[]) AS v(x) CROSS JOIN LATERAL (SELECT ` + eventColumns + ` FROM {s}.events WHERE type = v.x`
+	lateralClose      = `) e`
+	trueSQL           = `true`
+	andSQL            = ` AND `
+	afterPositionSQL  = `position > %s`
+	afterTimeSQL      = `(timestamp, position) > (%s, %s)`
+	finishTimeSQL     = `timestamp <= %s`
+	aggregateAnySQL   = `aggregate_id = ANY(%s)`
+	typeAnySQL        = `type = ANY(%s)`
+	orderPositionSQL  = ` ORDER BY position LIMIT %s`
+	orderPositionDesc = ` ORDER BY position DESC LIMIT 1`
+	orderTimeSQL      = ` ORDER BY timestamp, position LIMIT %s`
+	outerPositionSQL  = ` ORDER BY e.position LIMIT %s`
+	outerPositionDesc = ` ORDER BY e.position DESC LIMIT 1`
+	outerTimeSQL      = ` ORDER BY e.timestamp, e.position LIMIT %s`
+)
+
+// splitMaxValues: lists up to this long use the per-value LATERAL shapes.
+const splitMaxValues = 32

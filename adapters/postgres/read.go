@@ -1,0 +1,298 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/esctl/esctl/eventstore"
+)
+
+// querier is what *pgxpool.Pool and pgx.Tx have in common.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+}
+
+// reader implements eventstore.Reader over a querier.
+type reader struct {
+	d *Dialect
+	q querier
+}
+
+func (d *Dialect) pooled() reader { return reader{d: d, q: d.pool} }
+
+// ListEvents implements eventstore.Reader.
+func (d *Dialect) ListEvents(ctx context.Context, p *eventstore.ListEventsParams) (*eventstore.ListEventsResult, error) {
+	return d.pooled().ListEvents(ctx, p)
+}
+
+// ReadState implements eventstore.Reader.
+func (d *Dialect) ReadState(ctx context.Context) (*eventstore.StoreState, error) {
+	return d.pooled().ReadState(ctx)
+}
+
+// ListSecrets implements eventstore.Reader.
+func (d *Dialect) ListSecrets(ctx context.Context, p *eventstore.ListSecretsParams) ([]eventstore.Secret, error) {
+	return d.pooled().ListSecrets(ctx, p)
+}
+
+// ListSnapshots implements eventstore.Reader.
+func (d *Dialect) ListSnapshots(ctx context.Context, p *eventstore.ListSnapshotsParams) ([]eventstore.Snapshot, error) {
+	return d.pooled().ListSnapshots(ctx, p)
+}
+
+// readTx is a REPEATABLE READ READ ONLY transaction: one snapshot for a
+// whole export. It takes no lock and holds no transaction id.
+type readTx struct {
+	reader
+	tx pgx.Tx
+}
+
+// BeginRead implements eventstore.Dialect.
+func (d *Dialect) BeginRead(ctx context.Context) (eventstore.ReadTx, error) {
+	tx, err := d.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, interpretError(err)
+	}
+	// Take the snapshot now, not at the caller's first read.
+	var last int64
+	if err := tx.QueryRow(ctx, d.q(lastPositionSQL)).Scan(&last); err != nil {
+		_ = tx.Rollback(context.WithoutCancel(ctx))
+		return nil, interpretError(err)
+	}
+	return &readTx{reader: reader{d: d, q: tx}, tx: tx}, nil
+}
+
+func (t *readTx) Close(ctx context.Context) error {
+	err := t.tx.Rollback(context.WithoutCancel(ctx))
+	if errors.Is(err, pgx.ErrTxClosed) {
+		return nil
+	}
+	return interpretError(err)
+}
+
+// ListEvents reads the last position and one page of events in one round
+// trip. The last position is read first: any cursor the caller obtained
+// before this call is at or below it.
+func (r reader) ListEvents(ctx context.Context, p *eventstore.ListEventsParams) (*eventstore.ListEventsResult, error) {
+	res := &eventstore.ListEventsResult{Events: make([]eventstore.StoredEvent, 0, min(p.Limit, 1024))}
+	query, args := buildEventQuery(p, false)
+	b := &pgx.Batch{}
+	b.Queue(r.d.q(lastPositionSQL)).QueryRow(func(row pgx.Row) error { return row.Scan(&res.LastPosition) })
+	b.Queue(r.d.q(query), args...).Query(func(rows pgx.Rows) error {
+		var err error
+		res.Events, err = scanEvents(rows, res.Events)
+		return err
+	})
+	if err := r.q.SendBatch(ctx, b).Close(); err != nil {
+		return nil, interpretError(err)
+	}
+	return res, nil
+}
+
+func scanEvents(rows pgx.Rows, events []eventstore.StoredEvent) ([]eventstore.StoredEvent, error) {
+	for rows.Next() {
+		var e eventstore.StoredEvent
+		var payload string
+		if err := rows.Scan(&e.Position, &e.AggregateID, &e.AggregateVersion, &e.Type, &e.Timestamp, &payload); err != nil {
+			return nil, err
+		}
+		e.Payload = []byte(payload)
+		events = append(events, e)
+	}
+	return events, rows.Err()
+}
+
+// queryBuilder assembles SQL from the fragments in queries.go, numbering
+// placeholders in the order arguments are added.
+type queryBuilder struct {
+	sb   strings.Builder
+	args []any
+}
+
+func (q *queryBuilder) arg(v any) string {
+	q.args = append(q.args, v)
+	return "$" + strconv.Itoa(len(q.args))
+}
+
+// add writes a fragment, filling its %s verbs with new placeholders.
+func (q *queryBuilder) add(fragment string, args ...any) {
+	ph := make([]any, len(args))
+	for i, a := range args {
+		ph[i] = q.arg(a)
+	}
+	if len(ph) == 0 {
+		q.sb.WriteString(fragment)
+		return
+	}
+	fmt.Fprintf(&q.sb, fragment, ph...)
+}
+
+// buildEventQuery returns the SQL (with {s} still to fill) and arguments
+// of an event read: position order (desc false) or the latest match (desc
+// true). See the fragments in queries.go.
+func buildEventQuery(p *eventstore.ListEventsParams, desc bool) (string, []any) {
+	var q queryBuilder
+	var splitOpen string
+	var splitValues []string
+	if !p.ByTime {
+		switch {
+		case p.AggregateIDs != nil && len(p.AggregateIDs) <= splitMaxValues:
+			splitOpen, splitValues = lateralAggOpen, p.AggregateIDs
+		case p.EventTypes != nil && len(p.EventTypes) <= splitMaxValues:
+			splitOpen, splitValues = lateralTypeOpen, p.EventTypes
+		}
+	}
+	conds := func(skipAgg, skipType bool) {
+		switch {
+		case p.ByTime:
+			q.add(afterTimeSQL, p.AfterTimestamp, p.After)
+			if p.FinishTime != nil {
+				q.add(andSQL)
+				q.add(finishTimeSQL, *p.FinishTime)
+			}
+		case desc:
+			q.add(trueSQL)
+		default:
+			q.add(afterPositionSQL, p.After)
+		}
+		if p.AggregateIDs != nil && !skipAgg {
+			q.add(andSQL)
+			q.add(aggregateAnySQL, p.AggregateIDs)
+		}
+		if p.EventTypes != nil && !skipType {
+			q.add(andSQL)
+			q.add(typeAnySQL, p.EventTypes)
+		}
+	}
+	if splitValues == nil {
+		q.add(selectEventsSQL)
+		conds(false, false)
+		switch {
+		case desc:
+			q.add(orderPositionDesc)
+		case p.ByTime:
+			q.add(orderTimeSQL, p.Limit)
+		default:
+			q.add(orderPositionSQL, p.Limit)
+		}
+		return q.sb.String(), q.args
+	}
+	q.add(splitOpen, splitValues)
+	q.add(andSQL)
+	conds(splitOpen == lateralAggOpen, splitOpen == lateralTypeOpen)
+	if desc {
+		q.add(orderPositionDesc)
+		q.add(lateralClose)
+		q.add(outerPositionDesc)
+		return q.sb.String(), q.args
+	}
+	limit := q.arg(p.Limit)
+	q.sb.WriteString(strings.Replace(orderPositionSQL, "%s", limit, 1))
+	q.add(lateralClose)
+	q.sb.WriteString(strings.Replace(outerPositionSQL, "%s", limit, 1))
+	return q.sb.String(), q.args
+}
+
+// LatestEvent implements eventstore.Dialect.
+func (d *Dialect) LatestEvent(ctx context.Context, p *eventstore.LatestEventParams) (*eventstore.StoredEvent, error) {
+	query, args := buildEventQuery(&eventstore.ListEventsParams{AggregateIDs: p.AggregateIDs, EventTypes: p.EventTypes}, true)
+	rows, err := d.pool.Query(ctx, d.q(query), args...)
+	if err != nil {
+		return nil, interpretError(err)
+	}
+	defer rows.Close()
+	events, err := scanEvents(rows, nil)
+	if err != nil {
+		return nil, interpretError(err)
+	}
+	if len(events) == 0 {
+		return nil, nil
+	}
+	return &events[0], nil
+}
+
+func (r reader) ReadState(ctx context.Context) (*eventstore.StoreState, error) {
+	st := &eventstore.StoreState{}
+	err := r.q.QueryRow(ctx, r.d.q(readStateSQL)).Scan(&st.LastPosition, &st.EventCount, &st.SecretCount,
+		&st.DeletedSecretCount, &st.Frozen, &st.FrozenReason, &st.LastEventTimestamp)
+	if err != nil {
+		return nil, interpretError(err)
+	}
+	return st, nil
+}
+
+func (r reader) ListSecrets(ctx context.Context, p *eventstore.ListSecretsParams) ([]eventstore.Secret, error) {
+	var rows pgx.Rows
+	var err error
+	if p.IDs != nil {
+		rows, err = r.q.Query(ctx, r.d.q(listSecretsIDsSQL), p.MinIdx, p.IncludeDeleted, p.Limit, p.Skip, p.IDs)
+	} else {
+		rows, err = r.q.Query(ctx, r.d.q(listSecretsSQL), p.MinIdx, p.IncludeDeleted, p.Limit, p.Skip)
+	}
+	if err != nil {
+		return nil, interpretError(err)
+	}
+	defer rows.Close()
+	var out []eventstore.Secret
+	for rows.Next() {
+		var s eventstore.Secret
+		if err := rows.Scan(&s.Idx, &s.ID, &s.Secret); err != nil {
+			return nil, interpretError(err)
+		}
+		out = append(out, s)
+	}
+	return out, interpretError(rows.Err())
+}
+
+func (r reader) ListSnapshots(ctx context.Context, p *eventstore.ListSnapshotsParams) ([]eventstore.Snapshot, error) {
+	rows, err := r.q.Query(ctx, r.d.q(listSnapshotsSQL), p.AfterKey, p.Limit)
+	if err != nil {
+		return nil, interpretError(err)
+	}
+	defer rows.Close()
+	var out []eventstore.Snapshot
+	for rows.Next() {
+		var s eventstore.Snapshot
+		if err := rows.Scan(&s.Key, &s.Content); err != nil {
+			return nil, interpretError(err)
+		}
+		out = append(out, s)
+	}
+	return out, interpretError(rows.Err())
+}
+
+// GetSnapshot implements eventstore.Dialect.
+func (d *Dialect) GetSnapshot(ctx context.Context, p *eventstore.GetSnapshotParams) ([]byte, bool, error) {
+	var content []byte
+	err := d.pool.QueryRow(ctx, d.q(getSnapshotSQL), p.Key).Scan(&content)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, interpretError(err)
+	}
+	if content == nil {
+		content = []byte{}
+	}
+	return content, true, nil
+}
+
+// GetSecret implements eventstore.Dialect.
+func (d *Dialect) GetSecret(ctx context.Context, p *eventstore.GetSecretParams) (string, bool, error) {
+	var v string
+	err := d.pool.QueryRow(ctx, d.q(getSecretSQL), p.ID).Scan(&v)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, interpretError(err)
+	}
+	return v, true, nil
+}

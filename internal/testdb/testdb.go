@@ -1,0 +1,388 @@
+// Package testdb provides real databases to tests: a SQLite file per test,
+// and PostgreSQL databases from, in order of preference,
+//
+//  1. the server named by TEST_DATABASE_URL (a postgres:// URL whose user may
+//     create databases), or
+//  2. a throwaway cluster this package starts once per test binary with the
+//     PostgreSQL server binaries (initdb, pg_ctl; found on PATH, through
+//     pg_config --bindir, or under /usr/lib/postgresql), run through
+//     `runuser -u postgres --` when the tests run as root, listening only on
+//     a private Unix socket directory, with fsync off.
+//
+// Every test gets a fresh database and drops it when it ends. When neither
+// source works, Postgres tests skip with a loud message, or fail when
+// ESCTL_REQUIRE_POSTGRES=1 (CI sets it). Packages that use Postgres call Main
+// from TestMain so that a cluster the package started is stopped.
+package testdb
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Environment variables.
+const (
+	EnvURL     = "TEST_DATABASE_URL"
+	EnvRequire = "ESCTL_REQUIRE_POSTGRES"
+)
+
+// SQLiteURL returns the URL of a fresh SQLite file in the test's temporary
+// directory.
+func SQLiteURL(t testing.TB) string {
+	return "sqlite://" + filepath.Join(t.TempDir(), "es.db")
+}
+
+var (
+	once     sync.Once
+	adminURL string // maintenance connection URL (database "postgres")
+	setupErr error
+	cluster  *localCluster
+)
+
+// Main runs the tests and then stops a cluster this binary started.
+func Main(m *testing.M) {
+	code := m.Run()
+	Stop()
+	os.Exit(code)
+}
+
+// Stop drops the template databases this process made and stops a cluster
+// it started, if any.
+func Stop() {
+	if len(templates) > 0 && adminURL != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if conn, err := pgx.Connect(ctx, adminURL); err == nil {
+			for _, name := range templates {
+				_, _ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
+			}
+			_ = conn.Close(ctx)
+		}
+		cancel()
+		templates = nil
+	}
+	if cluster != nil {
+		cluster.stop()
+		cluster = nil
+	}
+}
+
+// PostgresURL returns the URL of a fresh, empty PostgreSQL database, dropped
+// when the test ends. It skips (or fails under ESCTL_REQUIRE_POSTGRES=1) when
+// no PostgreSQL is available.
+func PostgresURL(t testing.TB) string {
+	t.Helper()
+	admin := requireAdmin(t)
+	name := "esctl_test_" + randomHex(6)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		t.Fatalf("testdb: connect to %s: %v", redact(admin), err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()+" TEMPLATE template0"); err != nil {
+		t.Fatalf("testdb: create database: %v", err)
+	}
+	t.Cleanup(func() { dropDatabase(t, admin, name) })
+	return withDatabase(admin, name)
+}
+
+// PostgresPool returns a pool on a fresh database, closed when the test ends.
+func PostgresPool(t testing.TB) (*pgxpool.Pool, string) {
+	t.Helper()
+	u := PostgresURL(t)
+	pool, err := pgxpool.New(context.Background(), u)
+	if err != nil {
+		t.Fatalf("testdb: %v", err)
+	}
+	t.Cleanup(pool.Close)
+	return pool, u
+}
+
+// Available reports whether PostgreSQL can be had, starting the cluster if
+// needed; the error says why not.
+func Available() error {
+	once.Do(setup)
+	return setupErr
+}
+
+func requireAdmin(t testing.TB) string {
+	t.Helper()
+	if err := Available(); err != nil {
+		msg := fmt.Sprintf("\n*** PostgreSQL UNAVAILABLE, test skipped: %v\n*** Set %s=postgres://... or install the PostgreSQL server binaries.\n", err, EnvURL)
+		if os.Getenv(EnvRequire) == "1" {
+			t.Fatalf("%s*** %s=1: failing instead of skipping.", msg, EnvRequire)
+		}
+		t.Skip(msg)
+	}
+	return adminURL
+}
+
+func setup() {
+	if u := os.Getenv(EnvURL); u != "" {
+		adminURL = u
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, u)
+		if err != nil {
+			setupErr = fmt.Errorf("%s=%s: %w", EnvURL, redact(u), err)
+			return
+		}
+		_ = conn.Close(ctx)
+		return
+	}
+	c, err := startCluster()
+	if err != nil {
+		setupErr = fmt.Errorf("no %s and no throwaway cluster: %w", EnvURL, err)
+		return
+	}
+	cluster = c
+	adminURL = c.url
+}
+
+// withDatabase replaces the database of a postgres URL.
+func withDatabase(rawURL, name string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return rawURL
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+func redact(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// localCluster is a PostgreSQL cluster started by this process.
+type localCluster struct {
+	bin   string
+	dir   string
+	asPG  []string // command prefix to run as the postgres user
+	url   string
+	owner string
+}
+
+// BinDir finds the PostgreSQL server binaries.
+func BinDir() (string, error) {
+	if p, err := exec.LookPath("pg_ctl"); err == nil {
+		if _, err := exec.LookPath("initdb"); err == nil {
+			return filepath.Dir(p), nil
+		}
+	}
+	if out, err := exec.Command("pg_config", "--bindir").Output(); err == nil {
+		dir := strings.TrimSpace(string(out))
+		if _, err := os.Stat(filepath.Join(dir, "initdb")); err == nil {
+			return dir, nil
+		}
+	}
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	sort.Strings(dirs)
+	for i := len(dirs) - 1; i >= 0; i-- {
+		if _, err := os.Stat(filepath.Join(dirs[i], "initdb")); err == nil {
+			return dirs[i], nil
+		}
+	}
+	return "", errors.New("initdb and pg_ctl not found (install Debian's postgresql package)")
+}
+
+// AsPostgresUser returns the prefix that runs a command as the postgres
+// user when this process is root (initdb refuses root), or nothing.
+func AsPostgresUser() ([]string, string, error) {
+	if os.Geteuid() != 0 {
+		return nil, "", nil
+	}
+	if _, err := user.Lookup("postgres"); err != nil {
+		return nil, "", errors.New("running as root and there is no postgres user to run initdb as")
+	}
+	runuser, err := exec.LookPath("runuser")
+	if err != nil {
+		return nil, "", errors.New("running as root and runuser is missing")
+	}
+	return []string{runuser, "-u", "postgres", "--"}, "postgres", nil
+}
+
+// StartCluster starts a throwaway cluster in a new temporary directory with
+// the given extra postgresql.conf lines, and returns its maintenance URL and
+// a function that stops it and removes the directory.
+func StartCluster(conf []string) (adminURL string, stop func(), err error) {
+	c, err := startClusterWith(conf)
+	if err != nil {
+		return "", nil, err
+	}
+	return c.url, c.stop, nil
+}
+
+func startCluster() (*localCluster, error) {
+	return startClusterWith([]string{"fsync = off", "synchronous_commit = off", "full_page_writes = off"})
+}
+
+func startClusterWith(conf []string) (*localCluster, error) {
+	bin, err := BinDir()
+	if err != nil {
+		return nil, err
+	}
+	asPG, owner, err := AsPostgresUser()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "esctl-pg-")
+	if err != nil {
+		return nil, err
+	}
+	c := &localCluster{bin: bin, dir: dir, asPG: asPG, owner: owner}
+	if owner != "" {
+		if out, err := exec.Command("chown", owner+":"+owner, dir).CombinedOutput(); err != nil {
+			_ = os.RemoveAll(dir)
+			return nil, fmt.Errorf("chown %s: %v: %s", dir, err, out)
+		}
+	}
+	data := filepath.Join(dir, "data")
+	if out, err := c.run("initdb", "--no-sync", "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale", "C", "-D", data); err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, fmt.Errorf("initdb: %v: %s", err, out)
+	}
+	lines := append([]string{"listen_addresses = ''", "unix_socket_directories = '" + dir + "'", "max_connections = 300"}, conf...)
+	f, err := os.OpenFile(filepath.Join(data, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, err
+	}
+	_, err = f.WriteString("\n" + strings.Join(lines, "\n") + "\n")
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, err
+	}
+	if out, err := c.run("pg_ctl", "start", "-w", "-t", "60", "-D", data, "-l", filepath.Join(dir, "log.txt")); err != nil {
+		log, _ := os.ReadFile(filepath.Join(dir, "log.txt"))
+		_ = os.RemoveAll(dir)
+		return nil, fmt.Errorf("pg_ctl start: %v: %s\n%s", err, out, log)
+	}
+	c.url = "postgres://postgres@/postgres?host=" + url.QueryEscape(dir) + "&sslmode=disable"
+	return c, nil
+}
+
+func (c *localCluster) run(name string, args ...string) ([]byte, error) {
+	argv := append(append([]string{}, c.asPG...), filepath.Join(c.bin, name))
+	argv = append(argv, args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Dir = c.dir
+	return cmd.CombinedOutput()
+}
+
+func (c *localCluster) stop() {
+	_, _ = c.run("pg_ctl", "stop", "-D", filepath.Join(c.dir, "data"), "-m", "immediate", "-w")
+	_ = os.RemoveAll(c.dir)
+}
+
+var (
+	templateOnce sync.Once
+	templateName string
+	templateErr  error
+)
+
+// PostgresStoreURL returns the URL of a fresh database that already holds an
+// initialized store in schema public: a copy of a template database migrated
+// once per test binary (CREATE DATABASE ... TEMPLATE), which is faster than
+// migrating every test's database.
+func PostgresStoreURL(t testing.TB) string {
+	t.Helper()
+	admin := requireAdmin(t)
+	templateOnce.Do(func() { templateName, templateErr = makeTemplate(admin) })
+	if templateErr != nil {
+		t.Fatalf("testdb: migrated template: %v", templateErr)
+	}
+	return cloneDatabase(t, admin, templateName)
+}
+
+// InitStoreFunc initializes a store at a URL; set by the adapters/postgres
+// test helpers (testdb cannot import the adapter without a cycle in its
+// own tests). It must be set before PostgresStoreURL is used.
+var InitStoreFunc func(ctx context.Context, url string) error
+
+func makeTemplate(admin string) (string, error) {
+	if InitStoreFunc == nil {
+		return "", errors.New("testdb.InitStoreFunc is not set")
+	}
+	name := "esctl_template_" + randomHex(6)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()+" TEMPLATE template0"); err != nil {
+		return "", err
+	}
+	if err := InitStoreFunc(ctx, withDatabase(admin, name)); err != nil {
+		return "", err
+	}
+	templates = append(templates, name)
+	return name, nil
+}
+
+var templates []string
+
+func cloneDatabase(t testing.TB, admin, template string) string {
+	t.Helper()
+	name := "esctl_test_" + randomHex(6)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		t.Fatalf("testdb: connect: %v", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()+" TEMPLATE "+pgx.Identifier{template}.Sanitize()); err != nil {
+		t.Fatalf("testdb: clone template: %v", err)
+	}
+	t.Cleanup(func() { dropDatabase(t, admin, name) })
+	return withDatabase(admin, name)
+}
+
+func dropDatabase(t testing.TB, admin, name string) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		t.Errorf("testdb: drop database %s: %v", name, err)
+		return
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+		t.Errorf("testdb: drop database %s: %v", name, err)
+	}
+}
