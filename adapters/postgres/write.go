@@ -98,8 +98,11 @@ func (d *Dialect) Append(ctx context.Context, p *eventstore.AppendParams) (*even
 			discard(conn)
 			return nil, interpretError(err)
 		}
-		// The connection failed after COMMIT may have been sent.
+		// The connection failed after COMMIT may have been sent. Give the
+		// broken connection back first: the check needs a fresh one, and
+		// the pool may have no other.
 		discard(conn)
+		conn.Release()
 		return d.resolveAppend(ctx, err, xid, p, ids, versions)
 	}
 	res.FirstPosition = last + 1
@@ -124,9 +127,22 @@ func (d *Dialect) resolveAppend(ctx context.Context, cause error, xid string, p 
 		return nil, fmt.Errorf("%w: %w", eventstore.ErrOutcomeUnknown, cause)
 	}
 	xid32 := strconv.FormatUint(full&0xffffffff, 10)
+	// A dedicated connection: the pool may be full, and the broken
+	// connection can hold its slot while pgxpool closes it.
+	var conn *pgx.Conn
+	defer func() {
+		if conn != nil {
+			_ = conn.Close(context.WithoutCancel(ctx))
+		}
+	}()
 	for {
 		var status *string
-		err := d.pool.QueryRow(ctx, xactStatusSQL, xid).Scan(&status)
+		if conn == nil || conn.IsClosed() {
+			conn, err = pgx.ConnectConfig(ctx, d.pool.Config().ConnConfig)
+		}
+		if err == nil {
+			err = conn.QueryRow(ctx, xactStatusSQL, xid).Scan(&status)
+		}
 		switch {
 		case err != nil && ctx.Err() != nil:
 			return nil, fmt.Errorf("%w: %w (checking the transaction's status: %v)", eventstore.ErrOutcomeUnknown, cause, err)
@@ -137,7 +153,7 @@ func (d *Dialect) resolveAppend(ctx context.Context, cause error, xid string, p 
 		case *status == "aborted":
 			return nil, fmt.Errorf("%w: the connection broke and the append was rolled back: %w", eventstore.ErrUnavailable, cause)
 		case *status == "committed":
-			return d.committedAppend(ctx, cause, xid32, p, ids, versions)
+			return d.committedAppend(ctx, conn, cause, xid32, p, ids, versions)
 		}
 		select {
 		case <-ctx.Done():
@@ -147,8 +163,8 @@ func (d *Dialect) resolveAppend(ctx context.Context, cause error, xid string, p 
 	}
 }
 
-func (d *Dialect) committedAppend(ctx context.Context, cause error, xid32 string, p *eventstore.AppendParams, ids []string, versions []int64) (*eventstore.AppendResult, error) {
-	rows, err := d.pool.Query(ctx, d.q(resolveAppendSQL), ids, versions, xid32)
+func (d *Dialect) committedAppend(ctx context.Context, conn *pgx.Conn, cause error, xid32 string, p *eventstore.AppendParams, ids []string, versions []int64) (*eventstore.AppendResult, error) {
+	rows, err := conn.Query(ctx, d.q(resolveAppendSQL), ids, versions, xid32)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w (the append committed; reading its positions: %v)", eventstore.ErrOutcomeUnknown, cause, err)
 	}
@@ -186,7 +202,7 @@ func (d *Dialect) committedAppend(ctx context.Context, cause error, xid32 string
 		// request conflicted.
 		var frozen bool
 		var last int64
-		if err := d.pool.QueryRow(ctx, d.q(stateSQL)).Scan(&frozen, &last); err == nil && frozen {
+		if err := conn.QueryRow(ctx, d.q(stateSQL)).Scan(&frozen, &last); err == nil && frozen {
 			return &eventstore.AppendResult{Frozen: true}, nil
 		}
 	}

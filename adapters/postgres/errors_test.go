@@ -1,0 +1,149 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/esctl/esctl/eventstore"
+	"github.com/esctl/esctl/internal/testdb"
+)
+
+// TestInterpretError feeds interpretError errors produced by a real
+// PostgreSQL server and client, and checks what each becomes.
+func TestInterpretError(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, url := testdb.PostgresPool(t)
+	exec := func(q string, args ...any) error {
+		_, err := pool.Exec(ctx, q, args...)
+		return err
+	}
+	for _, q := range []string{
+		`CREATE TABLE events (position bigint PRIMARY KEY, aggregate_id text, aggregate_version bigint, CONSTRAINT events_aggregate_version_key UNIQUE (aggregate_id, aggregate_version))`,
+		`CREATE TABLE secrets (idx bigint PRIMARY KEY, id text, CONSTRAINT secrets_id_key UNIQUE (id))`,
+		`CREATE TABLE other (k int CONSTRAINT other_k_key UNIQUE)`,
+		`INSERT INTO events VALUES (1, 'a', 1)`,
+		`INSERT INTO secrets VALUES (1, 's')`,
+		`INSERT INTO other VALUES (1)`,
+	} {
+		if err := exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lockTimeout := func() error {
+		holder, err := pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer holder.Rollback(ctx)
+		if _, err := holder.Exec(ctx, `SELECT 1 FROM other FOR UPDATE`); err != nil {
+			t.Fatal(err)
+		}
+		tx, err := pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback(ctx)
+		_, _ = tx.Exec(ctx, `SET LOCAL lock_timeout = '20ms'`)
+		_, err = tx.Exec(ctx, `SELECT 1 FROM other FOR UPDATE`)
+		return err
+	}()
+	statementTimeout := func() error {
+		tx, err := pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback(ctx)
+		_, _ = tx.Exec(ctx, `SET LOCAL statement_timeout = '20ms'`)
+		_, err = tx.Exec(ctx, `SELECT pg_sleep(2)`)
+		return err
+	}()
+	cancelled := func() error {
+		cctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+		defer cancel()
+		_, err := pool.Exec(cctx, `SELECT pg_sleep(2)`)
+		return err
+	}()
+	closedPool := func() error {
+		p, err := pgxpool.New(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Close()
+		_, err = p.Exec(ctx, `SELECT 1`)
+		return err
+	}()
+	refused := func() error {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		_, err := pgx.Connect(cctx, "postgres://u@127.0.0.1:1/db?connect_timeout=2")
+		return err
+	}()
+	terminated := func() error {
+		conn, err := pgx.Connect(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		if err := exec(`SELECT pg_terminate_backend($1)`, conn.PgConn().PID()); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
+		_, err = conn.Exec(ctx, `SELECT 1`)
+		return err
+	}()
+
+	tests := []struct {
+		name   string
+		err    error
+		is     error
+		as     func(error) bool
+		passes bool
+	}{
+		{name: "Nil", passes: true},
+		{name: "EventVersionUnique", err: exec(`INSERT INTO events VALUES (2, 'a', 1)`), is: eventstore.ErrConflict,
+			as: func(err error) bool { var ce *eventstore.ConflictError; return errors.As(err, &ce) }},
+		{name: "EventPositionPrimaryKey", err: exec(`INSERT INTO events VALUES (1, 'b', 1)`), passes: true},
+		{name: "SecretIDUnique", err: exec(`INSERT INTO secrets VALUES (2, 's')`), is: eventstore.ErrSecretExists,
+			as: func(err error) bool { var se *eventstore.SecretExistsError; return errors.As(err, &se) }},
+		{name: "OtherUniquePassesThrough", err: exec(`INSERT INTO other VALUES (1)`), passes: true},
+		{name: "LockTimeout", err: lockTimeout, is: eventstore.ErrTimeout},
+		{name: "StatementTimeout", err: statementTimeout, is: eventstore.ErrTimeout},
+		{name: "ContextCancelled", err: cancelled, is: context.DeadlineExceeded},
+		{name: "UndefinedTable", err: exec(`SELECT * FROM no_such_table`), is: eventstore.ErrNotInitialized},
+		{name: "UndefinedSchema", err: exec(`SELECT * FROM no_such_schema.events`), is: eventstore.ErrNotInitialized},
+		{name: "ClosedPool", err: closedPool, is: eventstore.ErrClosed},
+		{name: "ConnectionRefused", err: refused, is: eventstore.ErrUnavailable},
+		{name: "BackendTerminated", err: terminated, is: eventstore.ErrUnavailable},
+		{name: "SyntaxPassesThrough", err: exec(`SELEC 1`), passes: true},
+		{name: "InvalidJSONPassesThrough", err: exec(`SELECT '{'::json`), passes: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.name != "Nil" && tt.err == nil {
+				t.Fatal("the server did not produce the error this case needs")
+			}
+			got := interpretError(tt.err)
+			if tt.passes {
+				if got != tt.err {
+					t.Fatalf("interpretError(%v) = %v, want it unchanged", tt.err, got)
+				}
+				return
+			}
+			if !errors.Is(got, tt.is) {
+				t.Fatalf("interpretError(%v) = %v, want errors.Is %v", tt.err, got, tt.is)
+			}
+			if tt.as != nil && !tt.as(got) {
+				t.Fatalf("interpretError(%v) = %v: wrong type", tt.err, got)
+			}
+			if !errors.Is(got, tt.err) {
+				t.Fatalf("the driver error left the chain: %v", got)
+			}
+		})
+	}
+}
