@@ -66,6 +66,24 @@ type Dialect interface {
 	// nil when none matches.
 	LatestEvent(ctx context.Context, p *LatestEventParams) (*StoredEvent, error)
 
+	// ImportEvents writes one batch of an import in one transaction under
+	// the store lock, together with the import's checkpoint (see
+	// ImportEventsParams). It never writes part of a batch.
+	ImportEvents(ctx context.Context, p *ImportEventsParams) (*ImportEventsResult, error)
+	// SwapStaging replaces the store's events (and snapshots) by the staged
+	// ones in one transaction under the store lock (see SwapStagingParams).
+	SwapStaging(ctx context.Context, p *SwapStagingParams) error
+	// AbortImport undoes an unfinished import in one transaction under the
+	// store lock (see AbortImportParams).
+	AbortImport(ctx context.Context, p *AbortImportParams) error
+	// ImportSecrets writes one batch of secrets, keeping their idx, with the
+	// import's checkpoint, in one transaction under the store lock.
+	ImportSecrets(ctx context.Context, p *ImportSecretsParams) (*ImportSecretsResult, error)
+	// Checkpoint returns the checkpoint of the import of a source, or nil.
+	Checkpoint(ctx context.Context, sourceID string) (*ImportCheckpoint, error)
+	// ListCheckpoints returns every import checkpoint, ordered by source id.
+	ListCheckpoints(ctx context.Context) ([]ImportCheckpoint, error)
+
 	// Reader methods run on the pool, each in its own snapshot.
 	Reader
 	// BeginRead starts a read-only transaction with one consistent
@@ -295,4 +313,96 @@ type ListSecretsParams struct {
 	IncludeDeleted bool
 	Skip           int
 	Limit          int
+}
+
+// ImportTarget is where ImportEvents writes.
+type ImportTarget int
+
+const (
+	// ImportIntoEvents appends to the store's events.
+	ImportIntoEvents ImportTarget = iota
+	// ImportIntoStaging writes to the staging table of a replacing (AUTO)
+	// import, which SwapStaging later moves into place.
+	ImportIntoStaging
+)
+
+// ImportCheckpoint is the progress of one import, written in the same
+// transaction as each batch so that a crash at any instant resumes with
+// nothing lost and nothing doubled.
+type ImportCheckpoint struct {
+	SourceID     string
+	Kind         string // "events" or "secrets"
+	Mode         string // "manual", "auto" (into an empty store) or "auto-staged"
+	Froze        bool   // the import froze the store and must unfreeze it
+	BasePosition int64  // auto-staged: the store's last position at the start
+	ByteOffset   int64  // source offset after the last committed line
+	Line         int64  // committed lines
+	Events       int64  // events (or secrets) committed by this import
+	LastPosition int64  // position of the last event committed by this import
+	HashState    []byte // SHA-256 state over the source's first ByteOffset bytes
+	Done         bool
+	UpdatedAt    int64 // ms since the Unix epoch
+}
+
+// ImportEventsParams are the arguments of Dialect.ImportEvents.
+//
+// Contract: lock the store-state row. For ImportIntoEvents, when the first
+// event's position is not above last_position, write nothing and report
+// Advanced. Otherwise insert the events (positions as given, strictly
+// increasing) into the target; if one's (aggregate id, version) is already
+// in the target, write nothing and report its index in Conflict. For
+// ImportIntoEvents advance last_position to the last event's position and
+// the event count. Upsert Checkpoint; apply Unfreeze and DeleteSnapshots.
+// All in one transaction.
+type ImportEventsParams struct {
+	Target          ImportTarget
+	Events          []StoredEvent
+	Checkpoint      *ImportCheckpoint
+	Unfreeze        bool // clear the frozen flag in the same transaction
+	DeleteSnapshots bool // delete every snapshot in the same transaction
+}
+
+// ImportEventsResult reports the outcome of Dialect.ImportEvents. When
+// Advanced or Conflict >= 0 nothing was written.
+type ImportEventsResult struct {
+	LastPosition int64 // the store's last position before the batch
+	Advanced     bool
+	Conflict     int // index of the first event whose pair is already in the target, or -1
+}
+
+// SwapStagingParams are the arguments of Dialect.SwapStaging: delete every
+// event and snapshot, move the staged events into events, set last_position
+// to the highest staged position and the event count to the number staged,
+// empty the staging table, upsert Checkpoint, and clear the frozen flag when
+// Unfreeze; in one transaction under the store lock.
+type SwapStagingParams struct {
+	Checkpoint *ImportCheckpoint
+	Unfreeze   bool
+}
+
+// AbortImportParams are the arguments of Dialect.AbortImport: in one
+// transaction under the store lock, empty the staging table when
+// ClearStaging, delete every event and reset last_position and the event
+// count to 0 when DeleteEvents, clear the frozen flag when Unfreeze, and
+// delete the checkpoint of SourceID.
+type AbortImportParams struct {
+	SourceID     string
+	ClearStaging bool
+	DeleteEvents bool
+	Unfreeze     bool
+}
+
+// ImportSecretsParams are the arguments of Dialect.ImportSecrets: lock the
+// store-state row; if a secret's id or idx is already used, write nothing
+// and report the first such index in Conflict; otherwise insert the secrets
+// as given (a nil Secret is a tombstone), advance the secret counts, and
+// upsert Checkpoint; in one transaction.
+type ImportSecretsParams struct {
+	Secrets    []Secret
+	Checkpoint *ImportCheckpoint
+}
+
+// ImportSecretsResult reports the outcome of Dialect.ImportSecrets.
+type ImportSecretsResult struct {
+	Conflict int // index of the first secret whose id or idx is used, or -1
 }

@@ -2,8 +2,10 @@ package postgres_test
 
 import (
 	"context"
+
 	"errors"
 	"fmt"
+	_ "github.com/esctl/esctl/adapters/sqlite" // the peer engine of the round trips
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,7 +38,8 @@ func TestMain(m *testing.M) {
 // check with 4 Stores on separate pools x 8 writers x 2,000 events, and the
 // OCC race with 32 goroutines on 32 separate pools for 1,000 rounds.
 var harness = eventstoretest.Harness{
-	NewURL: func(t testing.TB) string { return testdb.PostgresURL(t) },
+	NewURL: testdb.PostgresURL,
+	Peers:  map[string]func(testing.TB) string{"sqlite": testdb.SQLiteURL},
 	Concurrency: eventstoretest.Concurrency{
 		RaceStores: 32, RaceGoroutines: 32, RaceRounds: 1000,
 		TailStores: 4, TailWriters: 8, TailPerWriter: 2000,

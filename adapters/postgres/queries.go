@@ -27,7 +27,7 @@ const (
 )
 
 // dropStoreSQL drops every table the store may have created.
-const dropStoreSQL = `DROP TABLE IF EXISTS {s}.secrets, {s}.snapshots, {s}.events, {s}.store_state, {s}.schema_migrations`
+const dropStoreSQL = `DROP TABLE IF EXISTS {s}.import_staging, {s}.import_checkpoints, {s}.secrets, {s}.snapshots, {s}.events, {s}.store_state, {s}.schema_migrations`
 
 // appendSQL writes one group in one statement, after lockStateSQL took the
 // row lock in the same transaction (so this statement's snapshot sees every
@@ -138,3 +138,41 @@ const (
 
 // splitMaxValues: lists up to this long use the per-value LATERAL shapes.
 const splitMaxValues = 32
+
+// Imports. Batches go in with COPY; when COPY hits the unique key, the
+// first conflicting row is found with conflictIndexSQL.
+const (
+	importAdvanceSQL    = `UPDATE {s}.store_state SET last_position = greatest(last_position, $1), event_count = event_count + $2 WHERE id = 1`
+	unfreezeSQL         = `UPDATE {s}.store_state SET frozen = false, frozen_reason = '' WHERE id = 1`
+	deleteSnapshotsSQL  = `DELETE FROM {s}.snapshots`
+	upsertCheckpointSQL = `INSERT INTO {s}.import_checkpoints (source_id, kind, mode, froze, base_position, byte_offset, line, events, last_position, hash_state, done, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+ON CONFLICT (source_id) DO UPDATE SET kind = excluded.kind, mode = excluded.mode, froze = excluded.froze,
+    base_position = excluded.base_position, byte_offset = excluded.byte_offset, line = excluded.line, events = excluded.events,
+    last_position = excluded.last_position, hash_state = excluded.hash_state, done = excluded.done, updated_at = excluded.updated_at`
+	checkpointColumns   = `source_id, kind, mode, froze, base_position, byte_offset, line, events, last_position, hash_state, done, updated_at`
+	getCheckpointSQL    = `SELECT ` + checkpointColumns + ` FROM {s}.import_checkpoints WHERE source_id = $1`
+	listCheckpointsSQL  = `SELECT ` + checkpointColumns + ` FROM {s}.import_checkpoints ORDER BY source_id`
+	deleteCheckpointSQL = `DELETE FROM {s}.import_checkpoints WHERE source_id = $1`
+	clearStagingSQL     = `DELETE FROM {s}.import_staging`
+	deleteEventsSQL     = `DELETE FROM {s}.events`
+	resetEventStateSQL  = `UPDATE {s}.store_state SET last_position = 0, event_count = 0 WHERE id = 1`
+	swapMoveSQL         = `INSERT INTO {s}.events (position, aggregate_id, aggregate_version, type, timestamp, payload)
+SELECT position, aggregate_id, aggregate_version, type, timestamp, payload FROM {s}.import_staging ORDER BY position`
+	swapStateSQL     = `UPDATE {s}.store_state SET last_position = (SELECT coalesce(max(position), 0) FROM {s}.events), event_count = (SELECT count(*) FROM {s}.events) WHERE id = 1`
+	conflictIndexSQL = `SELECT min(k.ord) - 1 FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS k(aggregate_id, aggregate_version, ord)
+JOIN {s}.%s t ON t.aggregate_id = k.aggregate_id AND t.aggregate_version = k.aggregate_version`
+	secretConflictSQL = `SELECT min(k.ord) - 1 FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS k(id, idx, ord)
+WHERE EXISTS (SELECT 1 FROM {s}.secrets s WHERE s.id = k.id OR s.idx = k.idx)`
+	nextSecretIdxSQL     = `SELECT coalesce(max(idx), 0) + 1 FROM {s}.secrets`
+	importSecretsSQL     = `INSERT INTO {s}.secrets (idx, id, secret) SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[])`
+	importSecretCountSQL = `UPDATE {s}.store_state SET secret_count = secret_count + $1, deleted_secret_count = deleted_secret_count + $2 WHERE id = 1`
+)
+
+// Tables and columns for COPY (pgx quotes them).
+const (
+	eventsTable  = "events"
+	stagingTable = "import_staging"
+)
+
+var copyColumns = []string{"position", "aggregate_id", "aggregate_version", "type", "timestamp", "payload"}

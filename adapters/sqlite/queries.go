@@ -27,6 +27,8 @@ const (
 
 // dropStoreSQL lists every table the store may have created, newest first.
 var dropStoreSQL = []string{
+	`DROP TABLE IF EXISTS import_staging`,
+	`DROP TABLE IF EXISTS import_checkpoints`,
 	`DROP TABLE IF EXISTS secrets`,
 	`DROP TABLE IF EXISTS snapshots`,
 	`DROP TABLE IF EXISTS events`,
@@ -103,3 +105,30 @@ const (
 )
 
 const unionMaxValues = 32
+
+// Imports.
+const (
+	importIntoEventsSQL  = `INSERT INTO events (position, aggregate_id, aggregate_version, type, timestamp, payload) VALUES (?, ?, ?, ?, ?, ?)`
+	importIntoStagingSQL = `INSERT INTO import_staging (position, aggregate_id, aggregate_version, type, timestamp, payload) VALUES (?, ?, ?, ?, ?, ?)`
+	importAdvanceSQL     = `UPDATE store_state SET last_position = max(last_position, ?), event_count = event_count + ? WHERE id = 1`
+	unfreezeSQL          = `UPDATE store_state SET frozen = 0, frozen_reason = '' WHERE id = 1`
+	deleteSnapshotsSQL   = `DELETE FROM snapshots`
+	upsertCheckpointSQL  = `INSERT INTO import_checkpoints (source_id, kind, mode, froze, base_position, byte_offset, line, events, last_position, hash_state, done, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (source_id) DO UPDATE SET kind = excluded.kind, mode = excluded.mode, froze = excluded.froze,
+    base_position = excluded.base_position, byte_offset = excluded.byte_offset, line = excluded.line, events = excluded.events,
+    last_position = excluded.last_position, hash_state = excluded.hash_state, done = excluded.done, updated_at = excluded.updated_at`
+	checkpointColumns    = `source_id, kind, mode, froze, base_position, byte_offset, line, events, last_position, hash_state, done, updated_at`
+	getCheckpointSQL     = `SELECT ` + checkpointColumns + ` FROM import_checkpoints WHERE source_id = ?`
+	listCheckpointsSQL   = `SELECT ` + checkpointColumns + ` FROM import_checkpoints ORDER BY source_id`
+	deleteCheckpointSQL  = `DELETE FROM import_checkpoints WHERE source_id = ?`
+	clearStagingSQL      = `DELETE FROM import_staging`
+	deleteEventsSQL      = `DELETE FROM events`
+	resetEventStateSQL   = `UPDATE store_state SET last_position = 0, event_count = 0 WHERE id = 1`
+	swapDeleteEventsSQL  = `DELETE FROM events`
+	swapMoveSQL          = `INSERT INTO events (position, aggregate_id, aggregate_version, type, timestamp, payload) SELECT position, aggregate_id, aggregate_version, type, timestamp, payload FROM import_staging ORDER BY position`
+	swapStateSQL         = `UPDATE store_state SET last_position = (SELECT coalesce(max(position), 0) FROM events), event_count = (SELECT count(*) FROM events) WHERE id = 1`
+	secretIdxUsedSQL     = `SELECT 1 FROM secrets WHERE idx = ?`
+	importSecretSQL      = `INSERT INTO secrets (idx, id, secret) VALUES (?, ?, ?)`
+	importSecretCountSQL = `UPDATE store_state SET secret_count = secret_count + ?, deleted_secret_count = deleted_secret_count + ? WHERE id = 1`
+)

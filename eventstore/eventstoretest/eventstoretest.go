@@ -26,6 +26,9 @@ type Harness struct {
 	NewURL func(t testing.TB) string
 	// Concurrency sizes the concurrency tests (zero: defaults).
 	Concurrency Concurrency
+	// Peers gives fresh databases of the other engines, by name, for the
+	// cross-engine round trips (export here, import there, and back).
+	Peers map[string]func(t testing.TB) string
 }
 
 // Run runs the whole suite.
@@ -44,6 +47,7 @@ func Run(t *testing.T, h Harness) {
 		{"Freeze", runFreeze},
 		{"Snapshots", runSnapshots},
 		{"Secrets", runSecrets},
+		{"NDJSON", runNDJSON},
 	}
 	for _, s := range suites {
 		t.Run(s.name, func(t *testing.T) {

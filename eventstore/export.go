@@ -1,0 +1,155 @@
+package eventstore
+
+import (
+	"bufio"
+	"cmp"
+	"context"
+	"fmt"
+	"io"
+)
+
+// DefaultExportPageSize is the number of events an export reads per query.
+const DefaultExportPageSize = 5_000
+
+// ExportOptions are the arguments of ExportEvents. nil means the defaults:
+// from the start, no byte budget, MaintenanceManual.
+type ExportOptions struct {
+	// Cursor to export from; "" is the start.
+	Cursor Cursor
+	// Mode: MaintenanceAuto freezes the store for the export's duration if
+	// it was not frozen (and unfreezes only what it froze); the export
+	// reads one consistent snapshot either way.
+	Mode MaintenanceMode
+	// MaxBytes, when > 0, stops the export before the line that would take
+	// it past this many bytes; at least one event is always written, so a
+	// loop of budgeted exports always makes progress.
+	MaxBytes int64
+	// PageSize is the number of events read per query. 0: default.
+	PageSize int
+	// ProgressFunc, when set, is called after each page is written.
+	ProgressFunc func(ExportProgress)
+}
+
+// ExportProgress reports a written page.
+type ExportProgress struct {
+	Events int64
+	Bytes  int64
+	Cursor Cursor
+}
+
+// ExportResult reports what an export wrote. It is returned with the error
+// too; Cursor is then where to resume.
+type ExportResult struct {
+	// Cursor resumes the export right after the last event written.
+	Cursor Cursor
+	// End: every event of the snapshot after the start cursor was written.
+	// Events committed after the export began are not in it: export again
+	// from Cursor to get them.
+	End bool
+	// BufferOverflow: the export stopped because of MaxBytes.
+	BufferOverflow bool
+	Events         int64
+	Bytes          int64
+	// LastPosition is the store's last position in the export's snapshot.
+	LastPosition int64
+}
+
+// ExportEvents writes the store's events after opts.Cursor to w as NDJSON
+// (docs/ndjson-format.md), in position order, from one consistent snapshot
+// (PostgreSQL: REPEATABLE READ; SQLite: one read transaction), so that
+// concurrent appends never tear it. It writes whole lines only and flushes
+// w after each page; the returned Cursor resumes right after the last line
+// written. Cancelling ctx stops after the current page with a valid resume
+// cursor (reSolve's 'timeout').
+func (s *Store) ExportEvents(ctx context.Context, w io.Writer, opts *ExportOptions) (*ExportResult, error) {
+	var o ExportOptions
+	if opts != nil {
+		o = *opts
+	}
+	o.PageSize = cmp.Or(o.PageSize, DefaultExportPageSize)
+	if o.PageSize < 1 || o.PageSize > MaxLimit*10 {
+		return nil, &InvalidFilterError{Field: "pageSize", Reason: fmt.Sprintf("must be 1 to %d, got %d", MaxLimit*10, o.PageSize)}
+	}
+	pos, err := o.Cursor.Position()
+	if err != nil {
+		return nil, &InvalidFilterError{Field: "cursor", Reason: fmt.Sprintf("is malformed: %v", err), Err: err}
+	}
+	if err := s.begin(ctx); err != nil {
+		return nil, err
+	}
+	defer s.exit()
+	res := &ExportResult{Cursor: CursorAt(pos)}
+	if o.Mode == MaintenanceAuto {
+		unfreeze, err := s.freezeForMaintenance(ctx, "AUTO export in progress")
+		if err != nil {
+			return nil, err
+		}
+		defer unfreeze()
+	}
+	tx, err := s.d.BeginRead(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("export: %w", err)
+	}
+	defer tx.Close(ctx)
+
+	bw := bufio.NewWriterSize(w, 256<<10)
+	line := make([]byte, 0, 4096)
+	p := &ListEventsParams{After: pos, AfterTimestamp: -1, Limit: o.PageSize}
+	for first := true; ; first = false {
+		page, err := tx.ListEvents(ctx, p)
+		if err != nil {
+			return res, fmt.Errorf("export after position %d: %w", p.After, err)
+		}
+		res.LastPosition = page.LastPosition
+		if first && pos > page.LastPosition {
+			return nil, &CursorBeyondEndError{Position: pos, End: page.LastPosition}
+		}
+		for i := range page.Events {
+			e := &page.Events[i]
+			line = appendEventLine(line[:0], e)
+			if o.MaxBytes > 0 && res.Events > 0 && res.Bytes+int64(len(line)) > o.MaxBytes {
+				res.BufferOverflow = true
+				break
+			}
+			if _, err := bw.Write(line); err != nil {
+				return res, fmt.Errorf("export: write: %w", err)
+			}
+			res.Events++
+			res.Bytes += int64(len(line))
+			p.After = e.Position
+		}
+		// Everything up to p.After is now in w: the cursor may move.
+		if err := bw.Flush(); err != nil {
+			return res, fmt.Errorf("export: write: %w", err)
+		}
+		res.Cursor = CursorAt(p.After)
+		if o.ProgressFunc != nil {
+			o.ProgressFunc(ExportProgress{Events: res.Events, Bytes: res.Bytes, Cursor: res.Cursor})
+		}
+		if res.BufferOverflow {
+			return res, nil
+		}
+		if len(page.Events) < p.Limit {
+			res.End = true
+			return res, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+	}
+}
+
+// freezeForMaintenance freezes the store unless it is frozen, and returns
+// the function that unfreezes it if (and only if) this call froze it.
+func (s *Store) freezeForMaintenance(ctx context.Context, reason string) (func(), error) {
+	res, err := s.d.SetFrozen(ctx, &SetFrozenParams{Frozen: true, Reason: reason})
+	if err != nil {
+		return nil, fmt.Errorf("freeze: %w", err)
+	}
+	if res.WasFrozen {
+		return func() {}, nil
+	}
+	return func() {
+		_, _ = s.d.SetFrozen(context.WithoutCancel(ctx), &SetFrozenParams{Frozen: false})
+	}, nil
+}

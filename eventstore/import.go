@@ -1,0 +1,632 @@
+package eventstore
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+)
+
+// MaintenanceMode selects how an import or export treats the store, as
+// reSolve's MAINTENANCE_MODE_MANUAL and MAINTENANCE_MODE_AUTO do.
+type MaintenanceMode int
+
+const (
+	// MaintenanceManual imports append to the store as it is (positions
+	// must continue it) and exports read it as it is. The default.
+	MaintenanceManual MaintenanceMode = iota
+	// MaintenanceAuto imports replace the store's events and snapshots with
+	// the file's, and exports freeze the store while they run. Either
+	// freezes only a store that is not frozen, and unfreezes only what it
+	// froze.
+	MaintenanceAuto
+)
+
+func (m MaintenanceMode) String() string {
+	if m == MaintenanceAuto {
+		return "auto"
+	}
+	return "manual"
+}
+
+// Import defaults.
+const (
+	DefaultSourceID          = "default"
+	DefaultImportBatchEvents = 5_000
+	DefaultImportBatchBytes  = 8 << 20
+)
+
+// ErrResumeMismatch: an import was asked to resume at a point that does not
+// match what the store recorded for that source (another file, an offset
+// that is not the recorded one, a store changed since a replacing import
+// began). Nothing was written.
+var ErrResumeMismatch = errors.New("eventstore: resume does not match the recorded import")
+
+// ImportOptions are the arguments of ImportEvents. nil means the defaults:
+// a MaintenanceManual import of source "default" from the start.
+type ImportOptions struct {
+	// Mode: MaintenanceManual appends; MaintenanceAuto replaces the store's
+	// events and snapshots (see ImportEvents).
+	Mode MaintenanceMode
+	// SourceID names the source in the store's import checkpoints, so that
+	// an interrupted import can be resumed. "" means DefaultSourceID.
+	SourceID string
+	// ByteOffset resumes reSolve-style: the reader starts at this offset of
+	// the source, which must be the offset the store recorded for SourceID
+	// (the ByteOffset an earlier call returned).
+	ByteOffset int64
+	// Resume: the reader is the whole source from its first byte; the store
+	// skips to the offset it recorded for SourceID after checking that the
+	// skipped bytes are the ones it imported (SHA-256 of the prefix).
+	Resume bool
+	// Renumber gives the events new positions in file order, continuing the
+	// store, instead of keeping the file's positions.
+	Renumber bool
+	// BatchEvents and BatchBytes bound one transaction. 0: defaults.
+	BatchEvents int
+	BatchBytes  int
+	// MaxLineBytes bounds one line. 0: DefaultMaxLineBytes.
+	MaxLineBytes int
+	// ProgressFunc, when set, is called after each committed batch.
+	ProgressFunc func(ImportProgress)
+}
+
+// ImportProgress reports a committed batch.
+type ImportProgress struct {
+	ByteOffset int64 // source offset after the last committed line
+	Lines      int64 // committed lines of the source
+	Events     int64 // events committed by this call
+}
+
+// ImportResult reports what an import committed. It is returned with the
+// error too: ByteOffset is then where a resume starts.
+type ImportResult struct {
+	// ByteOffset is the source offset after the last committed line: only
+	// lines whose batch committed count. Resume here.
+	ByteOffset int64
+	// Lines committed, counted from the start of the source.
+	Lines int64
+	// Events committed by this call, and by the whole import so far.
+	Events      int64
+	TotalEvents int64
+	// LastPosition is the position of the last event the import wrote.
+	LastPosition int64
+	// Done: the source was read to its end and the import completed (for
+	// MaintenanceAuto: the store now holds exactly the file's events).
+	Done bool
+	// PrefixSHA256 is the SHA-256 of the source's first ByteOffset bytes.
+	PrefixSHA256 []byte
+}
+
+func (o *ImportOptions) resolved() ImportOptions {
+	var r ImportOptions
+	if o != nil {
+		r = *o
+	}
+	r.SourceID = cmp.Or(r.SourceID, DefaultSourceID)
+	r.BatchEvents = cmp.Or(r.BatchEvents, DefaultImportBatchEvents)
+	r.BatchBytes = cmp.Or(r.BatchBytes, DefaultImportBatchBytes)
+	r.MaxLineBytes = cmp.Or(r.MaxLineBytes, DefaultMaxLineBytes)
+	return r
+}
+
+// ImportEvents reads NDJSON events (docs/ndjson-format.md) from r and
+// stores them in batches, each in one transaction together with a
+// checkpoint of the source's byte offset, so that a crash or cancel at any
+// instant loses nothing and doubles nothing: resume with Resume (r from the
+// start of the same source) or with ByteOffset (r positioned there).
+//
+// Lines are read strictly: the first bad line stops the import with a
+// *LineError naming its line, byte offset and reason; every line before it
+// is committed and nothing after it is written. Payloads pass through byte
+// for byte. Lines with a position keep it when it continues the store (and
+// the file); lines without one (reSolve's files) get positions in file
+// order, as do all lines with Renumber.
+//
+// MaintenanceManual appends. MaintenanceAuto replaces the store's events
+// and snapshots with the file's (secrets are untouched), freezing the store
+// meanwhile unless it already was frozen: into an empty store the events go
+// straight in; into a non-empty store they are staged and swapped in by one
+// transaction at the end, so the store is never half-replaced. What a
+// failed AUTO import leaves, and how to finish or undo it, is in
+// docs/ndjson-format.md ("Interrupted imports"); AbortImport undoes one.
+//
+// Cancelling ctx stops after committing the lines read so far.
+func (s *Store) ImportEvents(ctx context.Context, r io.Reader, opts *ImportOptions) (*ImportResult, error) {
+	if err := s.begin(ctx); err != nil {
+		return nil, err
+	}
+	defer s.exit()
+	im := &eventImport{s: s, o: opts.resolved()}
+	return im.run(ctx, r)
+}
+
+// lineMark locates an accepted line and the prefix hash before it, so that a
+// batch can be cut before any of its lines.
+type lineMark struct {
+	line, offset int64
+	hashAt       int // start of the hash state in the arena
+}
+
+// lineMarks records, for each line of a batch, where it starts and the
+// prefix hash state there.
+type lineMarks struct {
+	marks []lineMark
+	arena []byte
+}
+
+// add records the reader's position before it accepts a line.
+func (m *lineMarks) add(lr *lineReader) {
+	m.marks = append(m.marks, lineMark{line: lr.line, offset: lr.offset, hashAt: len(m.arena)})
+	m.arena = appendHashState(m.arena, lr.hash)
+}
+
+// before returns the offset, the number of lines and the hash state just
+// before the batch's line n (n == len: after the batch, from the reader).
+func (m *lineMarks) before(n int, lr *lineReader) (offset, lines int64, state []byte) {
+	if n == len(m.marks) {
+		return lr.offset, lr.line - 1, lr.hashState()
+	}
+	mk := m.marks[n]
+	end := len(m.arena)
+	if n+1 < len(m.marks) {
+		end = m.marks[n+1].hashAt
+	}
+	return mk.offset, mk.line - 1, append([]byte(nil), m.arena[mk.hashAt:end]...)
+}
+
+func (m *lineMarks) reset() { m.marks, m.arena = m.marks[:0], m.arena[:0] }
+
+type eventImport struct {
+	s      *Store
+	o      ImportOptions
+	cp     *ImportCheckpoint
+	target ImportTarget
+	lr     *lineReader
+	res    ImportResult
+
+	prevPos    int64 // position of the last accepted line
+	filePos    int   // 1: the file has positions; -1: it has none; 0: not seen yet
+	batch      []StoredEvent
+	marks      lineMarks
+	batchKeys  map[versionKey]int
+	batchBytes int
+}
+
+func (im *eventImport) run(ctx context.Context, r io.Reader) (*ImportResult, error) {
+	if err := im.open(ctx, r); err != nil {
+		return im.result(), err
+	}
+	if im.cp.Done {
+		return im.result(), nil // already complete: nothing to do
+	}
+	err := im.readAll(ctx)
+	if err == nil {
+		err = im.finish(ctx)
+	}
+	if err != nil {
+		return im.result(), im.failed(ctx, err)
+	}
+	return im.result(), nil
+}
+
+func (im *eventImport) result() *ImportResult {
+	res := im.res
+	if im.lr != nil {
+		res.PrefixSHA256 = im.lr.hash.Sum(nil)
+	}
+	return &res
+}
+
+// open finds where the import starts: fresh, or resumed from the store's
+// checkpoint of the source.
+func (im *eventImport) open(ctx context.Context, r io.Reader) error {
+	d := im.s.d
+	cp, err := d.Checkpoint(ctx, im.o.SourceID)
+	if err != nil {
+		return fmt.Errorf("import: read checkpoint: %w", err)
+	}
+	if cp != nil && cp.Kind != "events" {
+		return fmt.Errorf("%w: source %q is a %s import", ErrResumeMismatch, im.o.SourceID, cp.Kind)
+	}
+	resuming := im.o.Resume || im.o.ByteOffset > 0
+	if !resuming {
+		return im.openFresh(ctx, r, cp)
+	}
+	if cp == nil {
+		return fmt.Errorf("%w: the store has no import of source %q to resume", ErrResumeMismatch, im.o.SourceID)
+	}
+	h, err := restoreHash(cp.HashState)
+	if err != nil {
+		return err
+	}
+	if im.o.Resume {
+		if err := verifyPrefix(r, cp, h); err != nil {
+			return err
+		}
+	} else if im.o.ByteOffset != cp.ByteOffset {
+		return fmt.Errorf("%w: source %q: byte offset %d is not the committed offset %d recorded by the store (line %d)",
+			ErrResumeMismatch, im.o.SourceID, im.o.ByteOffset, cp.ByteOffset, cp.Line)
+	}
+	if (cp.Mode == "manual") != (im.o.Mode == MaintenanceManual) {
+		return fmt.Errorf("%w: source %q was imported in %s mode, not %s", ErrResumeMismatch, im.o.SourceID, cp.Mode, im.o.Mode)
+	}
+	im.cp = cp
+	im.lr = newLineReader(r, im.o.MaxLineBytes, cp.ByteOffset, cp.Line+1, h)
+	im.res = ImportResult{ByteOffset: cp.ByteOffset, Lines: cp.Line, TotalEvents: cp.Events, LastPosition: cp.LastPosition, Done: cp.Done}
+	im.prevPos = cp.LastPosition
+	im.target = ImportIntoEvents
+	if cp.Mode == "auto-staged" {
+		im.target = ImportIntoStaging
+	}
+	if cp.Done {
+		return nil
+	}
+	st, err := d.ReadState(ctx)
+	if err != nil {
+		return fmt.Errorf("import: %w", err)
+	}
+	if cp.Mode == "auto-staged" && st.LastPosition != cp.BasePosition {
+		return fmt.Errorf("%w: the store changed since the AUTO import of %q began (last position %d, was %d): abort it and import again",
+			ErrResumeMismatch, im.o.SourceID, st.LastPosition, cp.BasePosition)
+	}
+	if cp.Mode != "manual" && !st.Frozen {
+		froze, err := im.freeze(ctx)
+		if err != nil {
+			return err
+		}
+		cp.Froze = cp.Froze || froze
+	}
+	if im.target == ImportIntoEvents && im.prevPos < st.LastPosition {
+		im.prevPos = st.LastPosition
+	}
+	return nil
+}
+
+// verifyPrefix reads the first cp.ByteOffset bytes of r into h and checks
+// them against the recorded hash.
+func verifyPrefix(r io.Reader, cp *ImportCheckpoint, h hash.Hash) error {
+	want := h.Sum(nil)
+	fresh := sha256.New()
+	n, err := io.CopyN(fresh, r, cp.ByteOffset)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("import: read the source's first %d bytes: %w", cp.ByteOffset, err)
+	}
+	if n < cp.ByteOffset {
+		return fmt.Errorf("%w: source %q is %d bytes long, shorter than the %d bytes already imported", ErrResumeMismatch, cp.SourceID, n, cp.ByteOffset)
+	}
+	if !bytes.Equal(fresh.Sum(nil), want) {
+		return fmt.Errorf("%w: the first %d bytes of this source differ from those of source %q already imported (another file?)", ErrResumeMismatch, cp.ByteOffset, cp.SourceID)
+	}
+	return nil
+}
+
+func (im *eventImport) openFresh(ctx context.Context, r io.Reader, prev *ImportCheckpoint) error {
+	d := im.s.d
+	st, err := d.ReadState(ctx)
+	if err != nil {
+		return fmt.Errorf("import: %w", err)
+	}
+	im.cp = &ImportCheckpoint{SourceID: im.o.SourceID, Kind: "events", Mode: "manual"}
+	im.target = ImportIntoEvents
+	im.prevPos = st.LastPosition
+	im.lr = newLineReader(r, im.o.MaxLineBytes, 0, 1, nil)
+	if im.o.Mode != MaintenanceAuto {
+		return nil
+	}
+	im.cp.Mode = "auto"
+	if st.EventCount > 0 || st.LastPosition > 0 {
+		// Replace a non-empty store: stage, swap at the end.
+		im.cp.Mode, im.target = "auto-staged", ImportIntoStaging
+		im.cp.BasePosition = st.LastPosition
+		im.prevPos = 0
+		if err := d.AbortImport(ctx, &AbortImportParams{SourceID: im.o.SourceID, ClearStaging: true}); err != nil {
+			return fmt.Errorf("import: clear staging: %w", err)
+		}
+	}
+	// Record the import before freezing, claiming the freeze, so that a
+	// failure at any point leaves a checkpoint that owns it (a resume or an
+	// abort then unfreezes). An unfinished AUTO import of the same source
+	// hands its freeze over.
+	inherited := prev != nil && !prev.Done && prev.Mode != "manual" && prev.Froze && st.Frozen
+	im.cp.Froze = !st.Frozen || inherited
+	if err := im.saveCheckpoint(ctx); err != nil {
+		return err
+	}
+	if !st.Frozen {
+		froze, err := im.freeze(ctx)
+		if err != nil {
+			return err
+		}
+		if !froze { // someone else froze it meanwhile: not ours to lift
+			im.cp.Froze = false
+			return im.saveCheckpoint(ctx)
+		}
+	}
+	return nil
+}
+
+// saveCheckpoint writes the checkpoint as it stands, with no events.
+func (im *eventImport) saveCheckpoint(ctx context.Context) error {
+	cp := im.checkpointAt(0)
+	if _, err := im.s.d.ImportEvents(ctx, &ImportEventsParams{Target: im.target, Checkpoint: cp}); err != nil {
+		return fmt.Errorf("import: record checkpoint: %w", err)
+	}
+	im.cp = cp
+	return nil
+}
+
+// freeze freezes the store for an AUTO import and reports whether this
+// import froze it (false: someone else did meanwhile).
+func (im *eventImport) freeze(ctx context.Context) (bool, error) {
+	res, err := im.s.d.SetFrozen(ctx, &SetFrozenParams{Frozen: true, Reason: fmt.Sprintf("AUTO import of source %q in progress", im.o.SourceID)})
+	if err != nil {
+		return false, fmt.Errorf("import: freeze: %w", err)
+	}
+	return !res.WasFrozen, nil
+}
+
+// readAll reads and stores every line.
+func (im *eventImport) readAll(ctx context.Context) error {
+	im.batchKeys = make(map[versionKey]int, im.o.BatchEvents)
+	for n := 0; ; n++ {
+		if n%256 == 0 {
+			if err := ctx.Err(); err != nil {
+				// Commit what was read (quickly: one batch at most), then stop.
+				if ferr := im.flush(context.WithoutCancel(ctx)); ferr != nil {
+					return ferr
+				}
+				return err
+			}
+		}
+		line, err := im.lr.next()
+		if errors.Is(err, io.EOF) {
+			return im.flush(ctx)
+		}
+		if err == nil {
+			err = im.accept(line)
+		}
+		if err != nil {
+			// Commit the lines before the bad one, then report it.
+			if ferr := im.flush(ctx); ferr != nil {
+				return ferr
+			}
+			return err
+		}
+		if len(im.batch) >= im.o.BatchEvents || im.batchBytes >= im.o.BatchBytes {
+			if err := im.flush(ctx); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// accept parses a line, assigns its position and adds it to the batch.
+func (im *eventImport) accept(line []byte) error {
+	lr := im.lr
+	if col, reason := checkLineFrame(line, lr.offset == 0); reason != "" {
+		return lr.errAt(col, "", reason)
+	}
+	ev, lerr := parseEventLine(line, im.s.opts.MaxPayloadBytes)
+	if lerr != nil {
+		return lr.errAt(lerr.column, lerr.field, lerr.reason)
+	}
+	if has := map[bool]int{true: 1, false: -1}[ev.hasPosition]; im.filePos == 0 {
+		im.filePos = has
+	} else if has != im.filePos {
+		return lr.errAt(-1, "position", "some lines of this file have a position and others not")
+	}
+	pos := im.prevPos + 1
+	if ev.hasPosition && !im.o.Renumber {
+		if ev.position <= im.prevPos {
+			where := "the previous line's"
+			if len(im.batch) == 0 && im.res.Events == 0 && im.target == ImportIntoEvents {
+				where = "the store's last"
+			}
+			return lr.errAt(-1, "position", fmt.Sprintf("position %d is not above %s position %d (positions must increase and continue the store; import with renumbering to assign new ones)",
+				ev.position, where, im.prevPos))
+		}
+		pos = ev.position
+	}
+	k := versionKey{ev.AggregateID, ev.AggregateVersion}
+	if i, dup := im.batchKeys[k]; dup {
+		return lr.errAt(-1, "aggregateVersion", fmt.Sprintf("aggregate %q version %d is also on line %d", ev.AggregateID, ev.AggregateVersion, im.marks.marks[i].line))
+	}
+	im.batchKeys[k] = len(im.batch)
+	im.marks.add(lr)
+	im.batch = append(im.batch, StoredEvent{Event: ev.Event, Position: pos})
+	im.batchBytes += len(line)
+	im.prevPos = pos
+	lr.accept(line)
+	return nil
+}
+
+func appendHashState(dst []byte, h hash.Hash) []byte {
+	if a, ok := h.(encoding.BinaryAppender); ok {
+		out, err := a.AppendBinary(dst)
+		if err == nil {
+			return out
+		}
+	}
+	b, _ := h.(encoding.BinaryMarshaler).MarshalBinary()
+	return append(dst, b...)
+}
+
+// checkpointAt returns the checkpoint after the first n lines of the batch.
+func (im *eventImport) checkpointAt(n int) *ImportCheckpoint {
+	cp := *im.cp
+	cp.ByteOffset, cp.Line, cp.HashState = im.marks.before(n, im.lr)
+	cp.Events += int64(n)
+	if n > 0 {
+		cp.LastPosition = im.batch[n-1].Position
+	}
+	cp.UpdatedAt = im.s.nowMillis()
+	return &cp
+}
+
+// flush commits the batch (or, when a line of it conflicts with the store,
+// the lines before that one, and reports the conflict).
+func (im *eventImport) flush(ctx context.Context) error {
+	if len(im.batch) == 0 {
+		return nil
+	}
+	err := im.commit(ctx, len(im.batch), false, false)
+	im.batch, im.batchBytes = im.batch[:0], 0
+	im.marks.reset()
+	clear(im.batchKeys)
+	return err
+}
+
+// commit stores the first n lines of the batch with their checkpoint.
+func (im *eventImport) commit(ctx context.Context, n int, unfreeze, deleteSnapshots bool) error {
+	for attempt := 0; ; attempt++ {
+		cp := im.checkpointAt(n)
+		res, err := im.s.d.ImportEvents(ctx, &ImportEventsParams{
+			Target: im.target, Events: im.batch[:n], Checkpoint: cp,
+			Unfreeze: unfreeze, DeleteSnapshots: deleteSnapshots,
+		})
+		if err != nil {
+			return fmt.Errorf("import: store lines %d to %d: %w", im.res.Lines+1, cp.Line, err)
+		}
+		switch {
+		case res.Advanced && im.filePos < 0 || res.Advanced && im.o.Renumber:
+			if attempt > 10 {
+				return fmt.Errorf("import: the store keeps advancing under the import (freeze it): %w", ErrTimeout)
+			}
+			// Another writer appended meanwhile: give the batch new
+			// positions after the store's last one and try again.
+			for i := range im.batch {
+				im.batch[i].Position = res.LastPosition + 1 + int64(i)
+			}
+			im.prevPos = im.batch[len(im.batch)-1].Position
+			continue
+		case res.Advanced:
+			m := im.marks.marks[0]
+			return &LineError{Line: m.line, Offset: m.offset, Column: -1, Field: "position",
+				Reason: fmt.Sprintf("position %d is not above the store's last position %d (another writer appended meanwhile? freeze the store, or import with renumbering)", im.batch[0].Position, res.LastPosition)}
+		case res.Conflict >= 0:
+			k := res.Conflict
+			if k > 0 {
+				if err := im.commit(ctx, k, false, false); err != nil {
+					return err
+				}
+			}
+			e, m := im.batch[k], im.marks.marks[k]
+			return &LineError{Line: m.line, Offset: m.offset, Column: -1, Field: "aggregateVersion",
+				Reason: fmt.Sprintf("aggregate %q version %d is already in the store (or on an earlier line of this file)", e.AggregateID, e.AggregateVersion),
+				Err:    &ConflictError{AggregateID: e.AggregateID, AggregateVersion: e.AggregateVersion}}
+		}
+		im.cp = cp
+		im.res.ByteOffset, im.res.Lines = cp.ByteOffset, cp.Line
+		im.res.Events += int64(n)
+		im.res.TotalEvents = cp.Events
+		im.res.LastPosition = cp.LastPosition
+		if im.o.ProgressFunc != nil {
+			im.o.ProgressFunc(ImportProgress{ByteOffset: im.res.ByteOffset, Lines: im.res.Lines, Events: im.res.Events})
+		}
+		return nil
+	}
+}
+
+// finish completes the import once the whole source is stored.
+func (im *eventImport) finish(ctx context.Context) error {
+	cp := im.checkpointAt(0)
+	cp.Done = true
+	var err error
+	switch im.cp.Mode {
+	case "auto-staged":
+		err = im.s.d.SwapStaging(ctx, &SwapStagingParams{Checkpoint: cp, Unfreeze: cp.Froze})
+	default:
+		_, err = im.s.d.ImportEvents(ctx, &ImportEventsParams{
+			Target: ImportIntoEvents, Checkpoint: cp, Unfreeze: cp.Froze,
+			DeleteSnapshots: im.cp.Mode == "auto",
+		})
+	}
+	if err != nil {
+		return fmt.Errorf("import: complete: %w", err)
+	}
+	im.cp = cp
+	im.res.Done = true
+	return nil
+}
+
+// failed handles an import that stopped before the end: what it leaves
+// depends on the mode, and the error says so.
+func (im *eventImport) failed(ctx context.Context, cause error) error {
+	if im.cp == nil {
+		return cause
+	}
+	switch im.cp.Mode {
+	case "auto-staged":
+		// The store is untouched: unfreeze it (if this import froze it) so
+		// that it is usable; a resume freezes it again and refuses to
+		// continue if it changed meanwhile.
+		note := "the store is unchanged and not frozen by the import; resume the import to finish replacing it, or abort it"
+		if im.cp.Froze {
+			cp := im.checkpointAt(0)
+			cp.Froze = false
+			_, err := im.s.d.ImportEvents(context.WithoutCancel(ctx), &ImportEventsParams{Target: ImportIntoStaging, Checkpoint: cp, Unfreeze: true})
+			if err != nil {
+				note = fmt.Sprintf("the store is unchanged but still frozen (unfreezing failed: %v); resume the import or abort it", err)
+			}
+		}
+		return fmt.Errorf("%w (AUTO import of %q: %d lines staged, %s)", cause, im.o.SourceID, im.res.Lines, note)
+	case "auto":
+		return fmt.Errorf("%w (AUTO import of %q into an empty store: the first %d lines (%d events) are in; the store stays frozen until the import is resumed to its end, or aborted to empty the store again)",
+			cause, im.o.SourceID, im.res.Lines, im.res.TotalEvents)
+	}
+	return cause
+}
+
+// AbortImport undoes an unfinished import of a source and forgets it: an
+// AUTO import into a non-empty store drops its staged events (the store was
+// never changed); an AUTO import into an empty store deletes the events it
+// imported, leaving the store empty again; either unfreezes the store if
+// the import froze it. A MANUAL import's committed events stay (they were
+// appended and may have been read): only its checkpoint is forgotten.
+func (s *Store) AbortImport(ctx context.Context, sourceID string) error {
+	if err := s.begin(ctx); err != nil {
+		return err
+	}
+	defer s.exit()
+	sourceID = cmp.Or(sourceID, DefaultSourceID)
+	cp, err := s.d.Checkpoint(ctx, sourceID)
+	if err != nil {
+		return fmt.Errorf("abort import: %w", err)
+	}
+	if cp == nil {
+		return fmt.Errorf("%w: the store has no import of source %q", ErrResumeMismatch, sourceID)
+	}
+	p := &AbortImportParams{SourceID: sourceID}
+	if !cp.Done {
+		switch cp.Mode {
+		case "auto-staged":
+			p.ClearStaging, p.Unfreeze = true, cp.Froze
+		case "auto":
+			p.DeleteEvents, p.Unfreeze = true, cp.Froze
+		}
+	}
+	if err := s.d.AbortImport(ctx, p); err != nil {
+		return fmt.Errorf("abort import: %w", err)
+	}
+	return nil
+}
+
+// Imports lists the store's import checkpoints (finished and unfinished),
+// so that abandoned imports can be found and resumed or aborted.
+func (s *Store) Imports(ctx context.Context) ([]ImportCheckpoint, error) {
+	if err := s.begin(ctx); err != nil {
+		return nil, err
+	}
+	defer s.exit()
+	cps, err := s.d.ListCheckpoints(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list imports: %w", err)
+	}
+	return cps, nil
+}

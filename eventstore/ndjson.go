@@ -1,0 +1,379 @@
+package eventstore
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/esctl/esctl/eventstore/internal/jsonx"
+)
+
+// The NDJSON event format (docs/ndjson-format.md): one JSON object per line,
+// terminated by "\n", with reSolve's keys in reSolve's order plus position:
+//
+//	{"threadCounter":0,"threadId":4,"type":"T","timestamp":1,"aggregateId":"a","aggregateVersion":1,"payload":{},"position":5}
+//
+// threadId is (position-1) mod 256 and threadCounter (position-1) div 256,
+// so that reSolve reads the file; reSolve's own files have no position and
+// get positions in file order.
+
+// DefaultMaxLineBytes is the default limit on one NDJSON line.
+const DefaultMaxLineBytes = 64 << 20
+
+// ErrBadInput is matched by every *LineError: the input of an import is
+// malformed or does not fit the store.
+var ErrBadInput = errors.New("eventstore: bad input")
+
+// LineError reports a rejected NDJSON line. Line and Offset locate it in the
+// source (Offset is the byte offset of the line's first byte, counted from
+// the start of the source even when the import resumed); Column is the byte
+// offset of the problem within the line, or -1.
+type LineError struct {
+	Line   int64
+	Offset int64
+	Column int
+	Field  string // the envelope field at fault, if any
+	Reason string
+	Err    error // underlying error, if any (*ConflictError, ...)
+}
+
+func (e *LineError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "line %d (byte offset %d", e.Line, e.Offset)
+	if e.Column >= 0 {
+		fmt.Fprintf(&b, ", column %d", e.Column+1)
+	}
+	b.WriteString("): ")
+	if e.Field != "" {
+		fmt.Fprintf(&b, "field %q: ", e.Field)
+	}
+	b.WriteString(e.Reason)
+	return b.String()
+}
+
+// Is reports whether target is ErrBadInput.
+func (e *LineError) Is(target error) bool { return target == ErrBadInput }
+
+// Unwrap returns the underlying error, if any.
+func (e *LineError) Unwrap() error { return e.Err }
+
+// lineReader reads NDJSON lines strictly: every line ends with "\n" and fits
+// maxLine bytes. It counts lines and byte offsets and hashes the lines the
+// caller accepts, so that an import can record a verifiable prefix hash.
+type lineReader struct {
+	br      *bufio.Reader
+	maxLine int
+	offset  int64 // byte offset of the next line
+	line    int64 // number of the next line
+	hash    hash.Hash
+	buf     []byte
+}
+
+func newLineReader(r io.Reader, maxLine int, offset, line int64, h hash.Hash) *lineReader {
+	if h == nil {
+		h = sha256.New()
+	}
+	return &lineReader{br: bufio.NewReaderSize(r, 1<<20), maxLine: maxLine, offset: offset, line: line, hash: h}
+}
+
+// next returns the next line without its "\n". The slice is valid until the
+// next call. At the end of the input it returns io.EOF; a last line without
+// "\n" is a *LineError (truncated).
+func (lr *lineReader) next() ([]byte, error) {
+	lr.buf = lr.buf[:0]
+	for {
+		chunk, err := lr.br.ReadSlice('\n')
+		if len(lr.buf)+len(chunk) > lr.maxLine+1 {
+			return nil, lr.errAt(-1, "", fmt.Sprintf("line is longer than the limit of %d bytes", lr.maxLine))
+		}
+		switch {
+		case err == nil:
+			var line []byte
+			if len(lr.buf) == 0 {
+				line = chunk
+			} else {
+				lr.buf = append(lr.buf, chunk...)
+				line = lr.buf
+			}
+			return line[:len(line)-1], nil
+		case errors.Is(err, bufio.ErrBufferFull):
+			lr.buf = append(lr.buf, chunk...)
+		case errors.Is(err, io.EOF):
+			lr.buf = append(lr.buf, chunk...)
+			if len(lr.buf) == 0 {
+				return nil, io.EOF
+			}
+			return nil, lr.errAt(-1, "", fmt.Sprintf("truncated last line: %d bytes without a final newline (the file may be cut short; if it is complete, end it with a newline)", len(lr.buf)))
+		default:
+			return nil, err
+		}
+	}
+}
+
+// accept moves past an accepted line (given without its "\n"), adding it to
+// the prefix hash; a rejected line is never accepted, so the hash always
+// covers exactly the source's first offset bytes.
+func (lr *lineReader) accept(line []byte) {
+	lr.hash.Write(line)
+	lr.hash.Write(newline)
+	lr.offset += int64(len(line)) + 1
+	lr.line++
+}
+
+var newline = []byte{'\n'}
+
+func (lr *lineReader) errAt(column int, field, reason string) *LineError {
+	return &LineError{Line: lr.line, Offset: lr.offset, Column: column, Field: field, Reason: reason}
+}
+
+// hashState returns the serialized state of the prefix hash.
+func (lr *lineReader) hashState() []byte {
+	b, err := lr.hash.(encoding.BinaryMarshaler).MarshalBinary()
+	if err != nil {
+		panic(err) // sha256 state always marshals
+	}
+	return b
+}
+
+// restoreHash returns a sha256 hash continued from a serialized state.
+func restoreHash(state []byte) (hash.Hash, error) {
+	h := sha256.New()
+	if len(state) == 0 {
+		return h, nil
+	}
+	if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(state); err != nil {
+		return nil, fmt.Errorf("restore the import's prefix hash: %w", err)
+	}
+	return h, nil
+}
+
+// checkLineFrame rejects what is wrong with a line as a whole, before JSON:
+// compressed input, a byte-order mark, blank lines and CRLF endings.
+func checkLineFrame(line []byte, first bool) (column int, reason string) {
+	if first {
+		switch {
+		case bytes.HasPrefix(line, []byte{0x1f, 0x8b}):
+			return 0, "the input is gzip-compressed: decompress it first (gunzip, or esctl's --compress)"
+		case bytes.HasPrefix(line, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+			return 0, "the input is zstd-compressed: decompress it first (zstd -d, or esctl's --compress)"
+		case bytes.HasPrefix(line, []byte{0xef, 0xbb, 0xbf}):
+			return 0, "UTF-8 byte order mark at the start of the input (remove it)"
+		}
+	}
+	if len(bytes.TrimSpace(line)) == 0 {
+		return 0, "blank line"
+	}
+	if line[len(line)-1] == '\r' {
+		return len(line) - 1, `CRLF line ending ("\r\n"): lines must end with "\n" only`
+	}
+	return -1, ""
+}
+
+// lineEvent is an event line as parsed.
+type lineEvent struct {
+	Event
+	position      int64
+	hasPosition   bool
+	threadID      int64
+	threadCounter int64
+	hasThreadID   bool
+	hasCounter    bool
+}
+
+var eventKeys = []string{"threadCounter", "threadId", "type", "timestamp", "aggregateId", "aggregateVersion", "payload", "position"}
+
+// lineErr builds the error of a line the caller locates.
+type lineErr struct {
+	column int
+	field  string
+	reason string
+}
+
+func (e *lineErr) Error() string { return e.reason }
+
+func jsonLineErr(err error, field string) *lineErr {
+	var se *jsonx.SyntaxError
+	if errors.As(err, &se) {
+		return &lineErr{column: se.Offset, field: field, reason: se.Msg}
+	}
+	return &lineErr{column: -1, field: field, reason: err.Error()}
+}
+
+// unknownKey explains an unexpected key, naming a case-variant match.
+func unknownKey(key string, known []string) string {
+	for _, k := range known {
+		if strings.EqualFold(k, key) {
+			return fmt.Sprintf("unknown key %q (keys are case-sensitive: did you mean %q?)", key, k)
+		}
+	}
+	return fmt.Sprintf("unknown key %q (expected only %s)", key, strings.Join(known, ", "))
+}
+
+// parseEventLine parses one event line. Every value keeps its exact form:
+// strings are decoded, integers must be exact int64 integers, and the
+// payload is validated and kept as its compact JSON text.
+func parseEventLine(line []byte, maxPayload int) (*lineEvent, *lineErr) {
+	p := jsonx.NewParser(line)
+	ev := &lineEvent{}
+	if p.Peek() != '{' {
+		if _, err := p.Value(nil); err != nil {
+			return nil, jsonLineErr(err, "")
+		}
+		return nil, &lineErr{column: 0, reason: "a line must be a JSON object"}
+	}
+	if err := p.Expect('{'); err != nil {
+		return nil, jsonLineErr(err, "")
+	}
+	seen := make(map[string]bool, len(eventKeys))
+	p.SkipSpace()
+	if p.Peek() == '}' {
+		_ = p.Expect('}')
+	} else {
+		for {
+			if lerr := parseEventField(p, ev, seen, maxPayload); lerr != nil {
+				return nil, lerr
+			}
+			p.SkipSpace()
+			if p.Peek() == ',' {
+				_ = p.Expect(',')
+				continue
+			}
+			if err := p.Expect('}'); err != nil {
+				return nil, jsonLineErr(err, "")
+			}
+			break
+		}
+	}
+	if !p.AtEnd() {
+		return nil, &lineErr{column: p.Offset(), reason: "unexpected data after the JSON object (two values on one line?)"}
+	}
+	for _, k := range []string{"type", "timestamp", "aggregateId", "aggregateVersion"} {
+		if !seen[k] {
+			return nil, &lineErr{column: -1, field: k, reason: "is missing"}
+		}
+	}
+	if ev.hasPosition && ev.position < 1 {
+		return nil, &lineErr{column: -1, field: "position", reason: fmt.Sprintf("must be at least 1, got %d", ev.position)}
+	}
+	if ev.hasThreadID && (ev.threadID < 0 || ev.threadID > 255) {
+		return nil, &lineErr{column: -1, field: "threadId", reason: fmt.Sprintf("must be 0 to 255, got %d", ev.threadID)}
+	}
+	if ev.hasCounter && ev.threadCounter < 0 {
+		return nil, &lineErr{column: -1, field: "threadCounter", reason: fmt.Sprintf("must not be negative, got %d", ev.threadCounter)}
+	}
+	if ev.hasPosition && (ev.hasThreadID || ev.hasCounter) {
+		tid, tc := threadOf(ev.position)
+		if (ev.hasThreadID && ev.threadID != tid) || (ev.hasCounter && ev.threadCounter != tc) {
+			return nil, &lineErr{column: -1, field: "threadId", reason: fmt.Sprintf("threadId %d and threadCounter %d do not match position %d (expected %d and %d)",
+				ev.threadID, ev.threadCounter, ev.position, tid, tc)}
+		}
+	}
+	if _, err := validateEvent(0, &ev.Event, maxPayload, true); err != nil {
+		var ie *InvalidEventError
+		if errors.As(err, &ie) {
+			return nil, &lineErr{column: -1, field: ie.Field, reason: ie.Reason}
+		}
+		return nil, &lineErr{column: -1, reason: err.Error()}
+	}
+	if ev.Payload == nil {
+		ev.Payload = nullPayload // reSolve omits an undefined payload
+	}
+	return ev, nil
+}
+
+// parseEventField parses one "key": value member of an event line.
+func parseEventField(p *jsonx.Parser, ev *lineEvent, seen map[string]bool, maxPayload int) *lineErr {
+	p.SkipSpace()
+	keyAt := p.Offset()
+	key, err := p.String()
+	if err != nil {
+		return jsonLineErr(err, "")
+	}
+	if seen[key] {
+		return &lineErr{column: keyAt, field: key, reason: fmt.Sprintf("duplicate key %q", key)}
+	}
+	seen[key] = true
+	if err := p.Expect(':'); err != nil {
+		return jsonLineErr(err, key)
+	}
+	p.SkipSpace()
+	valueAt := p.Offset()
+	switch key {
+	case "type", "aggregateId":
+		if p.Peek() != '"' {
+			return &lineErr{column: valueAt, field: key, reason: "must be a string"}
+		}
+		s, err := p.String()
+		if err != nil {
+			return jsonLineErr(err, key)
+		}
+		if key == "type" {
+			ev.Type = s
+		} else {
+			ev.AggregateID = s
+		}
+	case "timestamp", "aggregateVersion", "position", "threadId", "threadCounter":
+		n, err := p.Int()
+		if err != nil {
+			return jsonLineErr(err, key)
+		}
+		switch key {
+		case "timestamp":
+			ev.Timestamp = n
+		case "aggregateVersion":
+			ev.AggregateVersion = n
+		case "position":
+			ev.position, ev.hasPosition = n, true
+		case "threadId":
+			ev.threadID, ev.hasThreadID = n, true
+		case "threadCounter":
+			ev.threadCounter, ev.hasCounter = n, true
+		}
+	case "payload":
+		v, err := p.Value(make([]byte, 0, 256))
+		if err != nil {
+			return jsonLineErr(err, key)
+		}
+		if len(v) > maxPayload {
+			return &lineErr{column: valueAt, field: key, reason: fmt.Sprintf("%d bytes exceeds the limit of %d bytes", len(v), maxPayload)}
+		}
+		ev.Payload = v
+	default:
+		return &lineErr{column: keyAt, reason: unknownKey(key, eventKeys)}
+	}
+	return nil
+}
+
+// threadOf returns reSolve's threadId and threadCounter for a position.
+func threadOf(position int64) (threadID, threadCounter int64) {
+	return (position - 1) % 256, (position - 1) / 256
+}
+
+// appendEventLine appends e as one NDJSON line, "\n" included.
+func appendEventLine(dst []byte, e *StoredEvent) []byte {
+	tid, tc := threadOf(e.Position)
+	dst = append(dst, `{"threadCounter":`...)
+	dst = strconv.AppendInt(dst, tc, 10)
+	dst = append(dst, `,"threadId":`...)
+	dst = strconv.AppendInt(dst, tid, 10)
+	dst = append(dst, `,"type":`...)
+	dst = jsonx.AppendString(dst, e.Type)
+	dst = append(dst, `,"timestamp":`...)
+	dst = strconv.AppendInt(dst, e.Timestamp, 10)
+	dst = append(dst, `,"aggregateId":`...)
+	dst = jsonx.AppendString(dst, e.AggregateID)
+	dst = append(dst, `,"aggregateVersion":`...)
+	dst = strconv.AppendInt(dst, e.AggregateVersion, 10)
+	dst = append(dst, `,"payload":`...)
+	dst = append(dst, e.Payload...)
+	dst = append(dst, `,"position":`...)
+	dst = strconv.AppendInt(dst, e.Position, 10)
+	return append(dst, "}\n"...)
+}

@@ -1,0 +1,378 @@
+package eventstore
+
+import (
+	"bufio"
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+
+	"github.com/esctl/esctl/eventstore/internal/jsonx"
+)
+
+// Secrets travel as NDJSON too, one per line, keys in reSolve's order:
+//
+//	{"secret":"key material","id":"user-1","idx":1}
+//	{"secret":null,"id":"user-2","idx":2}
+//
+// A null secret is a tombstone: the secret was deleted and its id may never
+// be used again. Unlike reSolve, tombstones are exported and imported, and
+// imports keep idx.
+
+// DefaultSecretsSourceID is the import source id ImportSecrets uses when
+// none is given.
+const DefaultSecretsSourceID = "secrets"
+
+// SecretsExportOptions are the arguments of ExportSecrets.
+type SecretsExportOptions struct {
+	// Idx exports secrets with idx >= Idx (0: all).
+	Idx int64
+}
+
+// SecretsExportResult reports what ExportSecrets wrote.
+type SecretsExportResult struct {
+	Secrets    int64
+	Tombstones int64
+	Bytes      int64
+	// NextIdx resumes the export after the last secret written.
+	NextIdx int64
+}
+
+// ExportSecrets writes the store's secrets, tombstones included, in idx
+// order as NDJSON, from one consistent snapshot. Secret values are written
+// in clear: protect the output like the database.
+func (m *SecretsManager) ExportSecrets(ctx context.Context, w io.Writer, opts *SecretsExportOptions) (*SecretsExportResult, error) {
+	var o SecretsExportOptions
+	if opts != nil {
+		o = *opts
+	}
+	s := m.s
+	if err := s.begin(ctx); err != nil {
+		return nil, err
+	}
+	defer s.exit()
+	tx, err := s.d.BeginRead(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("export secrets: %w", err)
+	}
+	defer tx.Close(ctx)
+	res := &SecretsExportResult{NextIdx: o.Idx}
+	bw := bufio.NewWriterSize(w, 64<<10)
+	var line []byte
+	for {
+		page, err := tx.ListSecrets(ctx, &ListSecretsParams{MinIdx: res.NextIdx, IncludeDeleted: true, Limit: 1000})
+		if err != nil {
+			return res, fmt.Errorf("export secrets: %w", err)
+		}
+		for _, sec := range page {
+			line = appendSecretLine(line[:0], &sec)
+			if _, err := bw.Write(line); err != nil {
+				return res, fmt.Errorf("export secrets: write: %w", err)
+			}
+			res.Secrets++
+			if sec.Secret == nil {
+				res.Tombstones++
+			}
+			res.Bytes += int64(len(line))
+			res.NextIdx = sec.Idx + 1
+		}
+		if err := bw.Flush(); err != nil {
+			return res, fmt.Errorf("export secrets: write: %w", err)
+		}
+		if len(page) < 1000 {
+			return res, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+	}
+}
+
+func appendSecretLine(dst []byte, s *Secret) []byte {
+	dst = append(dst, `{"secret":`...)
+	if s.Secret == nil {
+		dst = append(dst, "null"...)
+	} else {
+		dst = jsonx.AppendString(dst, *s.Secret)
+	}
+	dst = append(dst, `,"id":`...)
+	dst = jsonx.AppendString(dst, s.ID)
+	dst = append(dst, `,"idx":`...)
+	dst = strconv.AppendInt(dst, s.Idx, 10)
+	return append(dst, "}\n"...)
+}
+
+var secretKeys = []string{"secret", "id", "idx"}
+
+// parseSecretLine parses one secret line strictly.
+func parseSecretLine(line []byte) (*Secret, *lineErr) {
+	p := jsonx.NewParser(line)
+	if p.Peek() != '{' {
+		if _, err := p.Value(nil); err != nil {
+			return nil, jsonLineErr(err, "")
+		}
+		return nil, &lineErr{column: 0, reason: "a line must be a JSON object"}
+	}
+	_ = p.Expect('{')
+	sec := &Secret{Idx: -1}
+	seen := map[string]bool{}
+	p.SkipSpace()
+	for p.Peek() != '}' {
+		if len(seen) > 0 {
+			if err := p.Expect(','); err != nil {
+				return nil, jsonLineErr(err, "")
+			}
+		}
+		p.SkipSpace()
+		keyAt := p.Offset()
+		key, err := p.String()
+		if err != nil {
+			return nil, jsonLineErr(err, "")
+		}
+		if seen[key] {
+			return nil, &lineErr{column: keyAt, field: key, reason: fmt.Sprintf("duplicate key %q", key)}
+		}
+		seen[key] = true
+		if err := p.Expect(':'); err != nil {
+			return nil, jsonLineErr(err, key)
+		}
+		p.SkipSpace()
+		valueAt := p.Offset()
+		switch key {
+		case "secret":
+			if p.Null() {
+				break
+			}
+			if p.Peek() != '"' {
+				return nil, &lineErr{column: valueAt, field: key, reason: "must be a string or null"}
+			}
+			v, err := p.String()
+			if err != nil {
+				return nil, jsonLineErr(err, key)
+			}
+			sec.Secret = &v
+		case "id":
+			if p.Peek() != '"' {
+				return nil, &lineErr{column: valueAt, field: key, reason: "must be a string"}
+			}
+			if sec.ID, err = p.String(); err != nil {
+				return nil, jsonLineErr(err, key)
+			}
+		case "idx":
+			n, err := p.Int()
+			if err != nil {
+				return nil, jsonLineErr(err, key)
+			}
+			if n < 0 {
+				return nil, &lineErr{column: valueAt, field: key, reason: fmt.Sprintf("must not be negative, got %d", n)}
+			}
+			sec.Idx = n
+		default:
+			return nil, &lineErr{column: keyAt, reason: unknownKey(key, secretKeys)}
+		}
+		p.SkipSpace()
+	}
+	_ = p.Expect('}')
+	if !p.AtEnd() {
+		return nil, &lineErr{column: p.Offset(), reason: "unexpected data after the JSON object (two values on one line?)"}
+	}
+	for _, k := range []string{"secret", "id"} {
+		if !seen[k] {
+			return nil, &lineErr{column: -1, field: k, reason: "is missing"}
+		}
+	}
+	if err := checkSecretID(sec.ID); err != nil {
+		return nil, &lineErr{column: -1, field: "id", reason: err.Error()}
+	}
+	if sec.Secret != nil {
+		if err := checkSecretValue(*sec.Secret); err != nil {
+			return nil, &lineErr{column: -1, field: "secret", reason: err.Error()}
+		}
+	}
+	return sec, nil
+}
+
+// SecretsImportOptions are the arguments of ImportSecrets.
+type SecretsImportOptions struct {
+	// SourceID, ByteOffset, Resume and MaxLineBytes work as for
+	// ImportEvents. SourceID "" means DefaultSecretsSourceID.
+	SourceID     string
+	ByteOffset   int64
+	Resume       bool
+	MaxLineBytes int
+	// BatchSecrets bounds one transaction. 0: 1,000.
+	BatchSecrets int
+}
+
+// ImportSecrets reads NDJSON secrets from r and adds them to the store,
+// keeping each idx (a line without idx gets the next free one) and
+// tombstones, in batches that each commit with a checkpoint, as
+// ImportEvents does. An id or idx already in the store stops the import
+// with a *LineError (wrapping *SecretExistsError for an id). No audit events
+// are written: they belong to the events stream. Secret writes are not
+// blocked by freeze here: restoring is maintenance.
+func (m *SecretsManager) ImportSecrets(ctx context.Context, r io.Reader, opts *SecretsImportOptions) (*ImportResult, error) {
+	var o SecretsImportOptions
+	if opts != nil {
+		o = *opts
+	}
+	o.SourceID = cmp.Or(o.SourceID, DefaultSecretsSourceID)
+	o.MaxLineBytes = cmp.Or(o.MaxLineBytes, DefaultMaxLineBytes)
+	o.BatchSecrets = cmp.Or(o.BatchSecrets, 1000)
+	s := m.s
+	if err := s.begin(ctx); err != nil {
+		return nil, err
+	}
+	defer s.exit()
+	si := &secretsImport{s: s, o: o}
+	err := si.run(ctx, r)
+	res := si.res
+	if si.lr != nil {
+		res.PrefixSHA256 = si.lr.hash.Sum(nil)
+	}
+	return &res, err
+}
+
+type secretsImport struct {
+	s     *Store
+	o     SecretsImportOptions
+	cp    *ImportCheckpoint
+	lr    *lineReader
+	res   ImportResult
+	batch []Secret
+	marks lineMarks
+	ids   map[string]int
+	idxs  map[int64]int
+}
+
+func (si *secretsImport) run(ctx context.Context, r io.Reader) error {
+	cp, err := si.s.d.Checkpoint(ctx, si.o.SourceID)
+	if err != nil {
+		return fmt.Errorf("import secrets: read checkpoint: %w", err)
+	}
+	if cp != nil && cp.Kind != "secrets" {
+		return fmt.Errorf("%w: source %q is an %s import", ErrResumeMismatch, si.o.SourceID, cp.Kind)
+	}
+	switch {
+	case si.o.Resume || si.o.ByteOffset > 0:
+		if cp == nil {
+			return fmt.Errorf("%w: the store has no import of source %q to resume", ErrResumeMismatch, si.o.SourceID)
+		}
+		h, err := restoreHash(cp.HashState)
+		if err != nil {
+			return err
+		}
+		if si.o.Resume {
+			if err := verifyPrefix(r, cp, h); err != nil {
+				return err
+			}
+		} else if si.o.ByteOffset != cp.ByteOffset {
+			return fmt.Errorf("%w: source %q: byte offset %d is not the committed offset %d", ErrResumeMismatch, si.o.SourceID, si.o.ByteOffset, cp.ByteOffset)
+		}
+		si.cp = cp
+		si.lr = newLineReader(r, si.o.MaxLineBytes, cp.ByteOffset, cp.Line+1, h)
+		si.res = ImportResult{ByteOffset: cp.ByteOffset, Lines: cp.Line, TotalEvents: cp.Events, Done: cp.Done}
+		if cp.Done {
+			return nil
+		}
+	default:
+		si.cp = &ImportCheckpoint{SourceID: si.o.SourceID, Kind: "secrets", Mode: "manual"}
+		si.lr = newLineReader(r, si.o.MaxLineBytes, 0, 1, nil)
+	}
+	si.ids, si.idxs = map[string]int{}, map[int64]int{}
+	for n := 0; ; n++ {
+		if n%256 == 0 && ctx.Err() != nil {
+			if err := si.flush(context.WithoutCancel(ctx), false); err != nil {
+				return err
+			}
+			return ctx.Err()
+		}
+		line, err := si.lr.next()
+		if errors.Is(err, io.EOF) {
+			return si.flush(ctx, true)
+		}
+		if err == nil {
+			err = si.accept(line)
+		}
+		if err != nil {
+			if ferr := si.flush(ctx, false); ferr != nil {
+				return ferr
+			}
+			return err
+		}
+		if len(si.batch) >= si.o.BatchSecrets {
+			if err := si.flush(ctx, false); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (si *secretsImport) accept(line []byte) error {
+	lr := si.lr
+	if col, reason := checkLineFrame(line, lr.offset == 0); reason != "" {
+		return lr.errAt(col, "", reason)
+	}
+	sec, lerr := parseSecretLine(line)
+	if lerr != nil {
+		return lr.errAt(lerr.column, lerr.field, lerr.reason)
+	}
+	if i, dup := si.ids[sec.ID]; dup {
+		return lr.errAt(-1, "id", fmt.Sprintf("secret id %q is also on line %d", sec.ID, si.marks.marks[i].line))
+	}
+	if sec.Idx >= 0 {
+		if i, dup := si.idxs[sec.Idx]; dup {
+			return lr.errAt(-1, "idx", fmt.Sprintf("idx %d is also on line %d", sec.Idx, si.marks.marks[i].line))
+		}
+		si.idxs[sec.Idx] = len(si.batch)
+	}
+	si.ids[sec.ID] = len(si.batch)
+	si.marks.add(lr)
+	si.batch = append(si.batch, *sec)
+	lr.accept(line)
+	return nil
+}
+
+func (si *secretsImport) flush(ctx context.Context, done bool) error {
+	defer func() {
+		si.batch = si.batch[:0]
+		si.marks.reset()
+		clear(si.ids)
+		clear(si.idxs)
+	}()
+	if len(si.batch) == 0 && !done {
+		return nil
+	}
+	return si.commit(ctx, len(si.batch), done)
+}
+
+func (si *secretsImport) commit(ctx context.Context, n int, done bool) error {
+	cp := *si.cp
+	cp.ByteOffset, cp.Line, cp.HashState = si.marks.before(n, si.lr)
+	cp.Events += int64(n)
+	cp.Done = done && n == len(si.batch)
+	cp.UpdatedAt = si.s.nowMillis()
+	res, err := si.s.d.ImportSecrets(ctx, &ImportSecretsParams{Secrets: si.batch[:n], Checkpoint: &cp})
+	if err != nil {
+		return fmt.Errorf("import secrets: store lines %d to %d: %w", si.res.Lines+1, cp.Line, err)
+	}
+	if k := res.Conflict; k >= 0 {
+		if k > 0 {
+			if err := si.commit(ctx, k, false); err != nil {
+				return err
+			}
+		}
+		sec, mk := si.batch[k], si.marks.marks[k]
+		return &LineError{Line: mk.line, Offset: mk.offset, Column: -1, Field: "id",
+			Reason: fmt.Sprintf("secret id %q or idx %d is already used in the store", sec.ID, sec.Idx),
+			Err:    &SecretExistsError{ID: sec.ID}}
+	}
+	si.cp = &cp
+	si.res.ByteOffset, si.res.Lines = cp.ByteOffset, cp.Line
+	si.res.Events += int64(n)
+	si.res.TotalEvents = cp.Events
+	si.res.Done = cp.Done
+	return nil
+}

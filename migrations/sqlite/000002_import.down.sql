@@ -1,0 +1,2 @@
+DROP TABLE IF EXISTS import_staging;
+DROP TABLE IF EXISTS import_checkpoints;
