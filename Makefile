@@ -34,7 +34,14 @@ demo: ## run the demo on a SQLite store in the current directory
 build: ## build bin/esctl with the version stamped
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/esctl ./cmd/esctl
 
+.PHONY: bench
+bench: ## benchmark table, store vs limit, both engines (about 10 min; BENCHARGS="-quick" for ~2 min, see docs/benchmarks.md)
+	$(GO) run ./bench $(BENCHARGS)
+
 .PHONY: fuzz
 fuzz: ## run each fuzz target for FUZZTIME (default 30s)
 	$(GO) test -run '^$$' -fuzz '^FuzzCompact$$' -fuzztime $(FUZZTIME) ./eventstore/internal/jsonx
 	$(GO) test -run '^$$' -fuzz '^FuzzCursor$$' -fuzztime $(FUZZTIME) ./eventstore
+	$(GO) test -run '^$$' -fuzz '^FuzzParseEventLine$$' -fuzztime $(FUZZTIME) ./eventstore
+	$(GO) test -run '^$$' -fuzz '^FuzzImport$$' -fuzztime $(FUZZTIME) ./adapters/sqlite
+	$(GO) test -run '^$$' -fuzz '^FuzzImportCut$$' -fuzztime $(FUZZTIME) ./adapters/sqlite

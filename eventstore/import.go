@@ -264,9 +264,12 @@ func (im *eventImport) open(ctx context.Context, r io.Reader) error {
 	if cp.Mode == "auto-staged" {
 		im.target = ImportIntoStaging
 	}
-	if cp.Done {
-		return nil
+	if cp.Done && cp.Mode != "manual" {
+		return nil // a finished replacement stays finished
 	}
+	// A finished MANUAL import continues with whatever the source gained
+	// since (nothing, if it did not grow).
+	cp.Done, im.res.Done = false, false
 	st, err := d.ReadState(ctx)
 	if err != nil {
 		return fmt.Errorf("import: %w", err)

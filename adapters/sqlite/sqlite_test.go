@@ -12,6 +12,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	eventstoretest.CrashChild() // when this process is the crash test's child
 	testdb.InitStoreFunc = func(ctx context.Context, url string) error {
 		s, err := eventstore.Open(ctx, url, nil)
 		if err != nil {

@@ -55,6 +55,10 @@ func runNDJSON(t *testing.T, h Harness) {
 	t.Run("ExportBudgetAndCursor", func(t *testing.T) { t.Parallel(); runExportBudget(t, h) })
 	t.Run("ExportSnapshot", func(t *testing.T) { t.Parallel(); runExportSnapshot(t, h) })
 	t.Run("Secrets", func(t *testing.T) { t.Parallel(); runSecretsNDJSON(t, h) })
+	// Issue 4's crash test: 200,000 events, 5 SIGKILLs. The AUTO variant
+	// replaces a non-empty store (staged, then swapped).
+	t.Run("CrashManual", func(t *testing.T) { t.Parallel(); RunCrashImport(t, h, 200_000, 5, "manual") })
+	t.Run("CrashAuto", func(t *testing.T) { t.Parallel(); RunCrashImport(t, h, 100_000, 5, "auto") })
 }
 
 // runRoundTrip: a generated corpus of 10,000 events (unicode, escapes, large
@@ -161,22 +165,20 @@ func withField(pos int, old, repl string) string {
 	return strings.Replace(l, old, repl, 1)
 }
 
-// runBadInput checks every kind of bad input: the import stops at the bad
-// line with an error naming its line, byte offset and reason, the store
-// holds exactly the lines before it, and the reported offset resumes there.
-func runBadInput(t *testing.T, h Harness) {
+// badInputCase is a bad line that follows five good lines (positions 1-5).
+type badInputCase struct {
+	name   string
+	bad    string // the bad line, "\n" added unless noNL
+	reason string
+	noNL   bool
+	prep   func(t *testing.T, s *eventstore.Store) // runs before the import
+}
+
+// badInputCases lists every kind of bad line the import must reject.
+func badInputCases() []badInputCase {
 	ctx := context.Background()
-	const k = 5 // good lines before the bad one
-	prefix := goodLines(1, k)
 	long := goodLine(6)[:len(goodLine(6))-1] + `,"x":"` + strings.Repeat("y", 2000) + `"}`
-	tests := []struct {
-		name   string
-		bad    string // the bad line, "\n" added unless noNewline
-		reason string
-		noNL   bool
-		prep   func(t *testing.T, s *eventstore.Store) // runs before the import
-		column int
-	}{
+	return []badInputCase{
 		{name: "TruncatedLastLine", bad: goodLine(6)[:40], noNL: true, reason: "truncated last line"},
 		{name: "CompleteLastLineWithoutNewline", bad: goodLine(6), noNL: true, reason: "truncated last line"},
 		{name: "BlankLine", bad: "", reason: "blank line"},
@@ -229,6 +231,35 @@ func runBadInput(t *testing.T, h Harness) {
 		{name: "ThreadMismatch", bad: withField(6, `"threadId":5`, `"threadId":9`), reason: "do not match position"},
 		{name: "LineTooLong", bad: long, reason: "longer than the limit"},
 	}
+}
+
+// BadInputs returns, by name, every bad input the conformance suite feeds
+// to ImportEvents (five good lines, then the bad one, then a good one), for
+// fuzz seeds. The suite imports them with MaxLineBytes 1000.
+func BadInputs() map[string][]byte {
+	out := map[string][]byte{
+		"BOM":  []byte("\xef\xbb\xbf" + goodLines(1, 2)),
+		"Gzip": []byte("\x1f\x8b\x08\x00\x00\x00\x00\x00\n"),
+		"Zstd": []byte("\x28\xb5\x2f\xfd\x00\x00\n"),
+	}
+	for _, c := range badInputCases() {
+		data := goodLines(1, 5) + c.bad
+		if !c.noNL {
+			data += "\n" + goodLine(99) + "\n"
+		}
+		out[c.name] = []byte(data)
+	}
+	return out
+}
+
+// runBadInput checks every kind of bad input: the import stops at the bad
+// line with an error naming its line, byte offset and reason, the store
+// holds exactly the lines before it, and the reported offset resumes there.
+func runBadInput(t *testing.T, h Harness) {
+	ctx := context.Background()
+	const k = 5 // good lines before the bad one
+	prefix := goodLines(1, k)
+	tests := badInputCases()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
