@@ -84,6 +84,20 @@ type Dialect interface {
 	// ListCheckpoints returns every import checkpoint, ordered by source id.
 	ListCheckpoints(ctx context.Context) ([]ImportCheckpoint, error)
 
+	// BeginIncremental records a new open incremental import.
+	BeginIncremental(ctx context.Context, p *BeginIncrementalParams) error
+	// PushIncremental stages events for an open import, holding the
+	// import's row in share mode so that no commit runs meanwhile; found is
+	// false when the import is not open.
+	PushIncremental(ctx context.Context, p *PushIncrementalParams) (found bool, err error)
+	// CommitIncremental commits an open import (see CommitIncrementalParams).
+	CommitIncremental(ctx context.Context, p *CommitIncrementalParams) (*CommitIncrementalResult, error)
+	// RollbackIncremental deletes an open import and its staged events;
+	// found is false when it is not open.
+	RollbackIncremental(ctx context.Context, id string) (found bool, err error)
+	// ListIncremental lists open imports by creation time.
+	ListIncremental(ctx context.Context) ([]IncrementalImport, error)
+
 	// Reader methods run on the pool, each in its own snapshot.
 	Reader
 	// BeginRead starts a read-only transaction with one consistent
@@ -405,4 +419,50 @@ type ImportSecretsParams struct {
 // ImportSecretsResult reports the outcome of Dialect.ImportSecrets.
 type ImportSecretsResult struct {
 	Conflict int // index of the first secret whose id or idx is used, or -1
+}
+
+// BeginIncrementalParams are the arguments of Dialect.BeginIncremental.
+type BeginIncrementalParams struct {
+	ID  string
+	Now int64 // ms since the Unix epoch
+}
+
+// PushIncrementalParams are the arguments of Dialect.PushIncremental. The
+// events are validated; AggregateVersion is unused.
+type PushIncrementalParams struct {
+	ID     string
+	Events []Event
+	Now    int64
+}
+
+// CommitIncrementalParams are the arguments of Dialect.CommitIncremental.
+//
+// Contract, in one transaction holding the store lock and the import's row
+// lock: if the import is not open, report NotFound; if the store is frozen,
+// report Frozen and write nothing. Order the staged events by (timestamp,
+// push order). Drop as duplicates those identical (aggregate id, type,
+// timestamp, payload bytes) to a stored event or to an earlier staged one.
+// Of the rest, those with a timestamp below the store's newest are older:
+// with SkipOlder drop them (Skipped); otherwise, if any, write nothing and
+// report their count and the first of them. Append the remaining events in
+// order at last_position+1, ..., each with version (its aggregate's highest
+// stored version, or 0) + its rank within its aggregate; advance the state
+// row; delete the import and its staged events.
+type CommitIncrementalParams struct {
+	ID        string
+	SkipOlder bool
+}
+
+// CommitIncrementalResult reports the outcome of Dialect.CommitIncremental.
+type CommitIncrementalResult struct {
+	NotFound          bool
+	Frozen            bool
+	Appended          int64
+	FirstPosition     int64
+	Duplicates        int64
+	Skipped           int64
+	OlderRefused      int64 // > 0: nothing written
+	OldestAggregateID string
+	OldestTimestamp   int64
+	NewestTimestamp   int64
 }

@@ -27,7 +27,7 @@ const (
 )
 
 // dropStoreSQL drops every table the store may have created.
-const dropStoreSQL = `DROP TABLE IF EXISTS {s}.import_staging, {s}.import_checkpoints, {s}.secrets, {s}.snapshots, {s}.events, {s}.store_state, {s}.schema_migrations`
+const dropStoreSQL = `DROP TABLE IF EXISTS {s}.incremental_import_events, {s}.incremental_imports, {s}.import_staging, {s}.import_checkpoints, {s}.secrets, {s}.snapshots, {s}.events, {s}.store_state, {s}.schema_migrations`
 
 // appendSQL writes one group in one statement, after lockStateSQL took the
 // row lock in the same transaction (so this statement's snapshot sees every
@@ -176,3 +176,44 @@ const (
 )
 
 var copyColumns = []string{"position", "aggregate_id", "aggregate_version", "type", "timestamp", "payload"}
+
+// Incremental imports. A push holds the import's row FOR SHARE and a
+// commit holds it FOR UPDATE, so no push lands between a commit's reading
+// and its deleting of the staged events. A commit classifies the staged
+// events in a temporary table (cls: 0 append, 1 duplicate of an earlier
+// staged event, 2 duplicate of a stored event, 3 older than the store's
+// newest event), then appends class 0.
+const (
+	beginIncrementalSQL  = `INSERT INTO {s}.incremental_imports (import_id, created_at, updated_at) VALUES ($1, $2, $2)`
+	shareIncrementalSQL  = `SELECT 1 FROM {s}.incremental_imports WHERE import_id = $1 FOR SHARE`
+	lockIncrementalSQL   = `SELECT 1 FROM {s}.incremental_imports WHERE import_id = $1 FOR UPDATE`
+	touchIncrementalSQL  = `UPDATE {s}.incremental_imports SET updated_at = $2 WHERE import_id = $1`
+	deleteStagedSQL      = `DELETE FROM {s}.incremental_import_events WHERE import_id = $1`
+	deleteIncrementalSQL = `DELETE FROM {s}.incremental_imports WHERE import_id = $1`
+	listIncrementalSQL   = `SELECT i.import_id, (SELECT count(*) FROM {s}.incremental_import_events e WHERE e.import_id = i.import_id), i.created_at, i.updated_at
+FROM {s}.incremental_imports i ORDER BY i.created_at, i.import_id`
+	createWorkSQL     = `CREATE TEMP TABLE esctl_incremental_work (seq bigint PRIMARY KEY, aggregate_id text, type text, timestamp bigint, payload text, cls int) ON COMMIT DROP`
+	classifyStagedSQL = `INSERT INTO esctl_incremental_work (seq, aggregate_id, type, timestamp, payload, cls)
+SELECT s.seq, s.aggregate_id, s.type, s.timestamp, s.payload,
+       CASE WHEN s.rn > 1 THEN 1
+            WHEN EXISTS (SELECT 1 FROM {s}.events e WHERE e.aggregate_id = s.aggregate_id AND e.timestamp = s.timestamp AND e.type = s.type AND e.payload::text = s.payload) THEN 2
+            ELSE 0 END
+FROM (SELECT *, row_number() OVER (PARTITION BY aggregate_id, type, timestamp, payload ORDER BY timestamp, seq) AS rn
+      FROM {s}.incremental_import_events WHERE import_id = $1) s`
+	markOlderSQL  = `UPDATE esctl_incremental_work SET cls = 3 WHERE cls = 0 AND timestamp < (SELECT coalesce(max(timestamp), -1) FROM {s}.events)`
+	workCountsSQL = `SELECT count(*) FILTER (WHERE cls = 0), count(*) FILTER (WHERE cls IN (1, 2)), count(*) FILTER (WHERE cls = 3),
+       (SELECT coalesce(max(timestamp), -1) FROM {s}.events),
+       (SELECT aggregate_id FROM esctl_incremental_work WHERE cls = 3 ORDER BY timestamp, seq LIMIT 1),
+       (SELECT timestamp FROM esctl_incremental_work WHERE cls = 3 ORDER BY timestamp, seq LIMIT 1)
+FROM esctl_incremental_work`
+	appendWorkSQL = `INSERT INTO {s}.events (position, aggregate_id, aggregate_version, type, timestamp, payload)
+SELECT $1 + row_number() OVER (ORDER BY w.timestamp, w.seq), w.aggregate_id,
+       coalesce((SELECT max(e.aggregate_version) FROM {s}.events e WHERE e.aggregate_id = w.aggregate_id), 0)
+         + row_number() OVER (PARTITION BY w.aggregate_id ORDER BY w.timestamp, w.seq),
+       w.type, w.timestamp, w.payload::json
+FROM esctl_incremental_work w WHERE w.cls = 0`
+)
+
+var stagedColumns = []string{"import_id", "aggregate_id", "type", "timestamp", "payload"}
+
+const stagedTable = "incremental_import_events"

@@ -27,6 +27,8 @@ const (
 
 // dropStoreSQL lists every table the store may have created, newest first.
 var dropStoreSQL = []string{
+	`DROP TABLE IF EXISTS incremental_import_events`,
+	`DROP TABLE IF EXISTS incremental_imports`,
 	`DROP TABLE IF EXISTS import_staging`,
 	`DROP TABLE IF EXISTS import_checkpoints`,
 	`DROP TABLE IF EXISTS secrets`,
@@ -131,4 +133,37 @@ ON CONFLICT (source_id) DO UPDATE SET kind = excluded.kind, mode = excluded.mode
 	secretIdxUsedSQL     = `SELECT 1 FROM secrets WHERE idx = ?`
 	importSecretSQL      = `INSERT INTO secrets (idx, id, secret) VALUES (?, ?, ?)`
 	importSecretCountSQL = `UPDATE store_state SET secret_count = secret_count + ?, deleted_secret_count = deleted_secret_count + ? WHERE id = 1`
+)
+
+// Incremental imports. A commit classifies the staged events in a
+// temporary table of the writer connection (cls: 0 append, 1 duplicate of
+// an earlier staged event, 2 duplicate of a stored event, 3 older than the
+// store's newest event), then appends class 0.
+const (
+	beginIncrementalSQL  = `INSERT INTO incremental_imports (import_id, created_at, updated_at) VALUES (?, ?, ?)`
+	incrementalExistsSQL = `SELECT 1 FROM incremental_imports WHERE import_id = ?`
+	pushIncrementalSQL   = `INSERT INTO incremental_import_events (import_id, aggregate_id, type, timestamp, payload) VALUES (?, ?, ?, ?, ?)`
+	touchIncrementalSQL  = `UPDATE incremental_imports SET updated_at = ? WHERE import_id = ?`
+	deleteStagedSQL      = `DELETE FROM incremental_import_events WHERE import_id = ?`
+	deleteIncrementalSQL = `DELETE FROM incremental_imports WHERE import_id = ?`
+	listIncrementalSQL   = `SELECT i.import_id, (SELECT count(*) FROM incremental_import_events e WHERE e.import_id = i.import_id), i.created_at, i.updated_at FROM incremental_imports i ORDER BY i.created_at, i.import_id`
+	createWorkSQL        = `CREATE TEMP TABLE IF NOT EXISTS incremental_work (seq INTEGER PRIMARY KEY, aggregate_id TEXT, type TEXT, timestamp INTEGER, payload TEXT, cls INTEGER, base INTEGER)`
+	clearWorkSQL         = `DELETE FROM temp.incremental_work`
+	classifyStagedSQL    = `INSERT INTO temp.incremental_work (seq, aggregate_id, type, timestamp, payload, cls, base)
+SELECT s.seq, s.aggregate_id, s.type, s.timestamp, s.payload,
+       CASE WHEN s.rn > 1 THEN 1
+            WHEN EXISTS (SELECT 1 FROM events e WHERE e.aggregate_id = s.aggregate_id AND e.timestamp = s.timestamp AND e.type = s.type AND e.payload = s.payload) THEN 2
+            ELSE 0 END,
+       0
+FROM (SELECT *, row_number() OVER (PARTITION BY aggregate_id, type, timestamp, payload ORDER BY timestamp, seq) AS rn
+      FROM incremental_import_events WHERE import_id = ?) s`
+	newestTimestampSQL = `SELECT coalesce(max(timestamp), -1) FROM events`
+	markOlderSQL       = `UPDATE temp.incremental_work SET cls = 3 WHERE cls = 0 AND timestamp < ?`
+	workCountsSQL      = `SELECT coalesce(sum(cls = 0), 0), coalesce(sum(cls IN (1, 2)), 0), coalesce(sum(cls = 3), 0) FROM temp.incremental_work`
+	oldestWorkSQL      = `SELECT aggregate_id, timestamp FROM temp.incremental_work WHERE cls = 3 ORDER BY timestamp, seq LIMIT 1`
+	workBaseVersionSQL = `UPDATE temp.incremental_work SET base = coalesce((SELECT max(e.aggregate_version) FROM events e WHERE e.aggregate_id = temp.incremental_work.aggregate_id), 0) WHERE cls = 0`
+	appendWorkSQL      = `INSERT INTO events (position, aggregate_id, aggregate_version, type, timestamp, payload)
+SELECT ? + row_number() OVER (ORDER BY timestamp, seq), aggregate_id,
+       base + row_number() OVER (PARTITION BY aggregate_id ORDER BY timestamp, seq), type, timestamp, payload
+FROM temp.incremental_work WHERE cls = 0 ORDER BY timestamp, seq`
 )

@@ -48,6 +48,7 @@ func Run(t *testing.T, h Harness) {
 		{"Snapshots", runSnapshots},
 		{"Secrets", runSecrets},
 		{"NDJSON", runNDJSON},
+		{"IncrementalImport", runIncremental},
 	}
 	for _, s := range suites {
 		t.Run(s.name, func(t *testing.T) {

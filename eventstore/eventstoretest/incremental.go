@@ -1,0 +1,351 @@
+package eventstoretest
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/esctl/esctl/eventstore"
+)
+
+// checkStoreOrder is reSolve's validateEvents: in position order, versions
+// are contiguous from 1 per aggregate and timestamps never decrease.
+func checkStoreOrder(t *testing.T, s *eventstore.Store) []eventstore.StoredEvent {
+	t.Helper()
+	events, _ := loadAll(t, s, eventstore.Filter{Limit: eventstore.MaxLimit})
+	versions := map[string]int64{}
+	var lastTS int64
+	for _, e := range events {
+		versions[e.AggregateID]++
+		require.Equal(t, versions[e.AggregateID], e.AggregateVersion, "aggregate %s at position %d", e.AggregateID, e.Position)
+		require.GreaterOrEqual(t, e.Timestamp, lastTS, "timestamps decrease at position %d", e.Position)
+		lastTS = e.Timestamp
+	}
+	return events
+}
+
+func vevent(agg, typ string, ts int64, payload string) eventstore.VersionlessEvent {
+	return eventstore.VersionlessEvent{AggregateID: agg, Type: typ, Timestamp: ts, Payload: []byte(payload)}
+}
+
+func runIncremental(t *testing.T, h Harness) {
+	ctx := context.Background()
+
+	t.Run("WorksCorrectly", func(t *testing.T) {
+		// reSolve: "incremental import should work correctly".
+		t.Parallel()
+		s, _ := newStore(t, h, nil)
+		n := 2500 + rand.IntN(75)
+		events := make([]eventstore.VersionlessEvent, n)
+		for i := range events {
+			events[i] = vevent(fmt.Sprintf("aggregateId%d", i%10), fmt.Sprintf("EVENT%d", i%3), 1_700_000_000_000+int64(i/7), fmt.Sprintf(`{"eventIndex":%d}`, i))
+		}
+		res, err := s.IncrementalImport(ctx, events, nil)
+		require.NoError(t, err)
+		require.EqualValues(t, n, res.Appended)
+		require.EqualValues(t, 1, res.FirstPosition)
+		require.EqualValues(t, n, res.LastPosition)
+		require.Len(t, checkStoreOrder(t, s), n)
+		open, err := s.IncrementalImports(ctx)
+		require.NoError(t, err)
+		require.Empty(t, open, "a committed import is closed")
+	})
+
+	t.Run("ShuffledConcurrentPushes", func(t *testing.T) {
+		// reSolve: "inject-events should work correctly": existing events,
+		// then 25,000 events pushed as shuffled batches of 256 from several
+		// goroutines; the commit orders them by timestamp.
+		t.Parallel()
+		s, _ := newStore(t, h, nil)
+		initial := make([]eventstore.Event, 250)
+		for i := range initial {
+			initial[i] = eventstore.Event{AggregateID: fmt.Sprintf("id_%d", i%25), AggregateVersion: int64(i/25 + 1), Type: "INIT", Timestamp: 1_000_000 + int64(i)}
+		}
+		_, err := s.SaveEvents(ctx, initial)
+		require.NoError(t, err)
+		id, err := s.BeginIncrementalImport(ctx)
+		require.NoError(t, err)
+		const n = 25_000
+		events := make([]eventstore.VersionlessEvent, n)
+		for i := range events {
+			events[i] = vevent(fmt.Sprintf("id_%d", i%25), "EVENT", 4_000_000_000_000+int64(i), fmt.Sprintf(`{"i":%d}`, i))
+		}
+		var batches [][]eventstore.VersionlessEvent
+		for i := 0; i < n; i += 256 {
+			batches = append(batches, events[i:min(i+256, n)])
+		}
+		rand.Shuffle(len(batches), func(i, j int) { batches[i], batches[j] = batches[j], batches[i] })
+		var wg sync.WaitGroup
+		errs := make(chan error, len(batches))
+		sem := make(chan struct{}, 8)
+		for _, b := range batches {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				sem <- struct{}{}
+				defer func() { <-sem }()
+				errs <- s.PushIncrementalImport(ctx, id, b)
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			require.NoError(t, err)
+		}
+		list, err := s.IncrementalImports(ctx)
+		require.NoError(t, err)
+		require.Len(t, list, 1)
+		require.EqualValues(t, n, list[0].Events)
+		res, err := s.CommitIncrementalImport(ctx, id, nil)
+		require.NoError(t, err)
+		require.EqualValues(t, n, res.Appended)
+		all := checkStoreOrder(t, s)
+		require.Len(t, all, 250+n)
+		for i, e := range all[250:] {
+			require.Equal(t, fmt.Sprintf(`{"i":%d}`, i), string(e.Payload), "ordered by timestamp, not push order")
+		}
+	})
+
+	t.Run("RetriesAreDeduplicated", func(t *testing.T) {
+		// reSolve: "inject-events should work correctly with retries": the
+		// first 66% are in the store; an import of everything from 33% on
+		// appends only the missing third.
+		t.Parallel()
+		s, _ := newStore(t, h, nil)
+		const n = 3000
+		all := make([]eventstore.VersionlessEvent, n)
+		for i := range all {
+			all[i] = vevent(fmt.Sprintf("a%d", i%30), "E", 2_000_000+int64(i), fmt.Sprintf(`{"i":%d,"x":"é"}`, i))
+		}
+		_, err := s.IncrementalImport(ctx, all[:n*66/100], nil)
+		require.NoError(t, err)
+		res, err := s.IncrementalImport(ctx, all[n*33/100:], nil)
+		require.NoError(t, err)
+		require.EqualValues(t, n-n*66/100, res.Appended)
+		require.EqualValues(t, n*66/100-n*33/100, res.Duplicates)
+		require.Len(t, checkStoreOrder(t, s), n)
+	})
+
+	t.Run("SameTimestampKeepsPushOrder", func(t *testing.T) {
+		// reSolve: "preserve order of input events with the same timestamp".
+		t.Parallel()
+		s, _ := newStore(t, h, nil)
+		// History as reSolve's test imports it: timestamps kept as given.
+		var initial []eventstore.VersionlessEvent
+		for a := range 5 {
+			for v := range 7 {
+				initial = append(initial, vevent(fmt.Sprintf("id_%d", a), "INIT", 1_626_000_000_000+int64(a*7+v), `{}`))
+			}
+		}
+		_, err := s.IncrementalImport(ctx, initial, nil)
+		require.NoError(t, err)
+		var events []eventstore.VersionlessEvent
+		for i := range 6 {
+			ts := int64(1626110770000)
+			if i >= 2 {
+				ts = 1626132179642
+			}
+			events = append(events, vevent("id_0", "EVENT", ts, fmt.Sprintf(`{"idx":%d}`, i)))
+		}
+		_, err = s.IncrementalImport(ctx, events, nil)
+		require.NoError(t, err)
+		for a := range 5 {
+			got, _ := loadAll(t, s, eventstore.Filter{AggregateIDs: []string{fmt.Sprintf("id_%d", a)}})
+			for v, e := range got {
+				require.EqualValues(t, v+1, e.AggregateVersion)
+			}
+		}
+		got, _ := loadAll(t, s, eventstore.Filter{AggregateIDs: []string{"id_0"}, EventTypes: []string{"EVENT"}})
+		for i, e := range got {
+			require.Equal(t, fmt.Sprintf(`{"idx":%d}`, i), string(e.Payload), "push order within a timestamp")
+			require.EqualValues(t, 8+i, e.AggregateVersion)
+		}
+	})
+
+	t.Run("InBatchDuplicates", func(t *testing.T) {
+		t.Parallel()
+		s, _ := newStore(t, h, nil)
+		e := vevent("a", "T", 5, `{"x":1}`)
+		res, err := s.IncrementalImport(ctx, []eventstore.VersionlessEvent{e, e, vevent("a", "T", 5, `{"x": 1}`), e, vevent("a", "U", 5, `{"x":1}`)}, nil)
+		require.NoError(t, err)
+		// `{"x": 1}` compacts to the same bytes as `{"x":1}`.
+		require.EqualValues(t, 2, res.Appended)
+		require.EqualValues(t, 3, res.Duplicates)
+	})
+
+	t.Run("OlderEventsPolicy", func(t *testing.T) {
+		t.Parallel()
+		s, _ := newStore(t, h, nil)
+		_, err := s.SaveEvent(ctx, eventstore.Event{AggregateID: "x", AggregateVersion: 1, Type: "T", Timestamp: 1000})
+		require.NoError(t, err)
+		newest, err := s.LatestEvent(ctx, eventstore.Filter{})
+		require.NoError(t, err)
+		ts := newest.Timestamp
+		id, err := s.BeginIncrementalImport(ctx)
+		require.NoError(t, err)
+		require.NoError(t, s.PushIncrementalImport(ctx, id, []eventstore.VersionlessEvent{
+			vevent("b", "T", ts-2, `1`), vevent("c", "T", ts-1, `2`), vevent("b", "T", ts, `3`), vevent("b", "T", ts+1, `4`),
+		}))
+		_, err = s.CommitIncrementalImport(ctx, id, nil)
+		require.ErrorIs(t, err, eventstore.ErrOlderEvents, "OlderFail is the default")
+		var oe *eventstore.OlderEventsError
+		require.ErrorAs(t, err, &oe)
+		require.EqualValues(t, 2, oe.Count)
+		require.Equal(t, "b", oe.AggregateID)
+		require.Equal(t, ts-2, oe.Timestamp)
+		require.Equal(t, ts, oe.Newest)
+		d, err := s.Describe(ctx, nil)
+		require.NoError(t, err)
+		require.EqualValues(t, 1, d.EventCount, "a failed commit writes nothing")
+		// The staged events stay: retry with the other policy.
+		res, err := s.CommitIncrementalImport(ctx, id, &eventstore.CommitOptions{Older: eventstore.OlderSkip})
+		require.NoError(t, err)
+		require.EqualValues(t, 2, res.Appended, "equal timestamps are not older")
+		require.EqualValues(t, 2, res.Skipped)
+		checkStoreOrder(t, s)
+	})
+
+	t.Run("FreezeBlocksCommitOnly", func(t *testing.T) {
+		t.Parallel()
+		s, _ := newStore(t, h, nil)
+		require.NoError(t, s.Freeze(ctx))
+		id, err := s.BeginIncrementalImport(ctx)
+		require.NoError(t, err, "begin is not blocked by freeze")
+		require.NoError(t, s.PushIncrementalImport(ctx, id, []eventstore.VersionlessEvent{vevent("a", "T", 1, `{}`)}), "push is not blocked")
+		_, err = s.CommitIncrementalImport(ctx, id, nil)
+		require.ErrorIs(t, err, eventstore.ErrFrozen)
+		require.NoError(t, s.Unfreeze(ctx))
+		res, err := s.CommitIncrementalImport(ctx, id, nil)
+		require.NoError(t, err, "the failed commit kept the staged events")
+		require.EqualValues(t, 1, res.Appended)
+	})
+
+	t.Run("TwoImportsAndRollback", func(t *testing.T) {
+		t.Parallel()
+		s, _ := newStore(t, h, nil)
+		a, err := s.BeginIncrementalImport(ctx)
+		require.NoError(t, err)
+		b, err := s.BeginIncrementalImport(ctx)
+		require.NoError(t, err)
+		require.NotEqual(t, a, b)
+		require.NoError(t, s.PushIncrementalImport(ctx, a, []eventstore.VersionlessEvent{vevent("a", "T", 1, `"a1"`), vevent("a", "T", 2, `"a2"`)}))
+		require.NoError(t, s.PushIncrementalImport(ctx, b, []eventstore.VersionlessEvent{vevent("b", "T", 1, `"b1"`)}))
+		require.NoError(t, s.PushIncrementalImport(ctx, b, nil), "an empty push is a no-op")
+		list, err := s.IncrementalImports(ctx)
+		require.NoError(t, err)
+		require.Len(t, list, 2)
+		require.NoError(t, s.RollbackIncrementalImport(ctx, a))
+		require.ErrorIs(t, s.RollbackIncrementalImport(ctx, a), eventstore.ErrImportNotFound)
+		require.ErrorIs(t, s.PushIncrementalImport(ctx, a, []eventstore.VersionlessEvent{vevent("a", "T", 3, `1`)}), eventstore.ErrImportNotFound)
+		_, err = s.CommitIncrementalImport(ctx, a, nil)
+		require.ErrorIs(t, err, eventstore.ErrImportNotFound)
+		res, err := s.CommitIncrementalImport(ctx, b, nil)
+		require.NoError(t, err, "rolling back one import leaves the other intact")
+		require.EqualValues(t, 1, res.Appended)
+		events, _ := loadAll(t, s, eventstore.Filter{})
+		require.Len(t, events, 1)
+		require.Equal(t, "b", events[0].AggregateID)
+		empty, err := s.BeginIncrementalImport(ctx)
+		require.NoError(t, err)
+		res, err = s.CommitIncrementalImport(ctx, empty, nil)
+		require.NoError(t, err)
+		require.Zero(t, res.Appended)
+	})
+
+	t.Run("CommitByAnotherStoreAfterClose", func(t *testing.T) {
+		// Staging lives in the database: a later process that knows the id
+		// commits it.
+		t.Parallel()
+		first, url := newStore(t, h, nil)
+		id, err := first.BeginIncrementalImport(ctx)
+		require.NoError(t, err)
+		require.NoError(t, first.PushIncrementalImport(ctx, id, []eventstore.VersionlessEvent{vevent("a", "T", 1, `{"n":1}`), vevent("a", "T", 2, `{"n":2}`)}))
+		require.NoError(t, first.Close())
+		second := open(t, url, nil)
+		list, err := second.IncrementalImports(ctx)
+		require.NoError(t, err)
+		require.Len(t, list, 1)
+		require.Equal(t, id, list[0].ID)
+		res, err := second.CommitIncrementalImport(ctx, id, nil)
+		require.NoError(t, err)
+		require.EqualValues(t, 2, res.Appended)
+	})
+
+	t.Run("ValidationAndVersions", func(t *testing.T) {
+		t.Parallel()
+		s, _ := newStore(t, h, nil)
+		_, err := s.SaveEvents(ctx, []eventstore.Event{{AggregateID: "a", AggregateVersion: 1, Type: "T", Timestamp: 1}, {AggregateID: "a", AggregateVersion: 7, Type: "T", Timestamp: 1}})
+		require.NoError(t, err)
+		id, err := s.BeginIncrementalImport(ctx)
+		require.NoError(t, err)
+		err = s.PushIncrementalImport(ctx, id, []eventstore.VersionlessEvent{vevent("", "T", 1, `{}`)})
+		require.ErrorIs(t, err, eventstore.ErrInvalidEvent)
+		err = s.PushIncrementalImport(ctx, id, []eventstore.VersionlessEvent{vevent("a", "T", 1, `{"x":1,"x":2}`)})
+		require.ErrorIs(t, err, eventstore.ErrInvalidEvent)
+		last, err := s.LatestEvent(ctx, eventstore.Filter{})
+		require.NoError(t, err)
+		require.NoError(t, s.PushIncrementalImport(ctx, id, []eventstore.VersionlessEvent{vevent("a", "T", last.Timestamp+5, `{}`)}))
+		res, err := s.CommitIncrementalImport(ctx, id, nil)
+		require.NoError(t, err)
+		e, err := s.LatestEvent(ctx, eventstore.Filter{AggregateIDs: []string{"a"}})
+		require.NoError(t, err)
+		require.EqualValues(t, 8, e.AggregateVersion, "continues the aggregate's highest version")
+		require.Equal(t, res.LastPosition, e.Position)
+	})
+
+	t.Run("ReadersSeeNoneOrAll", func(t *testing.T) {
+		// A commit is one transaction, and its positions come after every
+		// earlier one: a reader from the pre-commit end sees 0 or all.
+		t.Parallel()
+		s, url := newStore(t, h, nil)
+		_, err := s.SaveEvent(ctx, eventstore.Event{AggregateID: "base", AggregateVersion: 1, Type: "T", Timestamp: 1})
+		require.NoError(t, err)
+		d, err := s.Describe(ctx, nil)
+		require.NoError(t, err)
+		const n = 10_000
+		events := make([]eventstore.VersionlessEvent, n)
+		for i := range events {
+			events[i] = vevent(fmt.Sprintf("agg-%d", i%100), "IMPORTED", 3_000_000_000_000+int64(i), fmt.Sprintf(`{"i":%d}`, i))
+		}
+		id, err := s.BeginIncrementalImport(ctx)
+		require.NoError(t, err)
+		require.NoError(t, s.PushIncrementalImport(ctx, id, events))
+		reader := open(t, url, nil)
+		seen := map[int]int{}
+		stop := make(chan struct{})
+		done := make(chan error, 1)
+		go func() {
+			for {
+				page, err := reader.LoadEvents(ctx, eventstore.Filter{Cursor: d.Cursor, Limit: eventstore.MaxLimit})
+				if err != nil {
+					done <- err
+					return
+				}
+				seen[len(page.Events)]++
+				select {
+				case <-stop:
+					if len(page.Events) == n {
+						done <- nil
+						return
+					}
+				default:
+				}
+			}
+		}()
+		_, err = s.CommitIncrementalImport(ctx, id, nil)
+		require.NoError(t, err)
+		close(stop)
+		require.NoError(t, <-done)
+		counts := make([]int, 0, len(seen))
+		for k := range seen {
+			counts = append(counts, k)
+		}
+		sort.Ints(counts)
+		require.Subset(t, []int{0, n}, counts, "a reader saw part of a commit: %v", seen)
+	})
+}
