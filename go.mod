@@ -8,6 +8,7 @@ require (
 	github.com/jackc/puddle/v2 v2.2.2
 	github.com/stretchr/testify v1.12.1
 	github.com/urfave/cli/v3 v3.14.0
+	golang.org/x/term v0.44.0
 	modernc.org/sqlite v1.60.1
 )
 

@@ -29,6 +29,20 @@ type backend interface {
 	appendCeiling(ctx context.Context, url string, clients int, d time.Duration) (float64, error)
 	// ceilingMethod says how appendCeiling measures, for the report.
 	ceilingMethod() string
+	// importCeiling writes the events into the empty, initialised store
+	// at url the raw way (one transaction of COPY or prepared INSERTs, and
+	// the state row) and returns how long the transaction took.
+	importCeiling(ctx context.Context, url string, events []eventstore.StoredEvent) (time.Duration, error)
+	// incrementalCeiling stages the events, which carry the positions and
+	// versions they get, in a plain table of the store at url, and returns
+	// how long one transaction appending them to events took.
+	incrementalCeiling(ctx context.Context, url string, events []eventstore.StoredEvent) (time.Duration, error)
+	// truncateStore deletes the events after position n and sets the
+	// state row back to n events.
+	truncateStore(ctx context.Context, url string, n int) error
+	// settle flushes what the last run left to write (PostgreSQL:
+	// CHECKPOINT), so that the next run does not pay for it.
+	settle(ctx context.Context) error
 	// version is the engine's version, for the report.
 	version(ctx context.Context) (string, error)
 }
@@ -42,6 +56,7 @@ type engineEnv struct {
 	log     *progress
 	b       backend
 	results map[string]*figures
+	shared  *shared
 
 	readURL    string
 	readErr    error // why the read store could not be set up, if it could not
@@ -50,6 +65,13 @@ type engineEnv struct {
 	raw        rawReader         // open on the read store
 	typeCounts map[string]int    // events per type in the read store
 	latency    *latencyFigures   // memo of the single-aggregate reads
+}
+
+// shared is what the engines of one run share: the temporary directory and
+// the corpus as NDJSON.
+type shared struct {
+	dir    string
+	ndjson *ndjsonFile // nil until an engine needs it
 }
 
 // openStore opens the store at url and initialises it.
@@ -147,8 +169,24 @@ func (e *engineEnv) fillReadStore(ctx context.Context) error {
 	return nil
 }
 
-// checkCount verifies through the store that the bulk load left a
-// consistent store of n events.
+// withFreshStore creates a database holding an empty, initialised store,
+// runs fn on its URL, then drops it and lets the engine settle (outside
+// whatever fn times).
+func (e *engineEnv) withFreshStore(ctx context.Context, label string, fn func(url string) error) (err error) {
+	url, drop, err := initDatabase(ctx, e.b, label)
+	if err != nil {
+		return err
+	}
+	err = fn(url)
+	err = errors.Join(err, drop())
+	if err == nil {
+		err = e.b.settle(ctx)
+	}
+	return err
+}
+
+// checkCount verifies through the store that it holds exactly n events at
+// positions 1..n (after a bulk load, an import, or an undone one).
 func checkCount(ctx context.Context, s *eventstore.Store, n int) error {
 	d, err := s.Describe(ctx, nil)
 	if err != nil {

@@ -36,12 +36,11 @@ type target struct {
 
 // benchmark is one row of the table, measured once per engine.
 type benchmark struct {
-	ID      string // stable name for -rows and the docs
-	Name    string // the table's label
-	Unit    unit
-	Target  *target
-	Pending string // non-empty: not measured yet, shown instead of figures
-	Run     func(ctx context.Context, e *engineEnv) (*figures, error)
+	ID     string // stable name for -rows and the docs
+	Name   string // the table's label
+	Unit   unit
+	Target *target
+	Run    func(ctx context.Context, e *engineEnv) (*figures, error)
 }
 
 // row is a benchmark's outcome on one engine.
@@ -61,8 +60,9 @@ type harness struct {
 	log       *progress
 	envs      []*engineEnv
 	pg        *pgCluster // nil unless postgres is among the engines
-	tmp       string     // temporary directory of SQLite files and scripts
-	loadStart string     // load average when the run started
+	tmp       string     // temporary directory of SQLite files, scripts and the NDJSON corpus
+	shared    *shared
+	loadStart string // load average when the run started
 }
 
 // run sets up the engines, runs every selected benchmark on each, and
@@ -99,6 +99,7 @@ func (h *harness) setup(ctx context.Context) error {
 		return err
 	}
 	h.tmp = dir
+	h.shared = &shared{dir: dir}
 	payloads := payloadPool(h.cfg.corpus(), 1024)
 	for _, name := range h.cfg.Engines {
 		var b backend
@@ -115,7 +116,7 @@ func (h *harness) setup(ctx context.Context) error {
 			h.log.printf("PostgreSQL cluster up: %s", pg.adminURL)
 			b = pg
 		}
-		h.envs = append(h.envs, &engineEnv{name: name, cfg: h.cfg, log: h.log, b: b, results: map[string]*figures{}})
+		h.envs = append(h.envs, &engineEnv{name: name, cfg: h.cfg, log: h.log, b: b, results: map[string]*figures{}, shared: h.shared})
 	}
 	return nil
 }
@@ -131,11 +132,6 @@ func (h *harness) runEngine(ctx context.Context, e *engineEnv) []row {
 			continue
 		}
 		r := row{Engine: e.name, Bench: b}
-		if b.Pending != "" {
-			r.Note = "not measured (" + b.Pending + ")"
-			rows = append(rows, r)
-			continue
-		}
 		if ctx.Err() != nil {
 			return rows
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"iter"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -28,14 +29,30 @@ var clusterConf = []string{
 
 // SQL the harness runs on PostgreSQL itself: bulk loading and the limits.
 const (
-	pgSetStateSQL      = `UPDATE store_state SET last_position = $1, event_count = $1 WHERE id = 1`
-	pgVacuumSQL        = `VACUUM (ANALYZE) events`
-	pgCheckpointSQL    = `CHECKPOINT`
-	pgVersionSQL       = `SHOW server_version`
-	pgCeilingSeqSQL    = `CREATE SEQUENCE IF NOT EXISTS bench_ceiling_position`
-	pgCeilingCheckSQL  = `SELECT count(*), count(*) FILTER (WHERE payload::text <> $1) FROM events`
-	pgCreateDBSQL      = `CREATE DATABASE %s TEMPLATE template0`
-	pgDropDBSQL        = `DROP DATABASE IF EXISTS %s WITH (FORCE)`
+	pgSetStateSQL     = `UPDATE store_state SET last_position = $1, event_count = $1 WHERE id = 1`
+	pgVacuumSQL       = `VACUUM (ANALYZE) events`
+	pgCheckpointSQL   = `CHECKPOINT`
+	pgVersionSQL      = `SHOW server_version`
+	pgCeilingSeqSQL   = `CREATE SEQUENCE IF NOT EXISTS bench_ceiling_position`
+	pgCeilingCheckSQL = `SELECT count(*), count(*) FILTER (WHERE payload::text <> $1) FROM events`
+	pgCreateDBSQL     = `CREATE DATABASE %s TEMPLATE template0`
+	pgDropDBSQL       = `DROP DATABASE IF EXISTS %s WITH (FORCE)`
+	pgDeleteAfterSQL  = `DELETE FROM events WHERE position > $1`
+	pgAdvanceStateSQL = `UPDATE store_state SET last_position = last_position + $1, event_count = event_count + $1 WHERE id = 1`
+	// Undoing an incremental import: events and the store's own staging
+	// tables, whose rows the store's commit deleted.
+	pgVacuumAfterUndoSQL = `VACUUM events, incremental_import_events, incremental_imports, store_state`
+	// The incremental import's limit stages its rows in a plain table of
+	// the events' columns (no index) and appends them in position order.
+	pgStagingTable      = "bench_incremental"
+	pgDropStagingSQL    = `DROP TABLE IF EXISTS bench_incremental`
+	pgCreateStagingSQL  = `CREATE TABLE bench_incremental (LIKE events)`
+	pgAnalyzeStagingSQL = `ANALYZE bench_incremental`
+	pgAppendStagingSQL  = `INSERT INTO events (position, aggregate_id, aggregate_version, type, timestamp, payload) ` +
+		`SELECT position, aggregate_id, aggregate_version, type, timestamp, payload FROM bench_incremental ORDER BY position`
+	// The export's limit: the whole table in position order, as COPY's
+	// text format.
+	pgDumpSQL          = `COPY (SELECT position, aggregate_id, aggregate_version, type, timestamp, payload FROM events ORDER BY position) TO STDOUT`
 	pgCeilingInsertSQL = `INSERT INTO events (position, aggregate_id, aggregate_version, type, timestamp, payload) ` +
 		`SELECT n, 'ceiling-' || n, 1, 'CeilingInserted', %d, %s::json ` +
 		`FROM (SELECT nextval('bench_ceiling_position') AS n) AS s`
@@ -122,16 +139,32 @@ func withDatabase(rawURL, name string) (string, error) {
 	return u.String(), nil
 }
 
-// bulkLoad copies the events into the table (COPY, one transaction), sets
-// the state row, then VACUUM ANALYZE (statistics, hint bits, visibility
-// map) and CHECKPOINT, so that the read benchmarks do not pay for the load.
+// bulkLoad copies the events into the table and sets the state row (one
+// transaction: copyEvents), then runs VACUUM ANALYZE (statistics, hint
+// bits, visibility map) and CHECKPOINT, so that the read benchmarks do not
+// pay for the load.
 func (c *pgCluster) bulkLoad(ctx context.Context, url string, events iter.Seq[eventstore.StoredEvent], n int) error {
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
 		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+	if err := pgCopyEvents(ctx, conn, events, n); err != nil {
+		return err
+	}
+	for _, sql := range []string{pgVacuumSQL, pgCheckpointSQL} {
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			return fmt.Errorf("%s: %w", sql, err)
+		}
+	}
+	return nil
+}
+
+// pgCopyEvents copies n events into the events table with COPY and sets
+// the state row to match, in one transaction: the import limit, and the
+// first step of the bulk load.
+func pgCopyEvents(ctx context.Context, conn *pgx.Conn, events iter.Seq[eventstore.StoredEvent], n int) error {
+	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		next, stop := iter.Pull(events)
 		defer stop()
 		copied, err := tx.CopyFrom(ctx, pgx.Identifier{"events"}, eventColumns, pgx.CopyFromFunc(func() ([]any, error) {
@@ -139,7 +172,9 @@ func (c *pgCluster) bulkLoad(ctx context.Context, url string, events iter.Seq[ev
 			if !ok {
 				return nil, nil
 			}
-			return []any{e.Position, e.AggregateID, e.AggregateVersion, e.Type, e.Timestamp, string(e.Payload)}, nil
+			// The payload as []byte: pgx sends it as the json text, as
+			// the store's import does.
+			return []any{e.Position, e.AggregateID, e.AggregateVersion, e.Type, e.Timestamp, e.Payload}, nil
 		}))
 		if err != nil {
 			return fmt.Errorf("copy events: %w", err)
@@ -150,10 +185,96 @@ func (c *pgCluster) bulkLoad(ctx context.Context, url string, events iter.Seq[ev
 		_, err = tx.Exec(ctx, pgSetStateSQL, n)
 		return err
 	})
+}
+
+// importCeiling copies the events into the empty store at url as
+// pgCopyEvents does and returns how long that took (connecting excluded).
+func (c *pgCluster) importCeiling(ctx context.Context, url string, events []eventstore.StoredEvent) (time.Duration, error) {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	start := time.Now()
+	err = pgCopyEvents(ctx, conn, slices.Values(events), len(events))
+	return time.Since(start), err
+}
+
+// settle checkpoints the cluster, so that the writes of one run (and the
+// files of a dropped database) are not flushed during the next run.
+func (c *pgCluster) settle(ctx context.Context) error {
+	return c.adminExec(ctx, pgCheckpointSQL)
+}
+
+// incrementalCeiling stages the events (with their final positions and
+// versions) in a table of the store at url, then times one transaction
+// appending them to events with INSERT ... SELECT and advancing the state
+// row. The staging table is dropped afterwards.
+func (c *pgCluster) incrementalCeiling(ctx context.Context, url string, events []eventstore.StoredEvent) (d time.Duration, err error) {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	for _, sql := range []string{pgDropStagingSQL, pgCreateStagingSQL} {
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			return 0, fmt.Errorf("%s: %w", sql, err)
+		}
+	}
+	defer func() {
+		if _, derr := conn.Exec(context.WithoutCancel(ctx), pgDropStagingSQL); derr != nil {
+			err = errors.Join(err, derr)
+		}
+	}()
+	copied, err := conn.CopyFrom(ctx, pgx.Identifier{pgStagingTable}, eventColumns, pgx.CopyFromSlice(len(events), func(i int) ([]any, error) {
+		e := &events[i]
+		return []any{e.Position, e.AggregateID, e.AggregateVersion, e.Type, e.Timestamp, e.Payload}, nil
+	}))
+	if err != nil {
+		return 0, fmt.Errorf("stage the incremental rows: %w", err)
+	}
+	if copied != int64(len(events)) {
+		return 0, fmt.Errorf("staged %d rows, want %d", copied, len(events))
+	}
+	if _, err := conn.Exec(ctx, pgAnalyzeStagingSQL); err != nil {
+		return 0, err
+	}
+	n := int64(len(events))
+	start := time.Now()
+	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, pgAppendStagingSQL)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() != n {
+			return fmt.Errorf("appended %d rows, want %d", tag.RowsAffected(), n)
+		}
+		_, err = tx.Exec(ctx, pgAdvanceStateSQL, n)
+		return err
+	})
+	return time.Since(start), err
+}
+
+// truncateStore deletes the events after position n and sets the state row
+// back to n events, then vacuums and checkpoints: it undoes an incremental
+// import into the read store between runs.
+func (c *pgCluster) truncateStore(ctx context.Context, url string, n int) error {
+	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
 		return err
 	}
-	for _, sql := range []string{pgVacuumSQL, pgCheckpointSQL} {
+	defer conn.Close(context.WithoutCancel(ctx))
+	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, pgDeleteAfterSQL, n); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, pgSetStateSQL, n)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	for _, sql := range []string{pgVacuumAfterUndoSQL, pgCheckpointSQL} {
 		if _, err := conn.Exec(ctx, sql); err != nil {
 			return fmt.Errorf("%s: %w", sql, err)
 		}

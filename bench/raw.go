@@ -5,9 +5,13 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
+	"iter"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/esctl/esctl/eventstore"
 )
 
 // rawReader reads the events table with hand-written keyset queries: the
@@ -21,6 +25,11 @@ type rawReader interface {
 	// aggregate reads up to limit events of one aggregate and returns how
 	// many it read.
 	aggregate(ctx context.Context, id string, limit int) (int, error)
+	// dump reads the whole table in position order the engine's fastest
+	// way (the export's limit) and returns how many rows it read.
+	// PostgreSQL: COPY (SELECT ... ORDER BY position) TO STDOUT into w.
+	// SQLite: one query, every row decoded into Go values (w unused).
+	dump(ctx context.Context, w io.Writer) (int, error)
 	Close() error
 }
 
@@ -41,6 +50,23 @@ const (
 	sqliteTypeSQL = rawColumns + `type = ? AND position > ? ORDER BY position LIMIT ?`
 	sqliteAggSQL  = rawColumns + `aggregate_id = ? ORDER BY position LIMIT ?`
 )
+
+// loadRaw writes n events into the empty, initialised store at url the raw
+// way (the import's limit; see importCeiling), for a child process.
+func loadRaw(ctx context.Context, engine, url string, events iter.Seq[eventstore.StoredEvent], n int) error {
+	switch engine {
+	case "postgres":
+		conn, err := pgx.Connect(ctx, url)
+		if err != nil {
+			return err
+		}
+		defer conn.Close(context.WithoutCancel(ctx))
+		return pgCopyEvents(ctx, conn, events, n)
+	case "sqlite":
+		return sqliteInsertEvents(ctx, url, events, n)
+	}
+	return fmt.Errorf("unknown engine %q", engine)
+}
 
 // openRawReader opens a raw reader on the store at url.
 func openRawReader(ctx context.Context, engine, url string) (rawReader, error) {
@@ -82,6 +108,16 @@ func (r pgRaw) aggregate(ctx context.Context, id string, limit int) (int, error)
 	}
 	events, err := collectPG(rows, limit)
 	return len(events), err
+}
+
+func (r pgRaw) dump(ctx context.Context, w io.Writer) (int, error) {
+	c, err := r.pool.Acquire(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Release()
+	tag, err := c.Conn().PgConn().CopyTo(ctx, w, pgDumpSQL)
+	return int(tag.RowsAffected()), err
 }
 
 func (r pgRaw) Close() error { r.pool.Close(); return nil }
@@ -158,6 +194,22 @@ func (r *sqliteRaw) aggregate(ctx context.Context, id string, limit int) (int, e
 	}
 	events, err := collectSQL(rows, limit)
 	return len(events), err
+}
+
+func (r *sqliteRaw) dump(ctx context.Context, _ io.Writer) (n int, err error) {
+	rows, err := r.db.QueryContext(ctx, sqliteDumpSQL)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { err = errors.Join(err, rows.Close()) }()
+	var e rawEvent
+	for rows.Next() {
+		if err := rows.Scan(&e.Position, &e.AggregateID, &e.Version, &e.Type, &e.Timestamp, &e.Payload); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, rows.Err()
 }
 
 func (r *sqliteRaw) Close() error {

@@ -33,7 +33,7 @@ func format(u unit, v float64) string {
 	switch u {
 	case perSecond:
 		return groupThousands(int64(v + 0.5))
-	case millis:
+	case millis, seconds:
 		switch {
 		case v < 1:
 			return strconv.FormatFloat(v, 'f', 3, 64)
@@ -41,8 +41,6 @@ func format(u unit, v float64) string {
 			return strconv.FormatFloat(v, 'f', 2, 64)
 		}
 		return strconv.FormatFloat(v, 'f', 1, 64)
-	case seconds:
-		return strconv.FormatFloat(v, 'f', 2, 64)
 	default: // mebibytes
 		return strconv.FormatFloat(v, 'f', 1, 64)
 	}
@@ -71,6 +69,7 @@ type machineInfo struct {
 	Versions  map[string]string // engine: version line
 	Ceilings  map[string]string // engine: how the append ceiling is measured
 	Payloads  string
+	Imports   string // what the import rows import
 }
 
 func collectMachineInfo(ctx context.Context, h *harness) machineInfo {
@@ -84,6 +83,7 @@ func collectMachineInfo(ctx context.Context, h *harness) machineInfo {
 		Versions:  map[string]string{},
 		Ceilings:  map[string]string{},
 		Payloads:  payloadStats(h.cfg.corpus()),
+		Imports:   importStats(h),
 	}
 	for _, e := range h.envs {
 		v, err := e.b.version(ctx)
@@ -174,6 +174,16 @@ func payloadStats(c corpus) string {
 	return fmt.Sprintf("%d to %d bytes, mean %d", lo, hi, sum/n)
 }
 
+// importStats describes the import rows' inputs.
+func importStats(h *harness) string {
+	c := h.cfg.corpus()
+	ndjson := "the corpus as NDJSON (the store's export of its read store)"
+	if f := h.shared.ndjson; f != nil {
+		ndjson += ", " + groupThousands(f.size) + " bytes"
+	}
+	return fmt.Sprintf("%s; the incremental import commits %s events", ndjson, groupThousands(int64(incrementalSize(c))))
+}
+
 // printReport writes the header, the table and its legend.
 func printReport(w io.Writer, cfg *config, m machineInfo, rows []row) {
 	fmt.Fprintf(w, "esctl benchmarks, %s\n\n", m.Date.Format("2006-01-02 15:04 MST"))
@@ -185,6 +195,7 @@ func printReport(w io.Writer, cfg *config, m machineInfo, rows []row) {
 	}
 	fmt.Fprintf(w, "corpus      %s events over %s aggregates, %d types, payloads %s, seed %d\n",
 		groupThousands(int64(cfg.Events)), groupThousands(int64(cfg.Aggregates)), len(corpusTypes), m.Payloads, cfg.Seed)
+	fmt.Fprintf(w, "imports     %s\n", m.Imports)
 	fmt.Fprintf(w, "runs        %d per figure, shown as median [min..max]; append runs last %s\n\n", cfg.Runs, cfg.Duration)
 	printTable(w, rows)
 	fmt.Fprintf(w, "\nlimits (measured in the same run, same machine, same client count or page size):\n")
@@ -192,7 +203,10 @@ func printReport(w io.Writer, cfg *config, m machineInfo, rows []row) {
 		fmt.Fprintf(w, "  SaveEvent, %s: %s\n", name, m.Ceilings[name])
 	}
 	fmt.Fprintf(w, "  LoadEvents: the same keyset query written by hand (pgx / database/sql, prepared), rows decoded into Go values\n")
-	fmt.Fprintf(w, "  peak RSS: each side runs in its own child process, which reports its VmHWM; the limit's child runs the hand-written scan\n")
+	fmt.Fprintf(w, "  ImportEvents: the same rows, already in memory, into an empty store (same table, same indexes) in one transaction: COPY FROM (pgx CopyFrom) on postgres, prepared INSERTs on sqlite\n")
+	fmt.Fprintf(w, "  ExportEvents: COPY (SELECT ... ORDER BY position) TO STDOUT on postgres; on sqlite one SELECT ... ORDER BY position, rows decoded into Go values\n")
+	fmt.Fprintf(w, "  incremental import: the commit only (the push is not timed); limit: one transaction of INSERT ... SELECT of the same rows, with the positions and versions they get, from a plain staging table\n")
+	fmt.Fprintf(w, "  peak RSS: each side runs in its own child process, which reports its VmHWM; the limits' children run the hand-written scan, the raw load (rows streamed from the generator) and the raw dump\n")
 	fmt.Fprintf(w, "ratio = store / limit: for events/s higher is better, for ms and MiB lower is better.\n")
 }
 

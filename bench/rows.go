@@ -2,10 +2,6 @@ package main
 
 import "fmt"
 
-// apiPending marks the rows whose store API is still being written. They are
-// printed as "not measured (API pending)"; see docs/benchmarks.md.
-const apiPending = "API pending"
-
 // benchmarks is the table, in order: one entry per row, each measured on
 // every engine. To add a row, write its Run function and register it here
 // (and describe it in docs/benchmarks.md).
@@ -20,15 +16,20 @@ var benchmarks = []benchmark{
 	{ID: "type", Name: "LoadEvents one event type, pages of 1,000 (events/s)", Unit: perSecond, Run: runTypeScan},
 	{ID: "scan-rss", Name: "peak RSS, LoadEvents all (MiB)", Unit: mebibytes, Run: runScanRSS},
 
-	// Extension points: the import and export APIs are being written.
-	// Each becomes a Run function like the ones above; the peak-RSS rows
-	// use runChild (rss.go), as scan-rss does.
-	{ID: "import", Name: "import into an empty store (events/s)", Unit: perSecond, Pending: apiPending},
-	{ID: "export", Name: "export to NDJSON (events/s)", Unit: perSecond, Pending: apiPending},
-	{ID: "import-incremental", Name: "incremental import of 100,000 into the full store (s)", Unit: seconds, Pending: apiPending},
-	{ID: "import-rss", Name: "peak RSS, import (MiB)", Unit: mebibytes, Pending: apiPending},
-	{ID: "export-rss", Name: "peak RSS, export (MiB)", Unit: mebibytes, Pending: apiPending},
+	{ID: "import", Name: "ImportEvents into an empty store (events/s)", Unit: perSecond, Run: runImport,
+		Target: &target{Desc: ">= 0.7x limit", Check: storeOverLimitAtLeast(0.7)}},
+	{ID: "export", Name: "ExportEvents of the whole store (events/s)", Unit: perSecond, Run: runExport,
+		Target: &target{Desc: ">= 0.7x limit", Check: storeOverLimitAtLeast(0.7)}},
+	{ID: "import-incremental", Name: "incremental import commit, corpus/10 events into the full store (s)", Unit: seconds, Run: runIncremental},
+	{ID: "import-rss", Name: "peak RSS, ImportEvents (MiB)", Unit: mebibytes, Run: runImportRSS,
+		Target: &target{Desc: "<= 100 MB", Check: storeAtMost(rssTargetMiB)}},
+	{ID: "export-rss", Name: "peak RSS, ExportEvents (MiB)", Unit: mebibytes, Run: runExportRSS,
+		Target: &target{Desc: "<= 100 MB", Check: storeAtMost(rssTargetMiB)}},
 }
+
+// rssTargetMiB is the peak-RSS target of import and export, 100 MB
+// (10^8 bytes), in the table's MiB.
+const rssTargetMiB = 100e6 / (1 << 20)
 
 func saveEventRow(clients int, t *target) benchmark {
 	plural := "s"

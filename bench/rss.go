@@ -36,11 +36,14 @@ const childCommand = "__bench-child"
 type childArgs struct {
 	Engine string `json:"engine"`
 	URL    string `json:"url"`
+	File   string `json:"file,omitempty"`  // the corpus as NDJSON, for import-store
+	Corpus corpus `json:"corpus,omitzero"` // the corpus, for import-raw
 }
 
 // childResult is what a child task reports on stdout, as JSON.
 type childResult struct {
-	Events int `json:"events"`
+	Events int   `json:"events"`
+	Bytes  int64 `json:"bytes,omitempty"` // written by export-store
 	// PeakRSSBytes is the child's own peak RSS (VmHWM), set by childMain;
 	// 0 when the system does not report it.
 	PeakRSSBytes int64 `json:"peakRSSBytes,omitempty"`
@@ -51,8 +54,12 @@ type childTask func(ctx context.Context, a childArgs) (childResult, error)
 
 // childTasks are the tasks a child can run, by name.
 var childTasks = map[string]childTask{
-	"scan-store": childScanStore,
-	"scan-raw":   childScanRaw,
+	"scan-store":   childScanStore,
+	"scan-raw":     childScanRaw,
+	"import-store": childImportStore,
+	"import-raw":   childImportRaw,
+	"export-store": childExportStore,
+	"export-raw":   childExportRaw,
 }
 
 // childRun is the outcome of a child: its result and its peak RSS.
@@ -176,8 +183,110 @@ func runScanRSS(ctx context.Context, e *engineEnv) (*figures, error) {
 			if r.Result.Events != e.cfg.Events {
 				return 0, fmt.Errorf("child %s read %d events, want %d", task, r.Result.Events, e.cfg.Events)
 			}
-			return float64(r.PeakBytes) / (1 << 20), nil
+			return mebibytesOf(r.PeakBytes), nil
 		}
 	}
 	return e.measurePair(ctx, "scan-rss", mebibytes, child("scan-store"), child("scan-raw"))
+}
+
+// childImportStore imports the NDJSON file into the empty store at a.URL
+// with ImportEvents, reading it as a stream.
+func childImportStore(ctx context.Context, a childArgs) (childResult, error) {
+	_, err := importFile(ctx, a.URL, a.File, a.Corpus.Events)
+	return childResult{Events: a.Corpus.Events}, err
+}
+
+// childImportRaw writes the corpus into the empty store at a.URL the raw
+// way, streaming it from the generator (nothing held in memory).
+func childImportRaw(ctx context.Context, a childArgs) (childResult, error) {
+	err := loadRaw(ctx, a.Engine, a.URL, a.Corpus.All(), a.Corpus.Events)
+	return childResult{Events: a.Corpus.Events}, err
+}
+
+// childExportStore exports the whole store at a.URL with ExportEvents into
+// a counting writer.
+func childExportStore(ctx context.Context, a childArgs) (res childResult, err error) {
+	s, err := openStore(ctx, a.URL)
+	if err != nil {
+		return res, err
+	}
+	defer func() { err = errors.Join(err, s.Close()) }()
+	var w countingWriter
+	out, err := s.ExportEvents(ctx, &w, nil)
+	if err != nil {
+		return res, err
+	}
+	if !out.End {
+		return res, errors.New("the export did not reach the end of the store")
+	}
+	return childResult{Events: int(out.Events), Bytes: w.n}, nil
+}
+
+// childExportRaw dumps the whole table at a.URL the engine's fastest way
+// (rawReader.dump).
+func childExportRaw(ctx context.Context, a childArgs) (res childResult, err error) {
+	r, err := openRawReader(ctx, a.Engine, a.URL)
+	if err != nil {
+		return res, err
+	}
+	defer func() { err = errors.Join(err, r.Close()) }()
+	var w countingWriter
+	res.Events, err = r.dump(ctx, &w)
+	return res, err
+}
+
+// mebibytesOf converts a peak in bytes for the table.
+func mebibytesOf(b int64) float64 { return float64(b) / (1 << 20) }
+
+// runImportRSS measures the peak RSS of a process importing the corpus's
+// NDJSON file into an empty store with ImportEvents, next to one writing
+// the corpus the raw way (as the import limit does, streaming the rows from
+// the generator). Each run of either side gets a fresh database.
+func runImportRSS(ctx context.Context, e *engineEnv) (*figures, error) {
+	src, err := e.corpusNDJSON(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c := e.cfg.corpus()
+	child := func(task, label string) pairFunc {
+		return func(ctx context.Context, _ int) (float64, error) {
+			var peak int64
+			err := e.withFreshStore(ctx, label, func(url string) error {
+				r, err := runChild(ctx, task, childArgs{Engine: e.name, URL: url, File: src.path, Corpus: c})
+				if err != nil {
+					return err
+				}
+				peak = r.PeakBytes
+				return nil
+			})
+			return mebibytesOf(peak), err
+		}
+	}
+	return e.measurePair(ctx, "import-rss", mebibytes, child("import-store", "import_rss"), child("import-raw", "import_rss_limit"))
+}
+
+// runExportRSS measures the peak RSS of a process exporting the whole read
+// store with ExportEvents, next to one running the export's limit (COPY TO
+// on PostgreSQL, the full scan on SQLite).
+func runExportRSS(ctx context.Context, e *engineEnv) (*figures, error) {
+	if _, _, err := e.reader(ctx); err != nil {
+		return nil, err
+	}
+	a := childArgs{Engine: e.name, URL: e.readURL}
+	child := func(task string) pairFunc {
+		return func(ctx context.Context, _ int) (float64, error) {
+			r, err := runChild(ctx, task, a)
+			if err != nil {
+				return 0, err
+			}
+			if r.Result.Events != e.cfg.Events {
+				return 0, fmt.Errorf("child %s read %d events, want %d", task, r.Result.Events, e.cfg.Events)
+			}
+			if src := e.shared.ndjson; src != nil && task == "export-store" && r.Result.Bytes != src.size {
+				return 0, fmt.Errorf("child %s wrote %d bytes, want %d", task, r.Result.Bytes, src.size)
+			}
+			return mebibytesOf(r.PeakBytes), nil
+		}
+	}
+	return e.measurePair(ctx, "export-rss", mebibytes, child("export-store"), child("export-raw"))
 }

@@ -9,6 +9,7 @@ import (
 	"iter"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/esctl/esctl/adapters/sqlite"
@@ -27,6 +28,17 @@ const (
 	sqliteBulkCacheSQL     = `PRAGMA cache_size = -262144` // 256 MiB, for the bulk load only
 	sqliteCheckpointSQL    = `PRAGMA wal_checkpoint(TRUNCATE)`
 	sqliteVersionSQL       = `SELECT sqlite_version()`
+	sqliteDeleteAfterSQL   = `DELETE FROM events WHERE position > ?`
+	sqliteAdvanceStateSQL  = `UPDATE store_state SET last_position = last_position + ?, event_count = event_count + ? WHERE id = 1`
+	// The incremental import's limit stages its rows in a plain table of
+	// the events' columns (no index) and appends them in position order.
+	sqliteDropStagingSQL   = `DROP TABLE IF EXISTS bench_incremental`
+	sqliteCreateStagingSQL = `CREATE TABLE bench_incremental (position INTEGER, aggregate_id TEXT, aggregate_version INTEGER, type TEXT, timestamp INTEGER, payload TEXT) STRICT`
+	sqliteStageSQL         = `INSERT INTO bench_incremental (position, aggregate_id, aggregate_version, type, timestamp, payload) VALUES (?, ?, ?, ?, ?, ?)`
+	sqliteAppendStagingSQL = `INSERT INTO events (position, aggregate_id, aggregate_version, type, timestamp, payload) ` +
+		`SELECT position, aggregate_id, aggregate_version, type, timestamp, payload FROM bench_incremental ORDER BY position`
+	// The export's limit: the whole table in position order, one query.
+	sqliteDumpSQL = `SELECT position, aggregate_id, aggregate_version, type, timestamp, payload FROM events ORDER BY position`
 )
 
 // sqliteBackend makes one SQLite file per database in dir.
@@ -73,7 +85,8 @@ func openWriter(url string) (*sql.DB, error) {
 }
 
 // bulkLoad inserts every event with one prepared statement in one
-// transaction, then checkpoints the WAL into the database file.
+// transaction (with a larger page cache than the store's), then checkpoints
+// the WAL into the database file.
 func (b *sqliteBackend) bulkLoad(ctx context.Context, url string, events iter.Seq[eventstore.StoredEvent], n int) (err error) {
 	db, err := openWriter(url)
 	if err != nil {
@@ -95,10 +108,59 @@ func (b *sqliteBackend) bulkLoad(ctx context.Context, url string, events iter.Se
 	return err
 }
 
+// sqliteInsertEvents inserts n events with one prepared statement in one
+// transaction and sets the state row, with the store's settings (sqlite.DSN,
+// one writer connection): the import limit.
+func sqliteInsertEvents(ctx context.Context, url string, events iter.Seq[eventstore.StoredEvent], n int) error {
+	_, err := sqliteTimedInsert(ctx, url, events, n)
+	return err
+}
+
+// sqliteTimedInsert is sqliteInsertEvents, returning how long the
+// transaction took (opening the connection excluded).
+func sqliteTimedInsert(ctx context.Context, url string, events iter.Seq[eventstore.StoredEvent], n int) (d time.Duration, err error) {
+	db, err := openWriter(url)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { err = errors.Join(err, db.Close()) }()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	start := time.Now()
+	err = inImmediateTx(ctx, conn, func(ctx context.Context) error { return insertAll(ctx, conn, events, n) })
+	return time.Since(start), err
+}
+
+func (b *sqliteBackend) importCeiling(ctx context.Context, url string, events []eventstore.StoredEvent) (time.Duration, error) {
+	return sqliteTimedInsert(ctx, url, slices.Values(events), len(events))
+}
+
+// settle does nothing on SQLite: each database is its own file, and a
+// COMMIT leaves nothing to flush later (synchronous=FULL).
+func (b *sqliteBackend) settle(context.Context) error { return nil }
+
 func insertAll(ctx context.Context, conn *sql.Conn, events iter.Seq[eventstore.StoredEvent], n int) error {
-	stmt, err := conn.PrepareContext(ctx, sqliteInsertEventSQL)
+	count, err := insertRows(ctx, conn, sqliteInsertEventSQL, events)
 	if err != nil {
 		return err
+	}
+	if count != n {
+		return fmt.Errorf("inserted %d events, want %d", count, n)
+	}
+	_, err = conn.ExecContext(ctx, sqliteSetStateSQL, n, n)
+	return err
+}
+
+// insertRows inserts the events with the prepared statement query (whose
+// parameters are the six columns of events) and returns how many it
+// inserted.
+func insertRows(ctx context.Context, conn *sql.Conn, query string, events iter.Seq[eventstore.StoredEvent]) (int, error) {
+	stmt, err := conn.PrepareContext(ctx, query)
+	if err != nil {
+		return 0, err
 	}
 	defer stmt.Close()
 	// A context without a Done channel spares the driver a watcher
@@ -107,17 +169,89 @@ func insertAll(ctx context.Context, conn *sql.Conn, events iter.Seq[eventstore.S
 	count := 0
 	for e := range events {
 		if count%10_000 == 0 && ctx.Err() != nil {
-			return ctx.Err()
+			return count, ctx.Err()
 		}
 		if _, err := stmt.ExecContext(bg, e.Position, e.AggregateID, e.AggregateVersion, e.Type, e.Timestamp, string(e.Payload)); err != nil {
-			return fmt.Errorf("insert event %d: %w", e.Position, err)
+			return count, fmt.Errorf("insert event %d: %w", e.Position, err)
 		}
 		count++
 	}
-	if count != n {
-		return fmt.Errorf("inserted %d events, want %d", count, n)
+	return count, nil
+}
+
+// incrementalCeiling stages the events (with their final positions and
+// versions) in a table of the store at url, then times one transaction
+// appending them to events with INSERT ... SELECT and advancing the state
+// row. The staging table is dropped afterwards.
+func (b *sqliteBackend) incrementalCeiling(ctx context.Context, url string, events []eventstore.StoredEvent) (d time.Duration, err error) {
+	db, err := openWriter(url)
+	if err != nil {
+		return 0, err
 	}
-	_, err = conn.ExecContext(ctx, sqliteSetStateSQL, n, n)
+	defer func() { err = errors.Join(err, db.Close()) }()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	for _, q := range []string{sqliteDropStagingSQL, sqliteCreateStagingSQL} {
+		if _, err := conn.ExecContext(ctx, q); err != nil {
+			return 0, err
+		}
+	}
+	defer func() {
+		if _, derr := conn.ExecContext(context.WithoutCancel(ctx), sqliteDropStagingSQL); derr != nil {
+			err = errors.Join(err, derr)
+		}
+	}()
+	err = inImmediateTx(ctx, conn, func(ctx context.Context) error {
+		_, err := insertRows(ctx, conn, sqliteStageSQL, slices.Values(events))
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("stage the incremental rows: %w", err)
+	}
+	n := int64(len(events))
+	start := time.Now()
+	err = inImmediateTx(ctx, conn, func(ctx context.Context) error {
+		r, err := conn.ExecContext(ctx, sqliteAppendStagingSQL)
+		if err != nil {
+			return err
+		}
+		if got, err := r.RowsAffected(); err != nil || got != n {
+			return errors.Join(err, fmt.Errorf("appended %d rows, want %d", got, n))
+		}
+		_, err = conn.ExecContext(ctx, sqliteAdvanceStateSQL, n, n)
+		return err
+	})
+	return time.Since(start), err
+}
+
+// truncateStore deletes the events after position n, sets the state row
+// back to n events and checkpoints the WAL: it undoes an incremental import
+// into the read store between runs.
+func (b *sqliteBackend) truncateStore(ctx context.Context, url string, n int) (err error) {
+	db, err := openWriter(url)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, db.Close()) }()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	err = inImmediateTx(ctx, conn, func(ctx context.Context) error {
+		if _, err := conn.ExecContext(ctx, sqliteDeleteAfterSQL, n); err != nil {
+			return err
+		}
+		_, err := conn.ExecContext(ctx, sqliteSetStateSQL, n, n)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	_, err = conn.ExecContext(ctx, sqliteCheckpointSQL)
 	return err
 }
 

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
-	"sync/atomic"
 )
 
 // SaveEvent appends one event and returns it as stored, with its position
@@ -75,207 +74,207 @@ type versionKey struct {
 	version int64
 }
 
-// appender implements group commit. Callers queue requests; one goroutine
-// takes everything queued (up to maxEvents events), sends it to the dialect
-// as one Append (one transaction), and hands each caller its own outcome.
-// While a group is in flight the next one accumulates, so the group size
-// grows with the load and a lone caller pays no added latency.
+// appender implements group commit, leader/follower style. A caller that
+// finds no commit in progress becomes the leader: it takes everything queued
+// (up to maxEvents events, its own request included), sends it to the
+// dialect as one Append (one transaction) and hands each caller its own
+// outcome. Callers arriving meanwhile queue up; when the leader's own request
+// is done it passes the leadership to the first of them, whose goroutine
+// sends the next group. Groups thus grow with the load, and a lone caller
+// commits in its own goroutine with no handoff at all.
 type appender struct {
 	d         Dialect
 	maxEvents int
 	log       *slog.Logger
 
-	queue   chan *appendReq
-	stop    chan struct{}
-	stopped chan struct{}
-	once    sync.Once
+	mu      sync.Mutex
+	cond    *sync.Cond // signalled when leading becomes false
+	queue   []*appendReq
+	leading bool
+	closed  bool
 }
-
-// States of an appendReq, so that a caller whose context ends while it is
-// still queued can withdraw, but not once its events were handed over.
-const (
-	reqQueued int32 = iota
-	reqTaken
-	reqWithdrawn
-)
 
 type appendReq struct {
 	events []Event
 	keys   map[versionKey]int
-	state  atomic.Int32
-	done   chan appendOutcome // buffered, receives exactly one outcome
+	taken  bool               // in a group being sent (guarded by mu)
+	leader bool               // leadership handed to its goroutine (guarded by mu)
+	done   chan appendOutcome // buffered: the leadership signal, then the outcome
 }
 
 type appendOutcome struct {
 	first int64
 	err   error
+	lead  bool // not an outcome: take the leadership
 }
 
 func newAppender(d Dialect, maxEvents int, log *slog.Logger) *appender {
-	a := &appender{
-		d:         d,
-		maxEvents: maxEvents,
-		log:       log,
-		queue:     make(chan *appendReq, 1024),
-		stop:      make(chan struct{}),
-		stopped:   make(chan struct{}),
-	}
-	go a.run()
+	a := &appender{d: d, maxEvents: maxEvents, log: log}
+	a.cond = sync.NewCond(&a.mu)
 	return a
 }
 
 func (a *appender) append(ctx context.Context, events []Event, keys map[versionKey]int) (int64, error) {
-	req := &appendReq{events: events, keys: keys, done: make(chan appendOutcome, 1)}
-	select {
-	case <-a.stop:
-		return 0, ErrClosed
-	default:
-	}
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	select {
-	case a.queue <- req:
-	case <-a.stop:
+	req := &appendReq{events: events, keys: keys, done: make(chan appendOutcome, 2)}
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
 		return 0, ErrClosed
-	case <-ctx.Done():
-		return 0, ctx.Err()
 	}
-	select {
-	case out := <-req.done:
-		return out.first, out.err
-	case <-a.stopped:
-		// The committer has exited after replying to every request it
-		// took; a request still unanswered was enqueued after its final
-		// drain and never sent.
+	a.queue = append(a.queue, req)
+	if !a.leading {
+		a.leading = true
+		a.mu.Unlock()
+		a.lead(req)
+	} else {
+		a.mu.Unlock()
+	}
+	for {
 		select {
 		case out := <-req.done:
+			if out.lead {
+				a.lead(req)
+				continue
+			}
 			return out.first, out.err
-		default:
-			return 0, ErrClosed
+		case <-ctx.Done():
+			a.mu.Lock()
+			if !req.taken && !req.leader {
+				a.remove(req)
+				a.mu.Unlock()
+				return 0, ctx.Err()
+			}
+			a.mu.Unlock()
+			// Sent, or about to lead: wait for the real outcome.
+			for out := range req.done {
+				if out.lead {
+					a.lead(req)
+					continue
+				}
+				return out.first, out.err
+			}
 		}
-	case <-ctx.Done():
-		if req.state.CompareAndSwap(reqQueued, reqWithdrawn) {
-			return 0, ctx.Err()
-		}
-		// Already handed to the database: wait for the real outcome.
-		out := <-req.done
-		return out.first, out.err
 	}
 }
 
-// close stops the appender: queued requests fail with ErrClosed and a group
-// in flight completes first.
-func (a *appender) close() {
-	a.once.Do(func() { close(a.stop) })
-	<-a.stopped
+// remove takes a withdrawn request out of the queue. Called with mu held.
+func (a *appender) remove(req *appendReq) {
+	for i, r := range a.queue {
+		if r == req {
+			a.queue = append(a.queue[:i], a.queue[i+1:]...)
+			return
+		}
+	}
 }
 
-func (a *appender) run() {
-	defer close(a.stopped)
-	var carry []*appendReq // requests deferred to the next group
+// lead sends groups until own has its outcome, then hands the leadership to
+// the first queued request, or gives it up when the queue is empty.
+func (a *appender) lead(own *appendReq) {
 	for {
-		var first *appendReq
-		if len(carry) > 0 {
-			first, carry = carry[0], carry[1:]
-		} else {
-			select {
-			case first = <-a.queue:
-			case <-a.stop:
-				a.failQueued(carry)
-				return
-			}
-		}
-		select {
-		case <-a.stop:
-			a.failQueued(append(carry, first))
+		a.mu.Lock()
+		if a.closed {
+			// Close failed everything else queued; own was not sent.
+			a.remove(own)
+			own.leader = false
+			own.done <- appendOutcome{err: ErrClosed}
+			a.leading = false
+			a.cond.Broadcast()
+			a.mu.Unlock()
 			return
-		default:
 		}
-		group, rest := a.collect(first, carry)
-		carry = rest
+		group := a.takeGroup()
+		a.mu.Unlock()
 		if len(group) > 0 {
 			a.commit(group)
 		}
+		a.mu.Lock()
+		if own.taken || len(group) == 0 {
+			if len(a.queue) > 0 && !a.closed {
+				next := a.queue[0]
+				next.leader = true
+				next.done <- appendOutcome{lead: true}
+			} else {
+				a.leading = false
+				a.cond.Broadcast()
+			}
+			a.mu.Unlock()
+			return
+		}
+		a.mu.Unlock()
 	}
 }
 
-// collect builds a group from first, the carried-over requests and what is
-// queued, up to maxEvents events. A request sharing an (aggregate id,
-// version) pair with one already in the group waits for the next group, so
-// that within a group conflicts depend only on what is stored.
-func (a *appender) collect(first *appendReq, carry []*appendReq) (group, rest []*appendReq) {
+// takeGroup removes a group from the queue: requests in arrival order, up to
+// maxEvents events (a single larger request goes alone). A request sharing
+// an (aggregate id, version) pair with one already in the group waits for a
+// later group, so that within a group conflicts depend only on what is
+// stored. Called with mu held.
+func (a *appender) takeGroup() []*appendReq {
+	var group []*appendReq
 	taken := map[versionKey]struct{}{}
 	n := 0
-	// add puts r in the group, or reports false when r must wait for a
-	// later group. A request is marked taken only once it is sure to be
-	// sent, so a caller can withdraw until that moment.
-	add := func(r *appendReq) bool {
+	rest := a.queue[:0]
+	for i, r := range a.queue {
 		if n > 0 && n+len(r.events) > a.maxEvents {
-			return false
+			rest = append(rest, a.queue[i:]...)
+			break
 		}
+		clash := false
 		for k := range r.keys {
-			if _, clash := taken[k]; clash {
-				return false
+			if _, ok := taken[k]; ok {
+				clash = true
+				break
 			}
 		}
-		if !r.state.CompareAndSwap(reqQueued, reqTaken) {
-			return true // withdrawn by its caller: drop it
+		if clash {
+			rest = append(rest, r)
+			continue
 		}
 		for k := range r.keys {
 			taken[k] = struct{}{}
 		}
+		r.taken, r.leader = true, false
 		group = append(group, r)
 		n += len(r.events)
-		return true
 	}
-	add(first) // the first request always fits an empty group
-	for i, r := range carry {
-		if n >= a.maxEvents {
-			return group, append(rest, carry[i:]...)
-		}
-		if !add(r) {
-			rest = append(rest, r)
-		}
-	}
-	for n < a.maxEvents {
-		select {
-		case r := <-a.queue:
-			if !add(r) {
-				rest = append(rest, r)
-				if n+len(r.events) > a.maxEvents {
-					return group, rest // full
-				}
-			}
-		default:
-			return group, rest
-		}
-	}
-	return group, rest
+	a.queue = rest
+	return group
 }
 
-func (a *appender) failQueued(carry []*appendReq) {
-	for _, r := range carry {
-		r.done <- appendOutcome{err: ErrClosed}
-	}
-	for {
-		select {
-		case r := <-a.queue:
+// close stops the appender: queued requests fail with ErrClosed and Close
+// waits for a group in flight to complete.
+func (a *appender) close() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.closed = true
+	for _, r := range a.queue {
+		if !r.leader {
 			r.done <- appendOutcome{err: ErrClosed}
-		default:
-			return
 		}
+	}
+	kept := a.queue[:0]
+	for _, r := range a.queue {
+		if r.leader {
+			kept = append(kept, r) // its goroutine leads: it finds the queue closed
+		}
+	}
+	a.queue = kept
+	for a.leading {
+		a.cond.Wait()
 	}
 }
 
-// commit sends one group. The context is not any caller's: once handed over,
-// a group runs to its outcome (the dialect applies lock and statement
-// timeouts).
+// commit sends one group and delivers the outcomes. The context is not any
+// caller's: once handed over, a group runs to its outcome (the dialect
+// applies lock and statement timeouts).
 func (a *appender) commit(group []*appendReq) {
 	outcomes := a.send(group)
 	// A group that failed as a whole for a reason other than the connection
-	// or a timeout may have been failed by one request: retry each alone so
-	// that one caller's bad request never fails another caller.
+	// or a timeout may have been failed by one request: send() then retried
+	// each alone and delivered the outcomes itself.
 	if len(group) > 1 && outcomes == nil {
 		return
 	}

@@ -402,6 +402,12 @@ func (im *eventImport) readAll(ctx context.Context) error {
 			return err
 		}
 		if len(im.batch) >= im.o.BatchEvents || im.batchBytes >= im.o.BatchBytes {
+			if err := ctx.Err(); err != nil {
+				if ferr := im.flush(context.WithoutCancel(ctx)); ferr != nil {
+					return ferr
+				}
+				return err
+			}
 			if err := im.flush(ctx); err != nil {
 				return err
 			}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -146,7 +147,9 @@ func checkSchema(st *SchemaStatus) error {
 
 // Close stops the store: new calls fail with ErrClosed, queued appends that
 // have not been sent fail with ErrClosed, and Close waits for the calls in
-// progress to finish. A Store made by Open also closes its connection pool.
+// progress to finish. It releases what the dialect holds (a dialect that
+// implements io.Closer is closed); a Store made by Open also closes its
+// connection pools, while pools given to an adapter's New stay open.
 // Closing twice returns ErrClosed.
 func (s *Store) Close() error {
 	s.mu.Lock()
@@ -158,10 +161,16 @@ func (s *Store) Close() error {
 	s.mu.Unlock()
 	s.appender.close()
 	s.inflight.Wait()
-	if s.closeFunc != nil {
-		return s.closeFunc()
+	var err error
+	if c, ok := s.d.(io.Closer); ok {
+		// A dialect may hold resources of its own (the SQLite dialect keeps
+		// a writer connection); pools it was given stay open.
+		err = c.Close()
 	}
-	return nil
+	if s.closeFunc != nil {
+		err = errors.Join(err, s.closeFunc())
+	}
+	return err
 }
 
 // Init creates the store, or brings its schema up to date, by applying the

@@ -30,7 +30,7 @@ func (d *Dialect) ImportEvents(ctx context.Context, p *eventstore.ImportEventsPa
 	if p.Target == eventstore.ImportIntoStaging {
 		table = stagingTable
 	}
-	err := d.write(ctx, func(tx pgx.Tx, _ bool, last int64) error {
+	err := d.bulkWrite(ctx, func(tx pgx.Tx, _ bool, last int64) error {
 		res.LastPosition = last
 		n := len(p.Events)
 		if n > 0 {
@@ -110,7 +110,7 @@ func (d *Dialect) finishImportTx(ctx context.Context, tx pgx.Tx, cp *eventstore.
 // SwapStaging implements eventstore.Dialect. DELETE (not TRUNCATE, which is
 // not MVCC-safe) keeps concurrent readers' snapshots intact.
 func (d *Dialect) SwapStaging(ctx context.Context, p *eventstore.SwapStagingParams) error {
-	return d.write(ctx, func(tx pgx.Tx, _ bool, _ int64) error {
+	return d.bulkWrite(ctx, func(tx pgx.Tx, _ bool, _ int64) error {
 		b := &pgx.Batch{}
 		for _, q := range []string{deleteEventsSQL, swapMoveSQL, clearStagingSQL, swapStateSQL} {
 			b.Queue(d.q(q))
@@ -124,7 +124,7 @@ func (d *Dialect) SwapStaging(ctx context.Context, p *eventstore.SwapStagingPara
 
 // AbortImport implements eventstore.Dialect.
 func (d *Dialect) AbortImport(ctx context.Context, p *eventstore.AbortImportParams) error {
-	return d.write(ctx, func(tx pgx.Tx, _ bool, _ int64) error {
+	return d.bulkWrite(ctx, func(tx pgx.Tx, _ bool, _ int64) error {
 		b := &pgx.Batch{}
 		if p.ClearStaging {
 			b.Queue(d.q(clearStagingSQL))
@@ -144,7 +144,7 @@ func (d *Dialect) AbortImport(ctx context.Context, p *eventstore.AbortImportPara
 // ImportSecrets implements eventstore.Dialect.
 func (d *Dialect) ImportSecrets(ctx context.Context, p *eventstore.ImportSecretsParams) (*eventstore.ImportSecretsResult, error) {
 	res := &eventstore.ImportSecretsResult{Conflict: -1}
-	err := d.write(ctx, func(tx pgx.Tx, _ bool, _ int64) error {
+	err := d.bulkWrite(ctx, func(tx pgx.Tx, _ bool, _ int64) error {
 		n := len(p.Secrets)
 		if n > 0 {
 			var next int64

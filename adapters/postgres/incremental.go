@@ -52,7 +52,7 @@ func (d *Dialect) PushIncremental(ctx context.Context, p *eventstore.PushIncreme
 // eventstore.CommitIncrementalParams).
 func (d *Dialect) CommitIncremental(ctx context.Context, p *eventstore.CommitIncrementalParams) (*eventstore.CommitIncrementalResult, error) {
 	res := &eventstore.CommitIncrementalResult{}
-	err := d.write(ctx, func(tx pgx.Tx, frozen bool, last int64) error {
+	err := d.bulkWrite(ctx, func(tx pgx.Tx, frozen bool, last int64) error {
 		var one int
 		err := tx.QueryRow(ctx, d.q(lockIncrementalSQL), p.ID).Scan(&one)
 		switch {

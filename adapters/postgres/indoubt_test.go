@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -20,22 +21,33 @@ import (
 	"github.com/esctl/esctl/internal/testdb"
 )
 
-// cutProxy relays one PostgreSQL connection and cuts it at a chosen moment
-// of an append: it watches the client's messages for the statement text
-// "COMMIT", which pgx sends when it prepares the append's second batch, and
-// then either cuts before forwarding that preparation (the append never
-// runs) or forwards the next client write, the batch's execution with its
-// COMMIT, and cuts before the server's answer reaches the client (the append
-// commits but the client cannot know).
+// cutProxy relays PostgreSQL connections and cuts one at a chosen moment
+// of an append. An append is one client write holding the whole pipeline,
+// the only one with a Flush message in it (prepared statements are sent
+// before, with Syncs). The proxy then either cuts before forwarding it (the
+// append never runs: cutBeforeExecution), or forwards it and withholds the
+// server's answers: all of them (cutAllAnswers: the append commits, the
+// client learns nothing), or all but those the Flush released, which carry
+// the transaction id (cutAfterXid: the append commits, the client knows its
+// transaction id but not its outcome). It closes both sides once the
+// server has answered the whole pipeline.
 type cutProxy struct {
-	ln           net.Listener
-	upstream     func() (net.Conn, error)
-	afterExecute bool
-	cut          atomic.Bool
-	wg           sync.WaitGroup
+	ln       net.Listener
+	upstream func() (net.Conn, error)
+	mode     cutMode
+	cut      atomic.Bool
+	wg       sync.WaitGroup
 }
 
-func newCutProxy(t *testing.T, upstreamURL string, afterExecute bool) *cutProxy {
+type cutMode int
+
+const (
+	cutBeforeExecution cutMode = iota
+	cutAfterXid
+	cutAllAnswers
+)
+
+func newCutProxy(t *testing.T, upstreamURL string, mode cutMode) *cutProxy {
 	cfg, err := pgconn.ParseConfig(upstreamURL)
 	require.NoError(t, err)
 	network, addr := "tcp", net.JoinHostPort(cfg.Host, itoa(int(cfg.Port)))
@@ -44,7 +56,7 @@ func newCutProxy(t *testing.T, upstreamURL string, afterExecute bool) *cutProxy 
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	p := &cutProxy{ln: ln, afterExecute: afterExecute, upstream: func() (net.Conn, error) { return net.Dial(network, addr) }}
+	p := &cutProxy{ln: ln, mode: mode, upstream: func() (net.Conn, error) { return net.Dial(network, addr) }}
 	go p.serve()
 	t.Cleanup(func() { _ = ln.Close(); p.wg.Wait() })
 	return p
@@ -52,12 +64,8 @@ func newCutProxy(t *testing.T, upstreamURL string, afterExecute bool) *cutProxy 
 
 func itoa(i int) string { return fmt.Sprint(i) }
 
-// syncMessage is the protocol's Sync message, which ends a pipeline;
-// readyForQuery is the server's answer to it (followed by a status byte).
-var (
-	syncMessage   = []byte{'S', 0, 0, 0, 4}
-	readyForQuery = []byte{'Z', 0, 0, 0, 5}
-)
+// flushMessage is the protocol's Flush message.
+var flushMessage = []byte{'H', 0, 0, 0, 4}
 
 func (p *cutProxy) serve() {
 	for {
@@ -73,49 +81,21 @@ func (p *cutProxy) serve() {
 		p.wg.Add(2)
 		var once sync.Once
 		closeBoth := func() { once.Do(func() { _ = c.Close(); _ = u.Close() }) }
-		// Only the first connection to reach the cut point is cut; later
-		// ones (the fresh connection that checks the outcome) pass.
 		var thisCut atomic.Bool
-		answered := make(chan struct{}) // the server finished the cut batch
-		// client -> server, watching for the cut point
-		go func() {
+		go func() { // client to server
 			defer p.wg.Done()
 			buf := make([]byte, 64<<10)
-			armed := false
 			for {
 				n, err := c.Read(buf)
 				if n > 0 {
 					chunk := buf[:n]
-					switch {
-					case armed:
-						// Forward the execution batch up to its Sync
-						// message, then cut the client off.
-						if _, werr := u.Write(chunk); werr != nil {
-							closeBoth()
-							return
-						}
-						if !bytes.HasSuffix(chunk, syncMessage) {
-							continue
-						}
-						// Swallow the server's answer; cut the client once
-						// the server is done (so that pgx's cancel request,
-						// sent when it sees the EOF, cannot abort the batch).
-						thisCut.Store(true)
+					if !p.cut.Load() && bytes.Contains(chunk, flushMessage) {
 						p.cut.Store(true)
-						select {
-						case <-answered:
-						case <-time.After(10 * time.Second):
-						}
-						closeBoth()
-						return
-					case !p.cut.Load() && bytes.Contains(chunk, []byte("COMMIT")):
-						if !p.afterExecute {
-							thisCut.Store(true)
-							p.cut.Store(true)
+						if p.mode == cutBeforeExecution {
 							closeBoth()
 							return
 						}
-						armed = true
+						thisCut.Store(true)
 					}
 					if _, werr := u.Write(chunk); werr != nil {
 						closeBoth()
@@ -128,16 +108,40 @@ func (p *cutProxy) serve() {
 				}
 			}
 		}()
-		// server -> client, dropped once cut
-		go func() {
+		go func() { // server to client
 			defer p.wg.Done()
 			buf := make([]byte, 64<<10)
+			var pending []byte // server messages since the cut, not yet complete
+			sawRow, released := false, p.mode == cutAllAnswers
 			for {
 				n, err := u.Read(buf)
 				if n > 0 && thisCut.Load() {
-					if bytes.Contains(buf[:n], readyForQuery) {
-						close(answered)
-						return
+					// From the cut on, the stream is read message by
+					// message (type byte, int32 length including itself).
+					pending = append(pending, buf[:n]...)
+					for len(pending) >= 5 {
+						size := 1 + int(binary.BigEndian.Uint32(pending[1:5]))
+						if len(pending) < size {
+							break
+						}
+						msg := pending[:size]
+						pending = pending[size:]
+						switch {
+						case msg[0] == 'Z': // ReadyForQuery: the pipeline is done
+							closeBoth()
+							return
+						case !released:
+							if _, werr := c.Write(msg); werr != nil {
+								closeBoth()
+								return
+							}
+							if msg[0] == 'D' {
+								sawRow = true
+							}
+							if msg[0] == 'C' && sawRow { // the setup's row: the xid is out
+								released = true
+							}
+						}
 					}
 					continue
 				}
@@ -158,7 +162,7 @@ func (p *cutProxy) serve() {
 
 // storeThroughProxy returns a Store whose pool (one connection) goes through
 // the proxy, over a store initialized directly.
-func storeThroughProxy(t *testing.T, afterExecute bool) (*eventstore.Store, *eventstore.Store, *cutProxy) {
+func storeThroughProxy(t *testing.T, mode cutMode) (*eventstore.Store, *eventstore.Store, *cutProxy) {
 	ctx := context.Background()
 	url := testdb.PostgresURL(t)
 	direct, err := eventstore.Open(ctx, url, nil)
@@ -166,7 +170,7 @@ func storeThroughProxy(t *testing.T, afterExecute bool) (*eventstore.Store, *eve
 	t.Cleanup(func() { _ = direct.Close() })
 	require.NoError(t, direct.Init(ctx))
 
-	proxy := newCutProxy(t, url, afterExecute)
+	proxy := newCutProxy(t, url, mode)
 	cfg, err := pgxpool.ParseConfig(url)
 	require.NoError(t, err)
 	_, port, _ := net.SplitHostPort(proxy.ln.Addr().String())
@@ -199,7 +203,7 @@ func mustAtoi(t *testing.T, s string) int {
 func TestInDoubtCommitIsResolved(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s, direct, proxy := storeThroughProxy(t, true)
+	s, direct, proxy := storeThroughProxy(t, cutAfterXid)
 	_, err := direct.SaveEvent(ctx, eventstore.Event{AggregateID: "before", AggregateVersion: 1, Type: "T"})
 	require.NoError(t, err)
 
@@ -222,7 +226,7 @@ func TestInDoubtCommitIsResolved(t *testing.T) {
 func TestBrokenAppendBeforeExecutionIsDefinite(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s, direct, proxy := storeThroughProxy(t, false)
+	s, direct, proxy := storeThroughProxy(t, cutBeforeExecution)
 	_, err := s.SaveEvent(ctx, eventstore.Event{AggregateID: "lost", AggregateVersion: 1, Type: "T"})
 	require.True(t, proxy.cut.Load(), "the proxy never cut the connection")
 	require.ErrorIs(t, err, eventstore.ErrUnavailable)
@@ -230,4 +234,23 @@ func TestBrokenAppendBeforeExecutionIsDefinite(t *testing.T) {
 	d, err := direct.Describe(ctx, nil)
 	require.NoError(t, err)
 	require.Zero(t, d.EventCount, "nothing was stored")
+}
+
+// TestInDoubtWithoutXidIsUnknown: the append reaches the server and
+// commits, but no answer reaches the client, not even the transaction id.
+// The store ends the broken session, finds the append's event stored, and
+// cannot tell whether it or a concurrent writer stored it: it must say
+// ErrOutcomeUnknown, not success and not a definite failure.
+func TestInDoubtWithoutXidIsUnknown(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, direct, proxy := storeThroughProxy(t, cutAllAnswers)
+	_, err := s.SaveEvent(ctx, eventstore.Event{AggregateID: "unknown", AggregateVersion: 1, Type: "T"})
+	t.Logf("SaveEvent: %v", err)
+	require.True(t, proxy.cut.Load(), "the proxy never cut the connection")
+	require.ErrorIs(t, err, eventstore.ErrOutcomeUnknown)
+	require.False(t, errors.Is(err, eventstore.ErrUnavailable))
+	d, err := direct.Describe(ctx, nil)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, d.EventCount, "the append committed once")
 }

@@ -9,13 +9,27 @@ package postgres
 // Write-transaction setup. set_config(..., true) is SET LOCAL with bound
 // values. pg_current_xact_id() gives the transaction an id up front, so that
 // after a connection lost during COMMIT the store can ask pg_xact_status.
+//
+// indexOnlySQL turns sequential scans, bitmap scans, hash joins and merge
+// joins off for the rest of the transaction. Every statement run under it
+// is designed for ordered index access (lookups by key, keyset pages that a
+// LIMIT stops early), but pgx caches prepared statements and PostgreSQL
+// caches their generic plans: a plan made while a table was small (a
+// sequential scan, a hash join) would otherwise stay in use as the table
+// grows, until the next ANALYZE; and a bitmap scan reads every matching row
+// (a whole aggregate, a whole type) to sort it before the LIMIT applies.
 const (
 	beginSQL          = `BEGIN`
 	commitSQL         = `COMMIT`
 	rollbackSQL       = `ROLLBACK`
 	txSetupSQL        = `SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true), pg_current_xact_id()::text`
+	appendSetupSQL    = `SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true), set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true), set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true), pg_current_xact_id()::text`
+	endBackendSQL     = `SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity WHERE pid = $1`
+	backendAliveSQL   = `SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)`
+	indexOnlySQL      = `SELECT set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true), set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)`
 	lockStateSQL      = `SELECT frozen, last_position FROM {s}.store_state WHERE id = 1 FOR UPDATE`
 	stateSQL          = `SELECT frozen, last_position FROM {s}.store_state WHERE id = 1`
+	stateFrozenSQL    = `SELECT frozen FROM {s}.store_state WHERE id = 1`
 	xactStatusSQL     = `SELECT pg_xact_status($1::text::xid8)`
 	readOnlySnapshot  = `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`
 	createSchemaSQL   = `CREATE SCHEMA IF NOT EXISTS {s}`
@@ -44,10 +58,12 @@ WITH input AS (
 ), state AS (
     SELECT frozen, last_position FROM {s}.store_state WHERE id = 1
 ), conflicts AS (
-    SELECT DISTINCT ON (i.req) i.req, i.aggregate_id, i.aggregate_version
-    FROM input i
-    JOIN {s}.events e ON e.aggregate_id = i.aggregate_id AND e.aggregate_version = i.aggregate_version
-    ORDER BY i.req, i.ord
+    -- The keys come straight from the parameters, not from the input CTE,
+    -- so that the planner sees an index-only probe of the unique key.
+    SELECT DISTINCT ON (k.req) k.req, k.aggregate_id, k.aggregate_version
+    FROM unnest($1::int[], $2::text[], $3::bigint[]) WITH ORDINALITY AS k(req, aggregate_id, aggregate_version, ord)
+    WHERE EXISTS (SELECT 1 FROM {s}.events e WHERE e.aggregate_id = k.aggregate_id AND e.aggregate_version = k.aggregate_version)
+    ORDER BY k.req, k.ord
 ), accepted AS (
     SELECT i.aggregate_id, i.aggregate_version, i.type, i.timestamp, i.payload,
            (SELECT last_position FROM state) + row_number() OVER (ORDER BY i.ord) AS position
@@ -68,9 +84,36 @@ SELECT (SELECT frozen FROM state), (SELECT last_position FROM state),
        coalesce(array_agg(c.aggregate_version ORDER BY c.req) FILTER (WHERE c.req IS NOT NULL), '{}')
 FROM (SELECT 1) one LEFT JOIN conflicts c ON true`
 
-// resolveAppendSQL finds, after a COMMIT whose outcome was lost with the
-// connection, which of the given pairs that transaction wrote: xmin is the
-// inserting transaction's 32-bit id.
+// The fast path of an append assumes no conflict. fastReserveSQL locks the
+// state row and advances it (waiting for the previous writer and re-reading
+// the row after it commits, as SELECT ... FOR UPDATE would); a frozen store
+// matches no row. fastInsertSQL then inserts every event at the positions
+// reserved (this statement sees the transaction's own update), nothing when
+// frozen; fastInsertOneSQL does the same for a single event, without the
+// set-returning function (a lone SaveEvent is the common case, and unnest
+// costs the server more than the insert). If the unique key fires the
+// transaction is aborted and the append is run again with appendSQL, which
+// sorts out the conflicting requests. Plain statements cost the server much
+// less than appendSQL's CTEs, and conflicts are the exception. None of them
+// reads the events table, so they need no planner settings (a generic plan
+// of these is always right).
+const (
+	fastReserveSQL = `UPDATE {s}.store_state SET last_position = last_position + $1, event_count = event_count + $1 WHERE id = 1 AND NOT frozen RETURNING last_position`
+	fastInsertSQL  = `INSERT INTO {s}.events (position, aggregate_id, aggregate_version, type, timestamp, payload)
+SELECT s.last_position - $6 + t.ord, t.aggregate_id, t.aggregate_version, t.type, t.timestamp, t.payload::json
+FROM {s}.store_state s, unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::text[]) WITH ORDINALITY AS t(aggregate_id, aggregate_version, type, timestamp, payload, ord)
+WHERE s.id = 1 AND NOT s.frozen`
+	fastInsertOneSQL = `INSERT INTO {s}.events (position, aggregate_id, aggregate_version, type, timestamp, payload)
+SELECT s.last_position, $1, $2, $3, $4, $5::json FROM {s}.store_state s WHERE s.id = 1 AND NOT s.frozen`
+)
+
+// keysStoredSQL counts which of the given pairs are stored, whoever wrote
+// them.
+const keysStoredSQL = `
+SELECT count(*)
+FROM unnest($1::text[], $2::bigint[]) AS k(aggregate_id, aggregate_version)
+JOIN {s}.events e ON e.aggregate_id = k.aggregate_id AND e.aggregate_version = k.aggregate_version`
+
 const resolveAppendSQL = `
 SELECT e.position, e.aggregate_id, e.aggregate_version
 FROM unnest($1::text[], $2::bigint[]) AS k(aggregate_id, aggregate_version)
@@ -111,15 +154,30 @@ const (
 // Event reads are assembled by buildEventQuery from these fragments, with
 // placeholders numbered in order of use, so that each shape is its own
 // prepared statement and every bound is an index condition (no "$n IS NULL
-// OR ..." filters, which generic plans cannot use as index bounds). A list of
-// at most splitMaxValues values is read with one index range scan of at most
-// Limit rows per value (LATERAL over the list), merged by the outer ORDER BY:
-// a page costs O(limit) however large the store and however rare the values.
+// OR ..." filters, which generic plans cannot use as index bounds).
+//
+// A read filtered by aggregate ids or event types (and not by time) is
+// driven by one value's range of the (aggregate_id, position) or (type,
+// position) index. A list of up to splitMaxValues values reads one such
+// range of at most Limit rows per value (LATERAL over the list), merged by
+// the outer ORDER BY: a page costs O(limit) however large the store and
+// however rare the values.
+//
+// An aggregate is written as aggregate_id = value AND position > cursor,
+// ordered by position: aggregates are many and small, the planner knows it,
+// and the (aggregate_id, position) index is its choice in custom and generic
+// plans alike. A type is written differently: the value and the cursor are
+// bounds of a row comparison on (type, position), and the order is (type,
+// position). Types are few, so a generic plan estimates every type as
+// common and, given type = value, prefers a position-ordered scan that
+// filters on the type, which reads the whole store after the cursor for a
+// rare type. Only the (type, position) index yields the order (type,
+// position) without sorting, so the row-comparison form always uses it.
 const (
 	eventColumns      = `position, aggregate_id, aggregate_version, type, timestamp, payload::text`
 	selectEventsSQL   = `SELECT ` + eventColumns + ` FROM {s}.events WHERE `
-	lateralAggOpen    = `SELECT e.* FROM unnest(%s::text[]) AS v(x) CROSS JOIN LATERAL (SELECT ` + eventColumns + ` FROM {s}.events WHERE aggregate_id = v.x`
-	lateralTypeOpen   = `SELECT e.* FROM unnest(%s::text[]) AS v(x) CROSS JOIN LATERAL (SELECT ` + eventColumns + ` FROM {s}.events WHERE type = v.x`
+	lateralOpen       = `SELECT e.* FROM unnest(%s::text[]) AS v(x) CROSS JOIN LATERAL (SELECT ` + eventColumns + ` FROM {s}.events WHERE `
+	lateralValue      = `v.x`
 	lateralClose      = `) e`
 	trueSQL           = `true`
 	andSQL            = ` AND `
@@ -128,15 +186,25 @@ const (
 	finishTimeSQL     = `timestamp <= %s`
 	aggregateAnySQL   = `aggregate_id = ANY(%s)`
 	typeAnySQL        = `type = ANY(%s)`
+	aggregateEqSQL    = `aggregate_id = %s`
+	typeEqSQL         = `type = %s`
+	aggregateAfterSQL = `aggregate_id = %[1]s AND position > %[2]s`                                              // value, cursor
+	typeAfterSQL      = `(type, position) > (%[1]s, %[2]s) AND (type, position) <= (%[1]s, 9223372036854775807)` // value, cursor
+	typeAllSQL        = `(type, position) > (%[1]s, 0) AND (type, position) <= (%[1]s, 9223372036854775807)`     // value
+	orderTypeSQL      = ` ORDER BY type, position LIMIT %s`
+	orderTypeDesc     = ` ORDER BY type DESC, position DESC LIMIT 1`
 	orderPositionSQL  = ` ORDER BY position LIMIT %s`
 	orderPositionDesc = ` ORDER BY position DESC LIMIT 1`
 	orderTimeSQL      = ` ORDER BY timestamp, position LIMIT %s`
 	outerPositionSQL  = ` ORDER BY e.position LIMIT %s`
 	outerPositionDesc = ` ORDER BY e.position DESC LIMIT 1`
-	outerTimeSQL      = ` ORDER BY e.timestamp, e.position LIMIT %s`
+	aggregateColumn   = `aggregate_id`
+	typeColumn        = `type`
 )
 
-// splitMaxValues: lists up to this long use the per-value LATERAL shapes.
+// splitMaxValues: lists of 2 to this many values use the per-value LATERAL
+// shapes; a single value is one key range; longer lists are = ANY filters
+// on a position-ordered scan.
 const splitMaxValues = 32
 
 // Imports. Batches go in with COPY; when COPY hits the unique key, the

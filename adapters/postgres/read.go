@@ -84,6 +84,7 @@ func (r reader) ListEvents(ctx context.Context, p *eventstore.ListEventsParams) 
 	res := &eventstore.ListEventsResult{Events: make([]eventstore.StoredEvent, 0, min(p.Limit, 1024))}
 	query, args := buildEventQuery(p, false)
 	b := &pgx.Batch{}
+	b.Queue(indexOnlySQL) // local to the batch's implicit transaction (or the ReadTx)
 	b.Queue(r.d.q(lastPositionSQL)).QueryRow(func(row pgx.Row) error { return row.Scan(&res.LastPosition) })
 	b.Queue(r.d.q(query), args...).Query(func(rows pgx.Rows) error {
 		var err error
@@ -139,17 +140,35 @@ func (q *queryBuilder) add(fragment string, args ...any) {
 // true). See the fragments in queries.go.
 func buildEventQuery(p *eventstore.ListEventsParams, desc bool) (string, []any) {
 	var q queryBuilder
-	var splitOpen string
-	var splitValues []string
+	// The driving key: one value (key range), a short list (LATERAL over
+	// key ranges), or none (position or time order, filters).
+	var keyColumn string
+	var keyValues []string
 	if !p.ByTime {
 		switch {
-		case p.AggregateIDs != nil && len(p.AggregateIDs) <= splitMaxValues:
-			splitOpen, splitValues = lateralAggOpen, p.AggregateIDs
-		case p.EventTypes != nil && len(p.EventTypes) <= splitMaxValues:
-			splitOpen, splitValues = lateralTypeOpen, p.EventTypes
+		case len(p.AggregateIDs) >= 1 && len(p.AggregateIDs) <= splitMaxValues:
+			keyColumn, keyValues = aggregateColumn, p.AggregateIDs
+		case len(p.EventTypes) >= 1 && len(p.EventTypes) <= splitMaxValues:
+			keyColumn, keyValues = typeColumn, p.EventTypes
 		}
 	}
-	conds := func(skipAgg, skipType bool) {
+	filter := func(column, eq, anyOf string, values []string) {
+		switch {
+		case values == nil || column == keyColumn:
+		case len(values) == 1:
+			q.add(andSQL)
+			q.add(eq, values[0])
+		default:
+			q.add(andSQL)
+			q.add(anyOf, values)
+		}
+	}
+	filters := func() {
+		filter(aggregateColumn, aggregateEqSQL, aggregateAnySQL, p.AggregateIDs)
+		filter(typeColumn, typeEqSQL, typeAnySQL, p.EventTypes)
+	}
+	if keyColumn == "" {
+		q.add(selectEventsSQL)
 		switch {
 		case p.ByTime:
 			q.add(afterTimeSQL, p.AfterTimestamp, p.After)
@@ -162,18 +181,7 @@ func buildEventQuery(p *eventstore.ListEventsParams, desc bool) (string, []any) 
 		default:
 			q.add(afterPositionSQL, p.After)
 		}
-		if p.AggregateIDs != nil && !skipAgg {
-			q.add(andSQL)
-			q.add(aggregateAnySQL, p.AggregateIDs)
-		}
-		if p.EventTypes != nil && !skipType {
-			q.add(andSQL)
-			q.add(typeAnySQL, p.EventTypes)
-		}
-	}
-	if splitValues == nil {
-		q.add(selectEventsSQL)
-		conds(false, false)
+		filters()
 		switch {
 		case desc:
 			q.add(orderPositionDesc)
@@ -184,32 +192,59 @@ func buildEventQuery(p *eventstore.ListEventsParams, desc bool) (string, []any) 
 		}
 		return q.sb.String(), q.args
 	}
-	q.add(splitOpen, splitValues)
-	q.add(andSQL)
-	conds(splitOpen == lateralAggOpen, splitOpen == lateralTypeOpen)
+	var value string
+	if len(keyValues) == 1 {
+		q.add(selectEventsSQL)
+		value = q.arg(keyValues[0])
+	} else {
+		q.add(lateralOpen, keyValues)
+		value = lateralValue
+	}
+	byType := keyColumn == typeColumn
+	switch {
+	case byType && desc:
+		fmt.Fprintf(&q.sb, typeAllSQL, value)
+	case byType:
+		fmt.Fprintf(&q.sb, typeAfterSQL, value, q.arg(p.After))
+	case desc:
+		fmt.Fprintf(&q.sb, aggregateEqSQL, value)
+	default:
+		fmt.Fprintf(&q.sb, aggregateAfterSQL, value, q.arg(p.After))
+	}
+	filters()
+	order, orderDesc := orderPositionSQL, orderPositionDesc
+	if byType {
+		order, orderDesc = orderTypeSQL, orderTypeDesc
+	}
 	if desc {
-		q.add(orderPositionDesc)
-		q.add(lateralClose)
-		q.add(outerPositionDesc)
+		q.add(orderDesc)
+		if len(keyValues) > 1 {
+			q.add(lateralClose)
+			q.add(outerPositionDesc)
+		}
 		return q.sb.String(), q.args
 	}
 	limit := q.arg(p.Limit)
-	q.sb.WriteString(strings.Replace(orderPositionSQL, "%s", limit, 1))
-	q.add(lateralClose)
-	q.sb.WriteString(strings.Replace(outerPositionSQL, "%s", limit, 1))
+	q.sb.WriteString(strings.Replace(order, "%s", limit, 1))
+	if len(keyValues) > 1 {
+		q.add(lateralClose)
+		q.sb.WriteString(strings.Replace(outerPositionSQL, "%s", limit, 1))
+	}
 	return q.sb.String(), q.args
 }
 
 // LatestEvent implements eventstore.Dialect.
 func (d *Dialect) LatestEvent(ctx context.Context, p *eventstore.LatestEventParams) (*eventstore.StoredEvent, error) {
 	query, args := buildEventQuery(&eventstore.ListEventsParams{AggregateIDs: p.AggregateIDs, EventTypes: p.EventTypes}, true)
-	rows, err := d.pool.Query(ctx, d.q(query), args...)
-	if err != nil {
-		return nil, interpretError(err)
-	}
-	defer rows.Close()
-	events, err := scanEvents(rows, nil)
-	if err != nil {
+	var events []eventstore.StoredEvent
+	b := &pgx.Batch{}
+	b.Queue(indexOnlySQL)
+	b.Queue(d.q(query), args...).Query(func(rows pgx.Rows) error {
+		var err error
+		events, err = scanEvents(rows, nil)
+		return err
+	})
+	if err := d.pool.SendBatch(ctx, b).Close(); err != nil {
 		return nil, interpretError(err)
 	}
 	if len(events) == 0 {

@@ -34,68 +34,145 @@ func discard(conn *pgxpool.Conn) {
 
 // Append implements eventstore.Dialect (see eventstore.AppendParams).
 //
-// Round trip 1 sends BEGIN, the timeouts and pg_current_xact_id(): no lock
-// is held yet, and nothing can commit if it fails. Round trip 2 pipelines
-// the row lock, the group's insert (appendSQL) and COMMIT, so the lock is
-// held for server time and the commit only. If round trip 2 loses its
-// connection, the outcome is asked from pg_xact_status on a fresh one.
+// The whole append is one round trip: a pipeline of BEGIN, the
+// transaction's settings and id, a Flush, the state-row update, the insert,
+// COMMIT and Sync. The Flush makes the server send the transaction id back
+// while it goes on with the rest, so the client knows it before COMMIT can
+// have run. The insert assumes no conflict (fastInsertSQL); when the unique
+// key fires the transaction is aborted and the group is sent again with
+// appendSQL, which keeps the conflicting requests out. If the connection
+// breaks, the outcome is learned on a fresh connection (resolveAppend,
+// resolveWithoutXid).
 func (d *Dialect) Append(ctx context.Context, p *eventstore.AppendParams) (*eventstore.AppendResult, error) {
+	a := newAppendArgs(p)
+	res, err := d.appendOnce(ctx, a, true)
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "23505" && pe.ConstraintName == eventsVersionKey {
+		return d.appendOnce(ctx, a, false)
+	}
+	return res, err
+}
+
+// appendArgs are an append's events as parallel arrays.
+type appendArgs struct {
+	p          *eventstore.AppendParams
+	n          int64
+	reqs       []int32
+	ids        []string
+	versions   []int64
+	types      []string
+	timestamps []int64
+	payloads   []string
+}
+
+func newAppendArgs(p *eventstore.AppendParams) *appendArgs {
 	n := 0
 	for _, r := range p.Requests {
 		n += len(r.Events)
 	}
-	reqs := make([]int32, 0, n)
-	ids := make([]string, 0, n)
-	versions := make([]int64, 0, n)
-	types := make([]string, 0, n)
-	timestamps := make([]int64, 0, n)
-	payloads := make([]string, 0, n)
+	a := &appendArgs{p: p, n: int64(n),
+		reqs: make([]int32, 0, n), ids: make([]string, 0, n), versions: make([]int64, 0, n),
+		types: make([]string, 0, n), timestamps: make([]int64, 0, n), payloads: make([]string, 0, n)}
 	for i, r := range p.Requests {
 		for _, e := range r.Events {
-			reqs = append(reqs, int32(i))
-			ids = append(ids, e.AggregateID)
-			versions = append(versions, e.AggregateVersion)
-			types = append(types, e.Type)
-			timestamps = append(timestamps, e.Timestamp)
-			payloads = append(payloads, string(e.Payload))
+			a.reqs = append(a.reqs, int32(i))
+			a.ids = append(a.ids, e.AggregateID)
+			a.versions = append(a.versions, e.AggregateVersion)
+			a.types = append(a.types, e.Type)
+			a.timestamps = append(a.timestamps, e.Timestamp)
+			a.payloads = append(a.payloads, string(e.Payload))
 		}
 	}
+	return a
+}
 
+// pipelined is one statement of a pipeline: its SQL, its arguments, and
+// what reads its rows (nil: none expected).
+type pipelined struct {
+	sql  string
+	args []any
+	scan func(fields []pgconn.FieldDescription, values [][]byte) error
+}
+
+// appendOnce runs one append transaction: the fast statements, or appendSQL.
+// A unique violation of the fast path is returned as the driver error (the
+// caller retries with appendSQL).
+func (d *Dialect) appendOnce(ctx context.Context, a *appendArgs, fast bool) (*eventstore.AppendResult, error) {
 	conn, err := d.pool.Acquire(ctx)
 	if err != nil {
 		return nil, interpretError(err)
 	}
 	defer conn.Release()
+	c := conn.Conn()
+	m := c.TypeMap()
 
 	var xid string
-	b1 := &pgx.Batch{}
-	b1.Queue(beginSQL)
-	b1.Queue(txSetupSQL, d.lockTO, d.stmtTO).QueryRow(func(row pgx.Row) error {
-		var lockTO, stmtTO string
-		return row.Scan(&lockTO, &stmtTO, &xid)
-	})
-	if err := conn.SendBatch(ctx, b1).Close(); err != nil {
-		discard(conn)
-		return nil, interpretError(err)
-	}
-
 	res := &eventstore.AppendResult{}
 	var last int64
+	reserved := false
 	var cReqs []int32
 	var cIDs []string
 	var cVersions []int64
-	b2 := &pgx.Batch{}
-	b2.Queue(d.q(lockStateSQL)).QueryRow(func(row pgx.Row) error {
-		return row.Scan(&res.Frozen, &last)
-	})
-	b2.Queue(d.q(appendSQL), reqs, ids, versions, types, timestamps, payloads).QueryRow(func(row pgx.Row) error {
-		return row.Scan(&res.Frozen, &last, &cReqs, &cIDs, &cVersions)
-	})
-	b2.Queue(commitSQL)
-	err = conn.SendBatch(ctx, b2).Close()
+	head := []pipelined{{sql: beginSQL}}
+	var body []pipelined
+	if fast {
+		head = append(head, pipelined{sql: txSetupSQL, args: []any{d.lockTO, d.stmtTO}, scan: func(f []pgconn.FieldDescription, v [][]byte) error {
+			var lockTO, stmtTO string
+			return pgx.ScanRow(m, f, v, &lockTO, &stmtTO, &xid)
+		}})
+		insert := pipelined{sql: d.q(fastInsertSQL), args: []any{a.ids, a.versions, a.types, a.timestamps, a.payloads, a.n}}
+		if a.n == 1 {
+			insert = pipelined{sql: d.q(fastInsertOneSQL), args: []any{a.ids[0], a.versions[0], a.types[0], a.timestamps[0], a.payloads[0]}}
+		}
+		body = []pipelined{
+			{sql: d.q(fastReserveSQL), args: []any{a.n}, scan: func(f []pgconn.FieldDescription, v [][]byte) error {
+				reserved = true
+				return pgx.ScanRow(m, f, v, &last)
+			}},
+			insert,
+		}
+	} else {
+		head = append(head, pipelined{sql: appendSetupSQL, args: []any{d.lockTO, d.stmtTO}, scan: func(f []pgconn.FieldDescription, v [][]byte) error {
+			var s [6]string
+			return pgx.ScanRow(m, f, v, &s[0], &s[1], &s[2], &s[3], &s[4], &s[5], &xid)
+		}})
+		body = []pipelined{
+			{sql: d.q(lockStateSQL), scan: func(f []pgconn.FieldDescription, v [][]byte) error {
+				return pgx.ScanRow(m, f, v, &res.Frozen, &last)
+			}},
+			{sql: d.q(appendSQL), args: []any{a.reqs, a.ids, a.versions, a.types, a.timestamps, a.payloads}, scan: func(f []pgconn.FieldDescription, v [][]byte) error {
+				return pgx.ScanRow(m, f, v, &res.Frozen, &last, &cReqs, &cIDs, &cVersions)
+			}},
+		}
+	}
+	body = append(body, pipelined{sql: commitSQL})
+
+	// Prepared once per connection (pgx keeps them): only a connection's
+	// first append pays the round trips of Parse and Describe.
+	stmts := append(head, body...)
+	sds := make([]*pgconn.StatementDescription, len(stmts))
+	for i, s := range stmts {
+		if sds[i], err = c.Prepare(ctx, s.sql, s.sql); err != nil {
+			if !isServerError(err) {
+				discard(conn)
+			}
+			return nil, interpretError(err)
+		}
+	}
+
+	pid := c.PgConn().PID()
+	err = runPipeline(ctx, c, stmts, sds, len(head))
 	if err != nil {
+		var ee *encodeError
+		if errors.As(err, &ee) {
+			return nil, err
+		}
 		if isServerError(err) {
 			discard(conn)
+			var pe *pgconn.PgError
+			if fast && errors.As(err, &pe) && pe.Code == "23505" && pe.ConstraintName == eventsVersionKey {
+				return nil, err // the caller retries with appendSQL
+			}
 			return nil, interpretError(err)
 		}
 		// The connection failed after COMMIT may have been sent. Give the
@@ -103,7 +180,25 @@ func (d *Dialect) Append(ctx context.Context, p *eventstore.AppendParams) (*even
 		// the pool may have no other.
 		discard(conn)
 		conn.Release()
-		return d.resolveAppend(ctx, err, xid, p, ids, versions)
+		if xid == "" {
+			return d.resolveWithoutXid(ctx, err, pid, a)
+		}
+		return d.resolveAppend(ctx, err, xid, a.p, a.ids, a.versions)
+	}
+	if fast && !reserved {
+		// No row reserved: the store is frozen (nothing was written), or
+		// its state row is gone.
+		var frozen bool
+		if err := conn.QueryRow(ctx, d.q(stateFrozenSQL)).Scan(&frozen); err != nil {
+			return nil, interpretError(err)
+		}
+		if !frozen {
+			return nil, fmt.Errorf("postgres: append reserved no positions and the store is not frozen")
+		}
+		return &eventstore.AppendResult{Frozen: true}, nil
+	}
+	if fast {
+		last -= a.n
 	}
 	res.FirstPosition = last + 1
 	for i := range cReqs {
@@ -112,6 +207,144 @@ func (d *Dialect) Append(ctx context.Context, p *eventstore.AppendParams) (*even
 		})
 	}
 	return res, nil
+}
+
+// runPipeline sends stmts in one pipeline with a Flush after the first
+// flushAfter statements and one Sync at the end, then reads every result in
+// order. It returns the first error: a *pgconn.PgError when the server
+// refused a statement (the rest were skipped), anything else when the
+// connection failed (it is then closed).
+func runPipeline(ctx context.Context, c *pgx.Conn, stmts []pipelined, sds []*pgconn.StatementDescription, flushAfter int) (err error) {
+	// Encode every argument first: an encoding error must not leave a
+	// half-sent pipeline (which would close the connection).
+	eqbs := make([]pgx.ExtendedQueryBuilder, len(stmts))
+	for i, s := range stmts {
+		if err := eqbs[i].Build(c.TypeMap(), sds[i], s.args); err != nil {
+			return &encodeError{err: err}
+		}
+	}
+	pl := c.PgConn().StartPipeline(ctx)
+	defer func() {
+		if cerr := pl.Close(); err == nil && cerr != nil {
+			err = cerr
+		}
+	}()
+	for i := range stmts {
+		pl.SendQueryStatement(sds[i], eqbs[i].ParamValues, eqbs[i].ParamFormats, eqbs[i].ResultFormats)
+		if i+1 == flushAfter {
+			pl.SendFlushRequest()
+		}
+	}
+	pl.SendPipelineSync()
+	if err := pl.Flush(); err != nil {
+		return err
+	}
+	for _, s := range stmts {
+		r, err := pl.GetResults()
+		if err != nil {
+			return err
+		}
+		rr, ok := r.(*pgconn.ResultReader)
+		if !ok {
+			return fmt.Errorf("postgres: pipeline returned %T where a statement's result was due", r)
+		}
+		var scanErr error
+		for rr.NextRow() {
+			if s.scan == nil {
+				scanErr = fmt.Errorf("postgres: unexpected row from %.40q", s.sql)
+			} else if scanErr == nil {
+				scanErr = s.scan(rr.FieldDescriptions(), rr.Values())
+			}
+		}
+		if _, err := rr.Close(); err != nil {
+			return err
+		}
+		if scanErr != nil {
+			return scanErr
+		}
+	}
+	r, err := pl.GetResults()
+	if err != nil {
+		return err
+	}
+	if _, ok := r.(*pgconn.PipelineSync); !ok {
+		return fmt.Errorf("postgres: pipeline returned %T where its Sync was due", r)
+	}
+	return nil
+}
+
+// encodeError is an argument that could not be encoded: nothing was sent.
+type encodeError struct{ err error }
+
+func (e *encodeError) Error() string { return "postgres: encoding an argument: " + e.err.Error() }
+func (e *encodeError) Unwrap() error { return e.err }
+
+// resolveWithoutXid learns the outcome of an append whose connection broke
+// before the transaction id reached the client. The broken session is
+// ended on a fresh connection (pg_terminate_backend waits for it to exit),
+// so whatever it had not run yet never runs and an open transaction rolls
+// back; then the append's keys are looked up. None stored: nothing was
+// written, a definite failure. Stored: the append may have committed, or a
+// concurrent writer may have stored the same keys, and without the
+// transaction id the two cannot be told apart: ErrOutcomeUnknown.
+func (d *Dialect) resolveWithoutXid(ctx context.Context, cause error, pid uint32, a *appendArgs) (*eventstore.AppendResult, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.resolveT)
+	defer cancel()
+	var conn *pgx.Conn
+	defer func() {
+		if conn != nil {
+			_ = conn.Close(context.WithoutCancel(ctx))
+		}
+	}()
+	for {
+		var err error
+		if conn == nil || conn.IsClosed() {
+			conn, err = pgx.ConnectConfig(ctx, d.pool.Config().ConnConfig)
+		}
+		var stored int64
+		if err == nil {
+			err = d.endBackend(ctx, conn, pid)
+		}
+		if err == nil {
+			err = conn.QueryRow(ctx, d.q(keysStoredSQL), a.ids, a.versions).Scan(&stored)
+		}
+		switch {
+		case err == nil && stored == 0:
+			return nil, fmt.Errorf("%w: the connection broke and the append was not written: %w", eventstore.ErrUnavailable, cause)
+		case err == nil:
+			return nil, fmt.Errorf("%w: %w (the connection broke before the transaction id arrived; %d of the append's %d events are stored, by it or by a concurrent writer)",
+				eventstore.ErrOutcomeUnknown, cause, stored, len(a.ids))
+		case ctx.Err() != nil:
+			return nil, fmt.Errorf("%w: %w (ending the broken session: %v)", eventstore.ErrOutcomeUnknown, cause, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: %w (ending the broken session: %v)", eventstore.ErrOutcomeUnknown, cause, err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// endBackend terminates server process pid, if it still runs, and returns
+// once it has exited.
+func (d *Dialect) endBackend(ctx context.Context, conn *pgx.Conn, pid uint32) error {
+	for {
+		if _, err := conn.Exec(ctx, endBackendSQL, int64(pid)); err != nil {
+			return err
+		}
+		var alive bool
+		if err := conn.QueryRow(ctx, backendAliveSQL, int64(pid)).Scan(&alive); err != nil {
+			return err
+		}
+		if !alive {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("server process %d still running: %w", pid, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // resolveAppend learns the outcome of an append whose connection broke
@@ -209,8 +442,19 @@ func (d *Dialect) committedAppend(ctx context.Context, conn *pgx.Conn, cause err
 	return res, nil
 }
 
-// write runs fn in a transaction that holds the store-state row lock.
+// write runs fn in a transaction that holds the store-state row lock, with
+// the planner limited to index access (see indexOnlySQL).
 func (d *Dialect) write(ctx context.Context, fn func(tx pgx.Tx, frozen bool, last int64) error) error {
+	return d.writeTx(ctx, true, fn)
+}
+
+// bulkWrite is write for statements that process whole tables (imports,
+// incremental-import commits), where hash joins are the right plan.
+func (d *Dialect) bulkWrite(ctx context.Context, fn func(tx pgx.Tx, frozen bool, last int64) error) error {
+	return d.writeTx(ctx, false, fn)
+}
+
+func (d *Dialect) writeTx(ctx context.Context, indexOnly bool, fn func(tx pgx.Tx, frozen bool, last int64) error) error {
 	tx, err := d.pool.Begin(ctx)
 	if err != nil {
 		return interpretError(err)
@@ -224,6 +468,9 @@ func (d *Dialect) write(ctx context.Context, fn func(tx pgx.Tx, frozen bool, las
 		var a, c string
 		return row.Scan(&a, &c, &xid)
 	})
+	if indexOnly {
+		b.Queue(indexOnlySQL)
+	}
 	b.Queue(d.q(lockStateSQL)).QueryRow(func(row pgx.Row) error { return row.Scan(&frozen, &last) })
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return interpretError(err)

@@ -15,7 +15,7 @@ import (
 func (d *Dialect) ImportEvents(ctx context.Context, p *eventstore.ImportEventsParams) (*eventstore.ImportEventsResult, error) {
 	res := &eventstore.ImportEventsResult{Conflict: -1}
 	errConflict := errors.New("conflict")
-	err := d.write(ctx, func(c *sql.Conn) error {
+	err := d.write(ctx, func(c *wconn) error {
 		_, last, err := lockedState(ctx, c)
 		if err != nil {
 			return err
@@ -30,14 +30,9 @@ func (d *Dialect) ImportEvents(ctx context.Context, p *eventstore.ImportEventsPa
 			if p.Target == eventstore.ImportIntoStaging {
 				q = importIntoStagingSQL
 			}
-			stmt, err := c.PrepareContext(ctx, q)
-			if err != nil {
-				return err
-			}
-			defer stmt.Close()
 			for i := range p.Events {
 				e := &p.Events[i]
-				if _, err := stmt.ExecContext(ctx, e.Position, e.AggregateID, e.AggregateVersion, e.Type, e.Timestamp, string(e.Payload)); err != nil {
+				if _, err := c.ExecContext(ctx, q, e.Position, e.AggregateID, e.AggregateVersion, e.Type, e.Timestamp, string(e.Payload)); err != nil {
 					if errors.Is(interpretError(err), eventstore.ErrConflict) {
 						res.Conflict = i
 						return errConflict // roll the batch back
@@ -61,7 +56,7 @@ func (d *Dialect) ImportEvents(ctx context.Context, p *eventstore.ImportEventsPa
 
 // finishImportTx writes the checkpoint and the optional state changes of an
 // import transaction.
-func (d *Dialect) finishImportTx(ctx context.Context, c *sql.Conn, cp *eventstore.ImportCheckpoint, unfreeze, deleteSnapshots bool) error {
+func (d *Dialect) finishImportTx(ctx context.Context, c *wconn, cp *eventstore.ImportCheckpoint, unfreeze, deleteSnapshots bool) error {
 	if cp != nil {
 		if _, err := c.ExecContext(ctx, upsertCheckpointSQL, cp.SourceID, cp.Kind, cp.Mode, cp.Froze, cp.BasePosition,
 			cp.ByteOffset, cp.Line, cp.Events, cp.LastPosition, cp.HashState, cp.Done, cp.UpdatedAt); err != nil {
@@ -83,7 +78,7 @@ func (d *Dialect) finishImportTx(ctx context.Context, c *sql.Conn, cp *eventstor
 
 // SwapStaging implements eventstore.Dialect.
 func (d *Dialect) SwapStaging(ctx context.Context, p *eventstore.SwapStagingParams) error {
-	return d.write(ctx, func(c *sql.Conn) error {
+	return d.write(ctx, func(c *wconn) error {
 		if _, _, err := lockedState(ctx, c); err != nil {
 			return err
 		}
@@ -98,7 +93,7 @@ func (d *Dialect) SwapStaging(ctx context.Context, p *eventstore.SwapStagingPara
 
 // AbortImport implements eventstore.Dialect.
 func (d *Dialect) AbortImport(ctx context.Context, p *eventstore.AbortImportParams) error {
-	return d.write(ctx, func(c *sql.Conn) error {
+	return d.write(ctx, func(c *wconn) error {
 		if _, _, err := lockedState(ctx, c); err != nil {
 			return err
 		}
@@ -126,7 +121,7 @@ func (d *Dialect) AbortImport(ctx context.Context, p *eventstore.AbortImportPara
 func (d *Dialect) ImportSecrets(ctx context.Context, p *eventstore.ImportSecretsParams) (*eventstore.ImportSecretsResult, error) {
 	res := &eventstore.ImportSecretsResult{Conflict: -1}
 	errConflict := errors.New("conflict")
-	err := d.write(ctx, func(c *sql.Conn) error {
+	err := d.write(ctx, func(c *wconn) error {
 		if _, _, err := lockedState(ctx, c); err != nil {
 			return err
 		}

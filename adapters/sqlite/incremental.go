@@ -10,13 +10,13 @@ import (
 
 // BeginIncremental implements eventstore.Dialect.
 func (d *Dialect) BeginIncremental(ctx context.Context, p *eventstore.BeginIncrementalParams) error {
-	return d.write(ctx, func(c *sql.Conn) error {
+	return d.write(ctx, func(c *wconn) error {
 		_, err := c.ExecContext(ctx, beginIncrementalSQL, p.ID, p.Now, p.Now)
 		return err
 	})
 }
 
-func incrementalExists(ctx context.Context, c *sql.Conn, id string) (bool, error) {
+func incrementalExists(ctx context.Context, c *wconn, id string) (bool, error) {
 	var one int
 	err := c.QueryRowContext(ctx, incrementalExistsSQL, id).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -29,19 +29,14 @@ func incrementalExists(ctx context.Context, c *sql.Conn, id string) (bool, error
 // so no commit can run during a push.
 func (d *Dialect) PushIncremental(ctx context.Context, p *eventstore.PushIncrementalParams) (bool, error) {
 	found := false
-	err := d.write(ctx, func(c *sql.Conn) error {
+	err := d.write(ctx, func(c *wconn) error {
 		var err error
 		if found, err = incrementalExists(ctx, c, p.ID); err != nil || !found || len(p.Events) == 0 {
 			return err
 		}
-		stmt, err := c.PrepareContext(ctx, pushIncrementalSQL)
-		if err != nil {
-			return err
-		}
-		defer stmt.Close()
 		for i := range p.Events {
 			e := &p.Events[i]
-			if _, err := stmt.ExecContext(ctx, p.ID, e.AggregateID, e.Type, e.Timestamp, string(e.Payload)); err != nil {
+			if _, err := c.ExecContext(ctx, pushIncrementalSQL, p.ID, e.AggregateID, e.Type, e.Timestamp, string(e.Payload)); err != nil {
 				return err
 			}
 		}
@@ -58,7 +53,7 @@ var errRefused = errors.New("refused")
 // eventstore.CommitIncrementalParams).
 func (d *Dialect) CommitIncremental(ctx context.Context, p *eventstore.CommitIncrementalParams) (*eventstore.CommitIncrementalResult, error) {
 	res := &eventstore.CommitIncrementalResult{}
-	err := d.write(ctx, func(c *sql.Conn) error {
+	err := d.write(ctx, func(c *wconn) error {
 		frozen, last, err := lockedState(ctx, c)
 		if err != nil {
 			return err
@@ -132,7 +127,7 @@ func (d *Dialect) CommitIncremental(ctx context.Context, p *eventstore.CommitInc
 // RollbackIncremental implements eventstore.Dialect.
 func (d *Dialect) RollbackIncremental(ctx context.Context, id string) (bool, error) {
 	found := false
-	err := d.write(ctx, func(c *sql.Conn) error {
+	err := d.write(ctx, func(c *wconn) error {
 		if _, err := c.ExecContext(ctx, deleteStagedSQL, id); err != nil {
 			return err
 		}

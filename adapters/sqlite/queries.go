@@ -39,10 +39,14 @@ var dropStoreSQL = []string{
 }
 
 const (
-	lockedStateSQL  = `SELECT frozen, last_position FROM store_state WHERE id = 1`
-	eventExistsSQL  = `SELECT 1 FROM events WHERE aggregate_id = ? AND aggregate_version = ?`
-	insertEventSQL  = `INSERT INTO events (position, aggregate_id, aggregate_version, type, timestamp, payload) VALUES (?, ?, ?, ?, ?, ?)`
-	advanceStateSQL = `UPDATE store_state SET last_position = last_position + ?, event_count = event_count + ? WHERE id = 1`
+	lockedStateSQL         = `SELECT frozen, last_position FROM store_state WHERE id = 1`
+	reserveSQL             = `UPDATE store_state SET last_position = last_position + ?, event_count = event_count + ? WHERE id = 1 RETURNING frozen, last_position`
+	correctStateSQL        = `UPDATE store_state SET last_position = ?, event_count = event_count - ? WHERE id = 1`
+	savepointSQL           = `SAVEPOINT esctl_request`
+	rollbackToSavepointSQL = `ROLLBACK TO esctl_request`
+	releaseSavepointSQL    = `RELEASE esctl_request`
+	insertEventSQL         = `INSERT INTO events (position, aggregate_id, aggregate_version, type, timestamp, payload) VALUES (?, ?, ?, ?, ?, ?)`
+	advanceStateSQL        = `UPDATE store_state SET last_position = last_position + ?, event_count = event_count + ? WHERE id = 1`
 )
 
 const (
@@ -77,11 +81,17 @@ const (
 	lastPositionSQL  = `SELECT last_position FROM store_state WHERE id = 1`
 )
 
-// Event reads are assembled from these fragments by buildListEvents: a base
+// Event reads are assembled from these fragments by buildEventQuery: a base
 // select, optional filters with one placeholder per value, and the keyset
 // order. A filter list of at most unionMaxValues values becomes one
 // sub-select per value, each an index range scan bounded by the limit, merged
-// by the outer ORDER BY; longer lists use IN.
+// by the outer ORDER BY; longer lists use IN. Exactly one term may drive the
+// read through its index: the split value, or else the position or time
+// bound. Every other filter is written with a unary plus (+type = ?), which
+// SQLite's planner never uses for an index: without statistics it takes any
+// equality for a selective one, and would otherwise read a rare aggregate's
+// events through a common type's index, or sort a whole type for a time
+// range.
 const (
 	eventColumns        = `position, aggregate_id, aggregate_version, type, timestamp, payload`
 	selectEventsSQL     = `SELECT ` + eventColumns + ` FROM events WHERE `
@@ -91,8 +101,10 @@ const (
 	finishTimeSQL       = ` AND timestamp <= ?`
 	typeEqSQL           = ` AND type = ?`
 	aggregateEqSQL      = ` AND aggregate_id = ?`
-	typeInSQL           = ` AND type IN (`
-	aggregateInSQL      = ` AND aggregate_id IN (`
+	typeFilterSQL       = ` AND +type = ?`
+	aggregateFilterSQL  = ` AND +aggregate_id = ?`
+	typeInSQL           = ` AND +type IN (`
+	aggregateInSQL      = ` AND +aggregate_id IN (`
 	orderPositionSQL    = ` ORDER BY position LIMIT ?`
 	orderPositionDesc   = ` ORDER BY position DESC LIMIT 1`
 	orderTimeSQL        = ` ORDER BY timestamp, position LIMIT ?`

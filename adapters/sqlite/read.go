@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"strings"
 
@@ -63,7 +64,7 @@ func (d *Dialect) BeginRead(ctx context.Context) (eventstore.ReadTx, error) {
 	// Fix the snapshot now, not at the caller's first read.
 	var last int64
 	if err := c.QueryRowContext(ctx, lastPositionSQL).Scan(&last); err != nil {
-		rollback(context.WithoutCancel(ctx), c)
+		endRead(context.WithoutCancel(ctx), c)
 		_ = c.Close()
 		return nil, interpretError(err)
 	}
@@ -71,8 +72,16 @@ func (d *Dialect) BeginRead(ctx context.Context) (eventstore.ReadTx, error) {
 }
 
 func (t *readTx) Close(ctx context.Context) error {
-	rollback(context.WithoutCancel(ctx), t.c)
+	endRead(context.WithoutCancel(ctx), t.c)
 	return t.c.Close()
+}
+
+// endRead ends a read transaction; if that fails the connection is
+// discarded rather than returned to the pool mid-transaction.
+func endRead(ctx context.Context, c *sql.Conn) {
+	if _, err := c.ExecContext(ctx, rollbackSQL); err != nil {
+		_ = c.Raw(func(any) error { return driver.ErrBadConn })
+	}
 }
 
 func (r reader) ListEvents(ctx context.Context, p *eventstore.ListEventsParams) (*eventstore.ListEventsResult, error) {
@@ -144,6 +153,9 @@ func (q *eventQuery) where(p *eventstore.ListEventsParams, splitAggregate, split
 	case splitAggregate != nil:
 		q.sb.WriteString(aggregateEqSQL)
 		q.args = append(q.args, *splitAggregate)
+	case len(p.AggregateIDs) == 1:
+		q.sb.WriteString(aggregateFilterSQL)
+		q.args = append(q.args, p.AggregateIDs[0])
 	case p.AggregateIDs != nil:
 		q.in(aggregateInSQL, p.AggregateIDs)
 	}
@@ -151,6 +163,9 @@ func (q *eventQuery) where(p *eventstore.ListEventsParams, splitAggregate, split
 	case splitType != nil:
 		q.sb.WriteString(typeEqSQL)
 		q.args = append(q.args, *splitType)
+	case len(p.EventTypes) == 1:
+		q.sb.WriteString(typeFilterSQL)
+		q.args = append(q.args, p.EventTypes[0])
 	case p.EventTypes != nil:
 		q.in(typeInSQL, p.EventTypes)
 	}
@@ -186,7 +201,9 @@ func (q *eventQuery) order(p *eventstore.ListEventsParams, desc bool, limit int)
 // reads filtered by a short list run one sub-select per value (each an index
 // range scan of at most Limit rows on (aggregate_id, position) or (type,
 // position)) merged by the outer ORDER BY, so a page costs O(limit) whatever
-// the store's size and however rare the values are.
+// the store's size and however rare the values are. A time-range read is
+// driven by the (timestamp, position) index, its filters applied to the
+// range. plans_test.go checks every shape's plan.
 func buildEventQuery(p *eventstore.ListEventsParams, desc bool) (string, []any) {
 	var q eventQuery
 	var split []string
@@ -199,9 +216,19 @@ func buildEventQuery(p *eventstore.ListEventsParams, desc bool) (string, []any) 
 			split = p.EventTypes
 		}
 	}
-	if len(split) <= 1 {
+	switch {
+	case len(split) == 0:
 		q.sb.WriteString(selectEventsSQL)
 		q.where(p, nil, nil, desc)
+		q.order(p, desc, p.Limit)
+		return q.sb.String(), q.args
+	case len(split) == 1:
+		q.sb.WriteString(selectEventsSQL)
+		if splitOnAggregate {
+			q.where(p, &split[0], nil, desc)
+		} else {
+			q.where(p, nil, &split[0], desc)
+		}
 		q.order(p, desc, p.Limit)
 		return q.sb.String(), q.args
 	}

@@ -49,6 +49,7 @@ type Dialect struct {
 	db  *sql.DB // writes (and reads when rdb is the same)
 	rdb *sql.DB // reads
 	wmu sync.Mutex
+	w   *wconn // the held writer connection, when rdb is a separate pool
 }
 
 var _ eventstore.Dialect = (*Dialect)(nil)
@@ -159,47 +160,144 @@ func openURL(ctx context.Context, rawURL string) (eventstore.Dialect, func() err
 	return d, func() error { return errors.Join(r.Close(), w.Close()) }, nil
 }
 
-// write runs fn in a BEGIN IMMEDIATE transaction on one connection: one
-// writer at a time in this process (wmu) and across processes (SQLite's
-// write lock, waited for with busy_timeout).
-func (d *Dialect) write(ctx context.Context, fn func(c *sql.Conn) error) error {
-	d.wmu.Lock()
-	defer d.wmu.Unlock()
+// wconn is the writer connection with its prepared statements. Statements
+// are prepared once per connection: modernc.org/sqlite prepares (parses) a
+// statement on every ExecContext with arguments otherwise, which cost more
+// than the statement itself in an append.
+type wconn struct {
+	c     *sql.Conn
+	stmts map[string]*sql.Stmt
+}
+
+func (w *wconn) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	if st, ok := w.stmts[query]; ok {
+		return st, nil
+	}
+	st, err := w.c.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	w.stmts[query] = st
+	return st, nil
+}
+
+// ExecContext runs query with its cached prepared statement.
+func (w *wconn) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	st, err := w.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
+}
+
+// QueryRowContext runs query with its cached prepared statement.
+func (w *wconn) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	st, err := w.stmt(ctx, query)
+	if err != nil {
+		return w.c.QueryRowContext(ctx, query, args...) // reports the same error on Scan
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+func (w *wconn) close() {
+	for _, st := range w.stmts {
+		_ = st.Close()
+	}
+	_ = w.c.Close()
+}
+
+// writer returns the connection to write with. With a separate reader pool
+// the dialect keeps one connection and its statements for good; with one
+// shared pool it takes a connection per write (keeping one could starve the
+// readers of a one-connection pool). Called with wmu held.
+func (d *Dialect) writer(ctx context.Context) (w *wconn, release func(), err error) {
+	if d.w != nil {
+		return d.w, func() {}, nil
+	}
 	c, err := d.db.Conn(ctx)
 	if err != nil {
-		return interpretError(err)
+		return nil, nil, interpretError(err)
 	}
-	defer c.Close()
+	// Durable, patient and zeroing, whatever DSN the pool was opened with.
 	if _, err := c.ExecContext(ctx, writeTxPragmas); err != nil {
-		return interpretError(err)
+		_ = c.Close()
+		return nil, nil, interpretError(err)
 	}
+	w = &wconn{c: c, stmts: map[string]*sql.Stmt{}}
+	if d.db != d.rdb {
+		d.w = w
+		return w, func() {}, nil
+	}
+	return w, w.close, nil
+}
+
+// discardWriter drops the held writer connection after a failure that may
+// have broken it; the next write takes a fresh one.
+func (d *Dialect) discardWriter(w *wconn) {
+	if d.w == w {
+		d.w = nil
+	}
+	// Statements first: they must be finalized while the connection is
+	// open. Then ErrBadConn makes database/sql close the connection
+	// instead of pooling it.
+	for _, st := range w.stmts {
+		_ = st.Close()
+	}
+	w.stmts = nil
+	_ = w.c.Raw(func(any) error { return driver.ErrBadConn })
+	_ = w.c.Close()
+}
+
+// Close releases the writer connection the dialect holds, if any. The
+// pools stay open: close them after the dialect. Store.Close calls it.
+func (d *Dialect) Close() error {
+	d.wmu.Lock()
+	defer d.wmu.Unlock()
+	if d.w != nil {
+		d.w.close()
+		d.w = nil
+	}
+	return nil
+}
+
+// write runs fn in a BEGIN IMMEDIATE transaction on the writer connection:
+// one writer at a time in this process (wmu) and across processes (SQLite's
+// write lock, waited for with busy_timeout).
+func (d *Dialect) write(ctx context.Context, fn func(c *wconn) error) error {
+	d.wmu.Lock()
+	defer d.wmu.Unlock()
+	w, release, err := d.writer(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
 	// The transaction must end whatever happens to ctx: a connection left
 	// inside a transaction would poison the pool.
 	endCtx := context.WithoutCancel(ctx)
-	if _, err := c.ExecContext(ctx, beginImmediateSQL); err != nil {
+	if _, err := w.ExecContext(ctx, beginImmediateSQL); err != nil {
 		// modernc reports a cancelled context even when the statement ran,
 		// so BEGIN may have succeeded: end the transaction (or discard the
-		// connection) before giving the connection back.
-		rollback(endCtx, c)
+		// connection) before using the connection again.
+		d.rollback(endCtx, w)
 		return interpretError(err)
 	}
-	if err := fn(c); err != nil {
-		rollback(endCtx, c)
+	if err := fn(w); err != nil {
+		d.rollback(endCtx, w)
 		return interpretError(err)
 	}
-	if _, err := c.ExecContext(endCtx, commitSQL); err != nil {
-		rollback(endCtx, c)
+	if _, err := w.ExecContext(endCtx, commitSQL); err != nil {
+		d.rollback(endCtx, w)
 		return interpretError(err)
 	}
 	return nil
 }
 
-// rollback ends the transaction on c; if that fails (including "no
+// rollback ends the transaction on w; if that fails (including "no
 // transaction is active") the connection is discarded rather than risk
-// returning it to the pool mid-transaction.
-func rollback(ctx context.Context, c *sql.Conn) {
-	if _, err := c.ExecContext(ctx, rollbackSQL); err != nil {
-		_ = c.Raw(func(any) error { return driver.ErrBadConn })
+// using it again mid-transaction.
+func (d *Dialect) rollback(ctx context.Context, w *wconn) {
+	if _, err := w.ExecContext(ctx, rollbackSQL); err != nil {
+		d.discardWriter(w)
 	}
 }
 
@@ -213,7 +311,7 @@ func (d *Dialect) Migrate(ctx context.Context, p *eventstore.MigrateParams) (*ev
 		return nil, err
 	}
 	var path string
-	if err := d.db.QueryRowContext(ctx, databaseListSQL).Scan(&path); err != nil {
+	if err := d.rdb.QueryRowContext(ctx, databaseListSQL).Scan(&path); err != nil {
 		return nil, interpretError(err)
 	}
 	if path == "" {
@@ -260,7 +358,7 @@ func (d *Dialect) schemaStatus(ctx context.Context) (*eventstore.SchemaStatus, e
 
 // DropStore drops every table the store created.
 func (d *Dialect) DropStore(ctx context.Context) error {
-	return d.write(ctx, func(c *sql.Conn) error {
+	return d.write(ctx, func(c *wconn) error {
 		for _, q := range dropStoreSQL {
 			if _, err := c.ExecContext(ctx, q); err != nil {
 				return err

@@ -3,79 +3,91 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 
 	"github.com/esctl/esctl/eventstore"
 )
 
 // lockedState reads the frozen flag and last position; inside write's
 // BEGIN IMMEDIATE transaction nobody else can change them until commit.
-func lockedState(ctx context.Context, c *sql.Conn) (frozen bool, last int64, err error) {
+func lockedState(ctx context.Context, c *wconn) (frozen bool, last int64, err error) {
 	err = c.QueryRowContext(ctx, lockedStateSQL).Scan(&frozen, &last)
 	return frozen, last, err
 }
 
+// errRollback ends a write transaction without an error to report.
+var errRollback = errors.New("rollback")
+
 // Append implements eventstore.Dialect (see eventstore.AppendParams).
+//
+// One statement locks and reads the state row and advances it as if no
+// request conflicted (UPDATE ... RETURNING; the transaction already holds
+// SQLite's write lock). Events are then inserted one by one: the unique
+// (aggregate id, version) key detects a conflict on the row that causes it,
+// and SQLite rolls back only that statement, so a conflicting request's
+// earlier rows are undone with a savepoint (taken only for multi-event
+// requests) and the following requests take its positions. The state row is
+// corrected only when something conflicted. A single-event append is thus
+// BEGIN, UPDATE, INSERT, COMMIT.
 func (d *Dialect) Append(ctx context.Context, p *eventstore.AppendParams) (*eventstore.AppendResult, error) {
 	res := &eventstore.AppendResult{}
-	err := d.write(ctx, func(c *sql.Conn) error {
-		frozen, last, err := lockedState(ctx, c)
-		if err != nil {
+	total := int64(0)
+	for _, r := range p.Requests {
+		total += int64(len(r.Events))
+	}
+	err := d.write(ctx, func(c *wconn) error {
+		var frozen bool
+		var next int64
+		if err := c.QueryRowContext(ctx, reserveSQL, total, total).Scan(&frozen, &next); err != nil {
 			return err
 		}
 		if frozen {
 			res.Frozen = true
-			return nil
+			return errRollback
 		}
-		exists, err := c.PrepareContext(ctx, eventExistsSQL)
-		if err != nil {
-			return err
-		}
-		defer exists.Close()
-		ok := make([]bool, len(p.Requests))
-		for i, r := range p.Requests {
-			ok[i] = true
-			for _, e := range r.Events {
-				var one int
-				err := exists.QueryRowContext(ctx, e.AggregateID, e.AggregateVersion).Scan(&one)
-				if err == sql.ErrNoRows {
-					continue
-				}
-				if err != nil {
-					return err
-				}
-				ok[i] = false
-				res.Conflicts = append(res.Conflicts, eventstore.AppendConflict{
-					Request: i, AggregateID: e.AggregateID, AggregateVersion: e.AggregateVersion,
-				})
-				break
-			}
-		}
-		insert, err := c.PrepareContext(ctx, insertEventSQL)
-		if err != nil {
-			return err
-		}
-		defer insert.Close()
+		last := next - total
 		res.FirstPosition = last + 1
 		pos := last
 		for i, r := range p.Requests {
-			if !ok[i] {
-				continue
+			multi := len(r.Events) > 1
+			if multi {
+				if _, err := c.ExecContext(ctx, savepointSQL); err != nil {
+					return err
+				}
 			}
+			start := pos
 			for _, e := range r.Events {
 				pos++
-				if _, err := insert.ExecContext(ctx, pos, e.AggregateID, e.AggregateVersion, e.Type, e.Timestamp, string(e.Payload)); err != nil {
+				_, err := c.ExecContext(ctx, insertEventSQL, pos, e.AggregateID, e.AggregateVersion, e.Type, e.Timestamp, string(e.Payload))
+				if err == nil {
+					continue
+				}
+				if !errors.Is(interpretError(err), eventstore.ErrConflict) {
+					return err
+				}
+				res.Conflicts = append(res.Conflicts, eventstore.AppendConflict{Request: i, AggregateID: e.AggregateID, AggregateVersion: e.AggregateVersion})
+				pos = start
+				if multi {
+					if _, err := c.ExecContext(ctx, rollbackToSavepointSQL); err != nil {
+						return err
+					}
+				}
+				break
+			}
+			if multi {
+				if _, err := c.ExecContext(ctx, releaseSavepointSQL); err != nil {
 					return err
 				}
 			}
 		}
-		if n := pos - last; n > 0 {
-			if _, err := c.ExecContext(ctx, advanceStateSQL, n, n); err != nil {
+		if written := pos - last; written != total {
+			if _, err := c.ExecContext(ctx, correctStateSQL, pos, total-written); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
-	if err != nil {
+	if err != nil && !errors.Is(err, errRollback) {
 		return nil, err
 	}
 	return res, nil
@@ -84,7 +96,7 @@ func (d *Dialect) Append(ctx context.Context, p *eventstore.AppendParams) (*even
 // SetFrozen implements eventstore.Dialect.
 func (d *Dialect) SetFrozen(ctx context.Context, p *eventstore.SetFrozenParams) (*eventstore.SetFrozenResult, error) {
 	res := &eventstore.SetFrozenResult{}
-	err := d.write(ctx, func(c *sql.Conn) error {
+	err := d.write(ctx, func(c *wconn) error {
 		if err := c.QueryRowContext(ctx, frozenStateSQL).Scan(&res.WasFrozen, &res.Reason); err != nil {
 			return err
 		}
@@ -101,7 +113,7 @@ func (d *Dialect) SetFrozen(ctx context.Context, p *eventstore.SetFrozenParams) 
 }
 
 // insertEvent writes one event at the next position and advances the state.
-func insertEvent(ctx context.Context, c *sql.Conn, pos int64, e *eventstore.Event) error {
+func insertEvent(ctx context.Context, c *wconn, pos int64, e *eventstore.Event) error {
 	if _, err := c.ExecContext(ctx, insertEventSQL, pos, e.AggregateID, e.AggregateVersion, e.Type, e.Timestamp, string(e.Payload)); err != nil {
 		return err
 	}
@@ -112,7 +124,7 @@ func insertEvent(ctx context.Context, c *sql.Conn, pos int64, e *eventstore.Even
 // SetSecret implements eventstore.Dialect.
 func (d *Dialect) SetSecret(ctx context.Context, p *eventstore.SetSecretParams) (*eventstore.SetSecretResult, error) {
 	res := &eventstore.SetSecretResult{}
-	err := d.write(ctx, func(c *sql.Conn) error {
+	err := d.write(ctx, func(c *wconn) error {
 		frozen, last, err := lockedState(ctx, c)
 		if err != nil {
 			return err
@@ -152,7 +164,7 @@ func (d *Dialect) SetSecret(ctx context.Context, p *eventstore.SetSecretParams) 
 // leaves the database files (best effort: an open reader can delay it).
 func (d *Dialect) DeleteSecret(ctx context.Context, p *eventstore.DeleteSecretParams) (*eventstore.DeleteSecretResult, error) {
 	res := &eventstore.DeleteSecretResult{}
-	err := d.write(ctx, func(c *sql.Conn) error {
+	err := d.write(ctx, func(c *wconn) error {
 		frozen, last, err := lockedState(ctx, c)
 		if err != nil {
 			return err
@@ -184,16 +196,22 @@ func (d *Dialect) DeleteSecret(ctx context.Context, p *eventstore.DeleteSecretPa
 	return res, nil
 }
 
-// checkpoint copies the WAL into the database file and truncates it.
+// checkpoint copies the WAL into the database file and truncates it, on
+// the writer connection (outside any transaction).
 func (d *Dialect) checkpoint(ctx context.Context) {
 	d.wmu.Lock()
 	defer d.wmu.Unlock()
-	_, _ = d.db.ExecContext(ctx, checkpointSQL)
+	w, release, err := d.writer(ctx)
+	if err != nil {
+		return
+	}
+	defer release()
+	_, _ = w.c.ExecContext(ctx, checkpointSQL)
 }
 
 // PutSnapshot implements eventstore.Dialect.
 func (d *Dialect) PutSnapshot(ctx context.Context, p *eventstore.PutSnapshotParams) error {
-	return d.write(ctx, func(c *sql.Conn) error {
+	return d.write(ctx, func(c *wconn) error {
 		_, err := c.ExecContext(ctx, putSnapshotSQL, p.Key, p.Content)
 		return err
 	})
@@ -201,7 +219,7 @@ func (d *Dialect) PutSnapshot(ctx context.Context, p *eventstore.PutSnapshotPara
 
 // DeleteSnapshot implements eventstore.Dialect.
 func (d *Dialect) DeleteSnapshot(ctx context.Context, p *eventstore.DeleteSnapshotParams) error {
-	return d.write(ctx, func(c *sql.Conn) error {
+	return d.write(ctx, func(c *wconn) error {
 		_, err := c.ExecContext(ctx, deleteSnapshotSQL, p.Key)
 		return err
 	})

@@ -55,12 +55,14 @@ func runConcurrency(t *testing.T, h Harness) {
 // same instant, RaceRounds times. Exactly one must win each round and every
 // other must get *ConflictError; the aggregate ends with versions 1..rounds.
 //
-// Sensitivity, checked by hand on SQLite (2026-11-22): with the pre-check
-// removed from the adapter's Append and the events_aggregate_version_key
-// constraint dropped from the migration, this test failed on the first round
-// ("16 winners in round 0"). With only the pre-check removed it still passed:
-// the unique key then rejects the losers, interpretError maps the violation
-// to *ConflictError and group commit retries the group request by request.
+// Sensitivity, checked by hand (2026-11-22): on SQLite, whose adapter
+// detects conflicts with the unique key itself, dropping the
+// events_aggregate_version_key constraint from the migration made this test
+// fail on the first round ("16 winners in round 0"). The PostgreSQL adapter
+// also checks the key under the store lock before inserting; with that check
+// removed the unique key still rejects the losers (interpretError maps the
+// violation to *ConflictError and group commit retries the group request by
+// request).
 func RunOCCRace(t *testing.T, h Harness, cfg Concurrency) {
 	ctx := context.Background()
 	url := h.NewURL(t)

@@ -1,0 +1,99 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/esctl/esctl/eventstore"
+	"github.com/esctl/esctl/eventstore/eventstoretest"
+)
+
+// TestQueryPlans checks SQLite's plan (EXPLAIN QUERY PLAN) of every read
+// shape the dialect generates, on a store of 20,000 events with a rare
+// type (SQLite has no statistics here: the plans do not depend on the size): each must search the index that bounds the read (no scan of events
+// in position order filtering on a value, no sort of a whole aggregate or
+// type), so that a page costs O(limit).
+func TestQueryPlans(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a 20,000-event store")
+	}
+	t.Parallel()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "plans.db")
+	db, err := sql.Open("sqlite", DSN(path, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	d := New(db)
+	defer d.Close()
+	if _, err := d.Migrate(ctx, &eventstore.MigrateParams{Op: eventstore.MigrateUp}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 20_000
+	rare := eventstoretest.PlanRarePositions(n)
+	for _, q := range []string{
+		fmt.Sprintf(`WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < %[1]d)
+INSERT INTO events (position, aggregate_id, aggregate_version, type, timestamp, payload)
+SELECT i, 'agg-' || (i %% %[2]d), (i - 1) / %[2]d + 1, printf('TYPE_%%02d', i %% %[3]d), %[4]d + i * 10, '{"n":' || i || '}' FROM g`,
+			n, eventstoretest.PlanAggregates, eventstoretest.PlanTypes, eventstoretest.PlanTimestamp(0)),
+		fmt.Sprintf(`UPDATE events SET type = '%s' WHERE position IN (%d, %d, %d)`, eventstoretest.PlanRareType, rare[0], rare[1], rare[2]),
+		fmt.Sprintf(`UPDATE store_state SET last_position = %d, event_count = %d`, n, n),
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	index := map[eventstoretest.Index]string{
+		eventstoretest.ByPosition:  "SEARCH events USING INTEGER PRIMARY KEY",
+		eventstoretest.ByType:      "USING INDEX events_type_position_idx",
+		eventstoretest.ByAggregate: "USING INDEX events_aggregate_id_position_idx",
+		eventstoretest.ByTimestamp: "USING INDEX events_timestamp_position_idx",
+	}
+	shapes := eventstoretest.ReadShapes(n)
+	for _, sh := range shapes {
+		want := index[sh.Index]
+		if sh.Latest && sh.Index == eventstoretest.ByPosition {
+			want = "SCAN events" // backwards on the rowid, stopping at the first row
+		}
+		query, args := buildEventQuery(sh.Params, sh.Latest)
+		rows, err := db.QueryContext(ctx, "EXPLAIN QUERY PLAN "+query, args...)
+		if err != nil {
+			t.Fatalf("%s: %v", sh.Name, err)
+		}
+		var plan strings.Builder
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprintf(&plan, "%s\n", detail)
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		p := plan.String()
+		t.Logf("%s:\n%s", sh.Name, p)
+		// Every read of events must use the wanted index and deliver its
+		// order from it: a temp b-tree may only sort a split read's
+		// sub-select results (LIMIT rows each) for the merge.
+		ok := strings.Contains(p, want)
+		lines := strings.Split(strings.TrimSpace(p), "\n")
+		for i, l := range lines {
+			if strings.Contains(l, " events") && !strings.Contains(l, want) {
+				ok = false
+			}
+			if strings.Contains(l, "USE TEMP B-TREE") && (i == 0 || !strings.HasPrefix(lines[i-1], "SCAN (subquery")) {
+				ok = false
+			}
+		}
+		if !ok {
+			t.Errorf("%s does not read %q in order:\n%s\n%s", sh.Name, want, query, p)
+		}
+	}
+}
