@@ -220,6 +220,12 @@ func unknownKey(key string, known []string) string {
 // strings are decoded, integers must be exact int64 integers, and the
 // payload is validated and kept as its compact JSON text.
 func parseEventLine(line []byte, maxPayload int) (*lineEvent, *lineErr) {
+	return parseLine(line, maxPayload, false)
+}
+
+// parseLine is parseEventLine; with versionless, aggregateVersion may be
+// absent (then 0; an incremental import assigns versions).
+func parseLine(line []byte, maxPayload int, versionless bool) (*lineEvent, *lineErr) {
 	p := jsonx.NewParser(line)
 	ev := &lineEvent{}
 	if p.Peek() != '{' {
@@ -255,9 +261,12 @@ func parseEventLine(line []byte, maxPayload int) (*lineEvent, *lineErr) {
 		return nil, &lineErr{column: p.Offset(), reason: "unexpected data after the JSON object (two values on one line?)"}
 	}
 	for _, k := range []string{"type", "timestamp", "aggregateId", "aggregateVersion"} {
-		if !seen[k] {
+		if !seen[k] && !(versionless && k == "aggregateVersion") {
 			return nil, &lineErr{column: -1, field: k, reason: "is missing"}
 		}
+	}
+	if versionless && !seen["aggregateVersion"] {
+		ev.AggregateVersion = 1 // for validation only: the import assigns versions
 	}
 	if ev.hasPosition && ev.position < 1 {
 		return nil, &lineErr{column: -1, field: "position", reason: fmt.Sprintf("must be at least 1, got %d", ev.position)}

@@ -49,6 +49,7 @@ func Run(t *testing.T, h Harness) {
 		{"Secrets", runSecrets},
 		{"NDJSON", runNDJSON},
 		{"IncrementalImport", runIncremental},
+		{"Backup", runBackup},
 	}
 	for _, s := range suites {
 		t.Run(s.name, func(t *testing.T) {

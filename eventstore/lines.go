@@ -1,0 +1,6 @@
+package eventstore
+
+// AppendEventLine appends e to dst as one NDJSON line in the export format
+// (docs/ndjson-format.md), the final "\n" included: the bytes ExportEvents
+// writes for it.
+func AppendEventLine(dst []byte, e StoredEvent) []byte { return appendEventLine(dst, &e) }
