@@ -39,6 +39,14 @@ build: ## build bin/esctl with the version stamped
 bench: ## benchmark table, store vs limit, both engines (about 6 min; BENCHARGS="-quick" for ~1 min, see docs/benchmarks.md)
 	$(GO) run ./bench $(BENCHARGS)
 
+.PHONY: db/start
+db/start: ## start a local PostgreSQL for the tests in $(DB_DIR); prints the TEST_DATABASE_URL to export
+	@scripts/pgcluster start $(DB_DIR)
+
+.PHONY: db/stop
+db/stop: ## stop the PostgreSQL started by db/start (its data stays in $(DB_DIR))
+	@scripts/pgcluster stop $(DB_DIR)
+
 .PHONY: fuzz
 fuzz: ## run each fuzz target for FUZZTIME (default 30s)
 	$(GO) test -run '^$$' -fuzz '^FuzzCompact$$' -fuzztime $(FUZZTIME) ./eventstore/internal/jsonx
