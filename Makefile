@@ -13,9 +13,10 @@ help: ## show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_\/-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: test
-test: ## run every test, race detector on, both engines (PostgreSQL from TEST_DATABASE_URL or a throwaway cluster), then the crash tests without -race
+test: ## run every test, race detector on, both engines (PostgreSQL from TEST_DATABASE_URL or a throwaway cluster), then the crash and kill-and-resume tests without -race
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 	$(GO) test -count=1 -timeout 20m -run 'TestConformance/NDJSON/Crash' ./adapters/...
+	$(GO) test -count=1 -timeout 20m -run 'TestKillResume500k' ./cmd/esctl
 
 .PHONY: check
 check: ## gofmt, go vet, go mod tidy check, then make test

@@ -1,16 +1,22 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
+	"os"
+	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v3"
 
+	_ "github.com/esctl/esctl/adapters/postgres"
 	_ "github.com/esctl/esctl/adapters/sqlite" // the embedded default engine
 	"github.com/esctl/esctl/eventstore"
 )
@@ -37,6 +43,11 @@ type env struct {
 	log    *slog.Logger
 	// notFound is set by CommandNotFound (esctl help NAME with an unknown NAME).
 	notFound string
+	// current is the full name of the command being run ("esctl export").
+	current string
+	// secrets are the passwords of the database URLs esctl was given,
+	// masked in every message (see redact).
+	secrets []string
 }
 
 // usageError marks errors in how esctl was called (exit code 2).
@@ -53,30 +64,63 @@ func usagef(format string, args ...any) error {
 // the exit code. Data goes to stdout; logs, progress and errors to stderr.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, log: slog.New(slog.DiscardHandler)}
+	e.secrets = passwordsIn(append(args, os.Getenv("ESCTL_DB"), os.Getenv("DATABASE_URL"))...)
 	app := newApp(e)
 	err := app.Run(ctx, args)
 	if err == nil && e.notFound != "" {
 		err = usagef("unknown command %q", e.notFound)
 	}
 	code := exitCode(ctx, err)
-	if err != nil {
-		fmt.Fprintf(stderr, "esctl: %s\n", redactError(err))
-		if code == exitUsage {
-			fmt.Fprintln(stderr, "Try: esctl --help")
-		}
+	if err == nil {
+		return code
+	}
+	if code != exitInterrupted || err.Error() != context.Canceled.Error() {
+		fmt.Fprintf(stderr, "esctl: %s\n", e.redact(err.Error()))
+	}
+	if hint := hintFor(err); hint != "" {
+		fmt.Fprintf(stderr, "esctl: %s\n", e.redact(hint))
+	}
+	switch code {
+	case exitUsage:
+		fmt.Fprintf(stderr, "Try: %s --help\n", cmp.Or(e.current, "esctl"))
+	case exitInterrupted:
+		fmt.Fprintln(stderr, "esctl: interrupted")
 	}
 	return code
 }
 
+// hintFor is the line printed after an error: the command's own hint, or
+// what to do about a store state.
+func hintFor(err error) string {
+	var h *hintError
+	switch {
+	case errors.As(err, &h):
+		return h.hint
+	case errors.Is(err, eventstore.ErrFrozen):
+		return "the store is frozen (esctl describe shows why); esctl unfreeze lifts the freeze"
+	case errors.Is(err, eventstore.ErrNotInitialized):
+		return "create the store with: esctl --db URL init"
+	}
+	return ""
+}
+
 func exitCode(ctx context.Context, err error) int {
 	var ue *usageError
+	var se *storeStateError
 	switch {
 	case err == nil:
 		return exitOK
-	case ctx.Err() != nil && errors.Is(err, context.Canceled):
+	case ctx.Err() != nil:
+		// Interrupted (Ctrl-C, SIGTERM): whatever failed, failed because
+		// of it, and the hint says where to resume.
 		return exitInterrupted
-	case errors.As(err, &ue):
+	case errors.As(err, &ue), errors.Is(err, eventstore.ErrUnknownScheme):
 		return exitUsage
+	case errors.As(err, &se):
+		return exitStoreState
+	case errors.Is(err, eventstore.ErrBadInput), errors.Is(err, eventstore.ErrResumeMismatch),
+		errors.Is(err, eventstore.ErrOlderEvents), errors.Is(err, errBadBackup):
+		return exitBadInput
 	case errors.Is(err, eventstore.ErrInvalidEvent), errors.Is(err, eventstore.ErrInvalidFilter),
 		errors.Is(err, eventstore.ErrInvalidCursor), errors.Is(err, eventstore.ErrInvalidSecret),
 		errors.Is(err, eventstore.ErrInvalidSnapshot), errors.Is(err, eventstore.ErrCursorBeyondEnd):
@@ -90,21 +134,81 @@ func exitCode(ctx context.Context, err error) int {
 	return exitFailure
 }
 
-// redactError masks passwords of database URLs quoted in an error.
-func redactError(err error) string {
-	msg := err.Error()
-	fields := strings.Fields(msg)
-	for _, f := range fields {
-		trimmed := strings.Trim(f, `"',:;()`)
-		if strings.Contains(trimmed, "://") && strings.Contains(trimmed, "@") {
-			msg = strings.ReplaceAll(msg, trimmed, eventstore.RedactURL(trimmed))
+var (
+	// urlPassword matches the user:password@ of a URL, parsable or not (a
+	// password may hold an unescaped @: up to the last one).
+	urlPassword = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://[^:/?#@\s"'` + "`" + `]*):([^\s"'` + "`" + `]*)@`)
+	// keyPassword matches password=VALUE in a query string or a libpq
+	// key=value string.
+	keyPassword = regexp.MustCompile(`(?i)(\bpassword=)([^&\s"'` + "`" + `]*)`)
+)
+
+// redactText masks the passwords of database URLs (and password=...
+// parameters) in a message, whether or not the URLs parse.
+func redactText(msg string) string {
+	msg = urlPassword.ReplaceAllString(msg, "${1}:xxxxx@")
+	return keyPassword.ReplaceAllString(msg, "${1}xxxxx")
+}
+
+// passwordsIn returns the passwords in the database URLs of ss, and the
+// pieces of those that hold an unescaped @: drivers quote parts of a
+// malformed URL in their errors (as a host name, say), out of the URL
+// form that redactText recognizes. Pieces shorter than 4 bytes are left
+// out, so that masking them does not garble messages.
+func passwordsIn(ss ...string) []string {
+	var pws []string
+	add := func(p string) {
+		for _, v := range []string{p, unescaped(p)} {
+			for _, piece := range append(strings.Split(v, "@"), v) {
+				if len(piece) >= 4 && !slices.Contains(pws, piece) {
+					pws = append(pws, piece)
+				}
+			}
 		}
+	}
+	for _, s := range ss {
+		for _, m := range urlPassword.FindAllStringSubmatch(s, -1) {
+			add(m[2])
+		}
+		for _, m := range keyPassword.FindAllStringSubmatch(s, -1) {
+			add(m[2])
+		}
+	}
+	// The longest first, so that a piece never masks part of a longer one.
+	slices.SortFunc(pws, func(a, b string) int { return len(b) - len(a) })
+	return pws
+}
+
+func unescaped(s string) string {
+	if u, err := url.PathUnescape(s); err == nil {
+		return u
+	}
+	return s
+}
+
+// redact masks passwords in a message: those of URLs in it, and those of
+// the URLs esctl was given wherever they appear.
+func (e *env) redact(msg string) string {
+	msg = redactText(msg)
+	for _, pw := range e.secrets {
+		msg = strings.ReplaceAll(msg, pw, "xxxxx")
 	}
 	return msg
 }
 
+// redactingWriter masks passwords in everything written through it (log
+// lines).
+type redactingWriter struct{ e *env }
+
+func (r redactingWriter) Write(p []byte) (int, error) {
+	if _, err := io.WriteString(r.e.stderr, r.e.redact(string(p))); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
 func newApp(e *env) *cli.Command {
-	return &cli.Command{
+	app := &cli.Command{
 		Name:      "esctl",
 		Usage:     "move, back up and inspect esctl event stores",
 		Version:   buildVersion(),
@@ -113,8 +217,13 @@ func newApp(e *env) *cli.Command {
 		Reader:    e.stdin,
 		// run() prints errors and picks exit codes; urfave/cli must not exit.
 		ExitErrHandler: func(context.Context, *cli.Command, error) {},
-		OnUsageError: func(_ context.Context, _ *cli.Command, err error, _ bool) error {
-			return &usageError{err}
+		// The completion command is listed, and an unknown shell is a
+		// usage error.
+		ConfigureShellCompletionCommand: func(c *cli.Command) {
+			c.Hidden = false
+			c.Usage = "print the shell completion script for bash, zsh, fish or pwsh"
+			c.Action = groupAction
+			prepareCommands(e, c)
 		},
 		CommandNotFound: func(_ context.Context, _ *cli.Command, name string) {
 			e.notFound = name
@@ -140,11 +249,24 @@ func newApp(e *env) *cli.Command {
 					return nil
 				},
 			},
-			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print no progress and no summary"},
 			&cli.StringFlag{
-				Name:  "log-level",
-				Usage: "log level on stderr: debug, info, warn, error",
-				Value: "warn",
+				Name:    "progress",
+				Usage:   "progress on stderr: auto (a bar on a terminal, plain lines otherwise), bar, plain or none",
+				Value:   "auto",
+				Sources: cli.EnvVars("ESCTL_PROGRESS"),
+				Validator: func(s string) error {
+					if !slices.Contains(progressModes, s) {
+						return fmt.Errorf("--progress must be one of %s, not %q", strings.Join(progressModes, ", "), s)
+					}
+					return nil
+				},
+			},
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print no progress and no summary (errors still go to stderr)"},
+			&cli.StringFlag{
+				Name:    "log-level",
+				Usage:   "log level on stderr: debug, info, warn, error",
+				Value:   "warn",
+				Sources: cli.EnvVars("ESCTL_LOG_LEVEL"),
 			},
 		},
 		Before: func(ctx context.Context, cmd *cli.Command) (context.Context, error) {
@@ -152,13 +274,63 @@ func newApp(e *env) *cli.Command {
 			if err := lvl.UnmarshalText([]byte(cmd.String("log-level"))); err != nil {
 				return ctx, usagef("--log-level: %v", err)
 			}
-			e.log = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: lvl}))
+			e.log = slog.New(slog.NewTextHandler(redactingWriter{e}, &slog.HandlerOptions{Level: lvl}))
 			return ctx, nil
 		},
 		Commands: []*cli.Command{
+			initCommand(e),
+			migrateCommand(e),
+			dropCommand(e),
+			describeCommand(e),
+			freezeCommand(e),
+			unfreezeCommand(e),
+			eventsCommand(e),
+			exportCommand(e),
+			importCommand(e),
+			importsCommand(e),
+			incrementalImportCommand(e),
+			copyCommand(e),
+			backupCommand(e),
+			restoreCommand(e),
+			secretsCommand(e),
+			snapshotsCommand(e),
 			demoCommand(e),
 			versionCommand(e),
 		},
+	}
+	prepareCommands(e, app)
+	return app
+}
+
+// prepareCommands sets what every command of the tree below c shares: flag
+// errors are usage errors, the running command is recorded for the "Try:"
+// line, and a command that takes no arguments refuses them (instead of
+// ignoring a misplaced value: esctl import events.ndjson).
+func prepareCommands(e *env, c *cli.Command) {
+	// Flag errors are usage errors (exit 2), printed by run without the
+	// help text that urfave/cli would print on stdout.
+	c.OnUsageError = func(_ context.Context, cmd *cli.Command, err error, _ bool) error {
+		e.current = cmd.FullName()
+		return &usageError{err}
+	}
+	if action := c.Action; action != nil {
+		takesArgs := c.ArgsUsage != "" || len(c.Commands) > 0
+		c.Action = func(ctx context.Context, cmd *cli.Command) error {
+			e.current = cmd.FullName()
+			if !takesArgs && cmd.Args().Present() {
+				use := ""
+				for _, f := range cmd.Flags {
+					if n := f.Names()[0]; n == "in" || n == "out" {
+						use = fmt.Sprintf("; name a file with --%s FILE", n)
+					}
+				}
+				return usagef("%s takes no arguments (got %q)%s", cmd.FullName(), cmd.Args().First(), use)
+			}
+			return action(ctx, cmd)
+		}
+	}
+	for _, sub := range c.Commands {
+		prepareCommands(e, sub)
 	}
 }
 

@@ -4,14 +4,32 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go interrupts(sigs, cancel, os.Stderr, os.Exit)
 	code := run(ctx, os.Args, os.Stdin, os.Stdout, os.Stderr)
-	stop()
+	signal.Stop(sigs)
+	cancel()
 	os.Exit(code)
+}
+
+// interrupts handles Ctrl-C (SIGINT) and SIGTERM: the first cancels the
+// command, which finishes its current batch, prints where to resume and
+// exits 130; the second exits 130 at once.
+func interrupts(sigs <-chan os.Signal, cancel context.CancelFunc, stderr io.Writer, exit func(int)) {
+	<-sigs
+	fmt.Fprintln(stderr, "esctl: interrupted: finishing the current batch (interrupt again to stop at once)")
+	cancel()
+	<-sigs
+	fmt.Fprintln(stderr, "esctl: interrupted again: stopping at once (committed batches stay; resume as usual)")
+	exit(exitInterrupted)
 }

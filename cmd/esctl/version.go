@@ -9,6 +9,11 @@ import (
 	"github.com/urfave/cli/v3"
 )
 
+func init() {
+	// --version only: -v is left free (urfave/cli's default steals it).
+	cli.VersionFlag = &cli.BoolFlag{Name: "version", Usage: "print the version and exit"}
+}
+
 // version is set at build time: go build -ldflags "-X main.version=v1.2.3".
 var version string
 

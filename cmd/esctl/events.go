@@ -1,0 +1,134 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/urfave/cli/v3"
+
+	"github.com/esctl/esctl/eventstore"
+)
+
+// parseTime reads a time bound: milliseconds since the Unix epoch, or RFC
+// 3339 (2026-11-22T10:00:00Z, fractions allowed).
+func parseTime(flag, s string) (int64, error) {
+	if ms, err := strconv.ParseInt(s, 10, 64); err == nil {
+		if ms < 0 {
+			return 0, usagef("--%s: %d is before the Unix epoch", flag, ms)
+		}
+		return ms, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return 0, usagef("--%s: %q is neither milliseconds since the Unix epoch nor an RFC 3339 time (2026-11-22T10:00:00Z)", flag, s)
+	}
+	return t.UnixMilli(), nil
+}
+
+func eventsCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name:  "events",
+		Usage: "print events as NDJSON on stdout, filtered, from a cursor or in a time range",
+		Description: "Prints events in the export format (docs/ndjson-format.md), one per line, on stdout,\n" +
+			"in position order from --cursor (the start by default), or in time order with --since\n" +
+			"and/or --until (inclusive; milliseconds or RFC 3339). --type and --aggregate may be\n" +
+			"repeated (OR within each, AND between them). The cursor that continues the read is\n" +
+			"printed on stderr at the end (and in the -o json summary).\n\n" +
+			"Examples:\n  esctl events --limit 10\n  esctl events --aggregate account-7 --type Deposited\n" +
+			"  esctl events --since 2026-11-01T00:00:00Z --until 2026-11-02T00:00:00Z\n" +
+			"  esctl events --cursor \"$CURSOR\" --limit 1000 > page.ndjson",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "cursor", Usage: "read after this cursor (from describe, export or a previous events)"},
+			&cli.IntFlag{Name: "limit", Usage: "print at most N events (0: all)"},
+			&cli.StringSliceFlag{Name: "type", Usage: "only events of this type (repeatable)"},
+			&cli.StringSliceFlag{Name: "aggregate", Usage: "only events of this aggregate id (repeatable)"},
+			&cli.StringFlag{Name: "since", Usage: "only events at or after this time (ms or RFC 3339); reads in time order"},
+			&cli.StringFlag{Name: "until", Usage: "only events at or before this time (ms or RFC 3339); reads in time order"},
+		},
+		Action: func(ctx context.Context, cmd *cli.Command) error {
+			f := eventstore.Filter{Cursor: eventstore.Cursor(cmd.String("cursor"))}
+			if v := cmd.StringSlice("type"); len(v) > 0 {
+				f.EventTypes = v
+			}
+			if v := cmd.StringSlice("aggregate"); len(v) > 0 {
+				f.AggregateIDs = v
+			}
+			for _, b := range []struct {
+				flag string
+				dst  **int64
+			}{{"since", &f.StartTime}, {"until", &f.FinishTime}} {
+				if v := cmd.String(b.flag); v != "" {
+					ms, err := parseTime(b.flag, v)
+					if err != nil {
+						return err
+					}
+					*b.dst = &ms
+				}
+			}
+			byTime := f.StartTime != nil || f.FinishTime != nil
+			if byTime && f.Cursor != "" {
+				return usagef("--cursor cannot be combined with --since/--until: a read is by cursor or by time range")
+			}
+			limit := cmd.Int("limit")
+			if limit < 0 {
+				return usagef("--limit must not be negative")
+			}
+			f.Limit = eventstore.DefaultExportPageSize
+			if limit > 0 && limit < f.Limit {
+				f.Limit = int(limit)
+			}
+			s, err := e.openExisting(ctx, cmd)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+
+			w := bufio.NewWriterSize(e.stdout, 64<<10)
+			var n int64
+			var last *eventstore.StoredEvent
+			var line []byte
+			for ev, err := range s.Events(ctx, f) {
+				if err != nil {
+					_ = w.Flush()
+					if last == nil || byTime {
+						return err
+					}
+					return withHint(err, fmt.Sprintf("%s events were printed; resume point: cursor %s (continue with the same command and --cursor %s)",
+						commas(n), last.Cursor(), last.Cursor()))
+				}
+				line = eventstore.AppendEventLine(line[:0], ev)
+				if _, err := w.Write(line); err != nil {
+					return err
+				}
+				n++
+				last = &ev
+				if limit > 0 && n == int64(limit) {
+					break
+				}
+			}
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			sum := (&summary{Command: "events"}).add("events", n, commas(n)+" events")
+			if !byTime {
+				next := f.Cursor
+				if last != nil {
+					next = eventstore.CursorAt(last.Position)
+				}
+				sum.add("cursor", next, fmt.Sprintf("next cursor %s", orStart(next)))
+			}
+			return e.printSummary(cmd, sum, true)
+		},
+	}
+}
+
+// orStart shows the empty cursor (the start of the store) readably.
+func orStart(c eventstore.Cursor) string {
+	if c == "" {
+		return `"" (the start)`
+	}
+	return string(c)
+}

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/esctl/esctl/eventstore"
+)
+
+// pick returns the lines of an export (positions 1..n) whose 1-based
+// position satisfies keep.
+func pick(lines []byte, keep func(pos int) bool) string {
+	var b strings.Builder
+	for i, l := range bytes.SplitAfter(lines, []byte("\n")) {
+		if len(l) > 0 && keep(i+1) {
+			b.Write(l)
+		}
+	}
+	return b.String()
+}
+
+func TestEvents(t *testing.T) {
+	t.Parallel()
+	// 40 events over 4 aggregates: event at position p has aggregate
+	// agg-(p-1)%4, type Type(p-1)%5, timestamp 1000*p.
+	lines := eventLines(1, 40, 4)
+	url := importedStore(t, lines)
+
+	r := mustEsctl(t, "", "--db", url, "events")
+	if r.stdout != string(lines) {
+		t.Fatalf("events prints the export format: %s", r)
+	}
+	wantCode(t, r, 0, "40 events", "next cursor "+string(eventstore.CursorAt(40)))
+
+	// --limit and --cursor page through the store.
+	var got strings.Builder
+	cursor := ""
+	for page := 0; ; page++ {
+		r := mustEsctl(t, "", "--db", url, "-o", "json", "events", "--limit", "15", "--cursor", cursor)
+		got.WriteString(r.stdout)
+		s := summaryJSON(t, r.stderr)
+		if s["command"] != "events" {
+			t.Fatalf("summary: %v", s)
+		}
+		if num(t, s, "events") == 0 {
+			break
+		}
+		cursor = s["cursor"].(string)
+		if page > 5 {
+			t.Fatal("paging does not end")
+		}
+	}
+	if got.String() != string(lines) {
+		t.Fatal("paging by --cursor and --limit does not give every event once")
+	}
+
+	for _, c := range []struct {
+		args []string
+		keep func(pos int) bool
+	}{
+		{[]string{"--type", "Type1"}, func(p int) bool { return (p-1)%5 == 1 }},
+		{[]string{"--type", "Type1", "--type", "Type3"}, func(p int) bool { return (p-1)%5 == 1 || (p-1)%5 == 3 }},
+		{[]string{"--aggregate", "agg-2"}, func(p int) bool { return (p-1)%4 == 2 }},
+		{[]string{"--aggregate", "agg-0", "--aggregate", "agg-3"}, func(p int) bool { return (p-1)%4 == 0 || (p-1)%4 == 3 }},
+		{[]string{"--aggregate", "agg-1", "--type", "Type0"}, func(p int) bool { return (p-1)%4 == 1 && (p-1)%5 == 0 }},
+		{[]string{"--since", "5000", "--until", "9000"}, func(p int) bool { return p >= 5 && p <= 9 }},
+		{[]string{"--since", time.UnixMilli(30_000).UTC().Format(time.RFC3339)}, func(p int) bool { return p >= 30 }},
+		{[]string{"--until", "1970-01-01T00:00:03.5Z"}, func(p int) bool { return p <= 3 }},
+		{[]string{"--since", "10000", "--type", "Type2", "--limit", "2"}, func(p int) bool { return p == 13 || p == 18 }},
+		{[]string{"--cursor", string(eventstore.CursorAt(35))}, func(p int) bool { return p > 35 }},
+		{[]string{"--cursor", string(eventstore.CursorAt(40))}, func(p int) bool { return false }},
+	} {
+		r := mustEsctl(t, "", append([]string{"--db", url, "events"}, c.args...)...)
+		if want := pick(lines, c.keep); r.stdout != want {
+			t.Fatalf("events %v:\ngot  %q\nwant %q", c.args, r.stdout, want)
+		}
+		noJSONLines(t, "stderr", r.stderr)
+	}
+	// Quiet: the data, no summary.
+	if r := mustEsctl(t, "", "--db", url, "-q", "events", "--limit", "1"); r.stderr != "" || ndjsonLines(t, r.stdout) != 1 {
+		t.Fatalf("events -q: %s", r)
+	}
+}
+
+func TestEventsFailures(t *testing.T) {
+	t.Parallel()
+	url := importedStore(t, eventLines(1, 3, 1))
+	for _, c := range []struct {
+		args      []string
+		code      int
+		fragments []string
+	}{
+		{[]string{"--cursor", "garbage"}, exitBadInput, []string{"invalid cursor"}},
+		{[]string{"--cursor", string(eventstore.CursorAt(9))}, exitBadInput, []string{"beyond the end"}},
+		{[]string{"--cursor", string(eventstore.CursorAt(1)), "--since", "1"}, exitUsage, []string{"--cursor cannot be combined"}},
+		{[]string{"--since", "yesterday"}, exitUsage, []string{"--since", "RFC 3339"}},
+		{[]string{"--until", "-5"}, exitUsage, []string{"before the Unix epoch"}},
+		{[]string{"--limit", "-1"}, exitUsage, []string{"--limit"}},
+		{[]string{"first"}, exitUsage, []string{"takes no arguments"}},
+	} {
+		r := esctl(t, "", append([]string{"--db", url, "events"}, c.args...)...)
+		wantCode(t, r, c.code, c.fragments...)
+		if r.stdout != "" {
+			t.Fatalf("%v: %s", c.args, r)
+		}
+	}
+	wantCode(t, esctl(t, "", "--db", sqliteURL(t, "none.db"), "events"), exitStoreState, "does not exist")
+}

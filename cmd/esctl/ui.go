@@ -1,0 +1,305 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/urfave/cli/v3"
+	"golang.org/x/term"
+)
+
+// isTerminal reports whether w is a terminal (an *os.File on a tty).
+func isTerminal(w any) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// progressModes are the values of --progress.
+var progressModes = []string{"auto", "bar", "plain", "none"}
+
+// plainInterval is how often plain progress prints a line
+// (ESCTL_PROGRESS_INTERVAL overrides it, for tests).
+const plainInterval = 10 * time.Second
+
+// progress reports a long job on stderr: a bar redrawn in place on a
+// terminal, a plain line every plainInterval otherwise, or nothing. It never
+// writes to stdout. Safe for concurrent use.
+type progress struct {
+	mode     string // "bar", "plain" or "none"
+	w        io.Writer
+	verb     string // "exported", "imported", ...
+	unit     string // "events", "secrets", "bytes"
+	total    int64  // of unit; 0 when unknown
+	start    time.Time
+	interval time.Duration
+
+	mu      sync.Mutex
+	last    time.Time
+	drawn   bool // a bar line is on screen
+	n       int64
+	bytes   int64
+	detail  string
+	stopped bool
+}
+
+// newProgress starts a progress report for verb (past tense) counting unit,
+// out of total (0: unknown).
+func (e *env) newProgress(cmd *cli.Command, verb, unit string, total int64) *progress {
+	p := &progress{mode: e.progressMode(cmd), w: e.stderr, verb: verb, unit: unit, total: total, start: time.Now(), interval: plainInterval}
+	if d, err := time.ParseDuration(os.Getenv("ESCTL_PROGRESS_INTERVAL")); err == nil && d > 0 {
+		p.interval = d
+	}
+	p.last = p.start
+	return p
+}
+
+// progressMode resolves --progress: auto is a bar when stderr is a terminal,
+// plain lines otherwise; --quiet is none.
+func (e *env) progressMode(cmd *cli.Command) string {
+	root := cmd.Root()
+	if root.Bool("quiet") {
+		return "none"
+	}
+	mode := root.String("progress")
+	if mode == "auto" {
+		mode = "plain"
+		if isTerminal(e.stderr) && !e.jsonOutput(cmd) {
+			mode = "bar"
+		}
+	}
+	return mode
+}
+
+// update records the job's state: n of unit done, bytes moved, and a short
+// detail (a position, a cursor).
+func (p *progress) update(n, bytes int64, detail string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.n, p.bytes, p.detail = n, bytes, detail
+	if p.stopped {
+		return
+	}
+	now := time.Now()
+	switch p.mode {
+	case "bar":
+		if now.Sub(p.last) < 100*time.Millisecond && p.drawn {
+			return
+		}
+		p.last = now
+		p.drawBar(now)
+	case "plain":
+		if now.Sub(p.last) < p.interval {
+			return
+		}
+		p.last = now
+		fmt.Fprintf(p.w, "esctl: %s\n", p.status(now))
+	}
+}
+
+// status is the one-line state: counts, rate, detail.
+func (p *progress) status(now time.Time) string {
+	elapsed := now.Sub(p.start)
+	var b strings.Builder
+	count := func(n int64) string { return commas(n) + " " + p.unit }
+	if p.unit == "bytes" {
+		count = humanBytes
+	}
+	fmt.Fprintf(&b, "%s %s", p.verb, count(p.n))
+	if p.total > 0 {
+		fmt.Fprintf(&b, " of %s (%d%%)", count(p.total), percent(p.n, p.total))
+	}
+	if p.bytes > 0 && p.unit != "bytes" {
+		fmt.Fprintf(&b, ", %s", humanBytes(p.bytes))
+	}
+	if secs := elapsed.Seconds(); secs > 0 {
+		fmt.Fprintf(&b, ", %s/s", count(int64(float64(p.n)/secs)))
+	}
+	fmt.Fprintf(&b, ", %s", elapsed.Round(100*time.Millisecond))
+	if p.detail != "" {
+		fmt.Fprintf(&b, ", %s", p.detail)
+	}
+	return b.String()
+}
+
+func (p *progress) drawBar(now time.Time) {
+	const width = 24
+	bar := ""
+	if p.total > 0 {
+		filled := int(int64(width) * min(p.n, p.total) / p.total)
+		bar = "[" + strings.Repeat("=", filled) + strings.Repeat(" ", width-filled) + "] "
+	}
+	line := bar + p.status(now)
+	if p.total > 0 && p.n > 0 && p.n < p.total {
+		rate := float64(p.n) / now.Sub(p.start).Seconds()
+		eta := time.Duration(float64(p.total-p.n) / rate * float64(time.Second))
+		line += ", ETA " + eta.Round(time.Second).String()
+	}
+	// \r, the line, then clear to the end of the line.
+	fmt.Fprintf(p.w, "\r%s\x1b[K", line)
+	p.drawn = true
+}
+
+// stop ends the report, removing the bar from the screen; the caller then
+// prints the summary.
+func (p *progress) stop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stopped {
+		return
+	}
+	p.stopped = true
+	if p.drawn {
+		fmt.Fprint(p.w, "\r\x1b[K")
+	}
+}
+
+func percent(n, total int64) int64 {
+	if total <= 0 {
+		return 0
+	}
+	return min(100, n*100/total)
+}
+
+// commas formats n with thousands separators.
+func commas(n int64) string {
+	s := fmt.Sprint(n)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}
+
+// humanBytes formats a byte count in binary units.
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// summary is a command's final report: one line on stderr, or, with -o
+// json, one JSON object (on stdout when stdout is not carrying the
+// command's data, else on stderr). --quiet suppresses it.
+type summary struct {
+	Command string `json:"command"`
+	// Fields in order, for the text line and the JSON object.
+	fields []summaryField
+}
+
+type summaryField struct {
+	key  string // JSON key
+	text string // text form ("" when only in JSON)
+	val  any
+}
+
+func (s *summary) add(key string, val any, text string) *summary {
+	s.fields = append(s.fields, summaryField{key: key, val: val, text: text})
+	return s
+}
+
+// print writes the summary. dataOnStdout: the command's data went to stdout.
+func (e *env) printSummary(cmd *cli.Command, s *summary, dataOnStdout bool) error {
+	if cmd.Root().Bool("quiet") {
+		return nil
+	}
+	if e.jsonOutput(cmd) {
+		obj := make(map[string]any, len(s.fields)+1)
+		obj["command"] = s.Command
+		for _, f := range s.fields {
+			obj[f.key] = f.val
+		}
+		w := e.stdout
+		if dataOnStdout {
+			w = e.stderr
+		}
+		b, err := json.Marshal(obj)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(w, "%s\n", b)
+		return err
+	}
+	parts := make([]string, 0, len(s.fields))
+	for _, f := range s.fields {
+		if f.text != "" {
+			parts = append(parts, f.text)
+		}
+	}
+	_, err := fmt.Fprintf(e.stderr, "esctl %s: %s\n", s.Command, strings.Join(parts, ", "))
+	return err
+}
+
+// confirm asks a yes/no question on stderr when stdin is a terminal; --yes
+// answers it. Without a terminal and without --yes it refuses, naming the
+// flag. The default answer, and the answer at end of input, is no. An
+// interrupt while it waits is an interrupt, not an answer.
+func (e *env) confirm(ctx context.Context, cmd *cli.Command, question string) error {
+	if cmd.Bool("yes") {
+		return nil
+	}
+	if !isTerminal(e.stdin) {
+		return usagef("%s: refusing without --yes (stdin is not a terminal)", question)
+	}
+	fmt.Fprintf(e.stderr, "%s? [y/N] ", question)
+	answer := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(e.stdin).ReadString('\n')
+		answer <- line
+	}()
+	var line string
+	select {
+	case line = <-answer:
+	case <-ctx.Done():
+		fmt.Fprintln(e.stderr)
+		return ctx.Err()
+	}
+	switch strings.ToLower(strings.TrimSpace(line)) {
+	case "y", "yes":
+		return nil
+	}
+	return &refusedError{question: question}
+}
+
+// refusedError: the operator answered no.
+type refusedError struct{ question string }
+
+func (e *refusedError) Error() string { return "not confirmed: " + e.question }
+
+// yesFlag is the --yes flag of commands that ask for confirmation. Flags
+// hold their parsed values, so every command gets its own.
+func yesFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "yes", Aliases: []string{"y"}, Usage: "do not ask for confirmation (required when stdin is not a terminal)"}
+}
+
+// printDryRun prints the summary of a --dry-run: text says what would be
+// done.
+func (e *env) printDryRun(cmd *cli.Command, s *summary, text string) error {
+	return e.printSummary(cmd, s.add("dryRun", true, text+" (dry run)"), false)
+}
+
+// dryRunFlag is the --dry-run flag of mutating commands.
+func dryRunFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "dry-run", Usage: "print what would be done and change nothing"}
+}
