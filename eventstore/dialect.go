@@ -124,6 +124,14 @@ type Reader interface {
 // ReadTx is a Reader bound to one snapshot. Close ends it.
 type ReadTx interface {
 	Reader
+	// ScanEvents reads the events ListEvents would return for p, but hands
+	// them to fn one at a time as the engine returns them instead of
+	// collecting a page, so that an export writes each event while the next
+	// ones are on their way. The event passed to fn, its Payload included,
+	// is valid only during the call. An error from fn stops the read, and
+	// ScanEvents returns it unchanged. lastPosition is the store's last
+	// position in the snapshot.
+	ScanEvents(ctx context.Context, p *ListEventsParams, fn func(*StoredEvent) error) (lastPosition int64, err error)
 	Close(ctx context.Context) error
 }
 
@@ -367,7 +375,8 @@ type ImportCheckpoint struct {
 // in the target, write nothing and report its index in Conflict. For
 // ImportIntoEvents advance last_position to the last event's position and
 // the event count. Upsert Checkpoint; apply Unfreeze and DeleteSnapshots.
-// All in one transaction.
+// All in one transaction. The events' payloads are valid only during the
+// call: the caller reuses their memory for its next batch.
 type ImportEventsParams struct {
 	Target          ImportTarget
 	Events          []StoredEvent

@@ -67,35 +67,44 @@ func (e StoredEvent) Cursor() Cursor { return CursorAt(e.Position) }
 
 // validateEvent checks e and returns its payload in compact form.
 func validateEvent(index int, e *Event, maxPayload int, allowReserved bool) ([]byte, error) {
+	if err := validateEnvelope(index, e, allowReserved); err != nil {
+		return nil, err
+	}
+	payload, err := compactPayload(e.Payload, maxPayload)
+	if err != nil {
+		return nil, &InvalidEventError{Index: index, Field: "payload", Reason: err.Error()}
+	}
+	return payload, nil
+}
+
+// validateEnvelope checks every field of e but the payload (for callers
+// that have validated and compacted it already, as the NDJSON reader does).
+func validateEnvelope(index int, e *Event, allowReserved bool) error {
 	invalid := func(field, format string, args ...any) error {
 		return &InvalidEventError{Index: index, Field: field, Reason: fmt.Sprintf(format, args...)}
 	}
 	if reason := checkAggregateID(e.AggregateID); reason != "" {
-		return nil, invalid("aggregateId", "%s", reason)
+		return invalid("aggregateId", "%s", reason)
 	}
 	if reason := checkType(e.Type); reason != "" {
-		return nil, invalid("type", "%s", reason)
+		return invalid("type", "%s", reason)
 	}
 	if !allowReserved && (e.Type == SetSecretEventType || e.Type == DeleteSecretEventType) {
-		return nil, invalid("type", "%s is reserved for the store's secret audit events", e.Type)
+		return invalid("type", "%s is reserved for the store's secret audit events", e.Type)
 	}
 	if e.AggregateVersion < 1 {
-		return nil, invalid("aggregateVersion", "must be at least 1, got %d", e.AggregateVersion)
+		return invalid("aggregateVersion", "must be at least 1, got %d", e.AggregateVersion)
 	}
 	if e.AggregateVersion > MaxSafeInteger {
-		return nil, invalid("aggregateVersion", "must be at most 2^53-1, got %d", e.AggregateVersion)
+		return invalid("aggregateVersion", "must be at most 2^53-1, got %d", e.AggregateVersion)
 	}
 	if e.Timestamp < 0 {
-		return nil, invalid("timestamp", "must not be negative, got %d", e.Timestamp)
+		return invalid("timestamp", "must not be negative, got %d", e.Timestamp)
 	}
 	if e.Timestamp > MaxSafeInteger {
-		return nil, invalid("timestamp", "must be at most 2^53-1, got %d", e.Timestamp)
+		return invalid("timestamp", "must be at most 2^53-1, got %d", e.Timestamp)
 	}
-	payload, err := compactPayload(e.Payload, maxPayload)
-	if err != nil {
-		return nil, invalid("payload", "%s", err.Error())
-	}
-	return payload, nil
+	return nil
 }
 
 var nullPayload = []byte("null")

@@ -4,12 +4,22 @@ import (
 	"bufio"
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 )
 
-// DefaultExportPageSize is the number of events an export reads per query.
-const DefaultExportPageSize = 5_000
+// DefaultExportPageSize is the number of events an export reads per query
+// (its rows are written as they arrive, so a page is never held in memory).
+const DefaultExportPageSize = 10_000
+
+// errExportFull stops an export's read at the line that would exceed
+// ExportOptions.MaxBytes.
+var errExportFull = errors.New("export: byte budget reached")
+
+// exportBufferSize is the size of the buffer an export writes lines into;
+// it is flushed to the writer when full and after each page.
+const exportBufferSize = 1 << 20
 
 // ExportOptions are the arguments of ExportEvents. nil means the defaults:
 // from the start, no byte budget, MaintenanceManual.
@@ -57,10 +67,11 @@ type ExportResult struct {
 // ExportEvents writes the store's events after opts.Cursor to w as NDJSON
 // (docs/ndjson-format.md), in position order, from one consistent snapshot
 // (PostgreSQL: REPEATABLE READ; SQLite: one read transaction), so that
-// concurrent appends never tear it. It writes whole lines only and flushes
-// w after each page; the returned Cursor resumes right after the last line
-// written. Cancelling ctx stops after the current page with a valid resume
-// cursor (reSolve's 'timeout').
+// concurrent appends never tear it. Each page is one query whose rows are
+// written as they arrive. It writes whole lines only and flushes w after
+// each page (and when it stops); the returned Cursor resumes right after
+// the last line written. Cancelling ctx stops the export, at the latest
+// after the current page, with a valid resume cursor (reSolve's 'timeout').
 func (s *Store) ExportEvents(ctx context.Context, w io.Writer, opts *ExportOptions) (*ExportResult, error) {
 	var o ExportOptions
 	if opts != nil {
@@ -92,44 +103,61 @@ func (s *Store) ExportEvents(ctx context.Context, w io.Writer, opts *ExportOptio
 	}
 	defer tx.Close(ctx)
 
-	bw := bufio.NewWriterSize(w, 256<<10)
-	line := make([]byte, 0, 4096)
+	bw := bufio.NewWriterSize(w, exportBufferSize)
+	var line []byte
+	written := pos // position of the last line in bw or w
+	// flush writes out bw and moves the cursor past every line written.
+	flush := func() error {
+		if err := bw.Flush(); err != nil {
+			return fmt.Errorf("export: write: %w", err)
+		}
+		res.Cursor = CursorAt(written)
+		return nil
+	}
 	p := &ListEventsParams{After: pos, AfterTimestamp: -1, Limit: o.PageSize}
 	for first := true; ; first = false {
-		page, err := tx.ListEvents(ctx, p)
-		if err != nil {
-			return res, fmt.Errorf("export after position %d: %w", p.After, err)
-		}
-		res.LastPosition = page.LastPosition
-		if first && pos > page.LastPosition {
-			return nil, &CursorBeyondEndError{Position: pos, End: page.LastPosition}
-		}
-		for i := range page.Events {
-			e := &page.Events[i]
+		n := 0
+		last, err := tx.ScanEvents(ctx, p, func(e *StoredEvent) error {
+			n++
 			line = appendEventLine(line[:0], e)
 			if o.MaxBytes > 0 && res.Events > 0 && res.Bytes+int64(len(line)) > o.MaxBytes {
-				res.BufferOverflow = true
-				break
+				return errExportFull
 			}
 			if _, err := bw.Write(line); err != nil {
-				return res, fmt.Errorf("export: write: %w", err)
+				return fmt.Errorf("export: write: %w", err)
 			}
 			res.Events++
 			res.Bytes += int64(len(line))
-			p.After = e.Position
+			written = e.Position
+			return nil
+		})
+		res.LastPosition = last
+		switch {
+		case errors.Is(err, errExportFull):
+			res.BufferOverflow = true
+		case err != nil:
+			// The lines written are whole: keep them, and resume after them.
+			if written > p.After {
+				if ferr := flush(); ferr != nil {
+					err = errors.Join(err, ferr)
+				}
+			}
+			return res, fmt.Errorf("export after position %d: %w", p.After, err)
+		case first && pos > last:
+			return nil, &CursorBeyondEndError{Position: pos, End: last}
 		}
+		p.After = written
 		// Everything up to p.After is now in w: the cursor may move.
-		if err := bw.Flush(); err != nil {
-			return res, fmt.Errorf("export: write: %w", err)
+		if err := flush(); err != nil {
+			return res, err
 		}
-		res.Cursor = CursorAt(p.After)
 		if o.ProgressFunc != nil {
 			o.ProgressFunc(ExportProgress{Events: res.Events, Bytes: res.Bytes, Cursor: res.Cursor})
 		}
 		if res.BufferOverflow {
 			return res, nil
 		}
-		if len(page.Events) < p.Limit {
+		if n < p.Limit {
 			res.End = true
 			return res, nil
 		}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"math/bits"
 	"strconv"
 	"strings"
 
@@ -226,25 +227,87 @@ func parseEventLine(line []byte, maxPayload int) (*lineEvent, *lineErr) {
 // parseLine is parseEventLine; with versionless, aggregateVersion may be
 // absent (then 0; an incremental import assigns versions).
 func parseLine(line []byte, maxPayload int, versionless bool) (*lineEvent, *lineErr) {
-	p := jsonx.NewParser(line)
+	d := lineDecoder{maxPayload: maxPayload, versionless: versionless}
 	ev := &lineEvent{}
+	if lerr := d.parse(ev, line); lerr != nil {
+		return nil, lerr
+	}
+	return ev, nil
+}
+
+// lineDecoder parses event lines as parseLine does, reusing what it can
+// from one line to the next, for imports that read millions of them: event
+// types are interned, and with an arena the payloads go into it instead of
+// one allocation each.
+type lineDecoder struct {
+	maxPayload  int
+	versionless bool
+	arena       *payloadArena     // nil: each payload is allocated
+	types       map[string]string // interned event types
+}
+
+// maxInternedTypes bounds the interned event types (a store has a few
+// dozen; a file with a new type on every line must not grow the map).
+const maxInternedTypes = 1024
+
+// The envelope keys, as bits of lineDecoder.parse's seen set, in the
+// order of eventKeys.
+const (
+	keyThreadCounter = 1 << iota
+	keyThreadID
+	keyType
+	keyTimestamp
+	keyAggregateID
+	keyAggregateVersion
+	keyPayload
+	keyPosition
+)
+
+// eventKeyBit returns the bit of an envelope key, or 0 for an unknown key.
+func eventKeyBit(key []byte) int {
+	switch string(key) {
+	case "threadCounter":
+		return keyThreadCounter
+	case "threadId":
+		return keyThreadID
+	case "type":
+		return keyType
+	case "timestamp":
+		return keyTimestamp
+	case "aggregateId":
+		return keyAggregateID
+	case "aggregateVersion":
+		return keyAggregateVersion
+	case "payload":
+		return keyPayload
+	case "position":
+		return keyPosition
+	}
+	return 0
+}
+
+// parse parses line into *ev (which it overwrites). The strings and the
+// payload it sets do not refer to line.
+func (d *lineDecoder) parse(ev *lineEvent, line []byte) *lineErr {
+	*ev = lineEvent{}
+	p := jsonx.NewParser(line)
 	if p.Peek() != '{' {
 		if _, err := p.Value(nil); err != nil {
-			return nil, jsonLineErr(err, "")
+			return jsonLineErr(err, "")
 		}
-		return nil, &lineErr{column: 0, reason: "a line must be a JSON object"}
+		return &lineErr{column: 0, reason: "a line must be a JSON object"}
 	}
 	if err := p.Expect('{'); err != nil {
-		return nil, jsonLineErr(err, "")
+		return jsonLineErr(err, "")
 	}
-	seen := make(map[string]bool, len(eventKeys))
+	seen := 0
 	p.SkipSpace()
 	if p.Peek() == '}' {
 		_ = p.Expect('}')
 	} else {
 		for {
-			if lerr := parseEventField(p, ev, seen, maxPayload); lerr != nil {
-				return nil, lerr
+			if lerr := d.field(p, ev, &seen, len(line)); lerr != nil {
+				return lerr
 			}
 			p.SkipSpace()
 			if p.Peek() == ',' {
@@ -252,112 +315,203 @@ func parseLine(line []byte, maxPayload int, versionless bool) (*lineEvent, *line
 				continue
 			}
 			if err := p.Expect('}'); err != nil {
-				return nil, jsonLineErr(err, "")
+				return jsonLineErr(err, "")
 			}
 			break
 		}
 	}
 	if !p.AtEnd() {
-		return nil, &lineErr{column: p.Offset(), reason: "unexpected data after the JSON object (two values on one line?)"}
+		return &lineErr{column: p.Offset(), reason: "unexpected data after the JSON object (two values on one line?)"}
 	}
-	for _, k := range []string{"type", "timestamp", "aggregateId", "aggregateVersion"} {
-		if !seen[k] && !(versionless && k == "aggregateVersion") {
-			return nil, &lineErr{column: -1, field: k, reason: "is missing"}
+	for _, k := range []struct {
+		bit  int
+		name string
+	}{{keyType, "type"}, {keyTimestamp, "timestamp"}, {keyAggregateID, "aggregateId"}, {keyAggregateVersion, "aggregateVersion"}} {
+		if seen&k.bit == 0 && !(d.versionless && k.bit == keyAggregateVersion) {
+			return &lineErr{column: -1, field: k.name, reason: "is missing"}
 		}
 	}
-	if versionless && !seen["aggregateVersion"] {
+	if d.versionless && seen&keyAggregateVersion == 0 {
 		ev.AggregateVersion = 1 // for validation only: the import assigns versions
 	}
 	if ev.hasPosition && ev.position < 1 {
-		return nil, &lineErr{column: -1, field: "position", reason: fmt.Sprintf("must be at least 1, got %d", ev.position)}
+		return &lineErr{column: -1, field: "position", reason: fmt.Sprintf("must be at least 1, got %d", ev.position)}
 	}
 	if ev.hasThreadID && (ev.threadID < 0 || ev.threadID > 255) {
-		return nil, &lineErr{column: -1, field: "threadId", reason: fmt.Sprintf("must be 0 to 255, got %d", ev.threadID)}
+		return &lineErr{column: -1, field: "threadId", reason: fmt.Sprintf("must be 0 to 255, got %d", ev.threadID)}
 	}
 	if ev.hasCounter && ev.threadCounter < 0 {
-		return nil, &lineErr{column: -1, field: "threadCounter", reason: fmt.Sprintf("must not be negative, got %d", ev.threadCounter)}
+		return &lineErr{column: -1, field: "threadCounter", reason: fmt.Sprintf("must not be negative, got %d", ev.threadCounter)}
 	}
 	if ev.hasPosition && (ev.hasThreadID || ev.hasCounter) {
 		tid, tc := threadOf(ev.position)
 		if (ev.hasThreadID && ev.threadID != tid) || (ev.hasCounter && ev.threadCounter != tc) {
-			return nil, &lineErr{column: -1, field: "threadId", reason: fmt.Sprintf("threadId %d and threadCounter %d do not match position %d (expected %d and %d)",
+			return &lineErr{column: -1, field: "threadId", reason: fmt.Sprintf("threadId %d and threadCounter %d do not match position %d (expected %d and %d)",
 				ev.threadID, ev.threadCounter, ev.position, tid, tc)}
 		}
 	}
-	if _, err := validateEvent(0, &ev.Event, maxPayload, true); err != nil {
+	// The payload was validated and compacted as it was read.
+	if err := validateEnvelope(0, &ev.Event, true); err != nil {
 		var ie *InvalidEventError
 		if errors.As(err, &ie) {
-			return nil, &lineErr{column: -1, field: ie.Field, reason: ie.Reason}
+			return &lineErr{column: -1, field: ie.Field, reason: ie.Reason}
 		}
-		return nil, &lineErr{column: -1, reason: err.Error()}
+		return &lineErr{column: -1, reason: err.Error()}
 	}
 	if ev.Payload == nil {
 		ev.Payload = nullPayload // reSolve omits an undefined payload
 	}
-	return ev, nil
+	return nil
 }
 
-// parseEventField parses one "key": value member of an event line.
-func parseEventField(p *jsonx.Parser, ev *lineEvent, seen map[string]bool, maxPayload int) *lineErr {
+// field parses one "key": value member of an event line of lineLen bytes.
+func (d *lineDecoder) field(p *jsonx.Parser, ev *lineEvent, seen *int, lineLen int) *lineErr {
 	p.SkipSpace()
 	keyAt := p.Offset()
-	key, err := p.String()
+	rawKey, err := p.StringBytes(nil)
 	if err != nil {
 		return jsonLineErr(err, "")
 	}
-	if seen[key] {
+	bit := eventKeyBit(rawKey)
+	if bit == 0 {
+		// An unknown key: the first one is the line's error.
+		key := string(rawKey)
+		if err := p.Expect(':'); err != nil {
+			return jsonLineErr(err, key)
+		}
+		return &lineErr{column: keyAt, reason: unknownKey(key, eventKeys)}
+	}
+	key := eventKeys[bits.TrailingZeros(uint(bit))]
+	if *seen&bit != 0 {
 		return &lineErr{column: keyAt, field: key, reason: fmt.Sprintf("duplicate key %q", key)}
 	}
-	seen[key] = true
+	*seen |= bit
 	if err := p.Expect(':'); err != nil {
 		return jsonLineErr(err, key)
 	}
 	p.SkipSpace()
 	valueAt := p.Offset()
-	switch key {
-	case "type", "aggregateId":
+	switch bit {
+	case keyType, keyAggregateID:
 		if p.Peek() != '"' {
 			return &lineErr{column: valueAt, field: key, reason: "must be a string"}
 		}
-		s, err := p.String()
+		b, err := p.StringBytes(nil)
 		if err != nil {
 			return jsonLineErr(err, key)
 		}
-		if key == "type" {
-			ev.Type = s
+		if bit == keyType {
+			ev.Type = d.internType(b)
 		} else {
-			ev.AggregateID = s
+			ev.AggregateID = string(b)
 		}
-	case "timestamp", "aggregateVersion", "position", "threadId", "threadCounter":
+	case keyTimestamp, keyAggregateVersion, keyPosition, keyThreadID, keyThreadCounter:
 		n, err := p.Int()
 		if err != nil {
 			return jsonLineErr(err, key)
 		}
-		switch key {
-		case "timestamp":
+		switch bit {
+		case keyTimestamp:
 			ev.Timestamp = n
-		case "aggregateVersion":
+		case keyAggregateVersion:
 			ev.AggregateVersion = n
-		case "position":
+		case keyPosition:
 			ev.position, ev.hasPosition = n, true
-		case "threadId":
+		case keyThreadID:
 			ev.threadID, ev.hasThreadID = n, true
-		case "threadCounter":
+		case keyThreadCounter:
 			ev.threadCounter, ev.hasCounter = n, true
 		}
-	case "payload":
-		v, err := p.Value(make([]byte, 0, 256))
+	case keyPayload:
+		var dst []byte
+		if d.arena != nil {
+			// The compact form is never longer than the line.
+			dst = d.arena.room(lineLen)
+		} else {
+			dst = make([]byte, 0, 256)
+		}
+		v, err := p.Value(dst)
 		if err != nil {
 			return jsonLineErr(err, key)
 		}
-		if len(v) > maxPayload {
-			return &lineErr{column: valueAt, field: key, reason: fmt.Sprintf("%d bytes exceeds the limit of %d bytes", len(v), maxPayload)}
+		if len(v) > d.maxPayload {
+			return &lineErr{column: valueAt, field: key, reason: fmt.Sprintf("%d bytes exceeds the limit of %d bytes", len(v), d.maxPayload)}
+		}
+		if d.arena != nil {
+			v = d.arena.keep(v)
 		}
 		ev.Payload = v
-	default:
-		return &lineErr{column: keyAt, reason: unknownKey(key, eventKeys)}
 	}
 	return nil
+}
+
+// internType returns b as a string, shared with earlier lines of the same
+// type.
+func (d *lineDecoder) internType(b []byte) string {
+	if s, ok := d.types[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	if d.types == nil {
+		d.types = make(map[string]string)
+	}
+	if len(d.types) < maxInternedTypes {
+		d.types[s] = s
+	}
+	return s
+}
+
+// payloadArena holds the payloads of one import batch in large chunks, so
+// that a batch costs a few allocations instead of one per line. reset
+// recycles the chunks once the batch is stored: nothing refers to a
+// payload after its batch (ImportEventsParams).
+type payloadArena struct {
+	cur  []byte   // the chunk being filled
+	used [][]byte // chunks filled in this batch, before cur
+	free [][]byte // chunks of earlier batches, empty
+}
+
+// arenaChunk is the size of an arena chunk; a longer payload gets a chunk
+// of its own.
+const arenaChunk = 1 << 20
+
+// room returns an empty slice of the arena with capacity for n bytes.
+func (a *payloadArena) room(n int) []byte {
+	if cap(a.cur)-len(a.cur) < n {
+		if a.cur != nil {
+			a.used = append(a.used, a.cur)
+		}
+		if k := len(a.free); k > 0 && n <= arenaChunk {
+			a.cur, a.free = a.free[k-1], a.free[:k-1]
+		} else {
+			a.cur = make([]byte, 0, max(n, arenaChunk))
+		}
+	}
+	return a.cur[len(a.cur):len(a.cur)]
+}
+
+// keep records that b, a slice returned by room and appended to within its
+// capacity, is in use, and returns it with its capacity clipped so that no
+// append runs into the next payload.
+func (a *payloadArena) keep(b []byte) []byte {
+	if cap(b) == cap(a.cur)-len(a.cur) { // b starts at the free part of cur
+		a.cur = a.cur[:len(a.cur)+len(b)]
+	}
+	return b[:len(b):len(b)]
+}
+
+// reset makes every chunk free again, keeping the usual ones for reuse.
+func (a *payloadArena) reset() {
+	if a.cur != nil {
+		a.used = append(a.used, a.cur)
+	}
+	for _, c := range a.used {
+		if cap(c) == arenaChunk {
+			a.free = append(a.free, c[:0])
+		}
+	}
+	clear(a.used)
+	a.used, a.cur = a.used[:0], nil
 }
 
 // threadOf returns reSolve's threadId and threadCounter for a position.

@@ -85,3 +85,46 @@ func FuzzParseEventLine(f *testing.F) {
 		}
 	})
 }
+
+// TestLineDecoderReuse: one lineDecoder with a payload arena, as an import
+// uses it, parses lines with escaped keys, types and ids exactly as
+// parseEventLine does, never writes into the lines, and the payloads of
+// earlier lines stay intact while later ones are parsed, until the arena is
+// reset.
+func TestLineDecoderReuse(t *testing.T) {
+	t.Parallel()
+	lines := []string{
+		goodLineText,
+		`{"type":"T\u00e9\"q","timestamp":5,"aggregateId":"a\\b\u00e9","aggregateVersion":1,"payload":{"k\u00e9y":"v\n","n":[1.5e3,-0,{}]}}`,
+		`{"typ\u0065":"T","time\u0073tamp":6,"aggregateId":"` + strings.Repeat("x", 300) + `","aggregateVersion":2}`,
+		`{"type":"T","timestamp":7,"aggregateId":"a","aggregateVersion":3,"payload":"` + strings.Repeat("p", 3000) + `"}`,
+		`{"type":"T\u00e9\"q","timestamp":8,"aggregateId":"b","aggregateVersion":1,"payload":null}`,
+	}
+	var arena payloadArena
+	d := lineDecoder{maxPayload: DefaultMaxPayloadBytes, arena: &arena}
+	for round := range 3 {
+		var got []Event
+		for _, text := range lines {
+			line := []byte(text)
+			var ev lineEvent
+			if lerr := d.parse(&ev, line); lerr != nil {
+				t.Fatalf("%s: %v", text, lerr)
+			}
+			if string(line) != text {
+				t.Fatalf("the decoder wrote into the line:\n%s\n%s", line, text)
+			}
+			got = append(got, ev.Event)
+		}
+		for i, text := range lines {
+			want, lerr := parseEventLine([]byte(text), DefaultMaxPayloadBytes)
+			if lerr != nil {
+				t.Fatal(lerr)
+			}
+			if g := got[i]; g.Type != want.Type || g.AggregateID != want.AggregateID || g.Timestamp != want.Timestamp ||
+				g.AggregateVersion != want.AggregateVersion || !bytes.Equal(g.Payload, want.Payload) {
+				t.Fatalf("round %d, line %d:\n%+v\nwant\n%+v", round, i+1, g, want.Event)
+			}
+		}
+		arena.reset()
+	}
+}

@@ -38,10 +38,7 @@ func (d *Dialect) ImportEvents(ctx context.Context, p *eventstore.ImportEventsPa
 				res.Advanced = true
 				return nil
 			}
-			_, err := tx.CopyFrom(ctx, pgx.Identifier{d.schema, table}, copyColumns, pgx.CopyFromSlice(n, func(i int) ([]any, error) {
-				e := &p.Events[i]
-				return []any{e.Position, e.AggregateID, e.AggregateVersion, e.Type, e.Timestamp, []byte(e.Payload)}, nil
-			}))
+			_, err := tx.CopyFrom(ctx, pgx.Identifier{d.schema, table}, copyColumns, &copyEvents{events: p.Events})
 			if err != nil {
 				if isUniqueViolation(err) {
 					return errConflict
@@ -64,6 +61,35 @@ func (d *Dialect) ImportEvents(ctx context.Context, p *eventstore.ImportEventsPa
 	}
 	return res, nil
 }
+
+// copyEvents is the pgx.CopyFromSource of an import batch. Its row is one
+// slice of pointers into the current event, reused for every row, so that
+// COPY encodes the batch without allocating per row.
+type copyEvents struct {
+	events  []eventstore.StoredEvent
+	next    int
+	payload []byte // the current payload as []byte: pgx sends it as the json text
+	row     []any
+}
+
+var _ pgx.CopyFromSource = (*copyEvents)(nil)
+
+func (c *copyEvents) Next() bool {
+	c.next++
+	return c.next <= len(c.events)
+}
+
+func (c *copyEvents) Values() ([]any, error) {
+	e := &c.events[c.next-1]
+	c.payload = e.Payload
+	if c.row == nil {
+		c.row = make([]any, len(copyColumns))
+	}
+	c.row[0], c.row[1], c.row[2], c.row[3], c.row[4], c.row[5] = &e.Position, &e.AggregateID, &e.AggregateVersion, &e.Type, &e.Timestamp, &c.payload
+	return c.row, nil
+}
+
+func (c *copyEvents) Err() error { return nil }
 
 // conflictIndex returns the index of the first event whose (aggregate id,
 // version) is in table.

@@ -2,12 +2,14 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/esctl/esctl/eventstore"
 )
@@ -96,6 +98,45 @@ func (r reader) ListEvents(ctx context.Context, p *eventstore.ListEventsParams) 
 	}
 	return res, nil
 }
+
+// ScanEvents implements eventstore.ReadTx: ListEvents's round trip, with
+// each row handed to fn as it is decoded. The payload is the driver's own
+// buffer (pgtype.DriverBytes), not a copy.
+func (t *readTx) ScanEvents(ctx context.Context, p *eventstore.ListEventsParams, fn func(*eventstore.StoredEvent) error) (int64, error) {
+	var last int64
+	query, args := buildEventQuery(p, false)
+	b := &pgx.Batch{}
+	b.Queue(indexOnlySQL)
+	b.Queue(t.d.q(lastPositionSQL)).QueryRow(func(row pgx.Row) error { return row.Scan(&last) })
+	b.Queue(t.d.q(query), args...).Query(func(rows pgx.Rows) error {
+		var e eventstore.StoredEvent
+		var payload pgtype.DriverBytes
+		for rows.Next() {
+			if err := rows.Scan(&e.Position, &e.AggregateID, &e.AggregateVersion, &e.Type, &e.Timestamp, &payload); err != nil {
+				return err
+			}
+			e.Payload = json.RawMessage(payload)
+			if err := fn(&e); err != nil {
+				return &callbackError{err}
+			}
+		}
+		return rows.Err()
+	})
+	err := t.q.SendBatch(ctx, b).Close()
+	var ce *callbackError
+	if errors.As(err, &ce) {
+		return last, ce.err
+	}
+	if err != nil {
+		return last, interpretError(err)
+	}
+	return last, nil
+}
+
+// callbackError carries an error of ScanEvents's fn through pgx unchanged.
+type callbackError struct{ err error }
+
+func (e *callbackError) Error() string { return e.err.Error() }
 
 func scanEvents(rows pgx.Rows, events []eventstore.StoredEvent) ([]eventstore.StoredEvent, error) {
 	for rows.Next() {

@@ -12,6 +12,12 @@ import (
 // Rows are inserted one by one with a prepared statement; SQLite reports a
 // unique violation on the row that causes it, which gives the conflicting
 // index directly, and the whole batch is then rolled back.
+//
+// The rows are inserted under a context without a Done channel: with one,
+// modernc.org/sqlite starts a goroutine per statement to watch it (a
+// million of them for a million events). ctx is checked every
+// importCancelRows rows instead: a cancelled batch rolls back, as an
+// interrupted statement would.
 func (d *Dialect) ImportEvents(ctx context.Context, p *eventstore.ImportEventsParams) (*eventstore.ImportEventsResult, error) {
 	res := &eventstore.ImportEventsResult{Conflict: -1}
 	errConflict := errors.New("conflict")
@@ -30,9 +36,13 @@ func (d *Dialect) ImportEvents(ctx context.Context, p *eventstore.ImportEventsPa
 			if p.Target == eventstore.ImportIntoStaging {
 				q = importIntoStagingSQL
 			}
+			rowCtx := context.WithoutCancel(ctx)
 			for i := range p.Events {
+				if i%importCancelRows == 0 && ctx.Err() != nil {
+					return ctx.Err()
+				}
 				e := &p.Events[i]
-				if _, err := c.ExecContext(ctx, q, e.Position, e.AggregateID, e.AggregateVersion, e.Type, e.Timestamp, string(e.Payload)); err != nil {
+				if _, err := c.ExecContext(rowCtx, q, e.Position, e.AggregateID, e.AggregateVersion, e.Type, e.Timestamp, string(e.Payload)); err != nil {
 					if errors.Is(interpretError(err), eventstore.ErrConflict) {
 						res.Conflict = i
 						return errConflict // roll the batch back
@@ -53,6 +63,9 @@ func (d *Dialect) ImportEvents(ctx context.Context, p *eventstore.ImportEventsPa
 	}
 	return res, nil
 }
+
+// importCancelRows is how often ImportEvents checks its context.
+const importCancelRows = 1024
 
 // finishImportTx writes the checkpoint and the optional state changes of an
 // import transaction.

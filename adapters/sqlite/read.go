@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"encoding/json"
 	"errors"
 	"strings"
 
@@ -101,6 +102,34 @@ func (r reader) ListEvents(ctx context.Context, p *eventstore.ListEventsParams) 
 		return nil, err
 	}
 	return res, nil
+}
+
+// ScanEvents implements eventstore.ReadTx: ListEvents's queries, with each
+// row handed to fn as it is read. The payload is scanned as sql.RawBytes,
+// not copied.
+func (t *readTx) ScanEvents(ctx context.Context, p *eventstore.ListEventsParams, fn func(*eventstore.StoredEvent) error) (int64, error) {
+	var last int64
+	if err := t.q.QueryRowContext(ctx, lastPositionSQL).Scan(&last); err != nil {
+		return 0, interpretError(err)
+	}
+	query, args := buildListEvents(p)
+	rows, err := t.q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return last, interpretError(err)
+	}
+	defer rows.Close()
+	var e eventstore.StoredEvent
+	var payload sql.RawBytes
+	for rows.Next() {
+		if err := rows.Scan(&e.Position, &e.AggregateID, &e.AggregateVersion, &e.Type, &e.Timestamp, &payload); err != nil {
+			return last, interpretError(err)
+		}
+		e.Payload = json.RawMessage(payload)
+		if err := fn(&e); err != nil {
+			return last, err
+		}
+	}
+	return last, interpretError(rows.Err())
 }
 
 func scanEvents(rows *sql.Rows, capacity int) ([]eventstore.StoredEvent, error) {

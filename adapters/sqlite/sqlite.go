@@ -84,7 +84,8 @@ func (d *Dialect) Name() string { return EngineName }
 
 // DSN returns the modernc.org/sqlite data source name the store recommends
 // for the file at path: WAL, synchronous=FULL, busy_timeout, secure_delete
-// and foreign keys on; readOnly adds query_only for a reader pool.
+// and foreign keys on; readOnly adds query_only for a reader pool, and a
+// writer (readOnly false) gets a page cache of writerCacheKiB.
 func DSN(path string, readOnly bool) string {
 	q := url.Values{}
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", DefaultBusyTimeoutMillis))
@@ -94,9 +95,18 @@ func DSN(path string, readOnly bool) string {
 	q.Add("_pragma", "foreign_keys(ON)")
 	if readOnly {
 		q.Add("_pragma", "query_only(ON)")
+	} else {
+		q.Add("_pragma", fmt.Sprintf("cache_size(-%d)", writerCacheKiB))
 	}
 	return "file:" + escapePath(path) + "?" + q.Encode()
 }
+
+// writerCacheKiB is the page cache of a writer connection opened with DSN
+// (SQLite's default is 2,000 KiB). The writer revisits index pages all over
+// the file, most of all in an import, whose batches each update pages of
+// the (aggregate id, ...) indexes everywhere: with 8 MiB, imports of
+// 1,000,000 events run about 20% faster (docs/benchmarks.md).
+const writerCacheKiB = 8 << 10
 
 // escapePath escapes the characters that end a path in an SQLite URI.
 func escapePath(p string) string {

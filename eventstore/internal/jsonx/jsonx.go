@@ -12,6 +12,7 @@
 package jsonx
 
 import (
+	"bytes"
 	"fmt"
 	"strconv"
 	"unicode/utf16"
@@ -108,6 +109,18 @@ func (p *Parser) String() (string, error) {
 	return p.p.decodeString()
 }
 
+// StringBytes is String without the allocation: it returns the decoded
+// value as a slice of the input when the string has no escapes, or else
+// appended to scratch[:0]. The result is valid until the input or scratch
+// changes.
+func (p *Parser) StringBytes(scratch []byte) ([]byte, error) {
+	p.p.skipSpace()
+	if p.p.i >= len(p.p.src) || p.p.src[p.p.i] != '"' {
+		return nil, p.p.unexpected("a string")
+	}
+	return p.p.decodeStringBytes(scratch)
+}
+
 // Int reads a JSON number that must be an integer in the int64 range.
 func (p *Parser) Int() (int64, error) {
 	p.p.skipSpace()
@@ -115,7 +128,7 @@ func (p *Parser) Int() (int64, error) {
 	if p.p.i >= len(p.p.src) || !(p.p.src[p.p.i] == '-' || isDigit(p.p.src[p.p.i])) {
 		return 0, p.p.unexpected("an integer")
 	}
-	if _, err := p.p.number(nil); err != nil {
+	if err := p.p.scanNumber(); err != nil {
 		return 0, err
 	}
 	lit := p.p.src[start:p.p.i]
@@ -238,9 +251,11 @@ func (p *parser) object(dst []byte, depth int) ([]byte, error) {
 		p.i++
 		return append(dst, '}'), nil
 	}
-	// Keys seen in this object, for duplicate detection. Objects are usually
-	// small, so a slice scan beats a map; switch to a map for large ones.
-	var keys []string
+	// Keys seen in this object, decoded, for duplicate detection: slices of
+	// the input unless a key has escapes. Objects are usually small, so a
+	// slice scan beats a map; switch to a map for large ones.
+	var keyBuf [16][]byte
+	keys := keyBuf[:0]
 	var keySet map[string]struct{}
 	for n := 0; ; n++ {
 		if n > 0 {
@@ -254,27 +269,29 @@ func (p *parser) object(dst []byte, depth int) ([]byte, error) {
 			return dst, p.unexpected("an object key (a double-quoted string)")
 		}
 		keyStart := p.i
-		key, err := p.decodeString()
+		key, err := p.decodeStringBytes(nil)
 		if err != nil {
 			return dst, err
 		}
 		if keySet != nil {
-			if _, dup := keySet[key]; dup {
+			if _, dup := keySet[string(key)]; dup {
 				return dst, errAt(keyStart, "duplicate key %q in object opened at byte %d", key, open)
 			}
-			keySet[key] = struct{}{}
+			keySet[string(key)] = struct{}{}
 		} else {
 			for _, k := range keys {
-				if k == key {
+				if string(k) == string(key) {
 					return dst, errAt(keyStart, "duplicate key %q in object opened at byte %d", key, open)
 				}
 			}
-			keys = append(keys, key)
-			if len(keys) > 16 {
-				keySet = make(map[string]struct{}, 32)
+			if len(keys) == len(keyBuf) {
+				keySet = make(map[string]struct{}, 2*len(keyBuf))
 				for _, k := range keys {
-					keySet[k] = struct{}{}
+					keySet[string(k)] = struct{}{}
 				}
+				keySet[string(key)] = struct{}{}
+			} else {
+				keys = append(keys, key)
 			}
 		}
 		dst = append(dst, p.src[keyStart:p.i]...)
@@ -349,31 +366,40 @@ func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 // number scans an RFC 8259 number and appends it unchanged.
 func (p *parser) number(dst []byte) ([]byte, error) {
 	start := p.i
+	if err := p.scanNumber(); err != nil {
+		return dst, err
+	}
+	return append(dst, p.src[start:p.i]...), nil
+}
+
+// scanNumber validates the RFC 8259 number at p.i and moves past it.
+func (p *parser) scanNumber() error {
+	start := p.i
 	if p.src[p.i] == '-' {
 		p.i++
 	}
 	if p.i >= len(p.src) {
-		return dst, errAt(p.i, "unexpected end of input in number")
+		return errAt(p.i, "unexpected end of input in number")
 	}
 	switch c := p.src[p.i]; {
 	case c == '0':
 		p.i++
 		if p.i < len(p.src) && isDigit(p.src[p.i]) {
-			return dst, errAt(start, "number with a leading zero")
+			return errAt(start, "number with a leading zero")
 		}
 	case c >= '1' && c <= '9':
 		for p.i < len(p.src) && isDigit(p.src[p.i]) {
 			p.i++
 		}
 	case c == 'I':
-		return dst, errAt(start, "NaN and Infinity are not JSON")
+		return errAt(start, "NaN and Infinity are not JSON")
 	default:
-		return dst, errAt(p.i, "expected a digit in number, found %s", describeByte(c))
+		return errAt(p.i, "expected a digit in number, found %s", describeByte(c))
 	}
 	if p.i < len(p.src) && p.src[p.i] == '.' {
 		p.i++
 		if p.i >= len(p.src) || !isDigit(p.src[p.i]) {
-			return dst, errAt(p.i, "expected a digit after the decimal point")
+			return errAt(p.i, "expected a digit after the decimal point")
 		}
 		for p.i < len(p.src) && isDigit(p.src[p.i]) {
 			p.i++
@@ -385,13 +411,13 @@ func (p *parser) number(dst []byte) ([]byte, error) {
 			p.i++
 		}
 		if p.i >= len(p.src) || !isDigit(p.src[p.i]) {
-			return dst, errAt(p.i, "expected a digit in the exponent")
+			return errAt(p.i, "expected a digit in the exponent")
 		}
 		for p.i < len(p.src) && isDigit(p.src[p.i]) {
 			p.i++
 		}
 	}
-	return append(dst, p.src[start:p.i]...), nil
+	return nil
 }
 
 // scanString validates the string starting at p.i (which holds '"') and
@@ -426,22 +452,28 @@ func (p *parser) scanString() error {
 
 // decodeString validates the string at p.i and returns its value.
 func (p *parser) decodeString() (string, error) {
-	start := p.i
-	if err := p.scanString(); err != nil {
+	b, err := p.decodeStringBytes(nil)
+	if err != nil {
 		return "", err
 	}
-	raw := p.src[start+1 : p.i-1]
-	hasEscape := false
-	for _, c := range raw {
-		if c == '\\' {
-			hasEscape = true
-			break
-		}
+	return string(b), nil
+}
+
+// decodeStringBytes validates the string at p.i and returns its value: a
+// slice of the input when it has no escapes, else appended to scratch[:0].
+func (p *parser) decodeStringBytes(scratch []byte) ([]byte, error) {
+	start := p.i
+	if err := p.scanString(); err != nil {
+		return nil, err
 	}
-	if !hasEscape {
-		return string(raw), nil
+	raw := p.src[start+1 : p.i-1 : p.i-1]
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return raw, nil
 	}
-	out := make([]byte, 0, len(raw))
+	out := scratch[:0]
+	if out == nil {
+		out = make([]byte, 0, len(raw)) // escape appends only to a non-nil dst
+	}
 	q := parser{src: p.src, i: start + 1}
 	for q.i < p.i-1 {
 		c := q.src[q.i]
@@ -452,10 +484,10 @@ func (p *parser) decodeString() (string, error) {
 		}
 		var err error
 		if out, err = q.escape(out); err != nil {
-			return "", err
+			return nil, err
 		}
 	}
-	return string(out), nil
+	return out, nil
 }
 
 // escape reads one escape sequence at p.i ('\\') and appends the decoded

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -267,4 +268,49 @@ func depth(src []byte) int {
 		}
 	}
 	return deepest
+}
+
+// TestDuplicateKeyAtEveryCount: a duplicate is found whichever key it
+// repeats and however many keys come before it, on both sides of the switch
+// from the key slice to the key map.
+func TestDuplicateKeyAtEveryCount(t *testing.T) {
+	t.Parallel()
+	for n := 1; n <= 20; n++ {
+		var b strings.Builder
+		b.WriteString("{")
+		for i := range n {
+			fmt.Fprintf(&b, `"k%d":%d,`, i, i)
+		}
+		for dup := range n {
+			src := b.String() + fmt.Sprintf(`"k%d":0}`, dup)
+			if err := Valid([]byte(src)); err == nil || !strings.Contains(err.Error(), fmt.Sprintf(`duplicate key "k%d"`, dup)) {
+				t.Fatalf("%s: %v", src, err)
+			}
+		}
+		if err := Valid([]byte(b.String() + `"x":0}`)); err != nil {
+			t.Fatalf("%d distinct keys: %v", n+1, err)
+		}
+	}
+}
+
+func TestStringBytes(t *testing.T) {
+	t.Parallel()
+	src := []byte(`"plain" "a\u00e9\n\"b"`)
+	p := NewParser(src)
+	b, err := p.StringBytes(nil)
+	if err != nil || string(b) != "plain" || &b[0] != &src[1] {
+		t.Fatalf("plain: %q, %v (want a slice of the input)", b, err)
+	}
+	scratch := make([]byte, 0, 64)
+	b, err = p.StringBytes(scratch)
+	if err != nil || string(b) != "a\u00e9\n\"b" || &b[0] != &scratch[:1][0] {
+		t.Fatalf("escaped: %q, %v (want it in scratch)", b, err)
+	}
+	if string(src) != `"plain" "a\u00e9\n\"b"` {
+		t.Fatalf("the input changed: %s", src)
+	}
+	b, err = NewParser([]byte(`"\u00e9"`)).StringBytes(nil)
+	if err != nil || string(b) != "\u00e9" {
+		t.Fatalf("escaped, no scratch: %q, %v", b, err)
+	}
 }
