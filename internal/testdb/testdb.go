@@ -34,6 +34,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/esctl/esctl/adapters/postgres/pgadmin"
 )
 
 // Environment variables.
@@ -69,7 +71,7 @@ func Stop() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		if conn, err := pgx.Connect(ctx, adminURL); err == nil {
 			for _, name := range templates {
-				_, _ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
+				_ = pgadmin.DropDatabase(ctx, conn, name)
 			}
 			_ = conn.Close(ctx)
 		}
@@ -96,7 +98,7 @@ func PostgresURL(t testing.TB) string {
 		t.Fatalf("testdb: connect to %s: %v", redact(admin), err)
 	}
 	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()+" TEMPLATE template0"); err != nil {
+	if err := pgadmin.CreateDatabase(ctx, conn, name, ""); err != nil {
 		t.Fatalf("testdb: create database: %v", err)
 	}
 	t.Cleanup(func() { dropDatabase(t, admin, name) })
@@ -344,7 +346,7 @@ func makeTemplate(admin string) (string, error) {
 		return "", err
 	}
 	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()+" TEMPLATE template0"); err != nil {
+	if err := pgadmin.CreateDatabase(ctx, conn, name, ""); err != nil {
 		return "", err
 	}
 	if err := InitStoreFunc(ctx, withDatabase(admin, name)); err != nil {
@@ -366,7 +368,7 @@ func cloneDatabase(t testing.TB, admin, template string) string {
 		t.Fatalf("testdb: connect: %v", err)
 	}
 	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()+" TEMPLATE "+pgx.Identifier{template}.Sanitize()); err != nil {
+	if err := pgadmin.CreateDatabase(ctx, conn, name, template); err != nil {
 		t.Fatalf("testdb: clone template: %v", err)
 	}
 	t.Cleanup(func() { dropDatabase(t, admin, name) })
@@ -382,7 +384,7 @@ func dropDatabase(t testing.TB, admin, name string) {
 		return
 	}
 	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+	if err := pgadmin.DropDatabase(ctx, conn, name); err != nil {
 		t.Errorf("testdb: drop database %s: %v", name, err)
 	}
 }
