@@ -1,7 +1,9 @@
 package secrets_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"strings"
 	"sync"
 	"testing"
@@ -122,14 +124,18 @@ func TestSealedIsBoundToItsSubject(t *testing.T) {
 		_, err = k.Decrypt(ctx, "bob", alice)
 		require.ErrorIs(t, err, secrets.ErrDecrypt)
 
-		b := []byte(alice)
-		i := len(b) - 5
-		b[i] ^= 1
-		if b[i] == '-' || b[i] == '_' || b[i] < '0' { // keep it valid base64url
-			b[i] = 'A'
+		// One bit flipped in the sealed bytes (not in their base64 text,
+		// which could make it malformed instead of unauthentic).
+		const prefix = "sealed1:"
+		require.True(t, strings.HasPrefix(string(alice), prefix))
+		raw, err := base64.RawURLEncoding.DecodeString(string(alice)[len(prefix):])
+		require.NoError(t, err)
+		for _, i := range []int{0, len(raw) / 2, len(raw) - 1} { // nonce, ciphertext, tag
+			flipped := bytes.Clone(raw)
+			flipped[i] ^= 1
+			_, err = k.Decrypt(ctx, "alice", secrets.Sealed(prefix+base64.RawURLEncoding.EncodeToString(flipped)))
+			require.ErrorIs(t, err, secrets.ErrDecrypt, "bit flipped in byte %d", i)
 		}
-		_, err = k.Decrypt(ctx, "alice", secrets.Sealed(b))
-		require.ErrorIs(t, err, secrets.ErrDecrypt)
 
 		for _, bad := range []secrets.Sealed{"plain text", "sealed1:!!!", "sealed1:AAAA", "sealed2:" + alice[8:]} {
 			require.False(t, bad.IsSealed())
