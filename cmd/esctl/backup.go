@@ -88,9 +88,6 @@ func backupCommand(e *env) *cli.Command {
 			&cli.BoolFlag{Name: "force", Usage: "overwrite an existing backup file"},
 		},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
-			if cmd.Args().Present() {
-				return usagef("backup takes no arguments (got %q); use --out FILE", cmd.Args().First())
-			}
 			out := cmd.String("out")
 			if out == "" || out == "-" {
 				return usagef("backup needs --out FILE: it writes a file it can resume (FILE.part), not a stream")
@@ -393,9 +390,6 @@ func restoreCommand(e *env) *cli.Command {
 			yesFlag(),
 		},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
-			if cmd.Args().Present() {
-				return usagef("restore takes no arguments (got %q); use --in FILE", cmd.Args().First())
-			}
 			in := cmd.String("in")
 			if in == "" || in == "-" {
 				return usagef("restore needs --in FILE: it reads the backup twice (verify, then write)")
