@@ -54,6 +54,11 @@ var (
 	ErrOutcomeUnknown = errors.New("eventstore: commit outcome unknown")
 	// ErrUnknownScheme: Open was given a URL no registered adapter accepts.
 	ErrUnknownScheme = errors.New("eventstore: unsupported database URL")
+	// ErrInvariant: the database refused a write that would have broken one
+	// of the store's invariants (for example an event at a position <= 0).
+	// Nothing of that write was stored. It means a bug in esctl: please
+	// report it. Returned as *InvariantError.
+	ErrInvariant = errors.New("eventstore: internal error: store invariant violated")
 )
 
 // ConflictError reports an optimistic-concurrency conflict: the event at
@@ -175,3 +180,27 @@ func (e *SchemaVersionError) Error() string {
 
 // Is reports whether target is ErrSchemaVersion.
 func (e *SchemaVersionError) Is(target error) bool { return target == ErrSchemaVersion }
+
+// InvariantError reports a write that the database refused because it would
+// have broken an invariant of the store, named by Invariant. Err is the
+// driver's error.
+type InvariantError struct {
+	Invariant string
+	Err       error
+}
+
+func (e *InvariantError) Error() string {
+	return fmt.Sprintf("eventstore: internal error: the database refused a write that breaks the invariant %q; nothing of it was stored (please report this bug): %v", e.Invariant, e.Err)
+}
+
+// Is reports whether target is ErrInvariant.
+func (e *InvariantError) Is(target error) bool { return target == ErrInvariant }
+
+// Unwrap returns the driver's error.
+func (e *InvariantError) Unwrap() error { return e.Err }
+
+// Invariants that the databases enforce (InvariantError.Invariant).
+const (
+	InvariantPositionPositive = "every event's position is > 0"
+	InvariantPositionUnique   = "every position holds one event"
+)

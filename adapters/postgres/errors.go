@@ -15,8 +15,10 @@ import (
 
 // Constraint names from migrations/postgres.
 const (
-	eventsVersionKey = "events_aggregate_version_key"
-	secretsIDKey     = "secrets_id_key"
+	eventsVersionKey  = "events_aggregate_version_key"
+	eventsPositionKey = "events_pkey"
+	eventsPositionChk = "events_position_positive"
+	secretsIDKey      = "secrets_id_key"
 )
 
 // interpretError maps pgx errors to eventstore errors by SQLSTATE and
@@ -38,6 +40,12 @@ func interpretError(err error) error {
 				return fmt.Errorf("%w: %w", &eventstore.ConflictError{}, err)
 			case secretsIDKey:
 				return fmt.Errorf("%w: %w", &eventstore.SecretExistsError{}, err)
+			case eventsPositionKey:
+				return &eventstore.InvariantError{Invariant: eventstore.InvariantPositionUnique, Err: err}
+			}
+		case "23514": // check_violation
+			if pe.ConstraintName == eventsPositionChk {
+				return &eventstore.InvariantError{Invariant: eventstore.InvariantPositionPositive, Err: err}
 			}
 		case "55P03", // lock_not_available: lock_timeout
 			"57014", // query_canceled: statement_timeout

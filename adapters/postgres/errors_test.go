@@ -24,7 +24,8 @@ func TestInterpretError(t *testing.T) {
 		return err
 	}
 	for _, q := range []string{
-		`CREATE TABLE events (position bigint PRIMARY KEY, aggregate_id text, aggregate_version bigint, CONSTRAINT events_aggregate_version_key UNIQUE (aggregate_id, aggregate_version))`,
+		`CREATE TABLE events (position bigint CONSTRAINT events_pkey PRIMARY KEY, aggregate_id text, aggregate_version bigint, CONSTRAINT events_aggregate_version_key UNIQUE (aggregate_id, aggregate_version), CONSTRAINT events_position_positive CHECK (position > 0))`,
+		`CREATE TABLE checked (k int CONSTRAINT checked_k_check CHECK (k > 0))`,
 		`CREATE TABLE secrets (idx bigint PRIMARY KEY, id text, CONSTRAINT secrets_id_key UNIQUE (id))`,
 		`CREATE TABLE other (k int CONSTRAINT other_k_key UNIQUE)`,
 		`INSERT INTO events VALUES (1, 'a', 1)`,
@@ -108,7 +109,17 @@ func TestInterpretError(t *testing.T) {
 		{name: "Nil", passes: true},
 		{name: "EventVersionUnique", err: exec(`INSERT INTO events VALUES (2, 'a', 1)`), is: eventstore.ErrConflict,
 			as: func(err error) bool { var ce *eventstore.ConflictError; return errors.As(err, &ce) }},
-		{name: "EventPositionPrimaryKey", err: exec(`INSERT INTO events VALUES (1, 'b', 1)`), passes: true},
+		{name: "EventPositionPrimaryKey", err: exec(`INSERT INTO events VALUES (1, 'b', 1)`), is: eventstore.ErrInvariant,
+			as: func(err error) bool {
+				var ie *eventstore.InvariantError
+				return errors.As(err, &ie) && ie.Invariant == eventstore.InvariantPositionUnique
+			}},
+		{name: "EventPositionPositive", err: exec(`INSERT INTO events VALUES (0, 'b', 1)`), is: eventstore.ErrInvariant,
+			as: func(err error) bool {
+				var ie *eventstore.InvariantError
+				return errors.As(err, &ie) && ie.Invariant == eventstore.InvariantPositionPositive
+			}},
+		{name: "OtherCheckPassesThrough", err: exec(`INSERT INTO checked VALUES (0)`), passes: true},
 		{name: "SecretIDUnique", err: exec(`INSERT INTO secrets VALUES (2, 's')`), is: eventstore.ErrSecretExists,
 			as: func(err error) bool { var se *eventstore.SecretExistsError; return errors.As(err, &se) }},
 		{name: "OtherUniquePassesThrough", err: exec(`INSERT INTO other VALUES (1)`), passes: true},

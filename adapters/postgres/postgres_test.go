@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
@@ -23,7 +24,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	eventstoretest.CrashChild() // when this process is the crash test's child
+	eventstoretest.Child() // when this process is one of the suite's child processes
 	testdb.InitStoreFunc = func(ctx context.Context, url string) error {
 		s, err := eventstore.Open(ctx, url, nil)
 		if err != nil {
@@ -320,4 +321,75 @@ func TestOpenErrorsAreTypedAndRedacted(t *testing.T) {
 	require.ErrorIs(t, err, eventstore.ErrUnavailable)
 	require.NotContains(t, err.Error(), "s3cret")
 	require.True(t, errors.Is(err, eventstore.ErrUnavailable))
+}
+
+// TestMigration4QuarantinesInvisibleEvents upgrades a store of schema
+// version 3 that holds events at positions <= 0, as the Freeze/Unfreeze
+// race of the old fast path left them (issue 17): migration 4 moves them to
+// events_quarantine, their keys become free, and the new constraint refuses
+// any position <= 0 from then on.
+func TestMigration4QuarantinesInvisibleEvents(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := testdb.PostgresURL(t)
+	s, err := eventstore.Open(ctx, url, nil)
+	require.NoError(t, err)
+	defer s.Close()
+	require.NoError(t, s.Init(ctx))
+	_, err = s.SaveEvents(ctx, []eventstore.Event{{AggregateID: "a", AggregateVersion: 1, Type: "T"}, {AggregateID: "a", AggregateVersion: 2, Type: "T"}})
+	require.NoError(t, err)
+	st, err := s.Migrate(ctx, &eventstore.MigrateOptions{Op: eventstore.MigrateDown, Steps: 1})
+	require.NoError(t, err)
+	require.EqualValues(t, 3, st.Version)
+
+	pool, err := pgxpool.New(ctx, url)
+	require.NoError(t, err)
+	defer pool.Close()
+	_, err = pool.Exec(ctx, `INSERT INTO events (position, aggregate_id, aggregate_version, type, timestamp, payload)
+		VALUES (-1, 'ghost', 1, 'T', 5, '{"n":1}'), (0, 'ghost', 2, 'T', 6, '{"n":2}')`)
+	require.NoError(t, err, "schema 3 has no constraint on positions")
+	_, err = s.SaveEvent(ctx, eventstore.Event{AggregateID: "ghost", AggregateVersion: 1, Type: "T"})
+	require.Error(t, err, "version 3 store: migrations pending, or the invisible event's key is taken")
+
+	require.NoError(t, s.Init(ctx))
+	var n int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM events WHERE position <= 0`).Scan(&n))
+	require.Zero(t, n)
+	rows, err := pool.Query(ctx, `SELECT position, aggregate_id, aggregate_version, payload::text FROM events_quarantine ORDER BY position`)
+	require.NoError(t, err)
+	type row struct {
+		pos     int64
+		id      string
+		version int64
+		payload string
+	}
+	got, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) {
+		var x row
+		return x, r.Scan(&x.pos, &x.id, &x.version, &x.payload)
+	})
+	require.NoError(t, err)
+	require.Equal(t, []row{{-1, "ghost", 1, `{"n":1}`}, {0, "ghost", 2, `{"n":2}`}}, got)
+
+	e, err := s.SaveEvent(ctx, eventstore.Event{AggregateID: "ghost", AggregateVersion: 1, Type: "T"})
+	require.NoError(t, err, "the quarantined event's key is free again")
+	require.EqualValues(t, 3, e.Position)
+	d, err := s.Describe(ctx, nil)
+	require.NoError(t, err)
+	require.EqualValues(t, 3, d.EventCount)
+
+	_, err = pool.Exec(ctx, `INSERT INTO events (position, aggregate_id, aggregate_version, type, timestamp, payload) VALUES (0, 'b', 1, 'T', 1, '{}')`)
+	var pe *pgconn.PgError
+	require.ErrorAs(t, err, &pe)
+	require.Equal(t, "23514", pe.Code)
+	require.Equal(t, "events_position_positive", pe.ConstraintName)
+
+	// Down keeps the quarantine; up again keeps it too.
+	_, err = s.Migrate(ctx, &eventstore.MigrateOptions{Op: eventstore.MigrateDown, Steps: 1})
+	require.NoError(t, err)
+	require.NoError(t, s.Init(ctx))
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM events_quarantine`).Scan(&n))
+	require.Equal(t, 2, n)
+	require.NoError(t, s.Drop(ctx))
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM pg_tables WHERE schemaname = 'public'`).Scan(&n))
+	require.Zero(t, n, "Drop removes events_quarantine with the rest")
 }

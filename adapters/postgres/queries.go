@@ -29,7 +29,6 @@ const (
 	indexOnlySQL      = `SELECT set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true), set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)`
 	lockStateSQL      = `SELECT frozen, last_position FROM {s}.store_state WHERE id = 1 FOR UPDATE`
 	stateSQL          = `SELECT frozen, last_position FROM {s}.store_state WHERE id = 1`
-	stateFrozenSQL    = `SELECT frozen FROM {s}.store_state WHERE id = 1`
 	xactStatusSQL     = `SELECT pg_xact_status($1::text::xid8)`
 	readOnlySnapshot  = `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`
 	createSchemaSQL   = `CREATE SCHEMA IF NOT EXISTS {s}`
@@ -41,7 +40,7 @@ const (
 )
 
 // dropStoreSQL drops every table the store may have created.
-const dropStoreSQL = `DROP TABLE IF EXISTS {s}.incremental_import_events, {s}.incremental_imports, {s}.import_staging, {s}.import_checkpoints, {s}.secrets, {s}.snapshots, {s}.events, {s}.store_state, {s}.schema_migrations`
+const dropStoreSQL = `DROP TABLE IF EXISTS {s}.events_quarantine, {s}.incremental_import_events, {s}.incremental_imports, {s}.import_staging, {s}.import_checkpoints, {s}.secrets, {s}.snapshots, {s}.events, {s}.store_state, {s}.schema_migrations`
 
 // appendSQL writes one group in one statement, after lockStateSQL took the
 // row lock in the same transaction (so this statement's snapshot sees every
@@ -84,27 +83,48 @@ SELECT (SELECT frozen FROM state), (SELECT last_position FROM state),
        coalesce(array_agg(c.aggregate_version ORDER BY c.req) FILTER (WHERE c.req IS NOT NULL), '{}')
 FROM (SELECT 1) one LEFT JOIN conflicts c ON true`
 
-// The fast path of an append assumes no conflict. fastReserveSQL locks the
-// state row and advances it (waiting for the previous writer and re-reading
-// the row after it commits, as SELECT ... FOR UPDATE would); a frozen store
-// matches no row. fastInsertSQL then inserts every event at the positions
-// reserved (this statement sees the transaction's own update), nothing when
-// frozen; fastInsertOneSQL does the same for a single event, without the
+// The fast path of an append assumes no conflict: fastAppendSQL is one
+// statement that locks the state row, reads and advances it, and inserts
+// every event at the positions it reserved. The UPDATE always matches the
+// row (it waits for the previous writer and then works on the row as that
+// writer committed it), advances it by nothing when the store is frozen, and
+// returns the frozen flag and the new last position of that same row
+// version; the INSERT takes both from its RETURNING, never from a second
+// read of the table, so the positions it writes and the flag it obeys come
+// from one locked read. (Two statements, or a second read of store_state
+// with the statement's snapshot, can see a Freeze or Unfreeze that committed
+// in between: events then land at positions already used, or at positions
+// <= 0 where no read finds them.) The statement returns one row: frozen,
+// last position after the append; none if the state row is gone.
+// fastAppendOneSQL does the same for a single event, without the
 // set-returning function (a lone SaveEvent is the common case, and unnest
 // costs the server more than the insert). If the unique key fires the
 // transaction is aborted and the append is run again with appendSQL, which
 // sorts out the conflicting requests. Plain statements cost the server much
-// less than appendSQL's CTEs, and conflicts are the exception. None of them
-// reads the events table, so they need no planner settings (a generic plan
-// of these is always right).
+// less than appendSQL's conflict probes, and conflicts are the exception.
+// Neither reads the events table, so they need no planner settings (a
+// generic plan of these is always right).
 const (
-	fastReserveSQL = `UPDATE {s}.store_state SET last_position = last_position + $1, event_count = event_count + $1 WHERE id = 1 AND NOT frozen RETURNING last_position`
-	fastInsertSQL  = `INSERT INTO {s}.events (position, aggregate_id, aggregate_version, type, timestamp, payload)
-SELECT s.last_position - $6 + t.ord, t.aggregate_id, t.aggregate_version, t.type, t.timestamp, t.payload::json
-FROM {s}.store_state s, unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::text[]) WITH ORDINALITY AS t(aggregate_id, aggregate_version, type, timestamp, payload, ord)
-WHERE s.id = 1 AND NOT s.frozen`
-	fastInsertOneSQL = `INSERT INTO {s}.events (position, aggregate_id, aggregate_version, type, timestamp, payload)
-SELECT s.last_position, $1, $2, $3, $4, $5::json FROM {s}.store_state s WHERE s.id = 1 AND NOT s.frozen`
+	fastAppendSQL = `WITH r AS (
+    UPDATE {s}.store_state SET last_position = last_position + CASE WHEN frozen THEN 0 ELSE $6 END,
+        event_count = event_count + CASE WHEN frozen THEN 0 ELSE $6 END
+    WHERE id = 1 RETURNING frozen, last_position
+), ins AS (
+    INSERT INTO {s}.events (position, aggregate_id, aggregate_version, type, timestamp, payload)
+    SELECT r.last_position - $6 + t.ord, t.aggregate_id, t.aggregate_version, t.type, t.timestamp, t.payload::json
+    FROM r, unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::text[]) WITH ORDINALITY AS t(aggregate_id, aggregate_version, type, timestamp, payload, ord)
+    WHERE NOT r.frozen
+)
+SELECT frozen, last_position FROM r`
+	fastAppendOneSQL = `WITH r AS (
+    UPDATE {s}.store_state SET last_position = last_position + CASE WHEN frozen THEN 0 ELSE 1 END,
+        event_count = event_count + CASE WHEN frozen THEN 0 ELSE 1 END
+    WHERE id = 1 RETURNING frozen, last_position
+), ins AS (
+    INSERT INTO {s}.events (position, aggregate_id, aggregate_version, type, timestamp, payload)
+    SELECT r.last_position, $1, $2, $3, $4, $5::json FROM r WHERE NOT r.frozen
+)
+SELECT frozen, last_position FROM r`
 )
 
 // keysStoredSQL counts which of the given pairs are stored, whoever wrote

@@ -35,12 +35,13 @@ func discard(conn *pgxpool.Conn) {
 // Append implements eventstore.Dialect (see eventstore.AppendParams).
 //
 // The whole append is one round trip: a pipeline of BEGIN, the
-// transaction's settings and id, a Flush, the state-row update, the insert,
-// COMMIT and Sync. The Flush makes the server send the transaction id back
-// while it goes on with the rest, so the client knows it before COMMIT can
-// have run. The insert assumes no conflict (fastInsertSQL); when the unique
-// key fires the transaction is aborted and the group is sent again with
-// appendSQL, which keeps the conflicting requests out. If the connection
+// transaction's settings and id, a Flush, the append statement (state row
+// and insert in one, fastAppendSQL), COMMIT and Sync. The Flush makes the
+// server send the transaction id back while it goes on with the rest, so
+// the client knows it before COMMIT can have run. The fast statement
+// assumes no conflict; when the unique key fires the transaction is aborted
+// and the group is sent again with appendSQL, which keeps the conflicting
+// requests out. If the connection
 // breaks, the outcome is learned on a fresh connection (resolveAppend,
 // resolveWithoutXid).
 func (d *Dialect) Append(ctx context.Context, p *eventstore.AppendParams) (*eventstore.AppendResult, error) {
@@ -120,17 +121,15 @@ func (d *Dialect) appendOnce(ctx context.Context, a *appendArgs, fast bool) (*ev
 			var lockTO, stmtTO string
 			return pgx.ScanRow(m, f, v, &lockTO, &stmtTO, &xid)
 		}})
-		insert := pipelined{sql: d.q(fastInsertSQL), args: []any{a.ids, a.versions, a.types, a.timestamps, a.payloads, a.n}}
+		fastAppend := pipelined{sql: d.q(fastAppendSQL), args: []any{a.ids, a.versions, a.types, a.timestamps, a.payloads, a.n}}
 		if a.n == 1 {
-			insert = pipelined{sql: d.q(fastInsertOneSQL), args: []any{a.ids[0], a.versions[0], a.types[0], a.timestamps[0], a.payloads[0]}}
+			fastAppend = pipelined{sql: d.q(fastAppendOneSQL), args: []any{a.ids[0], a.versions[0], a.types[0], a.timestamps[0], a.payloads[0]}}
 		}
-		body = []pipelined{
-			{sql: d.q(fastReserveSQL), args: []any{a.n}, scan: func(f []pgconn.FieldDescription, v [][]byte) error {
-				reserved = true
-				return pgx.ScanRow(m, f, v, &last)
-			}},
-			insert,
+		fastAppend.scan = func(f []pgconn.FieldDescription, v [][]byte) error {
+			reserved = true
+			return pgx.ScanRow(m, f, v, &res.Frozen, &last)
 		}
+		body = []pipelined{fastAppend}
 	} else {
 		head = append(head, pipelined{sql: appendSetupSQL, args: []any{d.lockTO, d.stmtTO}, scan: func(f []pgconn.FieldDescription, v [][]byte) error {
 			var s [6]string
@@ -183,18 +182,12 @@ func (d *Dialect) appendOnce(ctx context.Context, a *appendArgs, fast bool) (*ev
 		if xid == "" {
 			return d.resolveWithoutXid(ctx, err, pid, a)
 		}
-		return d.resolveAppend(ctx, err, xid, a.p, a.ids, a.versions)
+		return d.resolveAppend(ctx, err, xid, a.p, a.ids, a.versions, fast)
 	}
 	if fast && !reserved {
-		// No row reserved: the store is frozen (nothing was written), or
-		// its state row is gone.
-		var frozen bool
-		if err := conn.QueryRow(ctx, d.q(stateFrozenSQL)).Scan(&frozen); err != nil {
-			return nil, interpretError(err)
-		}
-		if !frozen {
-			return nil, fmt.Errorf("postgres: append reserved no positions and the store is not frozen")
-		}
+		return nil, fmt.Errorf("%w: the store-state row is missing", eventstore.ErrNotInitialized)
+	}
+	if res.Frozen {
 		return &eventstore.AppendResult{Frozen: true}, nil
 	}
 	if fast {
@@ -352,7 +345,7 @@ func (d *Dialect) endBackend(ctx context.Context, conn *pgx.Conn, pid uint32) er
 // connection says committed, aborted or in progress (polled until it ends).
 // A committed append's positions are recovered from the rows it wrote
 // (xmin is the writing transaction's id).
-func (d *Dialect) resolveAppend(ctx context.Context, cause error, xid string, p *eventstore.AppendParams, ids []string, versions []int64) (*eventstore.AppendResult, error) {
+func (d *Dialect) resolveAppend(ctx context.Context, cause error, xid string, p *eventstore.AppendParams, ids []string, versions []int64, fast bool) (*eventstore.AppendResult, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.resolveT)
 	defer cancel()
 	full, err := strconv.ParseUint(xid, 10, 64)
@@ -386,7 +379,7 @@ func (d *Dialect) resolveAppend(ctx context.Context, cause error, xid string, p 
 		case *status == "aborted":
 			return nil, fmt.Errorf("%w: the connection broke and the append was rolled back: %w", eventstore.ErrUnavailable, cause)
 		case *status == "committed":
-			return d.committedAppend(ctx, conn, cause, xid32, p, ids, versions)
+			return d.committedAppend(ctx, conn, cause, xid32, p, ids, versions, fast)
 		}
 		select {
 		case <-ctx.Done():
@@ -396,7 +389,10 @@ func (d *Dialect) resolveAppend(ctx context.Context, cause error, xid string, p 
 	}
 }
 
-func (d *Dialect) committedAppend(ctx context.Context, conn *pgx.Conn, cause error, xid32 string, p *eventstore.AppendParams, ids []string, versions []int64) (*eventstore.AppendResult, error) {
+// fast says which statement the append ran: fastAppendSQL writes all of its
+// events or, on a frozen store, none (a conflict aborts it), so a committed
+// fast append that wrote nothing met a frozen store.
+func (d *Dialect) committedAppend(ctx context.Context, conn *pgx.Conn, cause error, xid32 string, p *eventstore.AppendParams, ids []string, versions []int64, fast bool) (*eventstore.AppendResult, error) {
 	rows, err := conn.Query(ctx, d.q(resolveAppendSQL), ids, versions, xid32)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w (the append committed; reading its positions: %v)", eventstore.ErrOutcomeUnknown, cause, err)
@@ -430,9 +426,14 @@ func (d *Dialect) committedAppend(ctx context.Context, conn *pgx.Conn, cause err
 			res.FirstPosition = pos
 		}
 	}
+	if len(written) == 0 && fast {
+		return &eventstore.AppendResult{Frozen: true}, nil
+	}
 	if len(written) == 0 {
-		// Nothing of ours was written: the store was frozen, or every
-		// request conflicted.
+		// Nothing of appendSQL's was written: the store was frozen, or
+		// every request conflicted. Which, the transaction did not say
+		// before the connection broke; the store's state now is the best
+		// evidence left.
 		var frozen bool
 		var last int64
 		if err := conn.QueryRow(ctx, d.q(stateSQL)).Scan(&frozen, &last); err == nil && frozen {

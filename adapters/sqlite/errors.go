@@ -31,6 +31,13 @@ func interpretError(err error) error {
 				return fmt.Errorf("%w: %w", &eventstore.SecretExistsError{}, err)
 			case strings.Contains(se.Error(), "events.aggregate_id"):
 				return fmt.Errorf("%w: %w", &eventstore.ConflictError{}, err)
+			case strings.Contains(se.Error(), "events.position"):
+				return &eventstore.InvariantError{Invariant: eventstore.InvariantPositionUnique, Err: err}
+			}
+		case code == sqlite3.SQLITE_CONSTRAINT_CHECK:
+			// "CHECK constraint failed: events_position_positive"
+			if strings.Contains(se.Error(), "events_position_positive") {
+				return &eventstore.InvariantError{Invariant: eventstore.InvariantPositionPositive, Err: err}
 			}
 		case code&0xff == sqlite3.SQLITE_BUSY || code&0xff == sqlite3.SQLITE_LOCKED:
 			return fmt.Errorf("%w: database is locked by another writer: %w", eventstore.ErrTimeout, err)

@@ -27,7 +27,8 @@ func TestInterpretError(t *testing.T) {
 		return err
 	}
 	for _, q := range []string{
-		`CREATE TABLE events (position INTEGER PRIMARY KEY, aggregate_id TEXT, aggregate_version INTEGER, CONSTRAINT events_aggregate_version_key UNIQUE (aggregate_id, aggregate_version))`,
+		`CREATE TABLE events (position INTEGER PRIMARY KEY, aggregate_id TEXT, aggregate_version INTEGER, CONSTRAINT events_aggregate_version_key UNIQUE (aggregate_id, aggregate_version), CONSTRAINT events_position_positive CHECK (position > 0))`,
+		`CREATE TABLE checked (k INTEGER CONSTRAINT checked_k_check CHECK (k > 0))`,
 		`CREATE TABLE secrets (idx INTEGER PRIMARY KEY, id TEXT, CONSTRAINT secrets_id_key UNIQUE (id))`,
 		`INSERT INTO events VALUES (1, 'a', 1)`,
 		`INSERT INTO secrets VALUES (1, 's')`,
@@ -78,7 +79,17 @@ func TestInterpretError(t *testing.T) {
 		{name: "Nil", err: nil, passes: true},
 		{name: "EventVersionUnique", err: exec(`INSERT INTO events VALUES (2, 'a', 1)`), is: eventstore.ErrConflict,
 			as: func(err error) bool { var ce *eventstore.ConflictError; return errors.As(err, &ce) }},
-		{name: "EventPositionPrimaryKey", err: exec(`INSERT INTO events VALUES (1, 'b', 1)`), passes: true},
+		{name: "EventPositionPrimaryKey", err: exec(`INSERT INTO events VALUES (1, 'b', 1)`), is: eventstore.ErrInvariant,
+			as: func(err error) bool {
+				var ie *eventstore.InvariantError
+				return errors.As(err, &ie) && ie.Invariant == eventstore.InvariantPositionUnique
+			}},
+		{name: "EventPositionPositive", err: exec(`INSERT INTO events VALUES (0, 'b', 1)`), is: eventstore.ErrInvariant,
+			as: func(err error) bool {
+				var ie *eventstore.InvariantError
+				return errors.As(err, &ie) && ie.Invariant == eventstore.InvariantPositionPositive
+			}},
+		{name: "OtherCheckPassesThrough", err: exec(`INSERT INTO checked VALUES (0)`), passes: true},
 		{name: "SecretIDUnique", err: exec(`INSERT INTO secrets VALUES (2, 's')`), is: eventstore.ErrSecretExists,
 			as: func(err error) bool { var se *eventstore.SecretExistsError; return errors.As(err, &se) }},
 		{name: "Busy", err: busyErr, is: eventstore.ErrTimeout},

@@ -27,6 +27,7 @@ const (
 
 // dropStoreSQL lists every table the store may have created, newest first.
 var dropStoreSQL = []string{
+	`DROP TABLE IF EXISTS events_quarantine`,
 	`DROP TABLE IF EXISTS incremental_import_events`,
 	`DROP TABLE IF EXISTS incremental_imports`,
 	`DROP TABLE IF EXISTS import_staging`,

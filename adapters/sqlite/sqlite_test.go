@@ -2,7 +2,12 @@ package sqlite_test
 
 import (
 	"context"
+	"database/sql"
+	"fmt"
+	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 
 	_ "github.com/esctl/esctl/adapters/postgres" // the peer engine of the round trips
 	"github.com/esctl/esctl/adapters/sqlite"
@@ -12,7 +17,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	eventstoretest.CrashChild() // when this process is the crash test's child
+	eventstoretest.Child() // when this process is one of the suite's child processes
 	testdb.InitStoreFunc = func(ctx context.Context, url string) error {
 		s, err := eventstore.Open(ctx, url, nil)
 		if err != nil {
@@ -40,4 +45,69 @@ func TestEngineName(t *testing.T) {
 	if got := sqlite.New(nil).Name(); got != "sqlite" {
 		t.Fatalf("Name() = %q", got)
 	}
+}
+
+// TestMigration4QuarantinesInvisibleEvents upgrades a store of schema
+// version 3 that holds events at positions <= 0 (the PostgreSQL twin of this
+// test has the history): migration 4 rebuilds events with the constraint,
+// moves those events to events_quarantine, and their keys become free.
+func TestMigration4QuarantinesInvisibleEvents(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := testdb.SQLiteURL(t)
+	s, err := eventstore.Open(ctx, url, nil)
+	require.NoError(t, err)
+	defer s.Close()
+	require.NoError(t, s.Init(ctx))
+	_, err = s.SaveEvents(ctx, []eventstore.Event{{AggregateID: "a", AggregateVersion: 1, Type: "T"}, {AggregateID: "a", AggregateVersion: 2, Type: "T"}})
+	require.NoError(t, err)
+	st, err := s.Migrate(ctx, &eventstore.MigrateOptions{Op: eventstore.MigrateDown, Steps: 1})
+	require.NoError(t, err)
+	require.EqualValues(t, 3, st.Version)
+
+	db, err := sql.Open("sqlite", sqlite.DSN(strings.TrimPrefix(url, "sqlite://"), false))
+	require.NoError(t, err)
+	defer db.Close()
+	_, err = db.ExecContext(ctx, `INSERT INTO events (position, aggregate_id, aggregate_version, type, timestamp, payload)
+		VALUES (-1, 'ghost', 1, 'T', 5, '{"n":1}'), (0, 'ghost', 2, 'T', 6, '{"n":2}')`)
+	require.NoError(t, err, "schema 3 has no constraint on positions")
+
+	require.NoError(t, s.Init(ctx))
+	var n int
+	require.NoError(t, db.QueryRowContext(ctx, `SELECT count(*) FROM events WHERE position <= 0`).Scan(&n))
+	require.Zero(t, n)
+	rows, err := db.QueryContext(ctx, `SELECT position, aggregate_id, aggregate_version, payload FROM events_quarantine ORDER BY position`)
+	require.NoError(t, err)
+	var got []string
+	for rows.Next() {
+		var pos, version int64
+		var id, payload string
+		require.NoError(t, rows.Scan(&pos, &id, &version, &payload))
+		got = append(got, fmt.Sprintf("%d %s %d %s", pos, id, version, payload))
+	}
+	require.NoError(t, rows.Err())
+	require.Equal(t, []string{`-1 ghost 1 {"n":1}`, `0 ghost 2 {"n":2}`}, got)
+
+	e, err := s.SaveEvent(ctx, eventstore.Event{AggregateID: "ghost", AggregateVersion: 1, Type: "T"})
+	require.NoError(t, err, "the quarantined event's key is free again")
+	require.EqualValues(t, 3, e.Position)
+	page, err := s.LoadEvents(ctx, eventstore.Filter{Limit: 10})
+	require.NoError(t, err)
+	require.Len(t, page.Events, 3, "the rebuilt table kept every event")
+	require.Equal(t, "a", page.Events[1].AggregateID)
+
+	_, err = db.ExecContext(ctx, `INSERT INTO events (position, aggregate_id, aggregate_version, type, timestamp, payload) VALUES (0, 'b', 1, 'T', 1, '{}')`)
+	require.ErrorContains(t, err, "CHECK constraint failed: events_position_positive")
+	var idx int
+	require.NoError(t, db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'events' AND name LIKE 'events_%_idx'`).Scan(&idx))
+	require.Equal(t, 3, idx, "the rebuilt table has its indexes")
+
+	_, err = s.Migrate(ctx, &eventstore.MigrateOptions{Op: eventstore.MigrateDown, Steps: 1})
+	require.NoError(t, err)
+	require.NoError(t, s.Init(ctx))
+	require.NoError(t, db.QueryRowContext(ctx, `SELECT count(*) FROM events_quarantine`).Scan(&n))
+	require.Equal(t, 2, n, "down and up keep the quarantine")
+	require.NoError(t, s.Drop(ctx))
+	require.NoError(t, db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%'`).Scan(&n))
+	require.Zero(t, n, "Drop removes events_quarantine with the rest")
 }

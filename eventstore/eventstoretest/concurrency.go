@@ -25,6 +25,8 @@ type Concurrency struct {
 	TailStores    int // separate Stores (pools) writing in the tail check (2)
 	TailWriters   int // writer goroutines per store (4)
 	TailPerWriter int // events per writer (500)
+
+	FreezeRace time.Duration // length of each freeze race (15s)
 }
 
 func (c Concurrency) withDefaults() Concurrency {
@@ -39,6 +41,9 @@ func (c Concurrency) withDefaults() Concurrency {
 	def(&c.TailStores, 2)
 	def(&c.TailWriters, 4)
 	def(&c.TailPerWriter, 500)
+	if c.FreezeRace == 0 {
+		c.FreezeRace = 15 * time.Second
+	}
 	return c
 }
 

@@ -23,13 +23,16 @@ const (
 	envCrashChild = "ESCTL_CRASH_CHILD" // "url|file|mode"
 )
 
-// CrashChild runs the crash test's child when this process is one: it
-// imports (resuming) the file named in the environment into the store at the
-// URL, printing a line after every committed batch, then exits. Adapters'
-// TestMain call it first:
+// Child runs this process as one of the suite's child processes when the
+// environment names one (the crash test's importer, the freeze race's
+// toggler), then exits; otherwise it returns at once. Adapters' TestMain
+// call it first:
 //
-//	func TestMain(m *testing.M) { eventstoretest.CrashChild(); ... }
-func CrashChild() {
+//	func TestMain(m *testing.M) { eventstoretest.Child(); ... }
+func Child() {
+	if code, ok := childMain(); ok {
+		os.Exit(code)
+	}
 	spec := os.Getenv(envCrashChild)
 	if spec == "" {
 		return

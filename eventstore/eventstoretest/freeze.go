@@ -102,6 +102,9 @@ func runFreeze(t *testing.T, h Harness) {
 	})
 
 	t.Run("FreezeIsABarrier", func(t *testing.T) { t.Parallel(); runFreezeBarrier(t, h) })
+	d := h.Concurrency.withDefaults().FreezeRace
+	t.Run("FreezeRace", func(t *testing.T) { t.Parallel(); RunFreezeRace(t, h, d, false) })
+	t.Run("FreezeRaceOtherProcess", func(t *testing.T) { t.Parallel(); RunFreezeRace(t, h, d, true) })
 }
 
 // runFreezeBarrier: writers on two Stores append as fast as they can; once
