@@ -98,6 +98,10 @@ type Dialect interface {
 	// ListIncremental lists open imports by creation time.
 	ListIncremental(ctx context.Context) ([]IncrementalImport, error)
 
+	// ReadStats counts what Describe reports with DescribeOptions.Stats.
+	// It may scan an index of events (the distinct aggregates).
+	ReadStats(ctx context.Context) (*StoreStats, error)
+
 	// Reader methods run on the pool, each in its own snapshot.
 	Reader
 	// BeginRead starts a read-only transaction with one consistent
@@ -316,6 +320,13 @@ type StoreState struct {
 	Frozen             bool
 	FrozenReason       string
 	LastEventTimestamp *int64 // nil on an empty store
+}
+
+// StoreStats are the counts Dialect.ReadStats returns.
+type StoreStats struct {
+	FirstPosition  int64 // 0 on an empty store
+	AggregateCount int64
+	SnapshotCount  int64
 }
 
 // Secret is a stored secret. Secret is nil for a deleted one (a tombstone).

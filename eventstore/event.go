@@ -26,11 +26,35 @@ const (
 )
 
 // Event types the store writes itself when a secret is set or deleted. They
-// are reserved: SaveEvent and SaveEvents refuse them.
+// are reserved: SaveEvent, SaveEvents and incremental imports refuse them;
+// ImportEvents and Restore, which carry a store's history, accept them only
+// in the exact form the store (and reSolve) writes: aggregate id
+// TYPE_ID_RANDOM (RANDOM: 10 characters of A-Z a-z 0-9 _ -), version 1,
+// payload {"id":ID}.
 const (
 	SetSecretEventType    = "RESOLVE_SET_SECRET"
 	DeleteSecretEventType = "RESOLVE_DELETE_SECRET"
 )
+
+// checkAuditEvent checks that a reserved-type event has the form of the
+// store's own secret audit events (see SetSecretEventType); it returns the
+// field at fault and why, or "" and "".
+func checkAuditEvent(e *Event) (field, reason string) {
+	form := fmt.Sprintf(`a %s event must have the form the store writes: aggregate id %s_ID_RANDOM (RANDOM: 10 characters of [A-Za-z0-9_-]), version 1, payload {"id":ID}`, e.Type, e.Type)
+	var fields map[string]json.RawMessage
+	var id string
+	if err := json.Unmarshal(e.Payload, &fields); err != nil || len(fields) != 1 || json.Unmarshal(fields["id"], &id) != nil || id == "" {
+		return "payload", form
+	}
+	if e.AggregateVersion != 1 {
+		return "aggregateVersion", form
+	}
+	suffix, ok := strings.CutPrefix(e.AggregateID, e.Type+"_"+id+"_")
+	if !ok || len(suffix) != 10 || strings.Trim(suffix, idAlphabet) != "" {
+		return "aggregateId", form
+	}
+	return "", ""
+}
 
 // Event is what an application appends.
 type Event struct {
@@ -89,8 +113,13 @@ func validateEnvelope(index int, e *Event, allowReserved bool) error {
 	if reason := checkType(e.Type); reason != "" {
 		return invalid("type", "%s", reason)
 	}
-	if !allowReserved && (e.Type == SetSecretEventType || e.Type == DeleteSecretEventType) {
-		return invalid("type", "%s is reserved for the store's secret audit events", e.Type)
+	if e.Type == SetSecretEventType || e.Type == DeleteSecretEventType {
+		if !allowReserved {
+			return invalid("type", "%s is reserved for the store's secret audit events", e.Type)
+		}
+		if field, reason := checkAuditEvent(e); reason != "" {
+			return invalid(field, "%s", reason)
+		}
 	}
 	if e.AggregateVersion < 1 {
 		return invalid("aggregateVersion", "must be at least 1, got %d", e.AggregateVersion)

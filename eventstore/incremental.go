@@ -104,7 +104,7 @@ func (s *Store) PushIncrementalImport(ctx context.Context, importID string, even
 	staged := make([]Event, len(events))
 	for i, v := range events {
 		e := Event{AggregateID: v.AggregateID, AggregateVersion: 1, Type: v.Type, Timestamp: v.Timestamp, Payload: v.Payload}
-		payload, err := validateEvent(i, &e, s.opts.MaxPayloadBytes, true)
+		payload, err := validateEvent(i, &e, s.opts.MaxPayloadBytes, false) // application events: no reserved types
 		if err != nil {
 			return err
 		}

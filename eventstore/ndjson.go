@@ -89,6 +89,13 @@ func newLineReader(r io.Reader, maxLine int, offset, line int64, h hash.Hash) *l
 // "\n" is a *LineError (truncated).
 func (lr *lineReader) next() ([]byte, error) {
 	lr.buf = lr.buf[:0]
+	if lr.offset == 0 {
+		// Compressed input is recognized before it reads as an endless
+		// or cut-short line.
+		if b, _ := lr.br.Peek(4); compressedReason(b) != "" {
+			return nil, lr.errAt(0, "", compressedReason(b))
+		}
+	}
 	for {
 		chunk, err := lr.br.ReadSlice('\n')
 		if len(lr.buf)+len(chunk) > lr.maxLine+1 {
@@ -155,15 +162,27 @@ func restoreHash(state []byte) (hash.Hash, error) {
 	return h, nil
 }
 
+// compressedReason says why input that starts with b is refused when it is
+// gzip or zstd data, and what to do; "" otherwise.
+func compressedReason(b []byte) string {
+	const todo = ": an esctl backup restores with esctl restore --in FILE; other files: decompress first (%s FILE | esctl import)"
+	switch {
+	case bytes.HasPrefix(b, []byte{0x1f, 0x8b}):
+		return "the input is gzip-compressed" + fmt.Sprintf(todo, "gunzip -c")
+	case bytes.HasPrefix(b, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		return "the input is zstd-compressed" + fmt.Sprintf(todo, "zstd -dc")
+	}
+	return ""
+}
+
 // checkLineFrame rejects what is wrong with a line as a whole, before JSON:
 // compressed input, a byte-order mark, blank lines and CRLF endings.
 func checkLineFrame(line []byte, first bool) (column int, reason string) {
 	if first {
+		if reason := compressedReason(line); reason != "" {
+			return 0, reason
+		}
 		switch {
-		case bytes.HasPrefix(line, []byte{0x1f, 0x8b}):
-			return 0, "the input is gzip-compressed: decompress it first (gunzip, or esctl's --compress)"
-		case bytes.HasPrefix(line, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-			return 0, "the input is zstd-compressed: decompress it first (zstd -d, or esctl's --compress)"
 		case bytes.HasPrefix(line, []byte{0xef, 0xbb, 0xbf}):
 			return 0, "UTF-8 byte order mark at the start of the input (remove it)"
 		}

@@ -3,7 +3,6 @@ package eventstore
 import (
 	"context"
 	"fmt"
-	"net/url"
 	"strings"
 	"sync"
 )
@@ -59,7 +58,9 @@ func EngineForURL(rawURL string) (string, error) {
 // Open opens the store at a database URL (see AcceptedURLs). The engine's
 // adapter must be linked in (see Register). The returned Store owns the
 // connection pool it opened and closes it on Close. Open does not create the
-// store: call Init once per database.
+// store: call Init once per database. An error's message has the URL's
+// password masked (see Redactor); the driver's own error, which may quote
+// the URL, stays in the chain for errors.As: do not print it by itself.
 func Open(ctx context.Context, rawURL string, opts *Options) (*Store, error) {
 	engine, err := EngineForURL(rawURL)
 	if err != nil {
@@ -73,7 +74,9 @@ func Open(ctx context.Context, rawURL string, opts *Options) (*Store, error) {
 	}
 	d, closeFunc, err := open(ctx, rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("eventstore: open %s: %w", RedactURL(rawURL), err)
+		// Drivers may quote the URL, or parts of it, in their errors.
+		msg := NewRedactor(rawURL).Redact(fmt.Sprintf("eventstore: open %s: %v", RedactURL(rawURL), err))
+		return nil, &redactedError{msg: msg, err: err}
 	}
 	s, err := New(d, opts)
 	if err != nil {
@@ -82,41 +85,4 @@ func Open(ctx context.Context, rawURL string, opts *Options) (*Store, error) {
 	}
 	s.closeFunc = closeFunc
 	return s, nil
-}
-
-// RedactURL returns rawURL with any password replaced by "xxxxx", for
-// messages and logs. Strings that do not parse as URLs are returned with
-// anything that looks like a password= parameter masked.
-func RedactURL(rawURL string) string {
-	u, err := url.Parse(rawURL)
-	if err != nil || u.Scheme == "" {
-		return redactKeyValue(rawURL)
-	}
-	if u.User != nil {
-		if _, has := u.User.Password(); has {
-			u.User = url.UserPassword(u.User.Username(), "xxxxx")
-		}
-	}
-	q := u.Query()
-	if q.Has("password") {
-		q.Set("password", "xxxxx")
-		u.RawQuery = q.Encode()
-	}
-	return u.String()
-}
-
-// redactKeyValue masks password=... in libpq key=value strings.
-func redactKeyValue(s string) string {
-	fields := strings.Fields(s)
-	changed := false
-	for i, f := range fields {
-		if k, _, ok := strings.Cut(f, "="); ok && strings.EqualFold(k, "password") {
-			fields[i] = k + "=xxxxx"
-			changed = true
-		}
-	}
-	if !changed {
-		return s
-	}
-	return strings.Join(fields, " ")
 }

@@ -80,3 +80,31 @@ func (s *Store) DropSnapshot(ctx context.Context, key string) error {
 	}
 	return nil
 }
+
+// SnapshotInfo describes a stored snapshot without its content.
+type SnapshotInfo struct {
+	Key   string `json:"key"`
+	Bytes int    `json:"bytes"`
+}
+
+// ListSnapshots returns up to limit (1..MaxLimit) snapshots in key order
+// (bytewise), after afterKey ("" from the start), without their content.
+// Page with the last returned key.
+func (s *Store) ListSnapshots(ctx context.Context, afterKey string, limit int) ([]SnapshotInfo, error) {
+	if limit < 1 || limit > MaxLimit {
+		return nil, fmt.Errorf("%w: limit %d is outside 1..%d", ErrInvalidSnapshot, limit, MaxLimit)
+	}
+	if err := s.begin(ctx); err != nil {
+		return nil, err
+	}
+	defer s.exit()
+	page, err := s.d.ListSnapshots(ctx, &ListSnapshotsParams{AfterKey: afterKey, Limit: limit})
+	if err != nil {
+		return nil, fmt.Errorf("list snapshots: %w", err)
+	}
+	out := make([]SnapshotInfo, len(page))
+	for i, p := range page {
+		out[i] = SnapshotInfo{Key: p.Key, Bytes: len(p.Content)}
+	}
+	return out, nil
+}

@@ -175,7 +175,8 @@ func (s *Store) Close() error {
 
 // Init creates the store, or brings its schema up to date, by applying the
 // embedded migrations. It is idempotent: on a current store it changes
-// nothing. It returns the schema status after migrating.
+// nothing. On a schema newer than this code, or one that an interrupted
+// migration left dirty, it changes nothing and returns *SchemaVersionError.
 func (s *Store) Init(ctx context.Context) error {
 	_, err := s.Migrate(ctx, &MigrateOptions{Op: MigrateUp})
 	return err
@@ -191,6 +192,9 @@ type MigrateOptions struct {
 // Migrate applies, reverts, forces or reports the schema version. Init is
 // Migrate with MigrateUp. MigrateDown with Steps 0 reverts every migration,
 // which deletes all data: callers should confirm with the user first.
+// MigrateUp and MigrateDown refuse a schema newer than this code or a dirty
+// one with *SchemaVersionError (errors.Is ErrSchemaVersion); MigrateForce
+// repairs a dirty one.
 func (s *Store) Migrate(ctx context.Context, opts *MigrateOptions) (*SchemaStatus, error) {
 	if err := s.enter(); err != nil {
 		return nil, err
@@ -202,6 +206,20 @@ func (s *Store) Migrate(ctx context.Context, opts *MigrateOptions) (*SchemaStatu
 	}
 	if o.Steps < 0 {
 		return nil, fmt.Errorf("eventstore: migrate: negative steps %d", o.Steps)
+	}
+	if o.Op == MigrateUp || o.Op == MigrateDown {
+		// A schema newer than this code cannot be migrated by it (it has
+		// not the files of those versions): say so, rather than
+		// golang-migrate's words. (A dirty one is refused by the adapter
+		// under golang-migrate's lock: a concurrent Init's migration in
+		// progress looks dirty from outside it.)
+		st, err := s.d.Migrate(ctx, &MigrateParams{Op: MigrateStatus})
+		if err != nil {
+			return nil, fmt.Errorf("migrate: read schema version: %w", err)
+		}
+		if st.Version > st.Latest {
+			return nil, fmt.Errorf("migrate: %w", &SchemaVersionError{Current: st.Version, Expected: st.Latest})
+		}
 	}
 	st, err := s.d.Migrate(ctx, &MigrateParams{Op: o.Op, Steps: o.Steps, Version: o.Version})
 	s.schemaOK.Store(false)
@@ -245,6 +263,17 @@ type Description struct {
 	// LastPosition is the position of the newest event (0 when empty).
 	LastPosition  int64 `json:"lastPosition"`
 	SchemaVersion uint  `json:"schemaVersion"`
+	// SchemaLatest is the newest schema version this code knows (above
+	// SchemaVersion: migrations are pending); SchemaDirty, an interrupted
+	// migration. esctl's describe -o json writes them as
+	// latestSchemaVersion and dirty.
+	SchemaLatest uint `json:"-"`
+	SchemaDirty  bool `json:"-"`
+	// With DescribeOptions.Stats: the first position (0 when empty), the
+	// number of distinct aggregates and of snapshots.
+	FirstPosition  int64 `json:"firstPosition,omitempty"`
+	AggregateCount int64 `json:"aggregateCount,omitempty"`
+	SnapshotCount  int64 `json:"snapshotCount,omitempty"`
 }
 
 // DescribeOptions are the arguments of Describe.
@@ -253,24 +282,51 @@ type DescribeOptions struct {
 	// kept in the store-state row in the same transaction as every write,
 	// so they are always exact and cheap; this option changes nothing.
 	EstimateCounts bool
+	// Stats also counts the first position, the distinct aggregates and
+	// the snapshots (Description.FirstPosition, AggregateCount,
+	// SnapshotCount). Counting aggregates reads an index of every event:
+	// seconds on a store of tens of millions.
+	Stats bool
 }
 
 // Describe returns the store's counts, frozen state, newest timestamp, end
-// cursor and schema version.
-func (s *Store) Describe(ctx context.Context, _ *DescribeOptions) (*Description, error) {
-	if err := s.begin(ctx); err != nil {
+// cursor and schema version. It works on a store whose migrations are
+// pending or whose schema is dirty (SchemaLatest and SchemaDirty say so),
+// and fails with ErrNotInitialized where there is no store and with
+// *SchemaVersionError on a schema newer than this code.
+func (s *Store) Describe(ctx context.Context, opts *DescribeOptions) (*Description, error) {
+	if err := s.enter(); err != nil {
 		return nil, err
 	}
 	defer s.exit()
-	st, err := s.d.ReadState(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("describe: %w", err)
-	}
 	schema, err := s.d.Migrate(ctx, &MigrateParams{Op: MigrateStatus})
 	if err != nil {
 		return nil, fmt.Errorf("describe: read schema version: %w", err)
 	}
+	switch {
+	case schema.Version == 0 && !schema.Dirty:
+		return nil, fmt.Errorf("describe: %w", ErrNotInitialized)
+	case schema.Version > schema.Latest:
+		return nil, fmt.Errorf("describe: %w", &SchemaVersionError{Current: schema.Version, Expected: schema.Latest})
+	}
+	st, err := s.d.ReadState(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("describe: %w", err)
+	}
+	var stats StoreStats
+	if opts != nil && opts.Stats {
+		p, err := s.d.ReadStats(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("describe: %w", err)
+		}
+		stats = *p
+	}
 	return &Description{
+		FirstPosition:      stats.FirstPosition,
+		AggregateCount:     stats.AggregateCount,
+		SnapshotCount:      stats.SnapshotCount,
+		SchemaLatest:       schema.Latest,
+		SchemaDirty:        schema.Dirty,
 		EventCount:         st.EventCount,
 		SecretCount:        st.SecretCount,
 		SetSecretCount:     st.SecretCount - st.DeletedSecretCount,

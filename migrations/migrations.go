@@ -96,6 +96,11 @@ func Run(engine string, drv database.Driver, p *eventstore.MigrateParams) (st *e
 	if errors.Is(err, migrate.ErrNoChange) || errors.Is(err, os.ErrNotExist) && p.Op == eventstore.MigrateDown {
 		err = nil
 	}
+	if dirty := (migrate.ErrDirty{}); errors.As(err, &dirty) {
+		// Found under golang-migrate's lock, so not a concurrent
+		// migration in progress: an interrupted one.
+		err = &eventstore.SchemaVersionError{Current: uint(max(dirty.Version, 0)), Dirty: true, Expected: Latest(engine)}
+	}
 	if err != nil {
 		return nil, err
 	}

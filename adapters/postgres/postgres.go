@@ -210,10 +210,13 @@ func (d *Dialect) Migrate(ctx context.Context, p *eventstore.MigrateParams) (*ev
 			return nil, interpretError(err)
 		}
 	}
+	if err := migrations.Prepare(ctx, catalog{d}, EngineName, p.Op); err != nil {
+		return nil, interpretError(err)
+	}
 	cc := d.pool.Config().ConnConfig.Copy()
 	cc.RuntimeParams["search_path"] = d.qschema
 	db := stdlib.OpenDB(*cc)
-	drv, err := pgxmigrate.WithInstance(db, &pgxmigrate.Config{SchemaName: d.schema, MigrationsTable: schemaMigrationsT})
+	drv, err := pgxmigrate.WithInstance(db, &pgxmigrate.Config{SchemaName: d.schema, MigrationsTable: migrations.VersionTable})
 	if err != nil {
 		_ = db.Close()
 		return nil, interpretError(err)
@@ -223,31 +226,69 @@ func (d *Dialect) Migrate(ctx context.Context, p *eventstore.MigrateParams) (*ev
 }
 
 func (d *Dialect) schemaStatus(ctx context.Context) (*eventstore.SchemaStatus, error) {
-	st := &eventstore.SchemaStatus{Latest: migrations.Latest(EngineName)}
-	var exists bool
-	if err := d.pool.QueryRow(ctx, schemaTableSQL, d.qschema+"."+schemaMigrationsT).Scan(&exists); err != nil {
+	vs, err := migrations.Status(ctx, catalog{d}, EngineName)
+	if err != nil {
 		return nil, interpretError(err)
 	}
-	if !exists {
-		return st, nil
+	return &vs.Status, nil
+}
+
+// catalog implements migrations.Catalog in the store's schema.
+type catalog struct{ d *Dialect }
+
+func (c catalog) TableExists(ctx context.Context, name string) (bool, error) {
+	var exists bool
+	err := c.d.pool.QueryRow(ctx, schemaTableSQL, c.d.qschema+"."+pgx.Identifier{name}.Sanitize()).Scan(&exists)
+	return exists, interpretError(err)
+}
+
+func (c catalog) ReadVersion(ctx context.Context, table string) (int64, bool, bool, error) {
+	q := schemaVersionSQL
+	if table == migrations.LegacyVersionTable {
+		q = legacyVersionSQL
 	}
 	var v int64
-	err := d.pool.QueryRow(ctx, d.q(schemaVersionSQL)).Scan(&v, &st.Dirty)
-	switch {
+	var dirty bool
+	switch err := c.d.pool.QueryRow(ctx, c.d.q(q)).Scan(&v, &dirty); {
 	case errors.Is(err, pgx.ErrNoRows):
-		return st, nil
+		return 0, false, false, nil
 	case err != nil:
-		return nil, interpretError(err)
+		return 0, false, false, interpretError(err)
 	}
-	if v > 0 {
-		st.Version = uint(v)
+	return v, dirty, true, nil
+}
+
+// AdoptLegacyVersionTable renames the table and its primary key in one
+// transaction; a concurrent adopter makes the second rename fail, after
+// which the table is there under its new name.
+func (c catalog) AdoptLegacyVersionTable(ctx context.Context) error {
+	tx, err := c.d.pool.Begin(ctx)
+	if err != nil {
+		return interpretError(err)
 	}
-	return st, nil
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	_, err = tx.Exec(ctx, c.d.q(adoptVersionSQL))
+	if err == nil {
+		_, err = tx.Exec(ctx, c.d.q(adoptVersionPKSQL))
+	}
+	if err == nil {
+		err = tx.Commit(ctx)
+	}
+	if err != nil {
+		if done, derr := c.TableExists(ctx, migrations.VersionTable); derr == nil && done {
+			return nil
+		}
+		return interpretError(err)
+	}
+	return nil
 }
 
 // DropStore drops the store's tables, and its schema when that is not
 // "public" and holds nothing else.
 func (d *Dialect) DropStore(ctx context.Context) error {
+	if err := migrations.AdoptLegacy(ctx, catalog{d}, EngineName); err != nil {
+		return interpretError(err)
+	}
 	if _, err := d.pool.Exec(ctx, d.q(dropStoreSQL)); err != nil {
 		return interpretError(err)
 	}

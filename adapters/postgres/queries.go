@@ -33,14 +33,16 @@ const (
 	readOnlySnapshot  = `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`
 	createSchemaSQL   = `CREATE SCHEMA IF NOT EXISTS {s}`
 	schemaTableSQL    = `SELECT to_regclass($1) IS NOT NULL`
-	schemaVersionSQL  = `SELECT version, dirty FROM {s}.schema_migrations LIMIT 1`
+	schemaVersionSQL  = `SELECT version, dirty FROM {s}.esctl_schema_migrations LIMIT 1`
+	legacyVersionSQL  = `SELECT version, dirty FROM {s}.schema_migrations LIMIT 1`
+	adoptVersionSQL   = `ALTER TABLE {s}.schema_migrations RENAME TO esctl_schema_migrations`
+	adoptVersionPKSQL = `ALTER INDEX IF EXISTS {s}.schema_migrations_pkey RENAME TO esctl_schema_migrations_pkey`
 	dropSchemaSQL     = `DROP SCHEMA IF EXISTS {s} RESTRICT`
 	schemaIsEmptySQL  = `SELECT NOT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1)`
-	schemaMigrationsT = `schema_migrations`
 )
 
 // dropStoreSQL drops every table the store may have created.
-const dropStoreSQL = `DROP TABLE IF EXISTS {s}.events_quarantine, {s}.incremental_import_events, {s}.incremental_imports, {s}.import_staging, {s}.import_checkpoints, {s}.secrets, {s}.snapshots, {s}.events, {s}.store_state, {s}.schema_migrations`
+const dropStoreSQL = `DROP TABLE IF EXISTS {s}.events_quarantine, {s}.incremental_import_events, {s}.incremental_imports, {s}.import_staging, {s}.import_checkpoints, {s}.secrets, {s}.snapshots, {s}.events, {s}.store_state, {s}.esctl_schema_migrations`
 
 // appendSQL writes one group in one statement, after lockStateSQL took the
 // row lock in the same transaction (so this statement's snapshot sees every
@@ -84,47 +86,44 @@ SELECT (SELECT frozen FROM state), (SELECT last_position FROM state),
 FROM (SELECT 1) one LEFT JOIN conflicts c ON true`
 
 // The fast path of an append assumes no conflict: fastAppendSQL is one
-// statement that locks the state row, reads and advances it, and inserts
-// every event at the positions it reserved. The UPDATE always matches the
-// row (it waits for the previous writer and then works on the row as that
-// writer committed it), advances it by nothing when the store is frozen, and
-// returns the frozen flag and the new last position of that same row
-// version; the INSERT takes both from its RETURNING, never from a second
-// read of the table, so the positions it writes and the flag it obeys come
-// from one locked read. (Two statements, or a second read of store_state
-// with the statement's snapshot, can see a Freeze or Unfreeze that committed
-// in between: events then land at positions already used, or at positions
-// <= 0 where no read finds them.) The statement returns one row: frozen,
-// last position after the append; none if the state row is gone.
-// fastAppendOneSQL does the same for a single event, without the
-// set-returning function (a lone SaveEvent is the common case, and unnest
-// costs the server more than the insert). If the unique key fires the
-// transaction is aborted and the append is run again with appendSQL, which
-// sorts out the conflicting requests. Plain statements cost the server much
-// less than appendSQL's conflict probes, and conflicts are the exception.
-// Neither reads the events table, so they need no planner settings (a
-// generic plan of these is always right).
+// statement that locks the state row, advances it, and inserts every event
+// at the positions it reserved. The UPDATE takes the row lock (waiting for
+// the previous writer, then re-checking "NOT frozen" on the row as that
+// writer committed it); the INSERT takes the positions from its RETURNING,
+// never from a second read of the table, so the positions it writes and
+// the freeze it obeys come from one locked read. (Two statements, or a
+// second read of store_state with the statement's snapshot, can see a
+// Freeze or Unfreeze that committed in between: events then land at
+// positions already used, or at positions <= 0 where no read finds them.)
+// On a frozen store the UPDATE matches no row, so nothing is locked,
+// written or inserted. The statement returns one row: the new last
+// position (NULL when nothing was reserved) and whether the state row
+// exists (frozen, or not a store). fastAppendOneSQL does the same for a
+// single event, without the set-returning function (a lone SaveEvent is
+// the common case, and unnest costs the server more than the insert). If
+// the unique key fires the transaction is aborted and the append is run
+// again with appendSQL, which sorts out the conflicting requests. Plain
+// statements cost the server much less than appendSQL's conflict probes,
+// and conflicts are the exception. Neither reads the events table, so they
+// need no planner settings (a generic plan of these is always right).
 const (
 	fastAppendSQL = `WITH r AS (
-    UPDATE {s}.store_state SET last_position = last_position + CASE WHEN frozen THEN 0 ELSE $6 END,
-        event_count = event_count + CASE WHEN frozen THEN 0 ELSE $6 END
-    WHERE id = 1 RETURNING frozen, last_position
+    UPDATE {s}.store_state SET last_position = last_position + $6, event_count = event_count + $6
+    WHERE id = 1 AND NOT frozen RETURNING last_position
 ), ins AS (
     INSERT INTO {s}.events (position, aggregate_id, aggregate_version, type, timestamp, payload)
     SELECT r.last_position - $6 + t.ord, t.aggregate_id, t.aggregate_version, t.type, t.timestamp, t.payload::json
     FROM r, unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::text[]) WITH ORDINALITY AS t(aggregate_id, aggregate_version, type, timestamp, payload, ord)
-    WHERE NOT r.frozen
 )
-SELECT frozen, last_position FROM r`
+SELECT (SELECT last_position FROM r), EXISTS (SELECT 1 FROM {s}.store_state WHERE id = 1)`
 	fastAppendOneSQL = `WITH r AS (
-    UPDATE {s}.store_state SET last_position = last_position + CASE WHEN frozen THEN 0 ELSE 1 END,
-        event_count = event_count + CASE WHEN frozen THEN 0 ELSE 1 END
-    WHERE id = 1 RETURNING frozen, last_position
+    UPDATE {s}.store_state SET last_position = last_position + 1, event_count = event_count + 1
+    WHERE id = 1 AND NOT frozen RETURNING last_position
 ), ins AS (
     INSERT INTO {s}.events (position, aggregate_id, aggregate_version, type, timestamp, payload)
-    SELECT r.last_position, $1, $2, $3, $4, $5::json FROM r WHERE NOT r.frozen
+    SELECT r.last_position, $1, $2, $3, $4, $5::json FROM r
 )
-SELECT frozen, last_position FROM r`
+SELECT (SELECT last_position FROM r), EXISTS (SELECT 1 FROM {s}.store_state WHERE id = 1)`
 )
 
 // keysStoredSQL counts which of the given pairs are stored, whoever wrote
@@ -169,6 +168,7 @@ const (
 	readStateSQL = `SELECT last_position, event_count, secret_count, deleted_secret_count, frozen, frozen_reason,
        (SELECT max(timestamp) FROM {s}.events) FROM {s}.store_state WHERE id = 1`
 	lastPositionSQL = `SELECT last_position FROM {s}.store_state WHERE id = 1`
+	readStatsSQL    = `SELECT coalesce((SELECT min(position) FROM {s}.events), 0), (SELECT count(DISTINCT aggregate_id) FROM {s}.events), (SELECT count(*) FROM {s}.snapshots)`
 )
 
 // Event reads are assembled by buildEventQuery from these fragments, with

@@ -294,6 +294,16 @@ func (d *Dialect) LatestEvent(ctx context.Context, p *eventstore.LatestEventPara
 	return &events[0], nil
 }
 
+// ReadStats implements eventstore.Dialect.
+func (d *Dialect) ReadStats(ctx context.Context) (*eventstore.StoreStats, error) {
+	st := &eventstore.StoreStats{}
+	err := d.pool.QueryRow(ctx, d.q(readStatsSQL)).Scan(&st.FirstPosition, &st.AggregateCount, &st.SnapshotCount)
+	if err != nil {
+		return nil, interpretError(err)
+	}
+	return st, nil
+}
+
 func (r reader) ReadState(ctx context.Context) (*eventstore.StoreState, error) {
 	st := &eventstore.StoreState{}
 	err := r.q.QueryRow(ctx, r.d.q(readStateSQL)).Scan(&st.LastPosition, &st.EventCount, &st.SecretCount,

@@ -110,7 +110,8 @@ func (d *Dialect) appendOnce(ctx context.Context, a *appendArgs, fast bool) (*ev
 	var xid string
 	res := &eventstore.AppendResult{}
 	var last int64
-	reserved := false
+	var reserved *int64 // fast path: the new last position, nil if none reserved
+	stateExists := true
 	var cReqs []int32
 	var cIDs []string
 	var cVersions []int64
@@ -126,8 +127,7 @@ func (d *Dialect) appendOnce(ctx context.Context, a *appendArgs, fast bool) (*ev
 			fastAppend = pipelined{sql: d.q(fastAppendOneSQL), args: []any{a.ids[0], a.versions[0], a.types[0], a.timestamps[0], a.payloads[0]}}
 		}
 		fastAppend.scan = func(f []pgconn.FieldDescription, v [][]byte) error {
-			reserved = true
-			return pgx.ScanRow(m, f, v, &res.Frozen, &last)
+			return pgx.ScanRow(m, f, v, &reserved, &stateExists)
 		}
 		body = []pipelined{fastAppend}
 	} else {
@@ -184,14 +184,19 @@ func (d *Dialect) appendOnce(ctx context.Context, a *appendArgs, fast bool) (*ev
 		}
 		return d.resolveAppend(ctx, err, xid, a.p, a.ids, a.versions, fast)
 	}
-	if fast && !reserved {
-		return nil, fmt.Errorf("%w: the store-state row is missing", eventstore.ErrNotInitialized)
+	if fast {
+		switch {
+		case !stateExists:
+			return nil, fmt.Errorf("%w: the store-state row is missing", eventstore.ErrNotInitialized)
+		case reserved == nil:
+			// The UPDATE found the row frozen (re-checked under its lock
+			// when another writer held it): nothing was written.
+			return &eventstore.AppendResult{Frozen: true}, nil
+		}
+		last = *reserved - a.n
 	}
 	if res.Frozen {
 		return &eventstore.AppendResult{Frozen: true}, nil
-	}
-	if fast {
-		last -= a.n
 	}
 	res.FirstPosition = last + 1
 	for i := range cReqs {

@@ -29,7 +29,7 @@ func interpretError(err error) error {
 			switch {
 			case strings.Contains(se.Error(), "secrets.id"):
 				return fmt.Errorf("%w: %w", &eventstore.SecretExistsError{}, err)
-			case strings.Contains(se.Error(), "events.aggregate_id"):
+			case strings.Contains(se.Error(), "events.aggregate_id"), strings.Contains(se.Error(), "import_staging.aggregate_id"):
 				return fmt.Errorf("%w: %w", &eventstore.ConflictError{}, err)
 			case strings.Contains(se.Error(), "events.position"):
 				return &eventstore.InvariantError{Invariant: eventstore.InvariantPositionUnique, Err: err}

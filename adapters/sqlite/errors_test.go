@@ -31,6 +31,8 @@ func TestInterpretError(t *testing.T) {
 		`CREATE TABLE checked (k INTEGER CONSTRAINT checked_k_check CHECK (k > 0))`,
 		`CREATE TABLE secrets (idx INTEGER PRIMARY KEY, id TEXT, CONSTRAINT secrets_id_key UNIQUE (id))`,
 		`INSERT INTO events VALUES (1, 'a', 1)`,
+		`CREATE TABLE import_staging (position INTEGER PRIMARY KEY, aggregate_id TEXT, aggregate_version INTEGER, CONSTRAINT import_staging_aggregate_version_key UNIQUE (aggregate_id, aggregate_version))`,
+		`INSERT INTO import_staging VALUES (1, 'a', 1)`,
 		`INSERT INTO secrets VALUES (1, 's')`,
 	} {
 		if err := exec(q); err != nil {
@@ -78,6 +80,8 @@ func TestInterpretError(t *testing.T) {
 	}{
 		{name: "Nil", err: nil, passes: true},
 		{name: "EventVersionUnique", err: exec(`INSERT INTO events VALUES (2, 'a', 1)`), is: eventstore.ErrConflict,
+			as: func(err error) bool { var ce *eventstore.ConflictError; return errors.As(err, &ce) }},
+		{name: "StagingVersionUnique", err: exec(`INSERT INTO import_staging VALUES (2, 'a', 1)`), is: eventstore.ErrConflict,
 			as: func(err error) bool { var ce *eventstore.ConflictError; return errors.As(err, &ce) }},
 		{name: "EventPositionPrimaryKey", err: exec(`INSERT INTO events VALUES (1, 'b', 1)`), is: eventstore.ErrInvariant,
 			as: func(err error) bool {

@@ -20,9 +20,12 @@ const (
 	databaseListSQL   = `SELECT file FROM pragma_database_list WHERE name = 'main'`
 )
 
+// The schema version's tables (see migrations.VersionTable).
 const (
-	schemaTableExistsSQL = `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'`
-	schemaVersionSQL     = `SELECT version, dirty FROM schema_migrations LIMIT 1`
+	tableExistsSQL       = `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?`
+	schemaVersionSQL     = `SELECT version, dirty FROM esctl_schema_migrations LIMIT 1`
+	legacyVersionSQL     = `SELECT version, dirty FROM schema_migrations LIMIT 1`
+	adoptVersionTableSQL = `ALTER TABLE schema_migrations RENAME TO esctl_schema_migrations`
 )
 
 // dropStoreSQL lists every table the store may have created, newest first.
@@ -36,7 +39,7 @@ var dropStoreSQL = []string{
 	`DROP TABLE IF EXISTS snapshots`,
 	`DROP TABLE IF EXISTS events`,
 	`DROP TABLE IF EXISTS store_state`,
-	`DROP TABLE IF EXISTS schema_migrations`,
+	`DROP TABLE IF EXISTS esctl_schema_migrations`,
 }
 
 const (
@@ -78,6 +81,7 @@ const (
 
 const (
 	readStateSQL     = `SELECT last_position, event_count, secret_count, deleted_secret_count, frozen, frozen_reason FROM store_state WHERE id = 1`
+	readStatsSQL     = `SELECT coalesce((SELECT min(position) FROM events), 0), (SELECT count(DISTINCT aggregate_id) FROM events), (SELECT count(*) FROM snapshots)`
 	lastTimestampSQL = `SELECT MAX(timestamp) FROM events`
 	lastPositionSQL  = `SELECT last_position FROM store_state WHERE id = 1`
 )

@@ -301,6 +301,16 @@ func (d *Dialect) LatestEvent(ctx context.Context, p *eventstore.LatestEventPara
 	return &events[0], nil
 }
 
+// ReadStats implements eventstore.Dialect on the reader pool.
+func (d *Dialect) ReadStats(ctx context.Context) (*eventstore.StoreStats, error) {
+	st := &eventstore.StoreStats{}
+	err := d.rdb.QueryRowContext(ctx, readStatsSQL).Scan(&st.FirstPosition, &st.AggregateCount, &st.SnapshotCount)
+	if err != nil {
+		return nil, interpretError(err)
+	}
+	return st, nil
+}
+
 func (r reader) ReadState(ctx context.Context) (*eventstore.StoreState, error) {
 	st := &eventstore.StoreState{}
 	err := r.q.QueryRowContext(ctx, readStateSQL).Scan(&st.LastPosition, &st.EventCount, &st.SecretCount,

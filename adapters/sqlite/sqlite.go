@@ -327,6 +327,9 @@ func (d *Dialect) Migrate(ctx context.Context, p *eventstore.MigrateParams) (*ev
 	if path == "" {
 		return nil, errors.New("sqlite: cannot migrate an in-memory or temporary database")
 	}
+	if err := migrations.Prepare(ctx, catalog{d}, EngineName, p.Op); err != nil {
+		return nil, interpretError(err)
+	}
 	d.wmu.Lock()
 	defer d.wmu.Unlock()
 	mdb, err := sql.Open("sqlite", DSN(path, false)+"&_txlock=immediate")
@@ -334,7 +337,7 @@ func (d *Dialect) Migrate(ctx context.Context, p *eventstore.MigrateParams) (*ev
 		return nil, err
 	}
 	mdb.SetMaxOpenConns(1)
-	drv, err := sqlitemigrate.WithInstance(mdb, &sqlitemigrate.Config{})
+	drv, err := sqlitemigrate.WithInstance(mdb, &sqlitemigrate.Config{MigrationsTable: migrations.VersionTable})
 	if err != nil {
 		_ = mdb.Close()
 		return nil, interpretError(err)
@@ -344,30 +347,54 @@ func (d *Dialect) Migrate(ctx context.Context, p *eventstore.MigrateParams) (*ev
 }
 
 func (d *Dialect) schemaStatus(ctx context.Context) (*eventstore.SchemaStatus, error) {
-	st := &eventstore.SchemaStatus{Latest: migrations.Latest(EngineName)}
-	var n int
-	if err := d.rdb.QueryRowContext(ctx, schemaTableExistsSQL).Scan(&n); err != nil {
+	vs, err := migrations.Status(ctx, catalog{d}, EngineName)
+	if err != nil {
 		return nil, interpretError(err)
 	}
-	if n == 0 {
-		return st, nil
+	return &vs.Status, nil
+}
+
+// catalog implements migrations.Catalog.
+type catalog struct{ d *Dialect }
+
+func (c catalog) TableExists(ctx context.Context, name string) (bool, error) {
+	var n int
+	err := c.d.rdb.QueryRowContext(ctx, tableExistsSQL, name).Scan(&n)
+	return n > 0, interpretError(err)
+}
+
+func (c catalog) ReadVersion(ctx context.Context, table string) (int64, bool, bool, error) {
+	q := schemaVersionSQL
+	if table == migrations.LegacyVersionTable {
+		q = legacyVersionSQL
 	}
 	var v int64
-	err := d.rdb.QueryRowContext(ctx, schemaVersionSQL).Scan(&v, &st.Dirty)
-	switch {
+	var dirty bool
+	switch err := c.d.rdb.QueryRowContext(ctx, q).Scan(&v, &dirty); {
 	case errors.Is(err, sql.ErrNoRows):
-		return st, nil
+		return 0, false, false, nil
 	case err != nil:
-		return nil, interpretError(err)
+		return 0, false, false, interpretError(err)
 	}
-	if v > 0 {
-		st.Version = uint(v)
-	}
-	return st, nil
+	return v, dirty, true, nil
+}
+
+func (c catalog) AdoptLegacyVersionTable(ctx context.Context) error {
+	return c.d.write(ctx, func(w *wconn) error {
+		var n int
+		if err := w.QueryRowContext(ctx, tableExistsSQL, migrations.VersionTable).Scan(&n); err != nil || n > 0 {
+			return err // adopted meanwhile by another process
+		}
+		_, err := w.ExecContext(ctx, adoptVersionTableSQL)
+		return err
+	})
 }
 
 // DropStore drops every table the store created.
 func (d *Dialect) DropStore(ctx context.Context) error {
+	if err := migrations.AdoptLegacy(ctx, catalog{d}, EngineName); err != nil {
+		return interpretError(err)
+	}
 	return d.write(ctx, func(c *wconn) error {
 		for _, q := range dropStoreSQL {
 			if _, err := c.ExecContext(ctx, q); err != nil {

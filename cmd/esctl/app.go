@@ -8,9 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"os"
-	"regexp"
 	"slices"
 	"strings"
 
@@ -45,9 +43,9 @@ type env struct {
 	notFound string
 	// current is the full name of the command being run ("esctl export").
 	current string
-	// secrets are the passwords of the database URLs esctl was given,
-	// masked in every message (see redact).
-	secrets []string
+	// redactor masks the passwords of the database URLs esctl was given
+	// (and any URL's password) in every message (see redact).
+	redactor *eventstore.Redactor
 }
 
 // usageError marks errors in how esctl was called (exit code 2).
@@ -64,7 +62,7 @@ func usagef(format string, args ...any) error {
 // the exit code. Data goes to stdout; logs, progress and errors to stderr.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, log: slog.New(slog.DiscardHandler)}
-	e.secrets = passwordsIn(append(args, os.Getenv("ESCTL_DB"), os.Getenv("DATABASE_URL"))...)
+	e.redactor = eventstore.NewRedactor(append(args, os.Getenv("ESCTL_DB"), os.Getenv("DATABASE_URL"))...)
 	app := newApp(e)
 	err := app.Run(ctx, args)
 	if err == nil && e.notFound != "" {
@@ -134,67 +132,9 @@ func exitCode(ctx context.Context, err error) int {
 	return exitFailure
 }
 
-var (
-	// urlPassword matches the user:password@ of a URL, parsable or not (a
-	// password may hold an unescaped @: up to the last one).
-	urlPassword = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://[^:/?#@\s"'` + "`" + `]*):([^\s"'` + "`" + `]*)@`)
-	// keyPassword matches password=VALUE in a query string or a libpq
-	// key=value string.
-	keyPassword = regexp.MustCompile(`(?i)(\bpassword=)([^&\s"'` + "`" + `]*)`)
-)
-
-// redactText masks the passwords of database URLs (and password=...
-// parameters) in a message, whether or not the URLs parse.
-func redactText(msg string) string {
-	msg = urlPassword.ReplaceAllString(msg, "${1}:xxxxx@")
-	return keyPassword.ReplaceAllString(msg, "${1}xxxxx")
-}
-
-// passwordsIn returns the passwords in the database URLs of ss, and the
-// pieces of those that hold an unescaped @: drivers quote parts of a
-// malformed URL in their errors (as a host name, say), out of the URL
-// form that redactText recognizes. Pieces shorter than 4 bytes are left
-// out, so that masking them does not garble messages.
-func passwordsIn(ss ...string) []string {
-	var pws []string
-	add := func(p string) {
-		for _, v := range []string{p, unescaped(p)} {
-			for _, piece := range append(strings.Split(v, "@"), v) {
-				if len(piece) >= 4 && !slices.Contains(pws, piece) {
-					pws = append(pws, piece)
-				}
-			}
-		}
-	}
-	for _, s := range ss {
-		for _, m := range urlPassword.FindAllStringSubmatch(s, -1) {
-			add(m[2])
-		}
-		for _, m := range keyPassword.FindAllStringSubmatch(s, -1) {
-			add(m[2])
-		}
-	}
-	// The longest first, so that a piece never masks part of a longer one.
-	slices.SortFunc(pws, func(a, b string) int { return len(b) - len(a) })
-	return pws
-}
-
-func unescaped(s string) string {
-	if u, err := url.PathUnescape(s); err == nil {
-		return u
-	}
-	return s
-}
-
 // redact masks passwords in a message: those of URLs in it, and those of
 // the URLs esctl was given wherever they appear.
-func (e *env) redact(msg string) string {
-	msg = redactText(msg)
-	for _, pw := range e.secrets {
-		msg = strings.ReplaceAll(msg, pw, "xxxxx")
-	}
-	return msg
-}
+func (e *env) redact(msg string) string { return e.redactor.Redact(msg) }
 
 // redactingWriter masks passwords in everything written through it (log
 // lines).

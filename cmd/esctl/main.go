@@ -23,11 +23,11 @@ func main() {
 }
 
 // interrupts handles Ctrl-C (SIGINT) and SIGTERM: the first cancels the
-// command, which finishes its current batch, prints where to resume and
-// exits 130; the second exits 130 at once.
+// command, whose batch in flight rolls back (committed batches stay), and
+// which prints where to resume and exits 130; the second exits 130 at once.
 func interrupts(sigs <-chan os.Signal, cancel context.CancelFunc, stderr io.Writer, exit func(int)) {
 	<-sigs
-	fmt.Fprintln(stderr, "esctl: interrupted: finishing the current batch (interrupt again to stop at once)")
+	fmt.Fprintln(stderr, "esctl: interrupted: cancelling; the batch in flight is rolled back, committed batches stay (interrupt again to stop at once)")
 	cancel()
 	<-sigs
 	fmt.Fprintln(stderr, "esctl: interrupted again: stopping at once (committed batches stay; resume as usual)")

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"text/tabwriter"
 
 	"github.com/urfave/cli/v3"
 
@@ -125,6 +126,44 @@ func secretsCommand(e *env) *cli.Command {
 			"except by secrets get.",
 		Action: groupAction,
 		Commands: []*cli.Command{
+			{
+				Name:  "list",
+				Usage: "list the secrets' ids and states (set or deleted) in idx order, never their values",
+				Action: e.storeAction(func(ctx context.Context, cmd *cli.Command, s *eventstore.Store) error {
+					type entry struct {
+						Idx   int64  `json:"idx"`
+						ID    string `json:"id"`
+						State string `json:"state"`
+					}
+					all := []entry{}
+					for idx := int64(0); ; {
+						page, err := s.Secrets().LoadSecrets(ctx, eventstore.SecretFilter{Idx: idx, Limit: 500, IncludeDeleted: true})
+						if err != nil {
+							return err
+						}
+						for _, sec := range page.Secrets {
+							state := "set"
+							if sec.Secret == nil {
+								state = "deleted"
+							}
+							all = append(all, entry{Idx: sec.Idx, ID: sec.ID, State: state})
+						}
+						if len(page.Secrets) < 500 {
+							break
+						}
+						idx = page.NextIdx
+					}
+					if e.jsonOutput(cmd) {
+						return e.printJSON(all)
+					}
+					tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+					fmt.Fprintln(tw, "IDX\tID\tSTATE")
+					for _, x := range all {
+						fmt.Fprintf(tw, "%d\t%s\t%s\n", x.Idx, x.ID, x.State)
+					}
+					return tw.Flush()
+				}),
+			},
 			{
 				Name:  "export",
 				Usage: "write every secret and tombstone as NDJSON (key material in clear: protect the file)",
@@ -260,6 +299,33 @@ func snapshotsCommand(e *env) *cli.Command {
 			"--value-file or stdin.",
 		Action: groupAction,
 		Commands: []*cli.Command{
+			{
+				Name:  "list",
+				Usage: "list the snapshots' keys and sizes in key order (never their content)",
+				Action: e.storeAction(func(ctx context.Context, cmd *cli.Command, s *eventstore.Store) error {
+					var all []eventstore.SnapshotInfo
+					for after := ""; ; {
+						page, err := s.ListSnapshots(ctx, after, 500)
+						if err != nil {
+							return err
+						}
+						all = append(all, page...)
+						if len(page) < 500 {
+							break
+						}
+						after = page[len(page)-1].Key
+					}
+					if e.jsonOutput(cmd) {
+						return e.printJSON(append([]eventstore.SnapshotInfo{}, all...))
+					}
+					tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+					fmt.Fprintln(tw, "KEY\tBYTES")
+					for _, sn := range all {
+						fmt.Fprintf(tw, "%s\t%d\n", sn.Key, sn.Bytes)
+					}
+					return tw.Flush()
+				}),
+			},
 			keyed{
 				name: "get", usage: "print a snapshot's content on stdout (exit 1 when there is none)",
 				arg: "KEY", argText: "the snapshot's key",

@@ -13,6 +13,7 @@ import (
 
 	"github.com/esctl/esctl/adapters/sqlite"
 	"github.com/esctl/esctl/eventstore"
+	"github.com/esctl/esctl/migrations"
 )
 
 // storeStateError is a store whose state refuses the command (exit 4).
@@ -222,7 +223,7 @@ func migrateCommand(e *env) *cli.Command {
 			},
 			{
 				Name:  "status",
-				Usage: "print the schema version; exit 4 when migrations are pending or one was interrupted",
+				Usage: "print the schema version; exit 4 when migrations are pending, one was interrupted, or the schema is newer than this esctl",
 				Action: func(ctx context.Context, cmd *cli.Command) error {
 					s, st, err := status(ctx, cmd)
 					if err != nil {
@@ -237,6 +238,8 @@ func migrateCommand(e *env) *cli.Command {
 						fmt.Fprintf(e.stdout, "version  %d\nlatest   %d\ndirty    %t\npending  %t\n", st.Version, st.Latest, st.Dirty, st.Pending())
 					}
 					switch {
+					case st.Version > st.Latest:
+						return &storeStateError{&eventstore.SchemaVersionError{Current: st.Version, Expected: st.Latest}}
 					case st.Dirty:
 						return stateErrorf("migration %d was interrupted (dirty): check the schema, then run esctl migrate force VERSION with the version it is really at", st.Version)
 					case st.Pending():
@@ -258,11 +261,21 @@ func migrateCommand(e *env) *cli.Command {
 					if err != nil {
 						return usagef("migrate force: VERSION must be a non-negative integer, not %q", cmd.Args().First())
 					}
-					s, before, err := status(ctx, cmd)
+					s, err := e.openExisting(ctx, cmd)
 					if err != nil {
 						return err
 					}
 					defer s.Close()
+					before, err := s.Migrate(ctx, &eventstore.MigrateOptions{Op: eventstore.MigrateStatus})
+					if errors.Is(err, eventstore.ErrSchemaVersion) {
+						// No version esctl can read (see migrations.Status):
+						// recording one is what force is for.
+						e.log.Warn("the store's schema version is unknown", "reason", err.Error())
+						before, err = &eventstore.SchemaStatus{Latest: migrations.Latest(s.Engine())}, nil
+					}
+					if err != nil {
+						return err
+					}
 					if uint(v) > before.Latest {
 						return usagef("migrate force: version %d is newer than this build's latest, %d", v, before.Latest)
 					}
@@ -289,9 +302,18 @@ func dropCommand(e *env) *cli.Command {
 		Name:  "drop",
 		Usage: "delete the store: every event, secret and snapshot, and its tables",
 		Description: "Drops the store's tables (on PostgreSQL, then its schema if it is empty). It cannot be\n" +
-			"undone: take a backup first. Asks on a terminal; pass --yes in scripts.",
+			"undone: take a backup first. Asks on a terminal; pass --yes in scripts. Only the tables\n" +
+			"esctl created are dropped; other tables in the same schema or file are left alone. A\n" +
+			"database or schema that holds no esctl store is refused (exit 4).",
 		Flags: []cli.Flag{yesFlag(), dryRunFlag()},
 		Action: e.storeAction(func(ctx context.Context, cmd *cli.Command, s *eventstore.Store) error {
+			st, err := s.Migrate(ctx, &eventstore.MigrateOptions{Op: eventstore.MigrateStatus})
+			if err != nil {
+				return err
+			}
+			if st.Version == 0 && !st.Dirty {
+				return stateErrorf("no esctl store at %s: nothing to drop (drop removes only what esctl created)", eventstore.RedactURL(dbURL(cmd)))
+			}
 			d, err := s.Describe(ctx, nil)
 			var count int64
 			if err == nil {
@@ -323,28 +345,35 @@ func describeCommand(e *env) *cli.Command {
 			&cli.BoolFlag{Name: "estimate-counts", Usage: "accepted for reSolve compatibility: the counts are always exact and cheap"},
 		},
 		Action: e.storeAction(func(ctx context.Context, cmd *cli.Command, s *eventstore.Store) error {
-			d, err := s.Describe(ctx, &eventstore.DescribeOptions{EstimateCounts: cmd.Bool("estimate-counts")})
-			if err != nil {
-				return err
-			}
-			st, err := s.Migrate(ctx, &eventstore.MigrateOptions{Op: eventstore.MigrateStatus})
+			d, err := s.Describe(ctx, &eventstore.DescribeOptions{EstimateCounts: cmd.Bool("estimate-counts"), Stats: true})
 			if err != nil {
 				return err
 			}
 			if e.jsonOutput(cmd) {
 				return e.printJSON(struct {
 					*eventstore.Description
-					// Always present: null on an empty store.
+					// Always present: null on an empty store, 0 when empty.
 					LastEventTimestamp  *int64 `json:"lastEventTimestamp"`
+					FirstPosition       int64  `json:"firstPosition"`
+					AggregateCount      int64  `json:"aggregateCount"`
+					SnapshotCount       int64  `json:"snapshotCount"`
 					LatestSchemaVersion uint   `json:"latestSchemaVersion"`
 					Dirty               bool   `json:"dirty"`
+					Pending             bool   `json:"pending"`
 					Engine              string `json:"engine"`
-				}{d, d.LastEventTimestamp, st.Latest, st.Dirty, s.Engine()})
+				}{d, d.LastEventTimestamp, d.FirstPosition, d.AggregateCount, d.SnapshotCount,
+					d.SchemaLatest, d.SchemaDirty, d.SchemaVersion < d.SchemaLatest, s.Engine()})
 			}
 			tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 			fmt.Fprintf(tw, "store\t%s (%s)\n", eventstore.RedactURL(dbURL(cmd)), s.Engine())
 			fmt.Fprintf(tw, "events\t%s\n", commas(d.EventCount))
+			first := "none"
+			if d.FirstPosition > 0 {
+				first = commas(d.FirstPosition)
+			}
+			fmt.Fprintf(tw, "first position\t%s\n", first)
 			fmt.Fprintf(tw, "last position\t%s\n", commas(d.LastPosition))
+			fmt.Fprintf(tw, "aggregates\t%s\n", commas(d.AggregateCount))
 			if d.LastEventTimestamp != nil {
 				fmt.Fprintf(tw, "last event\t%s (%d)\n", time.UnixMilli(*d.LastEventTimestamp).UTC().Format(time.RFC3339Nano), *d.LastEventTimestamp)
 			} else {
@@ -359,10 +388,14 @@ func describeCommand(e *env) *cli.Command {
 					frozen += " (" + d.FrozenReason + ")"
 				}
 			}
+			fmt.Fprintf(tw, "snapshots\t%s\n", commas(d.SnapshotCount))
 			fmt.Fprintf(tw, "frozen\t%s\n", frozen)
-			schema := fmt.Sprintf("%d (latest %d)", st.Version, st.Latest)
-			if st.Dirty {
-				schema += ", dirty: a migration was interrupted"
+			schema := fmt.Sprintf("%d (latest %d)", d.SchemaVersion, d.SchemaLatest)
+			switch {
+			case d.SchemaDirty:
+				schema += ", dirty: a migration was interrupted (esctl migrate force VERSION)"
+			case d.SchemaVersion < d.SchemaLatest:
+				schema += fmt.Sprintf(", %d migration(s) pending (esctl migrate up)", d.SchemaLatest-d.SchemaVersion)
 			}
 			fmt.Fprintf(tw, "schema version\t%s\n", schema)
 			return tw.Flush()

@@ -88,7 +88,14 @@ func TestMigrate(t *testing.T) {
 	if !strings.Contains(r.stdout, "pending  true") {
 		t.Fatalf("migrate status when behind: %s", r)
 	}
-	wantCode(t, esctl(t, "", "--db", url, "describe"), exitStoreState, "migrations are pending")
+	wantCode(t, esctl(t, "", "--db", url, "events"), exitStoreState, "migrations are pending")
+	// describe still works, and says so.
+	if r := mustEsctl(t, "", "--db", url, "describe"); !strings.Contains(r.stdout, "1 migration(s) pending (esctl migrate up)") {
+		t.Fatalf("describe of a store with a pending migration: %s", r)
+	}
+	if d := describe(t, url); d["pending"] != true || num(t, d, "schemaVersion") != latest-1 {
+		t.Fatalf("describe -o json of a store with a pending migration: %v", d)
+	}
 	wantCode(t, mustEsctl(t, "", "--db", url, "migrate", "up", "--dry-run"), 0, "would migrate the schema")
 	wantCode(t, mustEsctl(t, "", "--db", url, "migrate", "up"), 0, "schema migrated from version")
 	mustEsctl(t, "", "--db", url, "migrate", "status")
@@ -127,7 +134,7 @@ func TestMigrateDirtyAndForce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Exec(`UPDATE schema_migrations SET dirty = 1`); err != nil {
+	if _, err := db.Exec(`UPDATE esctl_schema_migrations SET dirty = 1`); err != nil {
 		t.Fatal(err)
 	}
 	db.Close()
@@ -138,6 +145,9 @@ func TestMigrateDirtyAndForce(t *testing.T) {
 		t.Fatalf("status of a dirty schema: %s", r)
 	}
 	wantCode(t, esctl(t, "", "--db", url, "events"), exitStoreState, "dirty")
+	if r := mustEsctl(t, "", "--db", url, "describe"); !strings.Contains(r.stdout, "dirty: a migration was interrupted") {
+		t.Fatalf("describe of a dirty store: %s", r)
+	}
 
 	v := strings.TrimSpace(strings.Fields(r.stdout)[1])
 	wantCode(t, esctl(t, "", "--db", url, "migrate", "force", v), exitUsage, "refusing without --yes")
@@ -194,6 +204,9 @@ func TestDescribe(t *testing.T) {
 		}
 		if d["isFrozen"] != false || d["cursor"] != string(eventstore.CursorAt(29)) || d["lastEventTimestamp"] == nil {
 			t.Fatalf("%v: %v", args, d)
+		}
+		if num(t, d, "firstPosition") != 1 || num(t, d, "aggregateCount") < 4 || num(t, d, "snapshotCount") != 0 || d["pending"] != false {
+			t.Fatalf("%v: first position, aggregates, snapshots, pending: %v", args, d)
 		}
 	}
 
@@ -314,6 +327,9 @@ func TestPasswordsRedacted(t *testing.T) {
 		"postgres://app:" + pw + "@[::1/app",               // does not parse
 		"postgres://app:" + pw + "@127.0.0.1:99999999/app", // bad port
 		"postgres://app:x@" + pw + "@127.0.0.1:1/app",      // an unescaped @ in the password
+		"postgres://app:sec " + pw + "@127.0.0.1:1/app",    // a space: does not parse (issue 12)
+		"postgres://app:" + pw + " x@127.0.0.1:1/app",
+		"host=127.0.0.1 port=1 user=app password='sec " + pw + "' dbname=app", // libpq key=value, quoted
 	}
 	for _, u := range urls {
 		for _, args := range [][]string{
@@ -353,13 +369,13 @@ func TestRedactText(t *testing.T) {
 		"no password here: sqlite://./a.db, user@example.com":    "no password here: sqlite://./a.db, user@example.com",
 		`open "postgres://u:p@ss:w@h/db": bad`:                   `open "postgres://u:xxxxx@h/db": bad`,
 	} {
-		if got := redactText(in); got != want {
-			t.Errorf("redactText(%q) = %q, want %q", in, got, want)
+		if got := eventstore.NewRedactor().Redact(in); got != want {
+			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
 		}
 	}
 	// The passwords of the URLs esctl was given are masked wherever a
 	// driver quotes them, even out of URL form.
-	e := &env{secrets: passwordsIn("esctl", "--db", "postgres://u:ab@cdefgh@h/db", "--to=postgres://v:p%40ss@h/x?password=qwerty")}
+	e := &env{redactor: eventstore.NewRedactor("esctl", "--db", "postgres://u:ab@cdefgh@h/db", "--to=postgres://v:p%40ss@h/x?password=qwerty")}
 	for in, want := range map[string]string{
 		"lookup cdefgh@h: no such host": "lookup xxxxx@h: no such host",
 		"auth failed for p@ss":          "auth failed for xxxxx",
@@ -484,6 +500,24 @@ func TestDemo(t *testing.T) {
 	// Again: it re-creates its store.
 	if r := binary(t, dir, nil, nil, "demo", "--commands", "10", "--workers", "2"); r.code != 0 {
 		t.Fatalf("demo again: %s", r)
+	}
+	// The README's next command after the demo works on the demo's store.
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var next []string
+	for _, l := range strings.Split(string(readme), "\n") {
+		if f := strings.Fields(l); len(f) > 3 && strings.Join(f[:3], " ") == "go run ./cmd/esctl" && f[3] != "demo" {
+			next = f[3:]
+			break
+		}
+	}
+	if len(next) == 0 || !strings.Contains(strings.Join(next, " "), "esctl-demo.db") {
+		t.Fatalf("README has no command for the demo's store after the demo: %q", next)
+	}
+	if r := binary(t, dir, nil, nil, next...); r.code != 0 || !strings.Contains(r.stdout, "events") {
+		t.Fatalf("README's %v after the demo: %s", next, r)
 	}
 	d := describe(t, "sqlite://"+filepath.Join(dir, "esctl-demo.db"))
 	if n := num(t, d, "eventCount"); n < 10 || n > 20 {

@@ -43,6 +43,8 @@ type progress struct {
 	mu      sync.Mutex
 	last    time.Time
 	drawn   bool // a bar line is on screen
+	dumb    bool // TERM=dumb: no escape codes
+	width   int  // the longest bar line drawn
 	n       int64
 	bytes   int64
 	detail  string
@@ -52,7 +54,7 @@ type progress struct {
 // newProgress starts a progress report for verb (past tense) counting unit,
 // out of total (0: unknown).
 func (e *env) newProgress(cmd *cli.Command, verb, unit string, total int64) *progress {
-	p := &progress{mode: e.progressMode(cmd), w: e.stderr, verb: verb, unit: unit, total: total, start: time.Now(), interval: plainInterval}
+	p := &progress{mode: e.progressMode(cmd), w: e.stderr, verb: verb, unit: unit, total: total, start: time.Now(), interval: plainInterval, dumb: dumbTerminal()}
 	if d, err := time.ParseDuration(os.Getenv("ESCTL_PROGRESS_INTERVAL")); err == nil && d > 0 {
 		p.interval = d
 	}
@@ -70,12 +72,17 @@ func (e *env) progressMode(cmd *cli.Command) string {
 	mode := root.String("progress")
 	if mode == "auto" {
 		mode = "plain"
-		if isTerminal(e.stderr) && !e.jsonOutput(cmd) {
+		if isTerminal(e.stderr) && !e.jsonOutput(cmd) && !dumbTerminal() {
 			mode = "bar"
 		}
 	}
 	return mode
 }
+
+// dumbTerminal reports TERM=dumb: a terminal that takes no escape codes
+// (Emacs shells, some CI consoles). auto progress is then plain lines, and
+// a bar asked for with --progress=bar is redrawn with spaces.
+func dumbTerminal() bool { return os.Getenv("TERM") == "dumb" }
 
 // update records the job's state: n of unit done, bytes moved, and a short
 // detail (a position, a cursor).
@@ -141,8 +148,14 @@ func (p *progress) drawBar(now time.Time) {
 		eta := time.Duration(float64(p.total-p.n) / rate * float64(time.Second))
 		line += ", ETA " + eta.Round(time.Second).String()
 	}
-	// \r, the line, then clear to the end of the line.
-	fmt.Fprintf(p.w, "\r%s\x1b[K", line)
+	// \r, the line, then clear to the end of the line (with spaces over
+	// the rest of the previous line on a dumb terminal).
+	if p.dumb {
+		fmt.Fprintf(p.w, "\r%s%s", line, strings.Repeat(" ", max(0, p.width-len(line))))
+	} else {
+		fmt.Fprintf(p.w, "\r%s\x1b[K", line)
+	}
+	p.width = max(p.width, len(line))
 	p.drawn = true
 }
 
@@ -155,7 +168,10 @@ func (p *progress) stop() {
 		return
 	}
 	p.stopped = true
-	if p.drawn {
+	switch {
+	case p.drawn && p.dumb:
+		fmt.Fprintf(p.w, "\r%s\r", strings.Repeat(" ", p.width))
+	case p.drawn:
 		fmt.Fprint(p.w, "\r\x1b[K")
 	}
 }

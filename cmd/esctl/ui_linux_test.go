@@ -21,6 +21,7 @@ type pty struct {
 	mu            sync.Mutex
 	out           bytes.Buffer // what esctl wrote to the terminal
 	done          chan struct{}
+	dumb          bool // run esctl with TERM=dumb
 }
 
 func openPTY(t testing.TB) *pty {
@@ -81,7 +82,10 @@ func runOnTerminal(t testing.TB, p *pty, stdin io.Reader, stdout, stderr io.Writ
 	t.Helper()
 	cmd := exec.Command(esctlBin, args...)
 	cmd.Dir = t.TempDir()
-	cmd.Env = append(os.Environ(), "ESCTL_PROGRESS_INTERVAL=1ms", "ESCTL_PROGRESS=auto")
+	cmd.Env = append(os.Environ(), "ESCTL_PROGRESS_INTERVAL=1ms", "ESCTL_PROGRESS=auto", "TERM=xterm")
+	if p.dumb {
+		cmd.Env = append(cmd.Env, "TERM=dumb")
+	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
 	if stdin == nil {
 		cmd.Stdin = p.slave
@@ -121,6 +125,20 @@ func TestProgressBarOnTerminal(t *testing.T) {
 	}
 	want, _ := os.ReadFile(file)
 	wantBytes(t, "stdout of an export with a bar", stdout.Bytes(), want)
+
+	// TERM=dumb takes no escape codes: auto progress is plain lines, and
+	// --progress=bar redraws with spaces.
+	for _, mode := range []string{"auto", "bar"} {
+		p = openPTY(t)
+		p.dumb = true
+		if code := runOnTerminal(t, p, strings.NewReader(""), io.Discard, nil, "--db", src, "--progress", mode, "export"); code != 0 {
+			t.Fatalf("export on a dumb terminal: exit %d", code)
+		}
+		screen := p.output()
+		if strings.Contains(screen, "\x1b") || !strings.Contains(screen, "esctl export: 100,000 events") {
+			t.Fatalf("TERM=dumb, --progress=%s: %q", mode, screen)
+		}
+	}
 
 	// --quiet: nothing at all on the terminal.
 	p = openPTY(t)

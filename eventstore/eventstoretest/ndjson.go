@@ -55,6 +55,7 @@ func runNDJSON(t *testing.T, h Harness) {
 	t.Run("ExportBudgetAndCursor", func(t *testing.T) { t.Parallel(); runExportBudget(t, h) })
 	t.Run("ExportSnapshot", func(t *testing.T) { t.Parallel(); runExportSnapshot(t, h) })
 	t.Run("Secrets", func(t *testing.T) { t.Parallel(); runSecretsNDJSON(t, h) })
+	t.Run("ReservedTypes", func(t *testing.T) { t.Parallel(); runReservedTypes(t, h) })
 	// Issue 4's crash test: 200,000 events, 5 SIGKILLs. The AUTO variant
 	// replaces a non-empty store (staged, then swapped).
 	t.Run("CrashManual", func(t *testing.T) { t.Parallel(); RunCrashImport(t, h, 200_000, 5, "manual") })
@@ -538,6 +539,28 @@ func runAutoMode(t *testing.T, h Harness) {
 		require.NoError(t, err)
 	})
 
+	t.Run("DuplicatePairWhileStaged", func(t *testing.T) {
+		// A replacing import into a non-empty store stages the file: a
+		// pair repeated in the file is a line error there too, and the
+		// store is left as it was. (On SQLite the staging table's key
+		// violation was not recognized as a conflict until 2026-12-03:
+		// the import failed with the raw driver error.)
+		t.Parallel()
+		s, _ := newStore(t, h, nil)
+		_, err := s.SaveEvent(ctx, eventstore.Event{AggregateID: "old", AggregateVersion: 1, Type: "OLD"})
+		require.NoError(t, err)
+		before := exportAll(t, s)
+		bad := goodLines(1, 5) + withField(6, `"aggregateId":"a-6"`, `"aggregateId":"a-2"`) + "\n"
+		// Batches of 2: the repeated pair is found by the staging table's
+		// key, not by the batch's own check.
+		_, err = s.ImportEvents(ctx, strings.NewReader(bad), &eventstore.ImportOptions{Mode: eventstore.MaintenanceAuto, BatchEvents: 2})
+		var le *eventstore.LineError
+		require.ErrorAs(t, err, &le)
+		require.EqualValues(t, 6, le.Line, "%v", err)
+		require.Contains(t, le.Reason, `aggregate "a-2" version 1`)
+		require.Equal(t, before, exportAll(t, s), "the store is unchanged")
+	})
+
 	t.Run("FrozenStoreStaysFrozen", func(t *testing.T) {
 		t.Parallel()
 		s, _ := newStore(t, h, nil)
@@ -780,4 +803,68 @@ func runSecretsNDJSON(t *testing.T, h Harness) {
 	_, err = dst.Secrets().ImportSecrets(ctx, strings.NewReader(goodLines(1, 1)), &eventstore.SecretsImportOptions{SourceID: "events-file"})
 	require.ErrorIs(t, err, eventstore.ErrBadInput, "an events file given as secrets")
 	require.True(t, errors.Is(err, eventstore.ErrBadInput))
+}
+
+// runReservedTypes: the secret audit event types are written by the store
+// only. An import (a store's history) accepts them in the store's own form
+// and refuses any other (a file cannot plant an audit event that claims a
+// secret was set with a payload of its choosing); SaveEvents and
+// incremental imports refuse them outright. Before 2026-12-03 ImportEvents
+// accepted any event of those types.
+func runReservedTypes(t *testing.T, h Harness) {
+	ctx := context.Background()
+	line := func(pos int, typ, agg, payload string) string {
+		return fmt.Sprintf(`{"threadCounter":0,"threadId":%d,"type":%q,"timestamp":%d,"aggregateId":%q,"aggregateVersion":1,"payload":%s,"position":%d}`,
+			pos-1, typ, 1000+pos, agg, payload, pos) + "\n"
+	}
+	for _, tt := range []struct {
+		name, typ, agg, payload, field string
+	}{
+		{"ForeignPayload", "RESOLVE_SET_SECRET", "RESOLVE_SET_SECRET_user-1_abcdefghij", `{"id":"user-1","amount":5}`, "payload"},
+		{"NoID", "RESOLVE_DELETE_SECRET", "RESOLVE_DELETE_SECRET_user-1_abcdefghij", `{"who":"user-1"}`, "payload"},
+		{"AggregateNotTheStores", "RESOLVE_SET_SECRET", "account-1", `{"id":"user-1"}`, "aggregateId"},
+		{"AggregateOfAnotherID", "RESOLVE_SET_SECRET", "RESOLVE_SET_SECRET_user-2_abcdefghij", `{"id":"user-1"}`, "aggregateId"},
+		{"SuffixNotRandomForm", "RESOLVE_DELETE_SECRET", "RESOLVE_DELETE_SECRET_user-1_abc", `{"id":"user-1"}`, "aggregateId"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s, _ := newStore(t, h, nil)
+			in := goodLines(1, 2) + line(3, tt.typ, tt.agg, tt.payload)
+			_, err := s.ImportEvents(ctx, strings.NewReader(in), nil)
+			var le *eventstore.LineError
+			require.ErrorAs(t, err, &le)
+			require.EqualValues(t, 3, le.Line)
+			require.Equal(t, tt.field, le.Field, "%v", err)
+			require.Contains(t, le.Reason, "must have the form the store writes")
+			d, err := s.Describe(ctx, nil)
+			require.NoError(t, err)
+			require.EqualValues(t, 2, d.EventCount, "the lines before it, nothing of it")
+		})
+	}
+
+	t.Run("StoresOwnFormRoundTrips", func(t *testing.T) {
+		t.Parallel()
+		src, _ := newStore(t, h, nil)
+		require.NoError(t, src.Secrets().SetSecret(ctx, "Zoë \"1\"", "k1"))
+		require.NoError(t, src.Secrets().SetSecret(ctx, "user-2", "k2"))
+		_, err := src.Secrets().DeleteSecret(ctx, "user-2")
+		require.NoError(t, err)
+		want := exportAll(t, src)
+		dst, _ := newStore(t, h, nil)
+		importAll(t, dst, want, nil)
+		require.Equal(t, want, exportAll(t, dst))
+	})
+
+	t.Run("RefusedByIncrementalImport", func(t *testing.T) {
+		t.Parallel()
+		s, _ := newStore(t, h, nil)
+		id, err := s.BeginIncrementalImport(ctx)
+		require.NoError(t, err)
+		err = s.PushIncrementalImport(ctx, id, []eventstore.VersionlessEvent{{
+			AggregateID: "RESOLVE_SET_SECRET_user-1_abcdefghij", Type: eventstore.SetSecretEventType, Timestamp: 1, Payload: []byte(`{"id":"user-1"}`),
+		}})
+		var ie *eventstore.InvalidEventError
+		require.ErrorAs(t, err, &ie)
+		require.Equal(t, "type", ie.Field)
+	})
 }

@@ -9,6 +9,9 @@
 -- events were written at positions <= 0. They are moved, not deleted, to
 -- events_quarantine, so that the store's invariants hold again (the
 -- callers were told that those appends failed) and nothing is lost.
+-- No append may run while events are moved and checked.
+LOCK TABLE store_state, events IN ACCESS EXCLUSIVE MODE;
+
 CREATE TABLE IF NOT EXISTS events_quarantine (
     position          bigint      NOT NULL,
     aggregate_id      text        NOT NULL,
