@@ -98,6 +98,15 @@ type Dialect interface {
 	// ListIncremental lists open imports by creation time.
 	ListIncremental(ctx context.Context) ([]IncrementalImport, error)
 
+	// FirstStoredPair returns the index of the first event whose
+	// (aggregate id, version) pair is stored in events, or -1 (dry-run
+	// imports check what a write would find).
+	FirstStoredPair(ctx context.Context, events []StoredEvent) (int, error)
+
+	// CountRows counts the rows of the store's tables, for Verify (full
+	// scans: as slow as the store is large).
+	CountRows(ctx context.Context) (*RowCounts, error)
+
 	// ReadStats counts what Describe reports with DescribeOptions.Stats.
 	// It may scan an index of events (the distinct aggregates).
 	ReadStats(ctx context.Context) (*StoreStats, error)
@@ -320,6 +329,17 @@ type StoreState struct {
 	Frozen             bool
 	FrozenReason       string
 	LastEventTimestamp *int64 // nil on an empty store
+}
+
+// RowCounts are what Dialect.CountRows counts.
+type RowCounts struct {
+	Events        int64
+	MinPosition   int64 // 0 when there are no events
+	MaxPosition   int64
+	Secrets       int64 // rows, tombstones included
+	Tombstones    int64
+	Quarantined   int64 // rows of events_quarantine
+	StagedImports int64 // rows of import_staging
 }
 
 // StoreStats are the counts Dialect.ReadStats returns.

@@ -88,6 +88,12 @@ type ImportOptions struct {
 	MaxLineBytes int
 	// ProgressFunc, when set, is called after each committed batch.
 	ProgressFunc func(ImportProgress)
+	// DryRun reads and checks the whole source as the import would, against
+	// the store as it is (positions, pairs already stored, pairs repeated in
+	// the source, a resume's recorded prefix), and writes nothing: no
+	// event, checkpoint, freeze or staging. The result and the error are
+	// those the import would give, had nobody else written meanwhile.
+	DryRun bool
 }
 
 // ImportProgress reports a committed batch.
@@ -155,7 +161,14 @@ func (s *Store) ImportEvents(ctx context.Context, r io.Reader, opts *ImportOptio
 		return nil, err
 	}
 	defer s.exit()
-	im := &eventImport{s: s, o: opts.resolved()}
+	im := &eventImport{s: s, d: s.d, o: opts.resolved()}
+	if im.o.DryRun {
+		dry, err := newDryDialect(ctx, s.d)
+		if err != nil {
+			return nil, fmt.Errorf("import: %w", err)
+		}
+		im.d = dry
+	}
 	return im.run(ctx, r)
 }
 
@@ -197,6 +210,7 @@ func (m *lineMarks) reset() { m.marks, m.arena = m.marks[:0], m.arena[:0] }
 
 type eventImport struct {
 	s      *Store
+	d      Dialect // the store's, or a dryDialect
 	o      ImportOptions
 	cp     *ImportCheckpoint
 	target ImportTarget
@@ -244,7 +258,7 @@ func (im *eventImport) result() *ImportResult {
 // open finds where the import starts: fresh, or resumed from the store's
 // checkpoint of the source.
 func (im *eventImport) open(ctx context.Context, r io.Reader) error {
-	d := im.s.d
+	d := im.d
 	cp, err := d.Checkpoint(ctx, im.o.SourceID)
 	if err != nil {
 		return fmt.Errorf("import: read checkpoint: %w", err)
@@ -328,7 +342,7 @@ func verifyPrefix(r io.Reader, cp *ImportCheckpoint, h hash.Hash) error {
 }
 
 func (im *eventImport) openFresh(ctx context.Context, r io.Reader, prev *ImportCheckpoint) error {
-	d := im.s.d
+	d := im.d
 	st, err := d.ReadState(ctx)
 	if err != nil {
 		return fmt.Errorf("import: %w", err)
@@ -375,7 +389,7 @@ func (im *eventImport) openFresh(ctx context.Context, r io.Reader, prev *ImportC
 // saveCheckpoint writes the checkpoint as it stands, with no events.
 func (im *eventImport) saveCheckpoint(ctx context.Context) error {
 	cp := im.checkpointAt(0)
-	if _, err := im.s.d.ImportEvents(ctx, &ImportEventsParams{Target: im.target, Checkpoint: cp}); err != nil {
+	if _, err := im.d.ImportEvents(ctx, &ImportEventsParams{Target: im.target, Checkpoint: cp}); err != nil {
 		return fmt.Errorf("import: record checkpoint: %w", err)
 	}
 	im.cp = cp
@@ -385,7 +399,7 @@ func (im *eventImport) saveCheckpoint(ctx context.Context) error {
 // freeze freezes the store for an AUTO import and reports whether this
 // import froze it (false: someone else did meanwhile).
 func (im *eventImport) freeze(ctx context.Context) (bool, error) {
-	res, err := im.s.d.SetFrozen(ctx, &SetFrozenParams{Frozen: true, Reason: fmt.Sprintf("AUTO import of source %q in progress", im.o.SourceID)})
+	res, err := im.d.SetFrozen(ctx, &SetFrozenParams{Frozen: true, Reason: fmt.Sprintf("AUTO import of source %q in progress", im.o.SourceID)})
 	if err != nil {
 		return false, fmt.Errorf("import: freeze: %w", err)
 	}
@@ -528,7 +542,7 @@ func (im *eventImport) flush(ctx context.Context) error {
 func (im *eventImport) commit(ctx context.Context, n int, unfreeze, deleteSnapshots bool) error {
 	for attempt := 0; ; attempt++ {
 		cp := im.checkpointAt(n)
-		res, err := im.s.d.ImportEvents(ctx, &ImportEventsParams{
+		res, err := im.d.ImportEvents(ctx, &ImportEventsParams{
 			Target: im.target, Events: im.batch[:n], Checkpoint: cp,
 			Unfreeze: unfreeze, DeleteSnapshots: deleteSnapshots,
 		})
@@ -582,9 +596,9 @@ func (im *eventImport) finish(ctx context.Context) error {
 	var err error
 	switch im.cp.Mode {
 	case "auto-staged":
-		err = im.s.d.SwapStaging(ctx, &SwapStagingParams{Checkpoint: cp, Unfreeze: cp.Froze})
+		err = im.d.SwapStaging(ctx, &SwapStagingParams{Checkpoint: cp, Unfreeze: cp.Froze})
 	default:
-		_, err = im.s.d.ImportEvents(ctx, &ImportEventsParams{
+		_, err = im.d.ImportEvents(ctx, &ImportEventsParams{
 			Target: ImportIntoEvents, Checkpoint: cp, Unfreeze: cp.Froze,
 			DeleteSnapshots: im.cp.Mode == "auto",
 		})
@@ -612,7 +626,7 @@ func (im *eventImport) failed(ctx context.Context, cause error) error {
 		if im.cp.Froze {
 			cp := im.checkpointAt(0)
 			cp.Froze = false
-			_, err := im.s.d.ImportEvents(context.WithoutCancel(ctx), &ImportEventsParams{Target: ImportIntoStaging, Checkpoint: cp, Unfreeze: true})
+			_, err := im.d.ImportEvents(context.WithoutCancel(ctx), &ImportEventsParams{Target: ImportIntoStaging, Checkpoint: cp, Unfreeze: true})
 			if err != nil {
 				note = fmt.Sprintf("the store is unchanged but still frozen (unfreezing failed: %v); resume the import or abort it", err)
 			}

@@ -109,6 +109,26 @@ func (d *Dialect) conflictIndex(ctx context.Context, table string, events []even
 	return int(*idx), nil
 }
 
+// FirstStoredPair implements eventstore.Dialect.
+func (d *Dialect) FirstStoredPair(ctx context.Context, events []eventstore.StoredEvent) (int, error) {
+	if len(events) == 0 {
+		return -1, nil
+	}
+	ids := make([]string, len(events))
+	versions := make([]int64, len(events))
+	for i, e := range events {
+		ids[i], versions[i] = e.AggregateID, e.AggregateVersion
+	}
+	var idx *int64
+	if err := d.pool.QueryRow(ctx, d.q(fmt.Sprintf(conflictIndexSQL, eventsTable)), ids, versions).Scan(&idx); err != nil {
+		return 0, interpretError(err)
+	}
+	if idx == nil {
+		return -1, nil
+	}
+	return int(*idx), nil
+}
+
 // finishImportTx writes the checkpoint and the optional state changes of an
 // import transaction.
 func (d *Dialect) finishImportTx(ctx context.Context, tx pgx.Tx, cp *eventstore.ImportCheckpoint, unfreeze, deleteSnapshots bool) error {

@@ -168,6 +168,7 @@ const (
 	readStateSQL = `SELECT last_position, event_count, secret_count, deleted_secret_count, frozen, frozen_reason,
        (SELECT max(timestamp) FROM {s}.events) FROM {s}.store_state WHERE id = 1`
 	lastPositionSQL = `SELECT last_position FROM {s}.store_state WHERE id = 1`
+	countRowsSQL    = `SELECT (SELECT count(*) FROM {s}.events), coalesce((SELECT min(position) FROM {s}.events), 0), coalesce((SELECT max(position) FROM {s}.events), 0), (SELECT count(*) FROM {s}.secrets), (SELECT count(*) FROM {s}.secrets WHERE secret IS NULL), (SELECT count(*) FROM {s}.events_quarantine), (SELECT count(*) FROM {s}.import_staging)`
 	readStatsSQL    = `SELECT coalesce((SELECT min(position) FROM {s}.events), 0), (SELECT count(DISTINCT aggregate_id) FROM {s}.events), (SELECT count(*) FROM {s}.snapshots)`
 )
 

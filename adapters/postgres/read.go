@@ -294,6 +294,16 @@ func (d *Dialect) LatestEvent(ctx context.Context, p *eventstore.LatestEventPara
 	return &events[0], nil
 }
 
+// CountRows implements eventstore.Dialect.
+func (d *Dialect) CountRows(ctx context.Context) (*eventstore.RowCounts, error) {
+	c := &eventstore.RowCounts{}
+	err := d.pool.QueryRow(ctx, d.q(countRowsSQL)).Scan(&c.Events, &c.MinPosition, &c.MaxPosition, &c.Secrets, &c.Tombstones, &c.Quarantined, &c.StagedImports)
+	if err != nil {
+		return nil, interpretError(err)
+	}
+	return c, nil
+}
+
 // ReadStats implements eventstore.Dialect.
 func (d *Dialect) ReadStats(ctx context.Context) (*eventstore.StoreStats, error) {
 	st := &eventstore.StoreStats{}

@@ -81,6 +81,8 @@ const (
 
 const (
 	readStateSQL     = `SELECT last_position, event_count, secret_count, deleted_secret_count, frozen, frozen_reason FROM store_state WHERE id = 1`
+	pairStoredSQL    = `SELECT EXISTS (SELECT 1 FROM events WHERE aggregate_id = ? AND aggregate_version = ?)`
+	countRowsSQL     = `SELECT (SELECT count(*) FROM events), coalesce((SELECT min(position) FROM events), 0), coalesce((SELECT max(position) FROM events), 0), (SELECT count(*) FROM secrets), (SELECT count(*) FROM secrets WHERE secret IS NULL), (SELECT count(*) FROM events_quarantine), (SELECT count(*) FROM import_staging)`
 	readStatsSQL     = `SELECT coalesce((SELECT min(position) FROM events), 0), (SELECT count(DISTINCT aggregate_id) FROM events), (SELECT count(*) FROM snapshots)`
 	lastTimestampSQL = `SELECT MAX(timestamp) FROM events`
 	lastPositionSQL  = `SELECT last_position FROM store_state WHERE id = 1`

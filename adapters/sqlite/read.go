@@ -301,6 +301,44 @@ func (d *Dialect) LatestEvent(ctx context.Context, p *eventstore.LatestEventPara
 	return &events[0], nil
 }
 
+// FirstStoredPair implements eventstore.Dialect: one index probe per event,
+// on one reader connection.
+func (d *Dialect) FirstStoredPair(ctx context.Context, events []eventstore.StoredEvent) (int, error) {
+	if len(events) == 0 {
+		return -1, nil
+	}
+	conn, err := d.rdb.Conn(ctx)
+	if err != nil {
+		return 0, interpretError(err)
+	}
+	defer conn.Close()
+	st, err := conn.PrepareContext(ctx, pairStoredSQL)
+	if err != nil {
+		return 0, interpretError(err)
+	}
+	defer st.Close()
+	for i, e := range events {
+		var stored bool
+		if err := st.QueryRowContext(ctx, e.AggregateID, e.AggregateVersion).Scan(&stored); err != nil {
+			return 0, interpretError(err)
+		}
+		if stored {
+			return i, nil
+		}
+	}
+	return -1, nil
+}
+
+// CountRows implements eventstore.Dialect on the reader pool.
+func (d *Dialect) CountRows(ctx context.Context) (*eventstore.RowCounts, error) {
+	c := &eventstore.RowCounts{}
+	err := d.rdb.QueryRowContext(ctx, countRowsSQL).Scan(&c.Events, &c.MinPosition, &c.MaxPosition, &c.Secrets, &c.Tombstones, &c.Quarantined, &c.StagedImports)
+	if err != nil {
+		return nil, interpretError(err)
+	}
+	return c, nil
+}
+
 // ReadStats implements eventstore.Dialect on the reader pool.
 func (d *Dialect) ReadStats(ctx context.Context) (*eventstore.StoreStats, error) {
 	st := &eventstore.StoreStats{}

@@ -232,6 +232,7 @@ func newApp(e *env) *cli.Command {
 			copyCommand(e),
 			backupCommand(e),
 			restoreCommand(e),
+			verifyCommand(e),
 			secretsCommand(e),
 			snapshotsCommand(e),
 			demoCommand(e),

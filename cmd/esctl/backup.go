@@ -388,6 +388,7 @@ func restoreCommand(e *env) *cli.Command {
 			&cli.StringFlag{Name: "in", Usage: "the backup file (required)"},
 			&cli.BoolFlag{Name: "force", Usage: "replace a store that is not empty (drop, then restore)"},
 			yesFlag(),
+			dryRunFlag(),
 		},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			in := cmd.String("in")
@@ -403,6 +404,9 @@ func restoreCommand(e *env) *cli.Command {
 			if err != nil {
 				return err
 			}
+			if cmd.Bool("dry-run") {
+				return e.restoreDryRun(ctx, cmd, man)
+			}
 			s, err := e.openURL(ctx, dbURL(cmd), true)
 			if err != nil {
 				return err
@@ -414,6 +418,59 @@ func restoreCommand(e *env) *cli.Command {
 			return e.restore(ctx, cmd, s, f, man)
 		},
 	}
+}
+
+// restoreDryRun reports what restore would do with a verified backup,
+// creating and changing nothing.
+func (e *env) restoreDryRun(ctx context.Context, cmd *cli.Command, man *eventstore.BackupManifest) error {
+	target := eventstore.RedactURL(dbURL(cmd))
+	sum := (&summary{Command: "restore"}).add("events", man.Events, "").add("secrets", man.Secrets, "").add("snapshots", man.Snapshots, "")
+	what := fmt.Sprintf("%s events, %s secrets, %s snapshots", commas(man.Events), commas(man.Secrets), commas(man.Snapshots))
+	path, missing, err := missingFile(dbURL(cmd))
+	if err != nil {
+		return err
+	}
+	if missing {
+		return e.printDryRun(cmd, sum, fmt.Sprintf("the backup is sound; would create the store in %s and restore %s", path, what))
+	}
+	s, err := e.openExisting(ctx, cmd)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	st, err := s.Migrate(ctx, &eventstore.MigrateOptions{Op: eventstore.MigrateStatus})
+	if err != nil {
+		return err
+	}
+	if st.Version == 0 && !st.Dirty {
+		return e.printDryRun(cmd, sum, fmt.Sprintf("the backup is sound; would create the store in %s and restore %s", target, what))
+	}
+	d, err := s.Describe(ctx, nil)
+	if err != nil {
+		return err
+	}
+	cps, err := s.Imports(ctx)
+	if err != nil {
+		return err
+	}
+	srcEvents, srcSecrets := eventstore.RestoreSourceIDs(man)
+	for _, cp := range cps {
+		if cp.SourceID == srcEvents || cp.SourceID == srcSecrets {
+			return e.printDryRun(cmd, sum, fmt.Sprintf("the backup is sound; would resume its restore into %s (%s events and %s secrets there now)", target, commas(d.EventCount), commas(d.SecretCount)))
+		}
+	}
+	snaps, err := s.ListSnapshots(ctx, "", 1)
+	if err != nil {
+		return err
+	}
+	switch {
+	case d.EventCount == 0 && d.SecretCount == 0 && len(snaps) == 0:
+		return e.printDryRun(cmd, sum, fmt.Sprintf("the backup is sound; would restore %s into %s", what, target))
+	case !cmd.Bool("force"):
+		return withHint(&storeStateError{fmt.Errorf("%w: %s holds %s events, %s secrets, %d+ snapshots (dry run: nothing was written)", eventstore.ErrNotEmpty, target, commas(d.EventCount), commas(d.SecretCount), len(snaps))},
+			"restore into an empty store, or pass --force to replace this one")
+	}
+	return e.printDryRun(cmd, sum, fmt.Sprintf("the backup is sound; would drop the %s events and %s secrets of %s and restore %s", commas(d.EventCount), commas(d.SecretCount), target, what))
 }
 
 // verifyBackupFile checks the file against its sidecar (when there is one)

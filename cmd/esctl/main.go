@@ -23,11 +23,12 @@ func main() {
 }
 
 // interrupts handles Ctrl-C (SIGINT) and SIGTERM: the first cancels the
-// command, whose batch in flight rolls back (committed batches stay), and
-// which prints where to resume and exits 130; the second exits 130 at once.
+// command, which stops at a batch boundary (an import commits the lines it
+// has read; a write the cancel reaches in flight rolls back whole), prints
+// where to resume and exits 130; the second exits 130 at once.
 func interrupts(sigs <-chan os.Signal, cancel context.CancelFunc, stderr io.Writer, exit func(int)) {
 	<-sigs
-	fmt.Fprintln(stderr, "esctl: interrupted: cancelling; the batch in flight is rolled back, committed batches stay (interrupt again to stop at once)")
+	fmt.Fprintln(stderr, "esctl: interrupted: stopping; a batch is committed whole or not at all, and the resume point follows (interrupt again to stop at once)")
 	cancel()
 	<-sigs
 	fmt.Fprintln(stderr, "esctl: interrupted again: stopping at once (committed batches stay; resume as usual)")

@@ -72,8 +72,8 @@ func TestImportResumeAfterSIGKILL(t *testing.T) {
 	wantBytes(t, "export after three kills and --resume", []byte(got.stdout), want)
 }
 
-// TestImportInterrupt: SIGINT rolls back the batch in flight, prints the
-// resume point and exits 130; --resume then finishes the import.
+// TestImportInterrupt: SIGINT stops the import at a batch boundary, prints
+// the resume point and exits 130; --resume then finishes the import.
 func TestImportInterrupt(t *testing.T) {
 	t.Parallel()
 	file, _ := bigFixture(t)
@@ -88,7 +88,7 @@ func TestImportInterrupt(t *testing.T) {
 	cp := checkpoint(t, dst)
 	stderr := p.stderrText()
 	for _, want := range []string{
-		"esctl: interrupted: cancelling; the batch in flight is rolled back, committed batches stay",
+		"esctl: interrupted: stopping; a batch is committed whole or not at all",
 		fmt.Sprintf("resume point: byte offset %d (", num(t, cp, "byteOffset")),
 		"resume with: esctl import --in " + file + " --resume",
 		"esctl: interrupted\n",
@@ -128,7 +128,7 @@ func interruptedPipeImport(t *testing.T, lines []byte) (*proc, *os.File, string)
 	}
 	p.waitFor("esctl: imported", 1) // the batch is in
 	p.signal(syscall.SIGINT)
-	p.waitFor("the batch in flight is rolled back", 1)
+	p.waitFor("a batch is committed whole or not at all", 1)
 	return p, pw, dst
 }
 

@@ -254,8 +254,13 @@ func importCommand(e *env) *cli.Command {
 			sourceIDFlag("events"),
 			&cli.BoolFlag{Name: "abort", Usage: "undo the unfinished import of this source instead (see docs/ndjson-format.md) and forget it"},
 			yesFlag(),
+			dryRunFlag(),
 		},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
+			dry := cmd.Bool("dry-run")
+			if dry && cmd.Bool("abort") {
+				return usagef("--dry-run checks an import; it does not go with --abort")
+			}
 			if cmd.Bool("resume") && cmd.Int64("byte-offset") != 0 {
 				return usagef("--resume and --byte-offset are two ways to resume: pass one")
 			}
@@ -277,7 +282,7 @@ func importCommand(e *env) *cli.Command {
 				return e.printSummary(cmd, (&summary{Command: "import"}).add("aborted", sourceID, "import of "+sourceID+" aborted"), false)
 			}
 			mode := maintenanceMode(cmd)
-			if mode == eventstore.MaintenanceAuto && !cmd.Bool("resume") && cmd.Int64("byte-offset") == 0 {
+			if mode == eventstore.MaintenanceAuto && !dry && !cmd.Bool("resume") && cmd.Int64("byte-offset") == 0 {
 				d, err := s.Describe(ctx, nil)
 				if err != nil {
 					return err
@@ -308,11 +313,25 @@ func importCommand(e *env) *cli.Command {
 				ByteOffset: start,
 				Resume:     cmd.Bool("resume"),
 				Renumber:   cmd.Bool("renumber"),
+				DryRun:     dry,
 				ProgressFunc: func(ip eventstore.ImportProgress) {
 					p.update(ip.ByteOffset, ip.ByteOffset, fmt.Sprintf("%s events", commas(ip.Events)))
 				},
 			})
 			p.stop()
+			if dry {
+				if res == nil {
+					return err
+				}
+				if err != nil {
+					return fmt.Errorf("%w (dry run: nothing was written; a real import would commit the %s lines before it)", err, commas(res.Lines))
+				}
+				return e.printDryRun(cmd, (&summary{Command: "import"}).
+					add("events", res.Events, "").add("lines", res.Lines, "").add("byteOffset", res.ByteOffset, "").
+					add("lastPosition", res.LastPosition, "").add("sourceId", sourceID, ""),
+					fmt.Sprintf("every line checked: would import %s events (%s lines, %s bytes, last position %s); nothing written",
+						commas(res.Events), commas(res.Lines), commas(res.ByteOffset), commas(res.LastPosition)))
+			}
 			if err != nil {
 				return withHint(err, importResumeHint(cmd, res, sourceID, err))
 			}
@@ -340,6 +359,11 @@ func (e *env) openForImport(ctx context.Context, cmd *cli.Command, kind string) 
 	sourceID := cmd.String("source-id")
 	if sourceID == "" {
 		sourceID = defaultSourceID(kind, cmd.String("in"))
+	}
+	if cmd.Bool("dry-run") {
+		// Checked against the store as it is: nothing is created.
+		s, err := e.openExisting(ctx, cmd)
+		return s, sourceID, err
 	}
 	s, err := e.openURL(ctx, dbURL(cmd), true)
 	if err != nil {
