@@ -7,26 +7,33 @@ FUZZTIME  ?= 30s
 BENCHARGS ?=
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 DB_DIR    ?= $(CURDIR)/.pgdata
+GOLANGCI_LINT ?= github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
 
 .PHONY: help
 help: ## show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_\/-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: test
-test: ## run every test, race detector on, both engines (PostgreSQL from TEST_DATABASE_URL or a throwaway cluster), then the crash and kill-and-resume tests without -race
+test: ## run every test, race detector on, both engines (PostgreSQL from TEST_DATABASE_URL or a throwaway cluster), then the crash and kill-and-resume tests without -race, then compile the integration module
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 	$(GO) test -count=1 -timeout 20m -run 'TestConformance/NDJSON/Crash' ./adapters/...
 	$(GO) test -count=1 -timeout 20m -run 'TestKillResume500k' ./cmd/esctl
+	cd integration && $(GO) vet -tags integration ./...
 
 .PHONY: check
-check: ## gofmt, go vet, go mod tidy check, then make test
+check: lint ## gofmt, go vet, golangci-lint, go mod tidy check (both modules), then make test
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	@cp go.mod /tmp/esctl-go.mod.bak && cp go.sum /tmp/esctl-go.sum.bak && $(GO) mod tidy && \
 		if ! git diff --quiet -- go.mod go.sum; then echo "go mod tidy changed go.mod/go.sum"; git diff -- go.mod go.sum; exit 1; fi
+	@cd integration && $(GO) mod tidy && if ! git diff --quiet -- go.mod go.sum; then echo "go mod tidy changed integration/go.mod/go.sum"; exit 1; fi
 	@if git grep -nE '"(SELECT|INSERT|UPDATE|DELETE|CREATE|ALTER|DROP) ' -- '*.go' ':!adapters/**' ':!migrations/**' ':!**/*_test.go' ':!integration/**' ':!bench/**'; then \
 		echo "SQL text outside adapters/ and migrations/"; exit 1; fi
 	$(MAKE) test
+
+.PHONY: lint
+lint: ## golangci-lint (.golangci.yml: errorlint, depguard), the pinned version through go run
+	$(GO) run $(GOLANGCI_LINT) run ./...
 
 .PHONY: demo
 demo: ## run the demo on a SQLite store in the current directory

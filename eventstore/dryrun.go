@@ -17,6 +17,12 @@ type dryDialect struct {
 	seen   map[uint64]struct{} // pairs the import pretends to have written
 	frozen bool
 	staged bool // the target is a staging table: stored events do not count
+
+	// Secrets: the store's ids and idxs (loaded at the first batch) and
+	// those the import pretends to have written.
+	secretIDs  map[string]bool
+	secretIdxs map[int64]bool
+	maxIdx     int64
 }
 
 func newDryDialect(ctx context.Context, d Dialect) (*dryDialect, error) {
@@ -101,4 +107,49 @@ func (d *dryDialect) ReadState(ctx context.Context) (*StoreState, error) {
 	}
 	st.Frozen = d.frozen
 	return st, nil
+}
+
+// ImportSecrets checks a batch of secrets against the store's and those of
+// earlier batches, as the real one would, and "writes" it.
+func (d *dryDialect) ImportSecrets(ctx context.Context, p *ImportSecretsParams) (*ImportSecretsResult, error) {
+	if d.secretIDs == nil {
+		d.secretIDs, d.secretIdxs = map[string]bool{}, map[int64]bool{}
+		for min := int64(0); ; {
+			page, err := d.Dialect.ListSecrets(ctx, &ListSecretsParams{MinIdx: min, IncludeDeleted: true, Limit: MaxLimit})
+			if err != nil {
+				return nil, err
+			}
+			for _, sec := range page {
+				d.secretIDs[sec.ID], d.secretIdxs[sec.Idx] = true, true
+				d.maxIdx = max(d.maxIdx, sec.Idx)
+			}
+			if len(page) < MaxLimit {
+				break
+			}
+			min = page[len(page)-1].Idx + 1
+		}
+	}
+	// As the adapters do: a negative idx takes the next free one.
+	res := &ImportSecretsResult{Conflict: -1}
+	next := d.maxIdx + 1
+	idxs := make([]int64, len(p.Secrets))
+	batchIDs, batchIdxs := map[string]bool{}, map[int64]bool{}
+	for i, sec := range p.Secrets {
+		idx := sec.Idx
+		if idx < 0 {
+			idx = next
+		}
+		if d.secretIDs[sec.ID] || d.secretIdxs[idx] || batchIDs[sec.ID] || batchIdxs[idx] {
+			res.Conflict = i
+			return res, nil
+		}
+		batchIDs[sec.ID], batchIdxs[idx] = true, true
+		idxs[i] = idx
+		next = max(next, idx+1)
+	}
+	for i, sec := range p.Secrets {
+		d.secretIDs[sec.ID], d.secretIdxs[idxs[i]] = true, true
+		d.maxIdx = max(d.maxIdx, idxs[i])
+	}
+	return res, nil
 }

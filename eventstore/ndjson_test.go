@@ -39,7 +39,7 @@ func TestLineReader(t *testing.T) {
 		t.Fatalf("truncated last line: %v", err)
 	}
 	lr = newLineReader(strings.NewReader(""), 10, 0, 1, nil)
-	if _, err := lr.next(); err != io.EOF {
+	if _, err := lr.next(); !errors.Is(err, io.EOF) {
 		t.Fatalf("empty input: %v", err)
 	}
 	lr = newLineReader(strings.NewReader(strings.Repeat("x", 50)+"\n"), 10, 0, 1, nil)

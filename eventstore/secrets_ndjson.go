@@ -204,6 +204,10 @@ type SecretsImportOptions struct {
 	MaxLineBytes int
 	// BatchSecrets bounds one transaction. 0: 1,000.
 	BatchSecrets int
+	// DryRun reads and checks the whole source against the store's
+	// secrets (ids and idxs used, in the store or earlier in the source)
+	// and writes nothing, as ImportOptions.DryRun.
+	DryRun bool
 }
 
 // ImportSecrets reads NDJSON secrets from r and adds them to the store,
@@ -226,7 +230,14 @@ func (m *SecretsManager) ImportSecrets(ctx context.Context, r io.Reader, opts *S
 		return nil, err
 	}
 	defer s.exit()
-	si := &secretsImport{s: s, o: o}
+	si := &secretsImport{s: s, d: s.d, o: o}
+	if o.DryRun {
+		dry, err := newDryDialect(ctx, s.d)
+		if err != nil {
+			return nil, fmt.Errorf("import secrets: %w", err)
+		}
+		si.d = dry
+	}
 	err := si.run(ctx, r)
 	res := si.res
 	if si.lr != nil {
@@ -237,6 +248,7 @@ func (m *SecretsManager) ImportSecrets(ctx context.Context, r io.Reader, opts *S
 
 type secretsImport struct {
 	s     *Store
+	d     Dialect // the store's, or a dryDialect
 	o     SecretsImportOptions
 	cp    *ImportCheckpoint
 	lr    *lineReader
@@ -248,7 +260,7 @@ type secretsImport struct {
 }
 
 func (si *secretsImport) run(ctx context.Context, r io.Reader) error {
-	cp, err := si.s.d.Checkpoint(ctx, si.o.SourceID)
+	cp, err := si.d.Checkpoint(ctx, si.o.SourceID)
 	if err != nil {
 		return fmt.Errorf("import secrets: read checkpoint: %w", err)
 	}
@@ -354,7 +366,7 @@ func (si *secretsImport) commit(ctx context.Context, n int, done bool) error {
 	cp.Events += int64(n)
 	cp.Done = done && n == len(si.batch)
 	cp.UpdatedAt = si.s.nowMillis()
-	res, err := si.s.d.ImportSecrets(ctx, &ImportSecretsParams{Secrets: si.batch[:n], Checkpoint: &cp})
+	res, err := si.d.ImportSecrets(ctx, &ImportSecretsParams{Secrets: si.batch[:n], Checkpoint: &cp})
 	if err != nil {
 		return fmt.Errorf("import secrets: store lines %d to %d: %w", si.res.Lines+1, cp.Line, err)
 	}
@@ -366,7 +378,7 @@ func (si *secretsImport) commit(ctx context.Context, n int, done bool) error {
 		}
 		sec, mk := si.batch[k], si.marks.marks[k]
 		return &LineError{Line: mk.line, Offset: mk.offset, Column: -1, Field: "id",
-			Reason: fmt.Sprintf("secret id %q or idx %d is already used in the store", sec.ID, sec.Idx),
+			Reason: secretUsedReason(sec),
 			Err:    &SecretExistsError{ID: sec.ID}}
 	}
 	si.cp = &cp
@@ -375,4 +387,11 @@ func (si *secretsImport) commit(ctx context.Context, n int, done bool) error {
 	si.res.TotalEvents = cp.Events
 	si.res.Done = cp.Done
 	return nil
+}
+
+func secretUsedReason(sec Secret) string {
+	if sec.Idx < 0 {
+		return fmt.Sprintf("secret id %q is already used in the store (or on an earlier line)", sec.ID)
+	}
+	return fmt.Sprintf("secret id %q or idx %d is already used in the store (or on an earlier line)", sec.ID, sec.Idx)
 }

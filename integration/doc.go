@@ -4,7 +4,13 @@
 // suite against it, for machines that have Docker but no PostgreSQL server
 // binaries:
 //
-//	go test -tags integration ./integration/
+//	cd integration && go test -tags integration ./...
+//
+// It is a module of its own (github.com/esctl/esctl/integration, using the
+// library from ../ through a replace directive), so that testcontainers,
+// Docker's client and OpenTelemetry never enter the go.sum of an
+// application that imports esctl. make test compiles it (go vet with the
+// tag) without running it.
 //
 // Without a Docker engine the test skips (testcontainers reports the
 // provider unhealthy). CI does not depend on it: make test finds PostgreSQL

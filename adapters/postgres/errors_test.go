@@ -141,7 +141,7 @@ func TestInterpretError(t *testing.T) {
 			}
 			got := interpretError(tt.err)
 			if tt.passes {
-				if got != tt.err {
+				if got != tt.err { //nolint:errorlint // identity: the error must come back unchanged, not wrapped
 					t.Fatalf("interpretError(%v) = %v, want it unchanged", tt.err, got)
 				}
 				return

@@ -30,6 +30,7 @@ func copyCommand(e *env) *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "from", Required: true, Usage: "source database URL"},
 			&cli.StringFlag{Name: "to", Required: true, Usage: "target database URL (created if needed)"},
+			dryRunFlag(),
 		},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			from, to := cmd.String("from"), cmd.String("to")
@@ -41,21 +42,34 @@ func copyCommand(e *env) *cli.Command {
 				return err
 			}
 			defer src.Close()
-			dst, err := e.openURL(ctx, to, true)
+			dry := cmd.Bool("dry-run")
+			if dry {
+				if done, err := e.copyDryRunToNothing(ctx, cmd, src, to); done || err != nil {
+					return err
+				}
+			}
+			dst, err := e.openURL(ctx, to, !dry)
 			if err != nil {
 				return err
 			}
 			defer dst.Close()
-			if err := dst.Init(ctx); err != nil {
-				return err
+			if !dry {
+				if err := dst.Init(ctx); err != nil {
+					return err
+				}
 			}
-			ev, err := copyEvents(ctx, e, cmd, src, dst, from)
+			ev, err := copyEvents(ctx, e, cmd, src, dst, from, dry)
 			if err != nil {
 				return err
 			}
-			secrets, err := copySecrets(ctx, src, dst, from)
+			secrets, err := copySecrets(ctx, src, dst, from, dry)
 			if err != nil {
 				return err
+			}
+			if dry {
+				return e.printDryRun(cmd, (&summary{Command: "copy"}).add("events", ev.Events, "").add("secrets", secrets, ""),
+					fmt.Sprintf("the target is empty or an earlier copy; every event and secret checked: would copy %s events (to position %s) and %s secrets; nothing written",
+						commas(ev.Events), commas(ev.LastPosition), commas(secrets)))
 			}
 			// Checkpoints of interrupted runs: their batches are in the
 			// target, which is the copy's record.
@@ -81,7 +95,7 @@ func copyCommand(e *env) *cli.Command {
 // copyEvents streams the source's events after the target's last position
 // into the target (positions kept). The target's last position is where an
 // earlier copy stopped; its event there must be the source's.
-func copyEvents(ctx context.Context, e *env, cmd *cli.Command, src, dst *eventstore.Store, from string) (*eventstore.ImportResult, error) {
+func copyEvents(ctx context.Context, e *env, cmd *cli.Command, src, dst *eventstore.Store, from string, dry bool) (*eventstore.ImportResult, error) {
 	sd, err := src.Describe(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("source: %w", err)
@@ -117,6 +131,7 @@ func copyEvents(ctx context.Context, e *env, cmd *cli.Command, src, dst *eventst
 	sourceID := fmt.Sprintf("copy:%s@%d", eventstore.RedactURL(from), start)
 	res, err = dst.ImportEvents(ctx, pr, &eventstore.ImportOptions{
 		SourceID: sourceID,
+		DryRun:   dry,
 		ProgressFunc: func(ip eventstore.ImportProgress) {
 			p.update(ip.Events, ip.ByteOffset, "")
 		},
@@ -134,7 +149,10 @@ func copyEvents(ctx context.Context, e *env, cmd *cli.Command, src, dst *eventst
 		return nil, withHint(err, fmt.Sprintf("the target holds the source's events up to position %d; resume point: position %d: run the same esctl copy again to continue from there", at, at))
 	}
 	// The import is complete: forget its checkpoint, the target's events
-	// are the copy's record.
+	// are the copy's record (a dry run recorded none).
+	if dry {
+		return res, nil
+	}
 	if err := dst.AbortImport(ctx, sourceID); err != nil {
 		return nil, err
 	}
@@ -170,7 +188,7 @@ func sameEventAt(ctx context.Context, src, dst *eventstore.Store, pos int64) err
 
 // copySecrets copies the source's secrets with an idx above the target's
 // highest, after checking that the target's highest is the source's.
-func copySecrets(ctx context.Context, src, dst *eventstore.Store, from string) (int64, error) {
+func copySecrets(ctx context.Context, src, dst *eventstore.Store, from string, dry bool) (int64, error) {
 	top, err := highestSecret(ctx, dst)
 	if err != nil {
 		return 0, fmt.Errorf("target: %w", err)
@@ -196,7 +214,7 @@ func copySecrets(ctx context.Context, src, dst *eventstore.Store, from string) (
 		exported <- err
 	}()
 	sourceID := fmt.Sprintf("copy-secrets:%s@%d", eventstore.RedactURL(from), next)
-	res, err := dst.Secrets().ImportSecrets(ctx, pr, &eventstore.SecretsImportOptions{SourceID: sourceID})
+	res, err := dst.Secrets().ImportSecrets(ctx, pr, &eventstore.SecretsImportOptions{SourceID: sourceID, DryRun: dry})
 	pr.CloseWithError(errors.New("import stopped"))
 	exportErr := <-exported
 	if err != nil {
@@ -204,6 +222,9 @@ func copySecrets(ctx context.Context, src, dst *eventstore.Store, from string) (
 	}
 	if exportErr != nil {
 		return 0, fmt.Errorf("export secrets from the source: %w", exportErr)
+	}
+	if dry {
+		return res.Events, nil
 	}
 	if err := dst.AbortImport(ctx, sourceID); err != nil {
 		return 0, err
@@ -240,4 +261,37 @@ func highestSecret(ctx context.Context, s *eventstore.Store) (*eventstore.Secret
 		}
 	}
 	return at(lo)
+}
+
+// copyDryRunToNothing answers copy --dry-run when the target does not exist
+// yet or holds no store: the whole source would be copied. It reports
+// whether it answered.
+func (e *env) copyDryRunToNothing(ctx context.Context, cmd *cli.Command, src *eventstore.Store, to string) (bool, error) {
+	path, missing, err := missingFile(to)
+	if err != nil {
+		return true, err
+	}
+	where := path
+	if !missing {
+		dst, err := e.openURL(ctx, to, false)
+		if err != nil {
+			return true, err
+		}
+		defer dst.Close()
+		st, err := dst.Migrate(ctx, &eventstore.MigrateOptions{Op: eventstore.MigrateStatus})
+		if err != nil {
+			return true, err
+		}
+		if st.Version != 0 || st.Dirty {
+			return false, nil
+		}
+		where = eventstore.RedactURL(to)
+	}
+	sd, err := src.Describe(ctx, nil)
+	if err != nil {
+		return true, fmt.Errorf("source: %w", err)
+	}
+	return true, e.printDryRun(cmd, (&summary{Command: "copy"}).add("events", sd.EventCount, "").add("secrets", sd.SecretCount, ""),
+		fmt.Sprintf("would create the store in %s and copy all %s events (to position %s) and %s secrets; nothing written",
+			where, commas(sd.EventCount), commas(sd.LastPosition), commas(sd.SecretCount)))
 }

@@ -135,3 +135,55 @@ func TestRestoreDryRun(t *testing.T) {
 	wantCode(t, esctl(t, "", "--db", empty, "restore", "--in", bad, "--dry-run"), exitBadInput)
 	require.Equal(t, sums, fileSums(t, full))
 }
+
+// TestSecretsImportDryRun: secrets import --dry-run checks every line
+// against the store's secrets and writes nothing.
+func TestSecretsImportDryRun(t *testing.T) {
+	t.Parallel()
+	url := sqliteURL(t, "s.db")
+	mustEsctl(t, "", "--db", url, "init")
+	mustEsctl(t, "v1", "--db", url, "secrets", "set", "taken")
+	sums := fileSums(t, url)
+	dir := t.TempDir()
+	good := writeFile(t, dir, "good.ndjson", []byte(`{"secret":"a","id":"new-1","idx":5}`+"\n"+`{"secret":"b","id":"new-2"}`+"\n"+`{"secret":null,"id":"gone","idx":9}`+"\n"))
+	wantCode(t, mustEsctl(t, "", "--db", url, "secrets", "import", "--in", good, "--dry-run"), 0, "would import 3 secrets (3 lines)", "(dry run)")
+	clash := writeFile(t, dir, "clash.ndjson", []byte(`{"secret":"a","id":"new-1"}`+"\n"+`{"secret":"b","id":"taken"}`+"\n"))
+	wantCode(t, esctl(t, "", "--db", url, "secrets", "import", "--in", clash, "--dry-run"), exitBadInput, "line 2", "dry run: nothing was written")
+	twice := writeFile(t, dir, "twice.ndjson", []byte(`{"secret":"a","id":"x","idx":7}`+"\n"+`{"secret":"b","id":"y","idx":7}`+"\n"))
+	r := esctl(t, "", "--db", url, "secrets", "import", "--in", twice, "--dry-run")
+	require.NotEqual(t, 0, r.code, r.String())
+	require.Contains(t, r.stderr, "line 2")
+	require.Equal(t, sums, fileSums(t, url), "the store's files are unchanged")
+	require.Contains(t, mustEsctl(t, "", "--db", url, "secrets", "list").stdout, "taken")
+	require.NotContains(t, mustEsctl(t, "", "--db", url, "secrets", "list").stdout, "new-1")
+	// The real import does what the dry run said.
+	wantCode(t, mustEsctl(t, "", "--db", url, "secrets", "import", "--in", good), 0, "3 secrets imported")
+}
+
+// TestCopyDryRun: copy --dry-run checks the target (missing, empty, an
+// earlier copy, or not a copy) and what would be copied, and writes nothing.
+func TestCopyDryRun(t *testing.T) {
+	t.Parallel()
+	src := sqliteURL(t, "src.db")
+	seed(t, src, 30, 3, 2)
+	missing := sqliteURL(t, "missing.db")
+	wantCode(t, mustEsctl(t, "", "copy", "--from", src, "--to", missing, "--dry-run"), 0, "would create the store", "copy all 33 events", "(dry run)")
+	_, err := os.Stat(strings.TrimPrefix(missing, "sqlite://"))
+	require.True(t, os.IsNotExist(err), "the dry run created the target")
+
+	dst := sqliteURL(t, "dst.db")
+	mustEsctl(t, "", "copy", "--from", src, "--to", dst)
+	seed2(t, src, 5)
+	sums := fileSums(t, dst)
+	wantCode(t, mustEsctl(t, "", "copy", "--from", src, "--to", dst, "--dry-run"), 0, "would copy 5 events (to position 38) and 0 secrets")
+	require.Equal(t, sums, fileSums(t, dst), "the target's files are unchanged")
+
+	other := sqliteURL(t, "other.db")
+	seed(t, other, 3, 1, 0)
+	sums = fileSums(t, other)
+	wantCode(t, esctl(t, "", "copy", "--from", src, "--to", other, "--dry-run"), exitStoreState, "not an earlier copy")
+	require.Equal(t, sums, fileSums(t, other))
+
+	// The real copy does what the dry run said.
+	wantCode(t, mustEsctl(t, "", "copy", "--from", src, "--to", dst), 0, "5 events copied")
+}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -275,7 +276,7 @@ func start(t testing.TB, dir string, stdin io.Reader, args ...string) *proc {
 		}
 		close(p.lines)
 		err := p.cmd.Wait()
-		if ee, ok := err.(*exec.ExitError); ok {
+		if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
 			p.code = ee.ExitCode()
 			if ee.ExitCode() < 0 { // killed by a signal
 				p.code = -1

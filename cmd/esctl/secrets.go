@@ -201,6 +201,7 @@ func secretsCommand(e *env) *cli.Command {
 					inFlag(),
 					&cli.BoolFlag{Name: "resume", Usage: "continue the interrupted import of this source, reading the input from its start"},
 					sourceIDFlag("secrets"),
+					dryRunFlag(),
 				},
 				Action: func(ctx context.Context, cmd *cli.Command) error {
 					s, sourceID, err := e.openForImport(ctx, cmd, "secrets")
@@ -213,7 +214,18 @@ func secretsCommand(e *env) *cli.Command {
 						return err
 					}
 					defer in.Close()
-					res, err := s.Secrets().ImportSecrets(ctx, in, &eventstore.SecretsImportOptions{SourceID: sourceID, Resume: cmd.Bool("resume")})
+					dry := cmd.Bool("dry-run")
+					res, err := s.Secrets().ImportSecrets(ctx, in, &eventstore.SecretsImportOptions{SourceID: sourceID, Resume: cmd.Bool("resume"), DryRun: dry})
+					if dry {
+						if res == nil {
+							return err
+						}
+						if err != nil {
+							return fmt.Errorf("%w (dry run: nothing was written; a real import would commit the %s lines before it)", err, commas(res.Lines))
+						}
+						return e.printDryRun(cmd, (&summary{Command: "secrets import"}).add("secrets", res.Events, "").add("lines", res.Lines, "").add("sourceId", sourceID, ""),
+							fmt.Sprintf("every line checked: would import %s secrets (%s lines); nothing written", commas(res.Events), commas(res.Lines)))
+					}
 					if err != nil {
 						return withHint(err, importResumeHint(cmd, res, sourceID, err))
 					}

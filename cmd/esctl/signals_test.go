@@ -5,6 +5,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -296,7 +297,7 @@ func TestEventsInterrupt(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = cmd.Wait()
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != exitInterrupted {
+	if ee := (*exec.ExitError)(nil); !errors.As(err, &ee) || ee.ExitCode() != exitInterrupted {
 		t.Fatalf("events interrupted: %v\n%s", err, stderr.String())
 	}
 	got := append(first, rest...)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -97,7 +98,7 @@ func runOnTerminal(t testing.TB, p *pty, stdin io.Reader, stdout, stderr io.Writ
 		cmd.Stderr = p.slave
 	}
 	err := cmd.Run()
-	if ee, ok := err.(*exec.ExitError); ok {
+	if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
 		return ee.ExitCode()
 	} else if err != nil {
 		t.Fatal(err)
@@ -240,8 +241,8 @@ func TestPromptInterrupted(t *testing.T) {
 	}()
 	select {
 	case err := <-done:
-		ee, ok := err.(*exec.ExitError)
-		if !ok || ee.ExitCode() != exitInterrupted {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != exitInterrupted {
 			t.Fatalf("drop interrupted at its prompt: %v", err)
 		}
 	case <-time.After(2 * time.Minute):

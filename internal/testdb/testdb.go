@@ -265,13 +265,13 @@ func startClusterWith(conf []string) (*localCluster, error) {
 	if owner != "" {
 		if out, err := exec.Command("chown", owner+":"+owner, dir).CombinedOutput(); err != nil {
 			_ = os.RemoveAll(dir)
-			return nil, fmt.Errorf("chown %s: %v: %s", dir, err, out)
+			return nil, fmt.Errorf("chown %s: %w: %s", dir, err, out)
 		}
 	}
 	data := filepath.Join(dir, "data")
 	if out, err := c.run("initdb", "--no-sync", "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale", "C", "-D", data); err != nil {
 		_ = os.RemoveAll(dir)
-		return nil, fmt.Errorf("initdb: %v: %s", err, out)
+		return nil, fmt.Errorf("initdb: %w: %s", err, out)
 	}
 	lines := append([]string{"listen_addresses = ''", "unix_socket_directories = '" + dir + "'", "max_connections = 300"}, conf...)
 	f, err := os.OpenFile(filepath.Join(data, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
@@ -290,7 +290,7 @@ func startClusterWith(conf []string) (*localCluster, error) {
 	if out, err := c.run("pg_ctl", "start", "-w", "-t", "60", "-D", data, "-l", filepath.Join(dir, "log.txt")); err != nil {
 		log, _ := os.ReadFile(filepath.Join(dir, "log.txt"))
 		_ = os.RemoveAll(dir)
-		return nil, fmt.Errorf("pg_ctl start: %v: %s\n%s", err, out, log)
+		return nil, fmt.Errorf("pg_ctl start: %w: %s\n%s", err, out, log)
 	}
 	c.url = "postgres://postgres@/postgres?host=" + url.QueryEscape(dir) + "&sslmode=disable"
 	return c, nil

@@ -1,0 +1,55 @@
+package eventstore_test
+
+import (
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestReadmeListsEveryError: the README's error table names every exported
+// error variable of the package.
+func TestReadmeListsEveryError(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fset := token.NewFileSet()
+	found := 0
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, name, nil, parser.SkipObjectResolution)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, decl := range f.Decls {
+			gd, ok := decl.(*ast.GenDecl)
+			if !ok || gd.Tok != token.VAR {
+				continue
+			}
+			for _, spec := range gd.Specs {
+				for _, id := range spec.(*ast.ValueSpec).Names {
+					if id.IsExported() && strings.HasPrefix(id.Name, "Err") {
+						found++
+						if !strings.Contains(string(readme), "`"+id.Name+"`") {
+							t.Errorf("README.md does not list %s (%s)", id.Name, name)
+						}
+					}
+				}
+			}
+		}
+	}
+	if found < 20 {
+		t.Fatalf("only %d error variables found", found)
+	}
+}
