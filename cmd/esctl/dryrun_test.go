@@ -15,13 +15,14 @@ import (
 	"github.com/esctl/esctl/internal/testdb"
 )
 
-// fileSums returns the SHA-256 of every file of a SQLite store (the
-// database, and its -wal and -shm files when they exist).
+// fileSums returns the SHA-256 of the files of a SQLite store that hold
+// its data: the database and its -wal file, when it exists. (The -shm
+// file is a shared-memory index that readers update too: its read marks.)
 func fileSums(t testing.TB, url string) map[string]string {
 	t.Helper()
 	path := strings.TrimPrefix(url, "sqlite://")
 	out := map[string]string{}
-	for _, suffix := range []string{"", "-wal", "-shm"} {
+	for _, suffix := range []string{"", "-wal"} {
 		b, err := os.ReadFile(path + suffix)
 		if os.IsNotExist(err) {
 			continue
@@ -186,4 +187,23 @@ func TestCopyDryRun(t *testing.T) {
 
 	// The real copy does what the dry run said.
 	wantCode(t, mustEsctl(t, "", "copy", "--from", src, "--to", dst), 0, "5 events copied")
+}
+
+// TestIncrementalImportDryRun: incremental-import --dry-run reports what
+// the merge would do and stages and writes nothing.
+func TestIncrementalImportDryRun(t *testing.T) {
+	t.Parallel()
+	url := sqliteURL(t, "inc.db")
+	importInto(t, url, eventLines(1, 10, 2))
+	sums := fileSums(t, url)
+	dir := t.TempDir()
+	late := writeFile(t, dir, "late.ndjson", []byte(
+		`{"type":"T","timestamp":99000,"aggregateId":"new","payload":{}}`+"\n"+
+			`{"type":"T","timestamp":99000,"aggregateId":"new","payload":{}}`+"\n"+
+			`{"type":"T","timestamp":5,"aggregateId":"old","payload":{}}`+"\n"))
+	wantCode(t, esctl(t, "", "--db", url, "incremental-import", "--in", late, "--dry-run"), exitBadInput, "older", "dry run: nothing was written")
+	wantCode(t, mustEsctl(t, "", "--db", url, "incremental-import", "--in", late, "--older", "skip", "--dry-run"), 0,
+		"would append 1 events (positions 11 to 11), drop 1 duplicates and skip 1 older events", "(dry run)")
+	require.Equal(t, sums, fileSums(t, url), "the store's files are unchanged")
+	wantCode(t, mustEsctl(t, "", "--db", url, "incremental-import", "--in", late, "--older", "skip"), 0, "1 events appended", "1 duplicates dropped", "1 older events skipped")
 }

@@ -35,6 +35,7 @@ func incrementalImportCommand(e *env) *cli.Command {
 					return nil
 				},
 			},
+			dryRunFlag(),
 		},
 		Action: e.storeAction(func(ctx context.Context, cmd *cli.Command, s *eventstore.Store) error {
 			in, size, err := e.openInput(cmd, cmd.String("in"))
@@ -47,14 +48,24 @@ func incrementalImportCommand(e *env) *cli.Command {
 				older = eventstore.OlderSkip
 			}
 			p := e.newProgress(cmd, "staged", "bytes", size)
+			dry := cmd.Bool("dry-run")
 			res, err := s.IncrementalImportFrom(ctx, in, &eventstore.IncrementalImportOptions{
-				Older: older,
+				Older:  older,
+				DryRun: dry,
 				ProgressFunc: func(ip eventstore.IncrementalProgress) {
 					p.update(ip.ByteOffset, ip.ByteOffset, fmt.Sprintf("%s lines", commas(ip.Lines)))
 				},
 			})
 			p.stop()
 			switch {
+			case dry && err != nil:
+				return withHint(err, "dry run: nothing was written")
+			case dry:
+				return e.printDryRun(cmd, (&summary{Command: "incremental-import"}).
+					add("appended", res.Appended, "").add("duplicates", res.Duplicates, "").add("skipped", res.Skipped, "").
+					add("firstPosition", res.FirstPosition, "").add("lastPosition", res.LastPosition, ""),
+					fmt.Sprintf("every line checked: would append %s events (positions %s to %s), drop %s duplicates and skip %s older events; nothing written",
+						commas(res.Appended), commas(res.FirstPosition), commas(res.LastPosition), commas(res.Duplicates), commas(res.Skipped)))
 			case errors.Is(err, eventstore.ErrOlderEvents):
 				return withHint(err, "nothing was written: run again with --older skip to drop the older events")
 			case err != nil:

@@ -36,6 +36,7 @@ func vevent(agg, typ string, ts int64, payload string) eventstore.VersionlessEve
 func runIncremental(t *testing.T, h Harness) {
 	ctx := context.Background()
 	t.Run("FromNDJSON", func(t *testing.T) { t.Parallel(); runIncrementalFrom(t, h) })
+	t.Run("DryRunMatchesCommit", func(t *testing.T) { t.Parallel(); runIncrementalDryRun(t, h) })
 
 	t.Run("WorksCorrectly", func(t *testing.T) {
 		// reSolve: "incremental import should work correctly".

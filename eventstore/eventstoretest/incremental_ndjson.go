@@ -70,3 +70,64 @@ func runIncrementalFrom(t *testing.T, h Harness) {
 	require.EqualValues(t, 1, res.Skipped)
 	require.EqualValues(t, 0, res.Appended)
 }
+
+// runIncrementalDryRun: a dry run of an incremental import reports what the
+// commit then does (appended, duplicates of stored events and of earlier
+// lines, older events skipped or refused, positions) and writes nothing.
+func runIncrementalDryRun(t *testing.T, h Harness) {
+	ctx := context.Background()
+	c := &clock{ms: 100}
+	s, _ := newStore(t, h, &eventstore.Options{NowFunc: c.now})
+	for _, e := range []eventstore.Event{
+		{AggregateID: "a", AggregateVersion: 1, Type: "Opened", Timestamp: 100, Payload: []byte(`{"x":1}`)},
+		{AggregateID: "b", AggregateVersion: 1, Type: "Opened", Timestamp: 200, Payload: []byte(`{}`)},
+	} {
+		_, err := s.SaveEvent(ctx, e)
+		require.NoError(t, err)
+	}
+	file := strings.Join([]string{
+		`{"type":"Moved","timestamp":300,"aggregateId":"a","payload":{"x":2}}`,
+		`{"type":"Opened","timestamp":100,"aggregateId":"a","payload":{"x":1}}`, // the stored one (and older)
+		`{"type":"Opened","timestamp":300,"aggregateId":"c","payload":{"y":1}}`,
+		`{"type":"Opened","timestamp":300,"aggregateId":"c","payload":{"y":1}}`, // line 3 again
+		`{"type":"Late","timestamp":150,"aggregateId":"d","payload":{"z":1}}`,   // older than 200
+		`{"type":"Late","timestamp":120,"aggregateId":"e","payload":{"z":2}}`,   // older still
+		`{"type":"Moved","timestamp":250,"aggregateId":"b","payload":{"w":1}}`,
+	}, "\n") + "\n"
+	before, _ := loadAll(t, s, eventstore.Filter{})
+
+	// OlderFail: the dry run fails as the commit does.
+	_, dryErr := s.IncrementalImportFrom(ctx, strings.NewReader(file), &eventstore.IncrementalImportOptions{DryRun: true})
+	var dryOlder *eventstore.OlderEventsError
+	require.ErrorAs(t, dryErr, &dryOlder)
+	after, _ := loadAll(t, s, eventstore.Filter{})
+	require.Equal(t, before, after, "a dry run writes nothing")
+	open, err := s.IncrementalImports(ctx)
+	require.NoError(t, err)
+	require.Empty(t, open, "a dry run stages nothing")
+	_, err = s.IncrementalImportFrom(ctx, strings.NewReader(file), nil)
+	var older *eventstore.OlderEventsError
+	require.ErrorAs(t, err, &older)
+	require.Equal(t, *older, *dryOlder)
+	require.EqualValues(t, 2, older.Count)
+	require.Equal(t, "e", older.AggregateID)
+
+	// OlderSkip: the same counts and positions.
+	dry, err := s.IncrementalImportFrom(ctx, strings.NewReader(file), &eventstore.IncrementalImportOptions{Older: eventstore.OlderSkip, DryRun: true})
+	require.NoError(t, err)
+	after, _ = loadAll(t, s, eventstore.Filter{})
+	require.Equal(t, before, after, "a dry run writes nothing")
+	committed, err := s.IncrementalImportFrom(ctx, strings.NewReader(file), &eventstore.IncrementalImportOptions{Older: eventstore.OlderSkip})
+	require.NoError(t, err)
+	require.Equal(t, *committed, *dry)
+	require.EqualValues(t, 3, committed.Appended)
+	require.EqualValues(t, 2, committed.Duplicates)
+	require.EqualValues(t, 2, committed.Skipped)
+
+	// Reserved types and bad lines fail the dry run as they fail the import.
+	_, err = s.IncrementalImportFrom(ctx, strings.NewReader(`{"type":"RESOLVE_SET_SECRET","timestamp":900,"aggregateId":"RESOLVE_SET_SECRET_x_abcdefghij","payload":{"id":"x"}}`+"\n"), &eventstore.IncrementalImportOptions{DryRun: true})
+	require.ErrorIs(t, err, eventstore.ErrInvalidEvent)
+	_, err = s.IncrementalImportFrom(ctx, strings.NewReader(`{"type":"T"`+"\n"), &eventstore.IncrementalImportOptions{DryRun: true})
+	var le *eventstore.LineError
+	require.ErrorAs(t, err, &le)
+}
