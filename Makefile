@@ -61,5 +61,6 @@ fuzz: ## run each fuzz target for FUZZTIME (default 30s)
 	$(GO) test -run '^$$' -fuzz '^FuzzCursor$$' -fuzztime $(FUZZTIME) ./eventstore
 	$(GO) test -run '^$$' -fuzz '^FuzzParseEventLine$$' -fuzztime $(FUZZTIME) ./eventstore
 	$(GO) test -run '^$$' -fuzz '^FuzzRedact$$' -fuzztime $(FUZZTIME) ./eventstore
+	$(GO) test -run '^$$' -fuzz '^FuzzRedactedOutput$$' -fuzztime $(FUZZTIME) ./cmd/esctl
 	$(GO) test -run '^$$' -fuzz '^FuzzImport$$' -fuzztime $(FUZZTIME) ./adapters/sqlite
 	$(GO) test -run '^$$' -fuzz '^FuzzImportCut$$' -fuzztime $(FUZZTIME) ./adapters/sqlite
