@@ -24,12 +24,18 @@ func FuzzRedactedOutput(f *testing.F) {
 		f.Add(seed.pw, seed.form)
 	}
 	forms := []func(pw string) []string{
-		func(pw string) []string { return []string{"--db", "postgres://app:" + pw + "@127.0.0.1:1/db?connect_timeout=2", "describe"} },
-		func(pw string) []string { return []string{"--db", "postgresql://app@127.0.0.1:1/db?connect_timeout=2&password=" + pw, "-o", "json", "init"} },
+		func(pw string) []string {
+			return []string{"--db", "postgres://app:" + pw + "@127.0.0.1:1/db?connect_timeout=2", "describe"}
+		},
+		func(pw string) []string {
+			return []string{"--db", "postgresql://app@127.0.0.1:1/db?connect_timeout=2&password=" + pw, "-o", "json", "init"}
+		},
 		func(pw string) []string {
 			return []string{"--db", "host=127.0.0.1 port=1 password='" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(pw) + "' dbname=db", "describe"}
 		},
-		func(pw string) []string { return []string{"--db", "host=127.0.0.1 port=1 password=" + pw + " dbname=db", "migrate", "status"} },
+		func(pw string) []string {
+			return []string{"--db", "host=127.0.0.1 port=1 password=" + pw + " dbname=db", "migrate", "status"}
+		},
 		func(pw string) []string {
 			return []string{"copy", "--from", "postgres://app:" + pw + "@127.0.0.1:1/db?connect_timeout=2", "--to", "postgres://b:" + pw + "@127.0.0.1:1/x?connect_timeout=2"}
 		},
