@@ -75,22 +75,14 @@ func (s *Store) IncrementalImportFrom(ctx context.Context, r io.Reader, opts *In
 			return nil
 		}
 		for {
-			line, err := lr.next()
+			ev, err := s.nextIncrementalLine(lr)
 			if errors.Is(err, io.EOF) {
 				break
 			}
 			if err != nil {
 				return nil, err
 			}
-			if col, reason := checkLineFrame(line, lr.offset == 0); reason != "" {
-				return nil, lr.errAt(col, "", reason)
-			}
-			ev, lerr := parseLine(line, s.opts.MaxPayloadBytes, true)
-			if lerr != nil {
-				return nil, lr.errAt(lerr.column, lerr.field, lerr.reason)
-			}
-			batch = append(batch, VersionlessEvent{AggregateID: ev.AggregateID, Type: ev.Type, Timestamp: ev.Timestamp, Payload: ev.Payload})
-			lr.accept(line)
+			batch = append(batch, ev)
 			if len(batch) == o.PushEvents {
 				if err := push(); err != nil {
 					return nil, fmt.Errorf("incremental import, line %d: %w", lr.line-1, err)
@@ -111,6 +103,24 @@ func (s *Store) IncrementalImportFrom(ctx context.Context, r io.Reader, opts *In
 	return res, nil
 }
 
+// nextIncrementalLine reads, checks and parses the next line of an
+// incremental import's source, and accepts it; io.EOF at the end.
+func (s *Store) nextIncrementalLine(lr *lineReader) (VersionlessEvent, error) {
+	line, err := lr.next()
+	if err != nil {
+		return VersionlessEvent{}, err
+	}
+	if col, reason := checkLineFrame(line, lr.offset == 0); reason != "" {
+		return VersionlessEvent{}, lr.errAt(col, "", reason)
+	}
+	ev, lerr := parseLine(line, s.opts.MaxPayloadBytes, true)
+	if lerr != nil {
+		return VersionlessEvent{}, lr.errAt(lerr.column, lerr.field, lerr.reason)
+	}
+	lr.accept(line)
+	return VersionlessEvent{AggregateID: ev.AggregateID, Type: ev.Type, Timestamp: ev.Timestamp, Payload: ev.Payload}, nil
+}
+
 // incrementalDryRun is IncrementalImportFrom with DryRun: the lines are
 // read and checked as a push would, and the commit's outcome is worked out
 // from reads of the store: an event identical (aggregate, type, timestamp,
@@ -129,26 +139,18 @@ func (s *Store) incrementalDryRun(ctx context.Context, r io.Reader, o Incrementa
 	var events []staged
 	lr := newLineReader(r, o.MaxLineBytes, 0, 1, nil)
 	for {
-		line, err := lr.next()
+		ev, err := s.nextIncrementalLine(lr)
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
 			return nil, err
 		}
-		if col, reason := checkLineFrame(line, lr.offset == 0); reason != "" {
-			return nil, lr.errAt(col, "", reason)
-		}
-		ev, lerr := parseLine(line, s.opts.MaxPayloadBytes, true)
-		if lerr != nil {
-			return nil, lr.errAt(lerr.column, lerr.field, lerr.reason)
-		}
-		e := Event{AggregateID: ev.AggregateID, AggregateVersion: 1, Type: ev.Type, Timestamp: ev.Timestamp, Payload: append([]byte(nil), ev.Payload...)}
+		e := Event{AggregateID: ev.AggregateID, AggregateVersion: 1, Type: ev.Type, Timestamp: ev.Timestamp, Payload: ev.Payload}
 		if _, err := validateEvent(0, &e, s.opts.MaxPayloadBytes, false); err != nil {
-			return nil, fmt.Errorf("incremental import, line %d: %w", lr.line, err)
+			return nil, fmt.Errorf("incremental import, line %d: %w", lr.line-1, err)
 		}
 		events = append(events, staged{Event: e, seq: len(events)})
-		lr.accept(line)
 		if o.ProgressFunc != nil && len(events)%o.PushEvents == 0 {
 			o.ProgressFunc(IncrementalProgress{Lines: lr.line - 1, ByteOffset: lr.offset})
 		}

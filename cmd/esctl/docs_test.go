@@ -218,7 +218,7 @@ func TestHelpFlagsParser(t *testing.T) {
 	t.Parallel()
 	help := mustEsctl(t, "", "import", "--help").stdout
 	flags, _ := helpFlags(help, "OPTIONS")
-	want := []string{"--in", "--byte-offset", "--resume", "--maintenance", "--renumber", "--source-id", "--abort", "--yes", "-y"}
+	want := []string{"--in", "--byte-offset", "--resume", "--maintenance", "--renumber", "--source-id", "--abort", "--yes", "-y", "--dry-run"}
 	if !slices.Equal(flags, want) {
 		t.Fatalf("import flags %v, want %v", flags, want)
 	}
