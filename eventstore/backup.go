@@ -49,33 +49,6 @@ const DefaultBackupMarkBytes = 4 << 20
 // the payload limit, or a base64 snapshot, fits.
 const maxBackupLine = 64 << 20
 
-var (
-	// ErrBadBackup: a backup stream that fails its checks (truncated,
-	// corrupted, not a backup, a newer format). Errors wrapping it are
-	// *LineError values naming the line and byte offset.
-	ErrBadBackup = errors.New("eventstore: bad backup")
-	// ErrNotEmpty: Restore was asked to write into a store that holds
-	// events, secrets or snapshots.
-	ErrNotEmpty = errors.New("eventstore: store is not empty")
-)
-
-// NotEmptyError is the ErrNotEmpty a restore returns, with what the store
-// holds.
-type NotEmptyError struct {
-	Events, Secrets, Snapshots int64
-}
-
-func (e *NotEmptyError) Error() string {
-	snaps := "no snapshots"
-	if e.Snapshots > 0 {
-		snaps = "snapshots"
-	}
-	return fmt.Sprintf("%v: it holds %d events, %d secrets and %s", ErrNotEmpty, e.Events, e.Secrets, snaps)
-}
-
-// Is reports whether target is ErrNotEmpty.
-func (e *NotEmptyError) Is(target error) bool { return target == ErrNotEmpty }
-
 // Backup sections, in stream order.
 const (
 	sectionHeader    = "header"
@@ -344,7 +317,7 @@ func (b *backupWriter) events(ctx context.Context, tx ReadTx) error {
 
 func (b *backupWriter) secrets(ctx context.Context, tx ReadTx) error {
 	for {
-		page, err := tx.ListSecrets(ctx, &ListSecretsParams{MinIdx: b.m.After + 1, IncludeDeleted: true, Limit: 1000})
+		page, err := tx.ListSecrets(ctx, &ListSecretsParams{MinIdx: b.m.After + 1, IncludeDeleted: true, Limit: secretsPageSize})
 		if err != nil {
 			return fmt.Errorf("backup: secrets: %w", err)
 		}
@@ -362,7 +335,7 @@ func (b *backupWriter) secrets(ctx context.Context, tx ReadTx) error {
 				return err
 			}
 		}
-		if len(page) < 1000 {
+		if len(page) < secretsPageSize {
 			break
 		}
 		if err := ctx.Err(); err != nil {
@@ -374,7 +347,7 @@ func (b *backupWriter) secrets(ctx context.Context, tx ReadTx) error {
 
 func (b *backupWriter) snapshots(ctx context.Context, tx ReadTx) error {
 	for {
-		page, err := tx.ListSnapshots(ctx, &ListSnapshotsParams{AfterKey: b.m.AfterKey, Limit: 100})
+		page, err := tx.ListSnapshots(ctx, &ListSnapshotsParams{AfterKey: b.m.AfterKey, Limit: snapshotsPageSize})
 		if err != nil {
 			return fmt.Errorf("backup: snapshots: %w", err)
 		}
@@ -389,7 +362,7 @@ func (b *backupWriter) snapshots(ctx context.Context, tx ReadTx) error {
 				return err
 			}
 		}
-		if len(page) < 100 {
+		if len(page) < snapshotsPageSize {
 			break
 		}
 		if err := ctx.Err(); err != nil {

@@ -379,13 +379,36 @@ const (
 	ImportIntoStaging
 )
 
+// CheckpointKind is what an import checkpoint's source holds.
+type CheckpointKind string
+
+// Checkpoint kinds.
+const (
+	CheckpointEvents  CheckpointKind = "events"
+	CheckpointSecrets CheckpointKind = "secrets"
+)
+
+// CheckpointMode is how the import of a checkpoint writes.
+type CheckpointMode string
+
+// Checkpoint modes.
+const (
+	// CheckpointManual appends (MaintenanceManual).
+	CheckpointManual CheckpointMode = "manual"
+	// CheckpointAuto replaces an empty store's events: straight into them.
+	CheckpointAuto CheckpointMode = "auto"
+	// CheckpointAutoStaged replaces a non-empty store's events: staged,
+	// then swapped in at the end.
+	CheckpointAutoStaged CheckpointMode = "auto-staged"
+)
+
 // ImportCheckpoint is the progress of one import, written in the same
 // transaction as each batch so that a crash at any instant resumes with
 // nothing lost and nothing doubled.
 type ImportCheckpoint struct {
 	SourceID     string
-	Kind         string // "events" or "secrets"
-	Mode         string // "manual", "auto" (into an empty store) or "auto-staged"
+	Kind         CheckpointKind
+	Mode         CheckpointMode
 	Froze        bool   // the import froze the store and must unfreeze it
 	BasePosition int64  // auto-staged: the store's last position at the start
 	ByteOffset   int64  // source offset after the last committed line

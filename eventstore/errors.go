@@ -3,6 +3,7 @@ package eventstore
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Sentinel errors. Test for them with errors.Is; the typed errors below match
@@ -204,3 +205,99 @@ const (
 	InvariantPositionPositive = "every event's position is > 0"
 	InvariantPositionUnique   = "every position holds one event"
 )
+
+// Imports, backups and restores.
+
+var (
+	// ErrBadBackup: a backup stream that fails its checks (truncated,
+	// corrupted, not a backup, a newer format). Errors wrapping it are
+	// *LineError values naming the line and byte offset.
+	ErrBadBackup = errors.New("eventstore: bad backup")
+	// ErrNotEmpty: Restore was asked to write into a store that holds
+	// events, secrets or snapshots.
+	ErrNotEmpty = errors.New("eventstore: store is not empty")
+)
+
+// NotEmptyError is the ErrNotEmpty a restore returns, with what the store
+// holds.
+type NotEmptyError struct {
+	Events, Secrets, Snapshots int64
+}
+
+func (e *NotEmptyError) Error() string {
+	snaps := "no snapshots"
+	if e.Snapshots > 0 {
+		snaps = "snapshots"
+	}
+	return fmt.Sprintf("%v: it holds %d events, %d secrets and %s", ErrNotEmpty, e.Events, e.Secrets, snaps)
+}
+
+// Is reports whether target is ErrNotEmpty.
+func (e *NotEmptyError) Is(target error) bool { return target == ErrNotEmpty }
+
+// ErrResumeMismatch: an import was asked to resume at a point that does not
+// match what the store recorded for that source (another file, an offset
+// that is not the recorded one, a store changed since a replacing import
+// began). Nothing was written.
+var ErrResumeMismatch = errors.New("eventstore: resume does not match the recorded import")
+
+// ErrBadInput is matched by every *LineError: the input of an import is
+// malformed or does not fit the store.
+var ErrBadInput = errors.New("eventstore: bad input")
+
+// LineError reports a rejected NDJSON line. Line and Offset locate it in the
+// source (Offset is the byte offset of the line's first byte, counted from
+// the start of the source even when the import resumed); Column is the byte
+// offset of the problem within the line, or -1.
+type LineError struct {
+	Line   int64
+	Offset int64
+	Column int
+	Field  string // the envelope field at fault, if any
+	Reason string
+	Err    error // underlying error, if any (*ConflictError, ...)
+}
+
+func (e *LineError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "line %d (byte offset %d", e.Line, e.Offset)
+	if e.Column >= 0 {
+		fmt.Fprintf(&b, ", column %d", e.Column+1)
+	}
+	b.WriteString("): ")
+	if e.Field != "" {
+		fmt.Fprintf(&b, "field %q: ", e.Field)
+	}
+	b.WriteString(e.Reason)
+	return b.String()
+}
+
+// Is reports whether target is ErrBadInput.
+func (e *LineError) Is(target error) bool { return target == ErrBadInput }
+
+// Unwrap returns the underlying error, if any.
+func (e *LineError) Unwrap() error { return e.Err }
+
+// ErrImportNotFound: no open incremental import has this id (never begun,
+// committed, or rolled back).
+var ErrImportNotFound = errors.New("eventstore: incremental import not found")
+
+// ErrOlderEvents: a commit with OlderFail met events older than the store's
+// newest event. Returned as *OlderEventsError.
+var ErrOlderEvents = errors.New("eventstore: incremental import has events older than the store's newest")
+
+// OlderEventsError reports the events a commit refused as older.
+type OlderEventsError struct {
+	Count       int64 // staged events older than the newest stored event
+	AggregateID string
+	Timestamp   int64 // the oldest of them
+	Newest      int64 // the store's newest timestamp
+}
+
+func (e *OlderEventsError) Error() string {
+	return fmt.Sprintf("eventstore: incremental import has %d events older than the store's newest event (timestamp %d), the oldest of aggregate %q at %d: commit with OlderSkip to drop them, or roll back",
+		e.Count, e.Newest, e.AggregateID, e.Timestamp)
+}
+
+// Is reports whether target is ErrOlderEvents.
+func (e *OlderEventsError) Is(target error) bool { return target == ErrOlderEvents }

@@ -13,6 +13,13 @@ import (
 // (its rows are written as they arrive, so a page is never held in memory).
 const DefaultExportPageSize = 10_000
 
+// Page sizes of the other reads that walk a whole table: secrets (exports
+// and backups) and snapshots (backups).
+const (
+	secretsPageSize   = 1000
+	snapshotsPageSize = 100
+)
+
 // errExportFull stops an export's read at the line that would exceed
 // ExportOptions.MaxBytes.
 var errExportFull = errors.New("export: byte budget reached")

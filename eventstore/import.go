@@ -53,12 +53,6 @@ const (
 // batch size.
 const firstImportBatchEvents = 5_000
 
-// ErrResumeMismatch: an import was asked to resume at a point that does not
-// match what the store recorded for that source (another file, an offset
-// that is not the recorded one, a store changed since a replacing import
-// began). Nothing was written.
-var ErrResumeMismatch = errors.New("eventstore: resume does not match the recorded import")
-
 // ImportOptions are the arguments of ImportEvents. nil means the defaults:
 // a MaintenanceManual import of source "default" from the start.
 type ImportOptions struct {
@@ -263,7 +257,7 @@ func (im *eventImport) open(ctx context.Context, r io.Reader) error {
 	if err != nil {
 		return fmt.Errorf("import: read checkpoint: %w", err)
 	}
-	if cp != nil && cp.Kind != "events" {
+	if cp != nil && cp.Kind != CheckpointEvents {
 		return fmt.Errorf("%w: source %q is a %s import", ErrResumeMismatch, im.o.SourceID, cp.Kind)
 	}
 	resuming := im.o.Resume || im.o.ByteOffset > 0
@@ -285,7 +279,7 @@ func (im *eventImport) open(ctx context.Context, r io.Reader) error {
 		return fmt.Errorf("%w: source %q: byte offset %d is not the committed offset %d recorded by the store (line %d)",
 			ErrResumeMismatch, im.o.SourceID, im.o.ByteOffset, cp.ByteOffset, cp.Line)
 	}
-	if (cp.Mode == "manual") != (im.o.Mode == MaintenanceManual) {
+	if (cp.Mode == CheckpointManual) != (im.o.Mode == MaintenanceManual) {
 		return fmt.Errorf("%w: source %q was imported in %s mode, not %s", ErrResumeMismatch, im.o.SourceID, cp.Mode, im.o.Mode)
 	}
 	im.cp = cp
@@ -293,10 +287,10 @@ func (im *eventImport) open(ctx context.Context, r io.Reader) error {
 	im.res = ImportResult{ByteOffset: cp.ByteOffset, Lines: cp.Line, TotalEvents: cp.Events, LastPosition: cp.LastPosition, Done: cp.Done}
 	im.prevPos = cp.LastPosition
 	im.target = ImportIntoEvents
-	if cp.Mode == "auto-staged" {
+	if cp.Mode == CheckpointAutoStaged {
 		im.target = ImportIntoStaging
 	}
-	if cp.Done && cp.Mode != "manual" {
+	if cp.Done && cp.Mode != CheckpointManual {
 		return nil // a finished replacement stays finished
 	}
 	// A finished MANUAL import continues with whatever the source gained
@@ -306,11 +300,11 @@ func (im *eventImport) open(ctx context.Context, r io.Reader) error {
 	if err != nil {
 		return fmt.Errorf("import: %w", err)
 	}
-	if cp.Mode == "auto-staged" && st.LastPosition != cp.BasePosition {
+	if cp.Mode == CheckpointAutoStaged && st.LastPosition != cp.BasePosition {
 		return fmt.Errorf("%w: the store changed since the AUTO import of %q began (last position %d, was %d): abort it and import again",
 			ErrResumeMismatch, im.o.SourceID, st.LastPosition, cp.BasePosition)
 	}
-	if cp.Mode != "manual" && !st.Frozen {
+	if cp.Mode != CheckpointManual && !st.Frozen {
 		froze, err := im.freeze(ctx)
 		if err != nil {
 			return err
@@ -347,17 +341,17 @@ func (im *eventImport) openFresh(ctx context.Context, r io.Reader, prev *ImportC
 	if err != nil {
 		return fmt.Errorf("import: %w", err)
 	}
-	im.cp = &ImportCheckpoint{SourceID: im.o.SourceID, Kind: "events", Mode: "manual"}
+	im.cp = &ImportCheckpoint{SourceID: im.o.SourceID, Kind: CheckpointEvents, Mode: CheckpointManual}
 	im.target = ImportIntoEvents
 	im.prevPos = st.LastPosition
 	im.lr = newLineReader(r, im.o.MaxLineBytes, 0, 1, nil)
 	if im.o.Mode != MaintenanceAuto {
 		return nil
 	}
-	im.cp.Mode = "auto"
+	im.cp.Mode = CheckpointAuto
 	if st.EventCount > 0 || st.LastPosition > 0 {
 		// Replace a non-empty store: stage, swap at the end.
-		im.cp.Mode, im.target = "auto-staged", ImportIntoStaging
+		im.cp.Mode, im.target = CheckpointAutoStaged, ImportIntoStaging
 		im.cp.BasePosition = st.LastPosition
 		im.prevPos = 0
 		if err := d.AbortImport(ctx, &AbortImportParams{SourceID: im.o.SourceID, ClearStaging: true}); err != nil {
@@ -368,7 +362,7 @@ func (im *eventImport) openFresh(ctx context.Context, r io.Reader, prev *ImportC
 	// failure at any point leaves a checkpoint that owns it (a resume or an
 	// abort then unfreezes). An unfinished AUTO import of the same source
 	// hands its freeze over.
-	inherited := prev != nil && !prev.Done && prev.Mode != "manual" && prev.Froze && st.Frozen
+	inherited := prev != nil && !prev.Done && prev.Mode != CheckpointManual && prev.Froze && st.Frozen
 	im.cp.Froze = !st.Frozen || inherited
 	if err := im.saveCheckpoint(ctx); err != nil {
 		return err
@@ -595,12 +589,12 @@ func (im *eventImport) finish(ctx context.Context) error {
 	cp.Done = true
 	var err error
 	switch im.cp.Mode {
-	case "auto-staged":
+	case CheckpointAutoStaged:
 		err = im.d.SwapStaging(ctx, &SwapStagingParams{Checkpoint: cp, Unfreeze: cp.Froze})
 	default:
 		_, err = im.d.ImportEvents(ctx, &ImportEventsParams{
 			Target: ImportIntoEvents, Checkpoint: cp, Unfreeze: cp.Froze,
-			DeleteSnapshots: im.cp.Mode == "auto",
+			DeleteSnapshots: im.cp.Mode == CheckpointAuto,
 		})
 	}
 	if err != nil {
@@ -618,7 +612,7 @@ func (im *eventImport) failed(ctx context.Context, cause error) error {
 		return cause
 	}
 	switch im.cp.Mode {
-	case "auto-staged":
+	case CheckpointAutoStaged:
 		// The store is untouched: unfreeze it (if this import froze it) so
 		// that it is usable; a resume freezes it again and refuses to
 		// continue if it changed meanwhile.
@@ -632,7 +626,7 @@ func (im *eventImport) failed(ctx context.Context, cause error) error {
 			}
 		}
 		return fmt.Errorf("%w (AUTO import of %q: %d lines staged, %s)", cause, im.o.SourceID, im.res.Lines, note)
-	case "auto":
+	case CheckpointAuto:
 		return fmt.Errorf("%w (AUTO import of %q into an empty store: the first %d lines (%d events) are in; the store stays frozen until the import is resumed to its end, or aborted to empty the store again)",
 			cause, im.o.SourceID, im.res.Lines, im.res.TotalEvents)
 	}
@@ -661,9 +655,9 @@ func (s *Store) AbortImport(ctx context.Context, sourceID string) error {
 	p := &AbortImportParams{SourceID: sourceID}
 	if !cp.Done {
 		switch cp.Mode {
-		case "auto-staged":
+		case CheckpointAutoStaged:
 			p.ClearStaging, p.Unfreeze = true, cp.Froze
-		case "auto":
+		case CheckpointAuto:
 			p.DeleteEvents, p.Unfreeze = true, cp.Froze
 		}
 	}

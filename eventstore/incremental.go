@@ -52,30 +52,6 @@ type IncrementalImport struct {
 	UpdatedAt int64 // last push
 }
 
-// ErrImportNotFound: no open incremental import has this id (never begun,
-// committed, or rolled back).
-var ErrImportNotFound = errors.New("eventstore: incremental import not found")
-
-// ErrOlderEvents: a commit with OlderFail met events older than the store's
-// newest event. Returned as *OlderEventsError.
-var ErrOlderEvents = errors.New("eventstore: incremental import has events older than the store's newest")
-
-// OlderEventsError reports the events a commit refused as older.
-type OlderEventsError struct {
-	Count       int64 // staged events older than the newest stored event
-	AggregateID string
-	Timestamp   int64 // the oldest of them
-	Newest      int64 // the store's newest timestamp
-}
-
-func (e *OlderEventsError) Error() string {
-	return fmt.Sprintf("eventstore: incremental import has %d events older than the store's newest event (timestamp %d), the oldest of aggregate %q at %d: commit with OlderSkip to drop them, or roll back",
-		e.Count, e.Newest, e.AggregateID, e.Timestamp)
-}
-
-// Is reports whether target is ErrOlderEvents.
-func (e *OlderEventsError) Is(target error) bool { return target == ErrOlderEvents }
-
 // BeginIncrementalImport opens an incremental import and returns its id.
 // Several imports may be open at once; their staged events live in the
 // database, so an import can be pushed to and committed by another Store or

@@ -9,11 +9,16 @@ import (
 	"slices"
 )
 
+// DefaultIncrementalPushEvents is how many events one push of
+// IncrementalImportFrom stages at most, by default.
+const DefaultIncrementalPushEvents = 5_000
+
 // IncrementalImportOptions are the arguments of IncrementalImportFrom.
 type IncrementalImportOptions struct {
 	// Older is the policy for events older than the store's newest.
 	Older OlderPolicy
-	// PushEvents bounds one push (one transaction of staging). 0: 5,000.
+	// PushEvents bounds one push (one transaction of staging). 0:
+	// DefaultIncrementalPushEvents.
 	PushEvents int
 	// MaxLineBytes bounds one line. 0: DefaultMaxLineBytes.
 	MaxLineBytes int
@@ -46,7 +51,7 @@ func (s *Store) IncrementalImportFrom(ctx context.Context, r io.Reader, opts *In
 		o = *opts
 	}
 	if o.PushEvents <= 0 {
-		o.PushEvents = 5_000
+		o.PushEvents = DefaultIncrementalPushEvents
 	}
 	if o.MaxLineBytes <= 0 {
 		o.MaxLineBytes = DefaultMaxLineBytes

@@ -28,43 +28,6 @@ import (
 // DefaultMaxLineBytes is the default limit on one NDJSON line.
 const DefaultMaxLineBytes = 64 << 20
 
-// ErrBadInput is matched by every *LineError: the input of an import is
-// malformed or does not fit the store.
-var ErrBadInput = errors.New("eventstore: bad input")
-
-// LineError reports a rejected NDJSON line. Line and Offset locate it in the
-// source (Offset is the byte offset of the line's first byte, counted from
-// the start of the source even when the import resumed); Column is the byte
-// offset of the problem within the line, or -1.
-type LineError struct {
-	Line   int64
-	Offset int64
-	Column int
-	Field  string // the envelope field at fault, if any
-	Reason string
-	Err    error // underlying error, if any (*ConflictError, ...)
-}
-
-func (e *LineError) Error() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "line %d (byte offset %d", e.Line, e.Offset)
-	if e.Column >= 0 {
-		fmt.Fprintf(&b, ", column %d", e.Column+1)
-	}
-	b.WriteString("): ")
-	if e.Field != "" {
-		fmt.Fprintf(&b, "field %q: ", e.Field)
-	}
-	b.WriteString(e.Reason)
-	return b.String()
-}
-
-// Is reports whether target is ErrBadInput.
-func (e *LineError) Is(target error) bool { return target == ErrBadInput }
-
-// Unwrap returns the underlying error, if any.
-func (e *LineError) Unwrap() error { return e.Err }
-
 // lineReader reads NDJSON lines strictly: every line ends with "\n" and fits
 // maxLine bytes. It counts lines and byte offsets and hashes the lines the
 // caller accepts, so that an import can record a verifiable prefix hash.

@@ -53,3 +53,43 @@ func TestReadmeListsEveryError(t *testing.T) {
 		t.Fatalf("only %d error variables found", found)
 	}
 }
+
+// TestErrorsLiveInErrorsGo: every exported error variable and error type of
+// the package is declared in errors.go, the one place to read them.
+func TestErrorsLiveInErrorsGo(t *testing.T) {
+	t.Parallel()
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fset := token.NewFileSet()
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") || name == "errors.go" {
+			continue
+		}
+		f, err := parser.ParseFile(fset, name, nil, parser.SkipObjectResolution)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, decl := range f.Decls {
+			gd, ok := decl.(*ast.GenDecl)
+			if !ok {
+				continue
+			}
+			for _, spec := range gd.Specs {
+				switch sp := spec.(type) {
+				case *ast.ValueSpec:
+					for _, id := range sp.Names {
+						if id.IsExported() && strings.HasPrefix(id.Name, "Err") {
+							t.Errorf("%s declares %s: errors belong in errors.go", name, id.Name)
+						}
+					}
+				case *ast.TypeSpec:
+					if sp.Name.IsExported() && strings.HasSuffix(sp.Name.Name, "Error") {
+						t.Errorf("%s declares type %s: errors belong in errors.go", name, sp.Name.Name)
+					}
+				}
+			}
+		}
+	}
+}

@@ -25,6 +25,10 @@ import (
 // none is given.
 const DefaultSecretsSourceID = "secrets"
 
+// DefaultSecretsBatch is how many secrets one transaction of ImportSecrets
+// writes at most, by default.
+const DefaultSecretsBatch = 1000
+
 // SecretsExportOptions are the arguments of ExportSecrets.
 type SecretsExportOptions struct {
 	// Idx exports secrets with idx >= Idx (0: all).
@@ -62,7 +66,7 @@ func (m *SecretsManager) ExportSecrets(ctx context.Context, w io.Writer, opts *S
 	bw := bufio.NewWriterSize(w, 64<<10)
 	var line []byte
 	for {
-		page, err := tx.ListSecrets(ctx, &ListSecretsParams{MinIdx: res.NextIdx, IncludeDeleted: true, Limit: 1000})
+		page, err := tx.ListSecrets(ctx, &ListSecretsParams{MinIdx: res.NextIdx, IncludeDeleted: true, Limit: secretsPageSize})
 		if err != nil {
 			return res, fmt.Errorf("export secrets: %w", err)
 		}
@@ -81,7 +85,7 @@ func (m *SecretsManager) ExportSecrets(ctx context.Context, w io.Writer, opts *S
 		if err := bw.Flush(); err != nil {
 			return res, fmt.Errorf("export secrets: write: %w", err)
 		}
-		if len(page) < 1000 {
+		if len(page) < secretsPageSize {
 			return res, nil
 		}
 		if err := ctx.Err(); err != nil {
@@ -202,7 +206,7 @@ type SecretsImportOptions struct {
 	ByteOffset   int64
 	Resume       bool
 	MaxLineBytes int
-	// BatchSecrets bounds one transaction. 0: 1,000.
+	// BatchSecrets bounds one transaction. 0: DefaultSecretsBatch.
 	BatchSecrets int
 	// DryRun reads and checks the whole source against the store's
 	// secrets (ids and idxs used, in the store or earlier in the source)
@@ -224,7 +228,7 @@ func (m *SecretsManager) ImportSecrets(ctx context.Context, r io.Reader, opts *S
 	}
 	o.SourceID = cmp.Or(o.SourceID, DefaultSecretsSourceID)
 	o.MaxLineBytes = cmp.Or(o.MaxLineBytes, DefaultMaxLineBytes)
-	o.BatchSecrets = cmp.Or(o.BatchSecrets, 1000)
+	o.BatchSecrets = cmp.Or(o.BatchSecrets, DefaultSecretsBatch)
 	s := m.s
 	if err := s.begin(ctx); err != nil {
 		return nil, err
@@ -264,7 +268,7 @@ func (si *secretsImport) run(ctx context.Context, r io.Reader) error {
 	if err != nil {
 		return fmt.Errorf("import secrets: read checkpoint: %w", err)
 	}
-	if cp != nil && cp.Kind != "secrets" {
+	if cp != nil && cp.Kind != CheckpointSecrets {
 		return fmt.Errorf("%w: source %q is an %s import", ErrResumeMismatch, si.o.SourceID, cp.Kind)
 	}
 	switch {
@@ -290,7 +294,7 @@ func (si *secretsImport) run(ctx context.Context, r io.Reader) error {
 			return nil
 		}
 	default:
-		si.cp = &ImportCheckpoint{SourceID: si.o.SourceID, Kind: "secrets", Mode: "manual"}
+		si.cp = &ImportCheckpoint{SourceID: si.o.SourceID, Kind: CheckpointSecrets, Mode: CheckpointManual}
 		si.lr = newLineReader(r, si.o.MaxLineBytes, 0, 1, nil)
 	}
 	si.ids, si.idxs = map[string]int{}, map[int64]int{}

@@ -89,10 +89,10 @@ func (s *Store) Verify(ctx context.Context) (*VerifyReport, error) {
 	staging := 0
 	for _, cp := range cps {
 		switch {
-		case cp.Kind == "events" && cp.Mode == "auto-staged" && !cp.Done:
+		case cp.Kind == CheckpointEvents && cp.Mode == CheckpointAutoStaged && !cp.Done:
 			staging++
 			stagedEvents += cp.Events
-		case cp.Kind == "events" && cp.LastPosition > st.LastPosition:
+		case cp.Kind == CheckpointEvents && cp.LastPosition > st.LastPosition:
 			problem("import %q recorded position %d, beyond the store's last position %d", cp.SourceID, cp.LastPosition, st.LastPosition)
 		}
 		if !cp.Done && cp.Froze && !st.Frozen {

@@ -19,11 +19,39 @@ const (
 	eventsPositionKey = "events_pkey"
 	eventsPositionChk = "events_position_positive"
 	secretsIDKey      = "secrets_id_key"
+	stagingVersionKey = "import_staging_aggregate_version_key"
 )
 
+// This file is the only one that inspects driver errors: interpretError
+// maps them to eventstore errors, and the predicates below answer what the
+// append and import paths must know of an error before mapping it.
+
+// isServerError reports whether err came from the server (a definite
+// failure: the transaction did not commit) rather than from the connection.
+func isServerError(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe)
+}
+
+// isVersionConflict reports a unique violation of events' (aggregate id,
+// version) key: the append's fast statement then retries with appendSQL.
+func isVersionConflict(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505" && pe.ConstraintName == eventsVersionKey
+}
+
+// isUniqueViolation reports a unique violation of the (aggregate id,
+// version) key of events or of the staging table (an import batch then
+// looks for the first conflicting row).
+func isUniqueViolation(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505" &&
+		(pe.ConstraintName == eventsVersionKey || pe.ConstraintName == stagingVersionKey)
+}
+
 // interpretError maps pgx errors to eventstore errors by SQLSTATE and
-// constraint name, never by message text. It is the only place that
-// inspects driver errors. The original error stays in the chain.
+// constraint name, never by message text. The original error stays in the
+// chain.
 func interpretError(err error) error {
 	if err == nil {
 		return nil

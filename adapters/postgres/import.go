@@ -6,20 +6,11 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/esctl/esctl/eventstore"
 )
 
 var errConflict = errors.New("conflict")
-
-// isUniqueViolation reports a unique violation of the (aggregate id,
-// version) key of events or of the staging table.
-func isUniqueViolation(err error) bool {
-	var pe *pgconn.PgError
-	return errors.As(err, &pe) && pe.Code == "23505" &&
-		(pe.ConstraintName == eventsVersionKey || pe.ConstraintName == "import_staging_aggregate_version_key")
-}
 
 // ImportEvents implements eventstore.Dialect (see eventstore.ImportEventsParams).
 // The batch goes in with COPY; if COPY hits the unique key the transaction

@@ -2,13 +2,15 @@
 //
 // One store is one schema: several stores can share a database. Every write
 // that assigns positions or reads the frozen flag locks the single
-// store_state row (SELECT ... FOR UPDATE) inside its transaction and holds it
-// to commit, so positions are dense and commit in order, and Freeze is a
-// barrier. An append reaches the server in two round trips: BEGIN and the
-// transaction id (no lock held), then the row lock, the whole group's insert
-// and COMMIT pipelined in one batch, so the lock is held for server time and
-// the commit only. A connection lost while COMMIT is in flight is resolved
-// with pg_xact_status on a fresh connection, never by re-sending.
+// store_state row inside its transaction (SELECT ... FOR UPDATE, or the
+// append's UPDATE ... RETURNING) and holds it to commit, so positions are
+// dense and commit in order, and Freeze is a barrier. An append reaches the
+// server in one round trip: BEGIN, the transaction's settings and id, a
+// Flush (the id comes back before COMMIT can run), the one statement that
+// locks the row and inserts the whole group, and COMMIT, pipelined, so the
+// lock is held for server time and the commit only. A connection lost while
+// COMMIT is in flight is resolved with pg_xact_status on a fresh
+// connection, never by re-sending.
 //
 // Importing this package registers the engine with eventstore.Open for
 // postgres:// and postgresql:// URLs; ?schema=NAME selects the schema

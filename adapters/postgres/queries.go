@@ -3,8 +3,8 @@ package postgres
 // SQL of the PostgreSQL dialect. This file and migrations/postgres are the
 // only places PostgreSQL SQL lives. Values are always bound parameters. The
 // only identifier that varies is the store's schema, written {s} here and
-// replaced at construction by the quoted form of a name that passed
-// validSchema; table and index names are constants.
+// replaced by Dialect.q, at each use, with the quoted form of a name that
+// passed validSchema; table and index names are constants.
 
 // Write-transaction setup. set_config(..., true) is SET LOCAL with bound
 // values. pg_current_xact_id() gives the transaction an id up front, so that

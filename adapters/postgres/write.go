@@ -14,13 +14,6 @@ import (
 	"github.com/esctl/esctl/eventstore"
 )
 
-// isServerError reports whether err came from the server (a definite
-// failure: the transaction did not commit) rather than from the connection.
-func isServerError(err error) bool {
-	var pe *pgconn.PgError
-	return errors.As(err, &pe)
-}
-
 // discard makes sure a connection that may still be inside a transaction is
 // not reused: pgxpool destroys connections released outside the idle state,
 // and a ROLLBACK returns a healthy one to idle.
@@ -47,8 +40,7 @@ func discard(conn *pgxpool.Conn) {
 func (d *Dialect) Append(ctx context.Context, p *eventstore.AppendParams) (*eventstore.AppendResult, error) {
 	a := newAppendArgs(p)
 	res, err := d.appendOnce(ctx, a, true)
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) && pe.Code == "23505" && pe.ConstraintName == eventsVersionKey {
+	if isVersionConflict(err) {
 		return d.appendOnce(ctx, a, false)
 	}
 	return res, err
@@ -168,8 +160,7 @@ func (d *Dialect) appendOnce(ctx context.Context, a *appendArgs, fast bool) (*ev
 		}
 		if isServerError(err) {
 			discard(conn)
-			var pe *pgconn.PgError
-			if fast && errors.As(err, &pe) && pe.Code == "23505" && pe.ConstraintName == eventsVersionKey {
+			if fast && isVersionConflict(err) {
 				return nil, err // the caller retries with appendSQL
 			}
 			return nil, interpretError(err)

@@ -441,7 +441,7 @@ func importsCommand(e *env) *cli.Command {
 				}
 				out := make([]item, 0, len(list))
 				for _, c := range list {
-					out = append(out, item{c.SourceID, c.Kind, c.Mode, c.ByteOffset, c.Line, c.Events, c.LastPosition, c.Done,
+					out = append(out, item{c.SourceID, string(c.Kind), string(c.Mode), c.ByteOffset, c.Line, c.Events, c.LastPosition, c.Done,
 						time.UnixMilli(c.UpdatedAt).UTC().Format(time.RFC3339Nano)})
 				}
 				return e.printJSON(out)
