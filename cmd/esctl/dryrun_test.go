@@ -12,7 +12,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/esctl/esctl/eventstore"
-	"github.com/esctl/esctl/internal/testdb"
 )
 
 // fileSums returns the SHA-256 of the files of a SQLite store that hold
@@ -40,49 +39,42 @@ func fileSums(t testing.TB, url string) map[string]string {
 // what the import would do, or the line the import would stop at.
 func TestImportDryRun(t *testing.T) {
 	t.Parallel()
-	for _, engine := range []string{"sqlite", "postgres"} {
-		t.Run(engine, func(t *testing.T) {
-			t.Parallel()
-			url := sqliteURL(t, "dry.db")
-			if engine == "postgres" {
-				url = testdb.PostgresURL(t)
-			}
-			importInto(t, url, eventLines(1, 10, 3))
-			before := exportOf(t, url)
-			sums := fileSums(t, url)
-			dir := t.TempDir()
-			imports := func() string { return mustEsctl(t, "", "--db", url, "imports").stdout }
-			cps := imports()
+	eachEngine(t, func(t *testing.T, engine, url string) {
+		importInto(t, url, eventLines(1, 10, 3))
+		before := exportOf(t, url)
+		sums := fileSums(t, url)
+		dir := t.TempDir()
+		imports := func() string { return mustEsctl(t, "", "--db", url, "imports").stdout }
+		cps := imports()
 
-			good := writeFile(t, dir, "good.ndjson", eventLines(11, 20, 3))
-			r := mustEsctl(t, "", "--db", url, "import", "--in", good, "--dry-run")
-			wantCode(t, r, 0, "would import 20 events (20 lines", "last position 30", "(dry run)")
-			s := summaryJSON(t, mustEsctl(t, "", "--db", url, "-o", "json", "import", "--in", good, "--dry-run").stdout)
-			require.Equal(t, true, s["dryRun"])
-			require.EqualValues(t, 20, num(t, s, "events"))
+		good := writeFile(t, dir, "good.ndjson", eventLines(11, 20, 3))
+		r := mustEsctl(t, "", "--db", url, "import", "--in", good, "--dry-run")
+		wantCode(t, r, 0, "would import 20 events (20 lines", "last position 30", "(dry run)")
+		s := summaryJSON(t, mustEsctl(t, "", "--db", url, "-o", "json", "import", "--in", good, "--dry-run").stdout)
+		require.Equal(t, true, s["dryRun"])
+		require.EqualValues(t, 20, num(t, s, "events"))
 
-			// A pair already in the store, on line 4 of the file.
-			in := writeFile(t, dir, "clash.ndjson", linesWith(11, 6, map[int64]string{14: "agg-1"}, 1))
-			wantCode(t, esctl(t, "", "--db", url, "import", "--in", in, "--dry-run"), exitBadInput, "line 4", "already in the store", "dry run: nothing was written")
+		// A pair already in the store, on line 4 of the file.
+		in := writeFile(t, dir, "clash.ndjson", linesWith(11, 6, map[int64]string{14: "agg-1"}, 1))
+		wantCode(t, esctl(t, "", "--db", url, "import", "--in", in, "--dry-run"), exitBadInput, "line 4", "already in the store", "dry run: nothing was written")
 
-			// A pair repeated in the file, far apart (other batches).
-			in = writeFile(t, dir, "repeat.ndjson", linesWith(11, 6001, map[int64]string{6011: "new-11"}, 1))
-			wantCode(t, esctl(t, "", "--db", url, "import", "--in", in, "--dry-run"), exitBadInput, "line 6001", "dry run: nothing was written")
+		// A pair repeated in the file, far apart (other batches).
+		in = writeFile(t, dir, "repeat.ndjson", linesWith(11, 6001, map[int64]string{6011: "new-11"}, 1))
+		wantCode(t, esctl(t, "", "--db", url, "import", "--in", in, "--dry-run"), exitBadInput, "line 6001", "dry run: nothing was written")
 
-			// AUTO mode asks nothing, freezes nothing.
-			wantCode(t, mustEsctl(t, "", "--db", url, "import", "--in", good, "--maintenance", "auto", "--dry-run"), 0, "would import 20 events")
+		// AUTO mode asks nothing, freezes nothing.
+		wantCode(t, mustEsctl(t, "", "--db", url, "import", "--in", good, "--maintenance", "auto", "--dry-run"), 0, "would import 20 events")
 
-			require.Equal(t, string(before), string(exportOf(t, url)), "the events")
-			require.Equal(t, cps, imports(), "no checkpoint recorded")
-			require.Equal(t, false, describe(t, url)["isFrozen"])
-			if engine == "sqlite" {
-				require.Equal(t, sums, fileSums(t, url), "the store's files are unchanged")
-			}
-			// The real import then does what the dry run said.
-			wantCode(t, mustEsctl(t, "", "--db", url, "import", "--in", good), 0, "20 events imported")
-			wantCode(t, esctl(t, "", "--db", sqliteURL(t, "missing.db"), "import", "--in", good, "--dry-run"), exitStoreState, "does not exist")
-		})
-	}
+		require.Equal(t, string(before), string(exportOf(t, url)), "the events")
+		require.Equal(t, cps, imports(), "no checkpoint recorded")
+		require.Equal(t, false, describe(t, url)["isFrozen"])
+		if engine == "sqlite" {
+			require.Equal(t, sums, fileSums(t, url), "the store's files are unchanged")
+		}
+		// The real import then does what the dry run said.
+		wantCode(t, mustEsctl(t, "", "--db", url, "import", "--in", good), 0, "20 events imported")
+		wantCode(t, esctl(t, "", "--db", sqliteURL(t, "missing.db"), "import", "--in", good, "--dry-run"), exitStoreState, "does not exist")
+	})
 }
 
 // linesWith returns n export lines at positions first..., each event of

@@ -92,6 +92,21 @@ func (r *rawDB) rows(q string) []string {
 	return out
 }
 
+// eachEngine runs fn, as a parallel subtest per engine, on the URL of a
+// fresh database of that engine (no store in it yet).
+func eachEngine(t *testing.T, fn func(t *testing.T, engine, url string)) {
+	for _, engine := range []string{"sqlite", "postgres"} {
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
+			url := sqliteURL(t, "store.db")
+			if engine == "postgres" {
+				url = testdb.PostgresURL(t)
+			}
+			fn(t, engine, url)
+		})
+	}
+}
+
 // appTables creates an application's own tables next to the store: a
 // table of its data and golang-migrate's default version table, at a
 // version esctl never had.
@@ -126,43 +141,36 @@ func appDump(r *rawDB) []string {
 // version table shared, drop deleted schema_migrations.
 func TestOtherTablesSurvive(t *testing.T) {
 	t.Parallel()
-	for _, engine := range []string{"sqlite", "postgres"} {
-		t.Run(engine, func(t *testing.T) {
-			t.Parallel()
-			url := sqliteURL(t, "shared.db")
-			if engine == "postgres" {
-				url = testdb.PostgresURL(t)
-			}
-			raw := openRaw(t, url)
-			appTables(raw)
-			want := appDump(raw)
+	eachEngine(t, func(t *testing.T, _, url string) {
+		raw := openRaw(t, url)
+		appTables(raw)
+		want := appDump(raw)
 
-			wantCode(t, esctl(t, "", "--db", url, "drop", "--yes"), exitStoreState, "no esctl store", "nothing to drop")
-			require.Equal(t, want, appDump(raw), "a refused drop")
+		wantCode(t, esctl(t, "", "--db", url, "drop", "--yes"), exitStoreState, "no esctl store", "nothing to drop")
+		require.Equal(t, want, appDump(raw), "a refused drop")
 
-			wantCode(t, mustEsctl(t, "", "--db", url, "init"), 0, "schema migrated from version 0")
-			require.Equal(t, want, appDump(raw), "after init")
-			require.Len(t, raw.rows(`SELECT version FROM esctl_schema_migrations`), 1)
-			seed(t, url, 50, 5, 2)
-			before := exportOf(t, url)
+		wantCode(t, mustEsctl(t, "", "--db", url, "init"), 0, "schema migrated from version 0")
+		require.Equal(t, want, appDump(raw), "after init")
+		require.Len(t, raw.rows(`SELECT version FROM esctl_schema_migrations`), 1)
+		seed(t, url, 50, 5, 2)
+		before := exportOf(t, url)
 
-			mustEsctl(t, "", "--db", url, "migrate", "down", "1", "--yes")
-			mustEsctl(t, "", "--db", url, "migrate", "up")
-			require.Equal(t, want, appDump(raw), "after migrate down and up")
+		mustEsctl(t, "", "--db", url, "migrate", "down", "1", "--yes")
+		mustEsctl(t, "", "--db", url, "migrate", "up")
+		require.Equal(t, want, appDump(raw), "after migrate down and up")
 
-			bk := filepath.Join(t.TempDir(), "s.bk")
-			mustEsctl(t, "", "--db", url, "backup", "--out", bk)
-			mustEsctl(t, "", "--db", url, "restore", "--in", bk, "--force", "--yes")
-			require.Equal(t, want, appDump(raw), "after restore --force")
-			require.Equal(t, string(before), string(exportOf(t, url)))
+		bk := filepath.Join(t.TempDir(), "s.bk")
+		mustEsctl(t, "", "--db", url, "backup", "--out", bk)
+		mustEsctl(t, "", "--db", url, "restore", "--in", bk, "--force", "--yes")
+		require.Equal(t, want, appDump(raw), "after restore --force")
+		require.Equal(t, string(before), string(exportOf(t, url)))
 
-			wantCode(t, mustEsctl(t, "", "--db", url, "drop", "--yes"), 0, "store dropped (")
-			require.Equal(t, want, appDump(raw), "after drop")
-			wantCode(t, esctl(t, "", "--db", url, "drop", "--yes"), exitStoreState, "no esctl store")
-			wantCode(t, mustEsctl(t, "", "--db", url, "init"), 0, "schema migrated from version 0")
-			require.Equal(t, want, appDump(raw), "after init again")
-		})
-	}
+		wantCode(t, mustEsctl(t, "", "--db", url, "drop", "--yes"), 0, "store dropped (")
+		require.Equal(t, want, appDump(raw), "after drop")
+		wantCode(t, esctl(t, "", "--db", url, "drop", "--yes"), exitStoreState, "no esctl store")
+		wantCode(t, mustEsctl(t, "", "--db", url, "init"), 0, "schema migrated from version 0")
+		require.Equal(t, want, appDump(raw), "after init again")
+	})
 }
 
 // TestLegacyVersionTable: a store made before 0.1.0 kept its version in
@@ -172,53 +180,46 @@ func TestOtherTablesSurvive(t *testing.T) {
 // force records the store's version.
 func TestLegacyVersionTable(t *testing.T) {
 	t.Parallel()
-	for _, engine := range []string{"sqlite", "postgres"} {
-		t.Run(engine, func(t *testing.T) {
-			t.Parallel()
-			url := sqliteURL(t, "legacy.db")
-			if engine == "postgres" {
-				url = testdb.PostgresURL(t)
-			}
-			seed(t, url, 10, 2, 0)
-			mustEsctl(t, "", "--db", url, "migrate", "down", "1", "--yes")
-			raw := openRaw(t, url)
-			// What esctl before 0.1.0 left: version 3 in schema_migrations.
-			raw.exec(`ALTER TABLE esctl_schema_migrations RENAME TO schema_migrations`)
-			d := decodeJSON(t, esctl(t, "", "--db", url, "-o", "json", "migrate", "status").stdout)
-			require.EqualValues(t, 3, d["version"], "status reads the legacy table")
-			wantCode(t, mustEsctl(t, "", "--db", url, "init"), 0, "schema migrated from version 3 to")
-			require.Len(t, raw.rows(`SELECT version FROM esctl_schema_migrations WHERE NOT dirty`), 1)
-			if engine == "sqlite" {
-				require.Empty(t, raw.rows(`SELECT name FROM sqlite_master WHERE name = 'schema_migrations'`))
-			} else {
-				require.Equal(t, []string{"false"}, raw.rows(`SELECT to_regclass('schema_migrations') IS NOT NULL`))
-			}
-			require.EqualValues(t, 10, num(t, describe(t, url), "eventCount"))
+	eachEngine(t, func(t *testing.T, engine, url string) {
+		seed(t, url, 10, 2, 0)
+		mustEsctl(t, "", "--db", url, "migrate", "down", "1", "--yes")
+		raw := openRaw(t, url)
+		// What esctl before 0.1.0 left: version 3 in schema_migrations.
+		raw.exec(`ALTER TABLE esctl_schema_migrations RENAME TO schema_migrations`)
+		d := decodeJSON(t, esctl(t, "", "--db", url, "-o", "json", "migrate", "status").stdout)
+		require.EqualValues(t, 3, d["version"], "status reads the legacy table")
+		wantCode(t, mustEsctl(t, "", "--db", url, "init"), 0, "schema migrated from version 3 to")
+		require.Len(t, raw.rows(`SELECT version FROM esctl_schema_migrations WHERE NOT dirty`), 1)
+		if engine == "sqlite" {
+			require.Empty(t, raw.rows(`SELECT name FROM sqlite_master WHERE name = 'schema_migrations'`))
+		} else {
+			require.Equal(t, []string{"false"}, raw.rows(`SELECT to_regclass('schema_migrations') IS NOT NULL`))
+		}
+		require.EqualValues(t, 10, num(t, describe(t, url), "eventCount"))
 
-			// A version esctl wrote, but not the one the store's tables
-			// are at: another application's table.
-			raw.exec(`ALTER TABLE esctl_schema_migrations RENAME TO schema_migrations`)
-			raw.exec(`UPDATE schema_migrations SET version = 2`)
-			wantCode(t, esctl(t, "", "--db", url, "init"), exitStoreState, "does not match the store's tables", "esctl migrate force")
-			// A version esctl never wrote, and no table of its own.
-			raw.exec(`UPDATE schema_migrations SET version = 42`)
-			for _, args := range [][]string{{"init"}, {"describe"}, {"migrate", "status"}, {"drop", "--yes"}} {
-				wantCode(t, esctl(t, "", append([]string{"--db", url}, args...)...), exitStoreState, "was not written by esctl", "esctl migrate force")
-			}
-			require.Equal(t, []string{"42"}, raw.rows(`SELECT version FROM schema_migrations`), "the other application's table is untouched")
-			latest := fmt.Sprint(num(t, decodeJSON(t, mustEsctl(t, "", "--db", sqliteURL(t, "fresh.db"), "-o", "json", "init").stdout), "latestVersion"))
-			mustEsctl(t, "", "--db", url, "migrate", "force", latest, "--yes")
-			mustEsctl(t, "", "--db", url, "migrate", "status")
-			require.EqualValues(t, 10, num(t, describe(t, url), "eventCount"))
-			require.Equal(t, []string{"42"}, raw.rows(`SELECT version FROM schema_migrations`))
+		// A version esctl wrote, but not the one the store's tables
+		// are at: another application's table.
+		raw.exec(`ALTER TABLE esctl_schema_migrations RENAME TO schema_migrations`)
+		raw.exec(`UPDATE schema_migrations SET version = 2`)
+		wantCode(t, esctl(t, "", "--db", url, "init"), exitStoreState, "does not match the store's tables", "esctl migrate force")
+		// A version esctl never wrote, and no table of its own.
+		raw.exec(`UPDATE schema_migrations SET version = 42`)
+		for _, args := range [][]string{{"init"}, {"describe"}, {"migrate", "status"}, {"drop", "--yes"}} {
+			wantCode(t, esctl(t, "", append([]string{"--db", url}, args...)...), exitStoreState, "was not written by esctl", "esctl migrate force")
+		}
+		require.Equal(t, []string{"42"}, raw.rows(`SELECT version FROM schema_migrations`), "the other application's table is untouched")
+		latest := fmt.Sprint(num(t, decodeJSON(t, mustEsctl(t, "", "--db", sqliteURL(t, "fresh.db"), "-o", "json", "init").stdout), "latestVersion"))
+		mustEsctl(t, "", "--db", url, "migrate", "force", latest, "--yes")
+		mustEsctl(t, "", "--db", url, "migrate", "status")
+		require.EqualValues(t, 10, num(t, describe(t, url), "eventCount"))
+		require.Equal(t, []string{"42"}, raw.rows(`SELECT version FROM schema_migrations`))
 
-			// Drop of a store that still has its legacy table drops it.
-			raw.exec(`DROP TABLE schema_migrations`)
-			raw.exec(`ALTER TABLE esctl_schema_migrations RENAME TO schema_migrations`)
-			wantCode(t, mustEsctl(t, "", "--db", url, "drop", "--yes"), 0, "store dropped")
-			require.Empty(t, raw.rows(tablesQuery(engine)), "nothing of the store is left")
-		})
-	}
+		// Drop of a store that still has its legacy table drops it.
+		raw.exec(`DROP TABLE schema_migrations`)
+		raw.exec(`ALTER TABLE esctl_schema_migrations RENAME TO schema_migrations`)
+		wantCode(t, mustEsctl(t, "", "--db", url, "drop", "--yes"), 0, "store dropped")
+		require.Empty(t, raw.rows(tablesQuery(engine)), "nothing of the store is left")
+	})
 }
 
 func tablesQuery(engine string) string {
@@ -237,25 +238,18 @@ func tablesQuery(engine string) string {
 // ("pending false"), migrate down 1 --yes exited 0 ("nothing to do").
 func TestNewerSchema(t *testing.T) {
 	t.Parallel()
-	for _, engine := range []string{"sqlite", "postgres"} {
-		t.Run(engine, func(t *testing.T) {
-			t.Parallel()
-			url := sqliteURL(t, "newer.db")
-			if engine == "postgres" {
-				url = testdb.PostgresURL(t)
-			}
-			seed(t, url, 5, 1, 0)
-			raw := openRaw(t, url)
-			raw.exec(`UPDATE esctl_schema_migrations SET version = 99`)
-			in := writeFile(t, t.TempDir(), "in.ndjson", eventLines(6, 3, 1))
-			for _, args := range [][]string{
-				{"init"}, {"migrate", "up"}, {"migrate", "status"}, {"migrate", "down", "1", "--yes"},
-				{"import", "--in", in}, {"describe"}, {"events"},
-			} {
-				r := esctl(t, "", append([]string{"--db", url}, args...)...)
-				wantCode(t, r, exitStoreState, "schema version 99 is newer than", "upgrade esctl")
-			}
-			require.Equal(t, []string{"99"}, raw.rows(`SELECT version FROM esctl_schema_migrations`))
-		})
-	}
+	eachEngine(t, func(t *testing.T, _, url string) {
+		seed(t, url, 5, 1, 0)
+		raw := openRaw(t, url)
+		raw.exec(`UPDATE esctl_schema_migrations SET version = 99`)
+		in := writeFile(t, t.TempDir(), "in.ndjson", eventLines(6, 3, 1))
+		for _, args := range [][]string{
+			{"init"}, {"migrate", "up"}, {"migrate", "status"}, {"migrate", "down", "1", "--yes"},
+			{"import", "--in", in}, {"describe"}, {"events"},
+		} {
+			r := esctl(t, "", append([]string{"--db", url}, args...)...)
+			wantCode(t, r, exitStoreState, "schema version 99 is newer than", "upgrade esctl")
+		}
+		require.Equal(t, []string{"99"}, raw.rows(`SELECT version FROM esctl_schema_migrations`))
+	})
 }

@@ -6,8 +6,6 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/esctl/esctl/internal/testdb"
 )
 
 // TestVerifyBackup: verify --in checks a backup with no store at all (none
@@ -39,33 +37,26 @@ func TestVerifyBackup(t *testing.T) {
 // names each one that a damaged store breaks (exit 4).
 func TestVerifyStore(t *testing.T) {
 	t.Parallel()
-	for _, engine := range []string{"sqlite", "postgres"} {
-		t.Run(engine, func(t *testing.T) {
-			t.Parallel()
-			url := sqliteURL(t, "v.db")
-			if engine == "postgres" {
-				url = testdb.PostgresURL(t)
-			}
-			seed(t, url, 40, 4, 3)
-			r := mustEsctl(t, "", "--db", url, "verify")
-			require.Contains(t, r.stdout, ": consistent (44 events, last position 44, 3 secrets of which 1 deleted, 0 import checkpoints)")
-			d := decodeJSON(t, mustEsctl(t, "", "--db", url, "-o", "json", "verify").stdout)
-			require.Empty(t, d["store"].(map[string]any)["problems"])
+	eachEngine(t, func(t *testing.T, _, url string) {
+		seed(t, url, 40, 4, 3)
+		r := mustEsctl(t, "", "--db", url, "verify")
+		require.Contains(t, r.stdout, ": consistent (44 events, last position 44, 3 secrets of which 1 deleted, 0 import checkpoints)")
+		d := decodeJSON(t, mustEsctl(t, "", "--db", url, "-o", "json", "verify").stdout)
+		require.Empty(t, d["store"].(map[string]any)["problems"])
 
-			raw := openRaw(t, url)
-			raw.exec(`DELETE FROM events WHERE position = 7`)
-			raw.exec(`UPDATE store_state SET secret_count = secret_count + 1`)
-			raw.exec(`INSERT INTO events_quarantine (position, aggregate_id, aggregate_version, type, timestamp, payload, reason) VALUES (0, 'ghost', 1, 'T', 1, '{}', 'test')`)
-			r = esctl(t, "", "--db", url, "verify")
-			wantCode(t, r, exitStoreState, "fails 3 check(s)")
-			for _, want := range []string{
-				"problem the state row counts 44 events, the events table holds 43",
-				"problem positions are not dense from 1 to the last position 44: 43 events from position 1 to 44",
-				"problem the state row counts 4 secrets, the secrets table holds 3",
-				"note    1 events in events_quarantine",
-			} {
-				require.Contains(t, r.stdout, want)
-			}
-		})
-	}
+		raw := openRaw(t, url)
+		raw.exec(`DELETE FROM events WHERE position = 7`)
+		raw.exec(`UPDATE store_state SET secret_count = secret_count + 1`)
+		raw.exec(`INSERT INTO events_quarantine (position, aggregate_id, aggregate_version, type, timestamp, payload, reason) VALUES (0, 'ghost', 1, 'T', 1, '{}', 'test')`)
+		r = esctl(t, "", "--db", url, "verify")
+		wantCode(t, r, exitStoreState, "fails 3 check(s)")
+		for _, want := range []string{
+			"problem the state row counts 44 events, the events table holds 43",
+			"problem positions are not dense from 1 to the last position 44: 43 events from position 1 to 44",
+			"problem the state row counts 4 secrets, the secrets table holds 3",
+			"note    1 events in events_quarantine",
+		} {
+			require.Contains(t, r.stdout, want)
+		}
+	})
 }
