@@ -37,10 +37,11 @@
 //     ErrSchemaVersion, ErrOutcomeUnknown and the rest.
 //   - Options (nil: defaults) set the logger, the clock and the limits.
 //
-// Engines register with Register from their package's init: link one in
-// with a blank import. Open accepts postgres://, postgresql://
+// Engines register with Register from their package's init, with the URL
+// schemes and path suffixes they open: link one in with a blank import.
+// With both adapters, Open accepts postgres://, postgresql://
 // (?schema=NAME), sqlite://PATH, file:PATH and paths ending in .db,
-// .sqlite or .sqlite3 (see AcceptedURLs). The packages snapshots and
+// .sqlite or .sqlite3 (AcceptedURLs lists what is linked in). The packages snapshots and
 // secrets build typed snapshot repositories and crypto-shredding on top of
 // a Store; eventstoretest is the conformance suite every engine passes.
 // The design is in docs/architecture.md of the repository.

@@ -54,7 +54,12 @@ const (
 )
 
 func init() {
-	eventstore.Register(EngineName, openURL)
+	eventstore.Register(eventstore.Engine{
+		Name:    EngineName,
+		Schemes: []string{"postgres", "postgresql"},
+		Forms:   "postgres://..., postgresql://... (optional ?schema=NAME)",
+		Open:    openURL,
+	})
 }
 
 // validSchema is the form of schema names accepted: lowercase, so that the

@@ -41,7 +41,13 @@ const DefaultBusyTimeoutMillis = 10_000
 const DefaultReadConns = 4
 
 func init() {
-	eventstore.Register(EngineName, openURL)
+	eventstore.Register(eventstore.Engine{
+		Name:         EngineName,
+		Schemes:      []string{"sqlite", "sqlite3", "file"},
+		PathSuffixes: []string{".db", ".sqlite", ".sqlite3"},
+		Forms:        "sqlite://PATH, file:PATH, or a path ending in .db, .sqlite or .sqlite3",
+		Open:         openURL,
+	})
 }
 
 // Dialect is the SQLite eventstore.Dialect.

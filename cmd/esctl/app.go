@@ -173,7 +173,7 @@ func newApp(e *env) *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{
 				Name:    "db",
-				Usage:   "database URL: " + eventstore.AcceptedURLs,
+				Usage:   "database URL: " + eventstore.AcceptedURLs(),
 				Value:   DefaultDB,
 				Sources: cli.EnvVars("ESCTL_DB", "DATABASE_URL"),
 			},

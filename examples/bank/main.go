@@ -101,7 +101,7 @@ func main() {
 		fmt.Fprintf(fs.Output(), "usage: go run ./examples/bank [-db URL | URL] [-commands N] [-workers N]\n\n")
 		fs.PrintDefaults()
 	}
-	db := fs.String("db", "", "store URL: "+eventstore.AcceptedURLs+` (default "`+defaultDB+`", recreated on each run)`)
+	db := fs.String("db", "", "store URL: "+eventstore.AcceptedURLs()+` (default "`+defaultDB+`", recreated on each run)`)
 	commands := fs.Int("commands", 400, "deposits and withdrawals to run")
 	workers := fs.Int("workers", 8, "goroutines running them concurrently")
 	if err := fs.Parse(os.Args[1:]); err != nil {
