@@ -30,7 +30,9 @@ func TestEngineRegistry(t *testing.T) {
 			t.Errorf("EngineForURL(%q): %v: the accepted forms are not listed", in, err)
 		}
 	}
-	open := func(context.Context, string) (eventstore.Dialect, func() error, error) { return nil, nil, errors.New("no") }
+	open := func(context.Context, string) (eventstore.Dialect, func() error, error) {
+		return nil, nil, errors.New("no")
+	}
 	for _, e := range []eventstore.Engine{
 		{Name: "sqlite", Schemes: []string{"other"}, Open: open},
 		{Name: "other1", Schemes: []string{"postgresql"}, Open: open},
