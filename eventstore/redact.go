@@ -85,11 +85,16 @@ func (r *Redactor) Redact(msg string) string {
 // libpq key=value string's password=, whether or not the string parses.
 func RedactURL(rawURL string) string {
 	u, err := url.Parse(rawURL)
-	if err != nil || u.Scheme == "" || strings.ContainsAny(rawURL, " \t\n") {
+	if err != nil || u.Scheme == "" || u.Opaque != "" || u.Fragment != "" || strings.ContainsAny(rawURL, "# \t\n") {
 		return NewRedactor(rawURL).Redact(rawURL)
 	}
-	// A URL that parses is masked by its structure only, so that a
-	// password that is also a word of the URL ("postgres") leaves the
+	if _, has := u.User.Password(); !has && len(userinfoPasswords(rawURL)) > 0 || atAfterAuthority(rawURL) {
+		// What reads as user:password@ to a lenient eye is not (all)
+		// in the parsed userinfo: trust the lenient reading.
+		return NewRedactor(rawURL).Redact(rawURL)
+	}
+	// A URL that parses plainly is masked by its structure only, so that
+	// a password that is also a word of the URL ("postgres") leaves the
 	// rest readable.
 	if u.User != nil {
 		if _, has := u.User.Password(); has {
@@ -101,25 +106,23 @@ func RedactURL(rawURL string) string {
 		q.Set("password", mask)
 		u.RawQuery = q.Encode()
 	}
-	return (*Redactor)(nil).Redact(u.String())
+	out := (*Redactor)(nil).Redact(u.String())
+	// What the structure did not catch (a query the parser could not
+	// read, say) is masked as a known secret, unless it is one of the
+	// URL's public parts, which a password may coincide with.
+	public := []string{u.Scheme, u.User.Username(), u.Hostname(), u.Port(), strings.Trim(u.Path, "/")}
+	for _, pw := range NewRedactor(rawURL).secrets {
+		if strings.Contains(out, pw) && !slices.Contains(public, pw) {
+			out = strings.ReplaceAll(out, pw, mask)
+		}
+	}
+	return out
 }
 
 // dsnPasswords returns what may be passwords in one database URL or libpq
 // key=value string: generous, since masking too much only garbles a message.
 func dsnPasswords(dsn string) []string {
-	var out []string
-	// URL userinfo: after scheme:// up to each @ that follows the first
-	// colon (a password may hold unescaped @, /, spaces).
-	if i := strings.Index(dsn, "://"); i >= 0 {
-		rest := dsn[i+3:]
-		if c := strings.IndexByte(rest, ':'); c >= 0 {
-			for j := c + 1; j < len(rest); j++ {
-				if rest[j] == '@' {
-					out = append(out, rest[c+1:j])
-				}
-			}
-		}
-	}
+	out := userinfoPasswords(dsn)
 	for _, m := range keyPassword.FindAllStringSubmatch(dsn, -1) {
 		out = append(out, m[2])
 	}
@@ -162,6 +165,35 @@ func dsnPasswords(dsn string) []string {
 		out = append(out, v[:min(end, len(v))])
 	}
 	return out
+}
+
+// userinfoPasswords returns what may be the password of a URL's userinfo:
+// after scheme:// up to each @ that follows the first colon (a password may
+// hold unescaped @, /, #, spaces).
+func userinfoPasswords(dsn string) []string {
+	var out []string
+	if i := strings.Index(dsn, "://"); i >= 0 {
+		rest := dsn[i+3:]
+		if c := strings.IndexByte(rest, ':'); c >= 0 {
+			for j := c + 1; j < len(rest); j++ {
+				if rest[j] == '@' {
+					out = append(out, rest[c+1:j])
+				}
+			}
+		}
+	}
+	return out
+}
+
+// atAfterAuthority reports an @ after a URL's authority (in its path, query
+// or fragment), where a password holding / ? or # would put it.
+func atAfterAuthority(rawURL string) bool {
+	_, rest, ok := strings.Cut(rawURL, "://")
+	if !ok {
+		return false
+	}
+	end := strings.IndexAny(rest, "/?#")
+	return end >= 0 && strings.LastIndexByte(rest, '@') > end
 }
 
 func pathUnescaped(s string) string {

@@ -71,8 +71,8 @@ func FuzzRedact(f *testing.F) {
 		f.Add(seed.user, seed.pw, seed.form)
 	}
 	f.Fuzz(func(t *testing.T, user, pw string, form uint8) {
-		if len(pw) < 4 {
-			t.Skip()
+		if len(pw) < 4 || strings.ContainsAny(user, ":@/?#&= \t\n'\\") {
+			t.Skip() // a user name that moves the password is another DSN than intended
 		}
 		form %= uint8(len(dsnForms))
 		if form == 3 && strings.ContainsAny(pw, " \t\n\v\f\r'\\") {
@@ -82,8 +82,11 @@ func FuzzRedact(f *testing.F) {
 			t.Skip() // not one query value: & starts the next parameter, # the fragment
 		}
 		build := dsnForms[form]
-		control := strings.Join(redactedOutputs(build(user, strings.Repeat("\x01", len(pw)))), "\n")
-		if strings.Contains(control, pw) || strings.Contains(user, pw) {
+		// The control holds a plain password of the same length: an output
+		// that holds pw even then (pw is part of the fixed text, or of the
+		// user name as printed) proves nothing.
+		control := strings.Join(redactedOutputs(build(user, strings.Repeat("Q", len(pw)))), "\n")
+		if strings.Contains(control, pw) || strings.Contains(user, pw) || strings.Contains(pw, "Q") {
 			t.Skip()
 		}
 		dsn := build(user, pw)

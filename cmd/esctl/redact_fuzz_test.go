@@ -56,7 +56,7 @@ func FuzzRedactedOutput(f *testing.F) {
 			run(context.Background(), append([]string{"esctl"}, forms[form](pw)...), strings.NewReader(""), &stdout, &stderr)
 			return stdout.String() + stderr.String()
 		}
-		if strings.Contains(out(strings.Repeat("\x01", len(pw))), pw) {
+		if strings.Contains(out(strings.Repeat("Q", len(pw))), pw) {
 			t.Skip() // the password is part of esctl's fixed text
 		}
 		if got := out(pw); strings.Contains(got, pw) {
