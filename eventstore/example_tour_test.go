@@ -58,7 +58,12 @@ func Example_tour() {
 		log.Fatal(err)
 	}
 	fmt.Println("opened:", len(page.Events))
-	checkpoint = page.Cursor
+	checkpoint = page.Cursor // the next read starts after what this page returned
+	page, err = s.LoadEvents(ctx, eventstore.Filter{Cursor: checkpoint, EventTypes: []string{"AccountOpened"}, Limit: 100})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("opened since the checkpoint:", len(page.Events))
 
 	// Or let the store page for you; the loop body may call the store.
 	for e, err := range s.Events(ctx, eventstore.Filter{AggregateIDs: []string{"account-1"}}) {
@@ -92,6 +97,7 @@ func Example_tour() {
 	// saved at position 1
 	// conflict: account-1 1
 	// opened: 2
+	// opened since the checkpoint: 0
 	// 1 AccountOpened {"owner":"Ada"}
 	// 2 MoneyDeposited {"amount":10}
 	// frozen: true
