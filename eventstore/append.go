@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+
+	"github.com/esctl/esctl/eventstore/driver"
 )
 
 // SaveEvent appends one event and returns it as stored, with its position
@@ -77,13 +79,14 @@ type versionKey struct {
 // appender implements group commit, leader/follower style. A caller that
 // finds no commit in progress becomes the leader: it takes everything queued
 // (up to maxEvents events, its own request included), sends it to the
-// dialect as one Append (one transaction) and hands each caller its own
+// driver as one append (one transaction) and hands each caller its own
 // outcome. Callers arriving meanwhile queue up; when the leader's own request
 // is done it passes the leadership to the first of them, whose goroutine
 // sends the next group. Groups thus grow with the load, and a lone caller
 // commits in its own goroutine with no handoff at all.
 type appender struct {
-	d         Dialect
+	d         driver.Driver
+	w         writer
 	maxEvents int
 	log       *slog.Logger
 
@@ -108,8 +111,8 @@ type appendOutcome struct {
 	lead  bool // not an outcome: take the leadership
 }
 
-func newAppender(d Dialect, maxEvents int, log *slog.Logger) *appender {
-	a := &appender{d: d, maxEvents: maxEvents, log: log}
+func newAppender(d driver.Driver, maxEvents int, log *slog.Logger) *appender {
+	a := &appender{d: d, w: driverWriter{d}, maxEvents: maxEvents, log: log}
 	a.cond = sync.NewCond(&a.mu)
 	return a
 }
@@ -284,11 +287,21 @@ func (a *appender) commit(group []*appendReq) {
 }
 
 func (a *appender) send(group []*appendReq) []appendOutcome {
-	p := &AppendParams{Requests: make([]AppendRequest, len(group))}
+	p := &driver.AppendParams{Requests: make([]driver.AppendRequest, len(group))}
 	for i, r := range group {
-		p.Requests[i].Events = r.events
+		events := make([]driver.Event, len(r.events))
+		for j := range r.events {
+			events[j] = driver.Event(r.events[j])
+		}
+		p.Requests[i].Events = events
 	}
-	res, err := a.d.Append(context.Background(), p)
+	var res *driver.AppendResult
+	var err error
+	if ap, ok := a.d.(driver.Appender); ok {
+		res, err = ap.Append(context.Background(), p)
+	} else {
+		res, err = appendTx(context.Background(), a.w, p)
+	}
 	outcomes := make([]appendOutcome, len(group))
 	if err != nil {
 		if len(group) > 1 && isolatable(err) {
@@ -316,7 +329,7 @@ func (a *appender) send(group []*appendReq) []appendOutcome {
 		}
 		return outcomes
 	}
-	conflicted := make(map[int]AppendConflict, len(res.Conflicts))
+	conflicted := make(map[int]driver.AppendConflict, len(res.Conflicts))
 	for _, c := range res.Conflicts {
 		conflicted[c.Request] = c
 	}

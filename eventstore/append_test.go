@@ -11,28 +11,39 @@ import (
 
 	_ "github.com/esctl/esctl/adapters/sqlite"
 	"github.com/esctl/esctl/eventstore"
+
+	"github.com/esctl/esctl/eventstore/driver"
 )
 
-// failingGroups wraps a real dialect: the first Append carrying more than
-// one request fails as a whole with err, as the unique key would fail a
-// group whose pre-check missed a conflict, or as the engine would refuse one
-// request's value.
+// failingGroups wraps a real driver: the first append transaction
+// carrying more than one request fails as a whole with err, as the unique
+// key would fail a group whose pre-check missed a conflict, or as the
+// engine would refuse one request's value. (The SQLite driver appends
+// through Write: each request is one InsertEvents.)
 type failingGroups struct {
-	eventstore.Dialect
+	driver.Driver
 	err    error
 	failed atomic.Bool
-	sizes  []int
-	mu     sync.Mutex
 }
 
-func (f *failingGroups) Append(ctx context.Context, p *eventstore.AppendParams) (*eventstore.AppendResult, error) {
-	f.mu.Lock()
-	f.sizes = append(f.sizes, len(p.Requests))
-	f.mu.Unlock()
-	if len(p.Requests) > 1 && f.failed.CompareAndSwap(false, true) {
-		return nil, f.err
+func (f *failingGroups) Write(ctx context.Context, p *driver.WriteParams, fn func(driver.Tx) error) error {
+	return f.Driver.Write(ctx, p, func(tx driver.Tx) error {
+		return fn(&failingTx{Tx: tx, f: f})
+	})
+}
+
+type failingTx struct {
+	driver.Tx
+	f       *failingGroups
+	inserts int
+}
+
+func (t *failingTx) InsertEvents(ctx context.Context, p *driver.InsertEventsParams) (int, error) {
+	t.inserts++
+	if t.inserts > 1 && t.f.failed.CompareAndSwap(false, true) {
+		return 0, t.f.err
 	}
-	return f.Dialect.Append(ctx, p)
+	return t.Tx.InsertEvents(ctx, p)
 }
 
 func TestGroupFailureIsRetriedRequestByRequest(t *testing.T) {
@@ -58,7 +69,7 @@ func TestGroupFailureIsRetriedRequestByRequest(t *testing.T) {
 			if _, err := base.SaveEvent(ctx, eventstore.Event{AggregateID: "taken", AggregateVersion: 1, Type: "T"}); err != nil {
 				t.Fatal(err)
 			}
-			f := &failingGroups{Dialect: base.Dialect(), err: tt.err}
+			f := &failingGroups{Driver: base.Driver(), err: tt.err}
 			s, _ := eventstore.New(f, nil)
 			defer s.Close()
 			for attempt := 0; !f.failed.Load() && attempt < 50; attempt++ {

@@ -16,6 +16,8 @@ import (
 	"io"
 
 	"github.com/esctl/esctl/eventstore/internal/jsonx"
+
+	"github.com/esctl/esctl/eventstore/driver"
 )
 
 // A backup is one NDJSON stream (docs/backup-format.md):
@@ -203,7 +205,7 @@ type backupWriter struct {
 }
 
 // resume checks a mark against the store and continues from it.
-func (b *backupWriter) resume(ctx context.Context, tx ReadTx, st *StoreState, m *BackupMark) error {
+func (b *backupWriter) resume(ctx context.Context, tx driver.ReadTx, st *driver.StoreState, m *BackupMark) error {
 	h, err := restoreHash(m.HashState)
 	if err != nil {
 		return fmt.Errorf("%w: backup mark: %v", ErrResumeMismatch, err)
@@ -221,7 +223,7 @@ func (b *backupWriter) resume(ctx context.Context, tx ReadTx, st *StoreState, m 
 	}
 	// The last event written must be the store's event at that position.
 	pos := m.After
-	page, err := tx.ListEvents(ctx, &ListEventsParams{After: pos - 1, AfterTimestamp: -1, Limit: 1})
+	page, err := tx.ListEvents(ctx, &driver.ListEventsParams{After: pos - 1, AfterTimestamp: -1, Limit: 1})
 	if err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
@@ -281,8 +283,8 @@ func (b *backupWriter) section(line, marker []byte, next string) error {
 	return b.mark(false)
 }
 
-func (b *backupWriter) events(ctx context.Context, tx ReadTx) error {
-	p := &ListEventsParams{After: b.m.After, AfterTimestamp: -1, Limit: b.o.PageSize}
+func (b *backupWriter) events(ctx context.Context, tx driver.ReadTx) error {
+	p := &driver.ListEventsParams{After: b.m.After, AfterTimestamp: -1, Limit: b.o.PageSize}
 	for p.After < b.m.EndPosition {
 		page, err := tx.ListEvents(ctx, p)
 		if err != nil {
@@ -315,14 +317,14 @@ func (b *backupWriter) events(ctx context.Context, tx ReadTx) error {
 	return b.section(nil, markerSecrets, sectionSecrets)
 }
 
-func (b *backupWriter) secrets(ctx context.Context, tx ReadTx) error {
+func (b *backupWriter) secrets(ctx context.Context, tx driver.ReadTx) error {
 	for {
-		page, err := tx.ListSecrets(ctx, &ListSecretsParams{MinIdx: b.m.After + 1, IncludeDeleted: true, Limit: secretsPageSize})
+		page, err := tx.ListSecrets(ctx, &driver.ListSecretsParams{MinIdx: b.m.After + 1, IncludeDeleted: true, Limit: secretsPageSize})
 		if err != nil {
 			return fmt.Errorf("backup: secrets: %w", err)
 		}
 		for i := range page {
-			b.line = appendSecretLine(b.line[:0], &page[i])
+			b.line = appendSecretLine(b.line[:0], (*Secret)(&page[i]))
 			if err := b.write(b.line); err != nil {
 				return err
 			}
@@ -345,9 +347,9 @@ func (b *backupWriter) secrets(ctx context.Context, tx ReadTx) error {
 	return b.section(nil, markerSnapshots, sectionSnapshots)
 }
 
-func (b *backupWriter) snapshots(ctx context.Context, tx ReadTx) error {
+func (b *backupWriter) snapshots(ctx context.Context, tx driver.ReadTx) error {
 	for {
-		page, err := tx.ListSnapshots(ctx, &ListSnapshotsParams{AfterKey: b.m.AfterKey, Limit: snapshotsPageSize})
+		page, err := tx.ListSnapshots(ctx, &driver.ListSnapshotsParams{AfterKey: b.m.AfterKey, Limit: snapshotsPageSize})
 		if err != nil {
 			return fmt.Errorf("backup: snapshots: %w", err)
 		}
@@ -395,7 +397,7 @@ func (b *backupWriter) snapshots(ctx context.Context, tx ReadTx) error {
 	return b.mark(true)
 }
 
-func appendSnapshotLine(dst []byte, sn *Snapshot) []byte {
+func appendSnapshotLine(dst []byte, sn *driver.Snapshot) []byte {
 	dst = append(dst, `{"key":`...)
 	dst = jsonx.AppendString(dst, sn.Key)
 	dst = append(dst, `,"content":"`...)
@@ -628,7 +630,7 @@ func (s *Store) Restore(ctx context.Context, r io.Reader, m *BackupManifest, opt
 	}
 	srcEvents, srcSecrets := RestoreSourceIDs(m)
 	cpE, err := s.d.Checkpoint(ctx, srcEvents)
-	var cpS *ImportCheckpoint
+	var cpS *driver.ImportCheckpoint
 	if err == nil {
 		cpS, err = s.d.Checkpoint(ctx, srcSecrets)
 	}
@@ -700,7 +702,7 @@ func (s *Store) checkEmpty(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	snaps, err := s.d.ListSnapshots(ctx, &ListSnapshotsParams{Limit: 1})
+	snaps, err := s.d.ListSnapshots(ctx, &driver.ListSnapshotsParams{Limit: 1})
 	if err != nil {
 		return err
 	}

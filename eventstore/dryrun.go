@@ -2,21 +2,26 @@ package eventstore
 
 import (
 	"context"
+	"errors"
 	"hash/maphash"
+
+	"github.com/esctl/esctl/eventstore/driver"
 )
 
-// dryDialect runs an import's state machine without writing: it answers
-// every write as the database would (positions already passed, pairs
-// already stored or already seen earlier in the source) from reads and from
-// what it pretends to have written, and writes nothing at all: no event, no
-// checkpoint, no freeze, no staging. Reads go to the real dialect.
-type dryDialect struct {
-	Dialect
+// dryWriter runs an import's write transactions without writing: the
+// transactions are the real ones (write.go), composed from the same
+// operations, and dryTx answers each operation as the database would, from
+// reads and from what the import pretends to have written. Nothing at all
+// is written: no event, no checkpoint, no freeze, no staging. A transaction
+// whose fn fails leaves the pretended state as it was.
+type dryWriter struct {
+	d      driver.Driver
 	last   int64               // the store's last position as if the import had written
 	seed   maphash.Seed        // for seen
 	seen   map[uint64]struct{} // pairs the import pretends to have written
 	frozen bool
-	staged bool // the target is a staging table: stored events do not count
+	reason string
+	staged bool // the import wrote to staging: the store's position is its own
 
 	// Secrets: the store's ids and idxs (loaded at the first batch) and
 	// those the import pretends to have written.
@@ -25,17 +30,55 @@ type dryDialect struct {
 	maxIdx     int64
 }
 
-func newDryDialect(ctx context.Context, d Dialect) (*dryDialect, error) {
+func newDryWriter(ctx context.Context, d driver.Driver) (*dryWriter, error) {
 	st, err := d.ReadState(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return &dryDialect{Dialect: d, last: st.LastPosition, frozen: st.Frozen, seed: maphash.MakeSeed(), seen: map[uint64]struct{}{}}, nil
+	return &dryWriter{d: d, last: st.LastPosition, frozen: st.Frozen, reason: st.FrozenReason, seed: maphash.MakeSeed(), seen: map[uint64]struct{}{}}, nil
 }
 
-func (d *dryDialect) pairHash(e *StoredEvent) uint64 {
+// errDryRun is an operation a dry run cannot answer without writing.
+var errDryRun = errors.New("eventstore: operation not available in a dry run")
+
+func (w *dryWriter) write(ctx context.Context, _ bool, fn func(tx driver.Tx) error) error {
+	tx := &dryTx{w: w, state: driver.State{Frozen: w.frozen, FrozenReason: w.reason, LastPosition: w.last}, frozen: w.frozen, reason: w.reason, last: w.last}
+	err := fn(tx)
+	if errors.Is(err, errRollback) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	// "Commit": what the transaction wrote becomes the pretended state.
+	for _, h := range tx.pairs {
+		w.seen[h] = struct{}{}
+	}
+	for _, s := range tx.secrets {
+		w.secretIDs[s.ID], w.secretIdxs[s.Idx] = true, true
+		w.maxIdx = max(w.maxIdx, s.Idx)
+	}
+	w.last, w.frozen, w.reason = tx.last, tx.frozen, tx.reason
+	w.staged = w.staged || tx.staged
+	return nil
+}
+
+// readState reports the state as if the import had written.
+func (w *dryWriter) readState(ctx context.Context) (*driver.StoreState, error) {
+	st, err := w.d.ReadState(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !w.staged {
+		st.LastPosition = max(st.LastPosition, w.last)
+	}
+	st.Frozen, st.FrozenReason = w.frozen, w.reason
+	return st, nil
+}
+
+func (w *dryWriter) pairHash(e *driver.StoredEvent) uint64 {
 	var h maphash.Hash
-	h.SetSeed(d.seed)
+	h.SetSeed(w.seed)
 	_, _ = h.WriteString(e.AggregateID)
 	var v [8]byte
 	for i := range v {
@@ -45,111 +88,144 @@ func (d *dryDialect) pairHash(e *StoredEvent) uint64 {
 	return h.Sum64()
 }
 
-// ImportEvents checks the batch as the real one would and "writes" it.
-// A pair seen earlier in the source is reported by its 64-bit hash: a
-// false conflict has a chance of about n²/2⁶⁵ in a source of n events.
-func (d *dryDialect) ImportEvents(ctx context.Context, p *ImportEventsParams) (*ImportEventsResult, error) {
-	staged := p.Target == ImportIntoStaging
-	res := &ImportEventsResult{LastPosition: d.last, Conflict: -1}
-	if staged && !d.staged {
-		d.staged, d.last, res.LastPosition = true, 0, 0
+// loadSecrets reads the store's secret ids and idxs once.
+func (w *dryWriter) loadSecrets(ctx context.Context) error {
+	if w.secretIDs != nil {
+		return nil
 	}
-	if len(p.Events) == 0 {
-		return res, nil
-	}
-	if !staged && p.Events[0].Position <= d.last {
-		res.Advanced = true
-		return res, nil
-	}
-	for i := range p.Events {
-		if _, dup := d.seen[d.pairHash(&p.Events[i])]; dup {
-			res.Conflict = i
+	ids, idxs := map[string]bool{}, map[int64]bool{}
+	for min := int64(0); ; {
+		page, err := w.d.ListSecrets(ctx, &driver.ListSecretsParams{MinIdx: min, IncludeDeleted: true, Limit: MaxLimit})
+		if err != nil {
+			return err
+		}
+		for _, sec := range page {
+			ids[sec.ID], idxs[sec.Idx] = true, true
+			w.maxIdx = max(w.maxIdx, sec.Idx)
+		}
+		if len(page) < MaxLimit {
 			break
 		}
+		min = page[len(page)-1].Idx + 1
 	}
-	if !staged {
-		k, err := d.Dialect.FirstStoredPair(ctx, p.Events)
-		if err != nil {
-			return nil, err
-		}
-		if k >= 0 && (res.Conflict < 0 || k < res.Conflict) {
-			res.Conflict = k
-		}
-	}
-	if res.Conflict >= 0 {
-		return res, nil
-	}
+	w.secretIDs, w.secretIdxs = ids, idxs
+	return nil
+}
+
+// dryTx is one pretended transaction of a dryWriter.
+type dryTx struct {
+	w       *dryWriter
+	state   driver.State
+	last    int64
+	frozen  bool
+	reason  string
+	staged  bool
+	pairs   []uint64
+	secrets []driver.Secret
+}
+
+var _ driver.Tx = (*dryTx)(nil)
+
+func (tx *dryTx) State() driver.State { return tx.state }
+
+// InsertEvents reports the first event whose pair is stored (events only)
+// or was written earlier by the import. A pair seen earlier in the source is
+// found by its 64-bit hash: a false conflict has a chance of about n²/2⁶⁵
+// in a source of n events.
+func (tx *dryTx) InsertEvents(ctx context.Context, p *driver.InsertEventsParams) (int, error) {
+	conflict := -1
+	hashes := make([]uint64, len(p.Events))
+	batch := make(map[uint64]struct{}, len(p.Events))
 	for i := range p.Events {
-		d.seen[d.pairHash(&p.Events[i])] = struct{}{}
-	}
-	d.last = max(d.last, p.Events[len(p.Events)-1].Position)
-	return res, nil
-}
-
-func (d *dryDialect) SetFrozen(_ context.Context, p *SetFrozenParams) (*SetFrozenResult, error) {
-	was := d.frozen
-	d.frozen = p.Frozen
-	return &SetFrozenResult{WasFrozen: was}, nil
-}
-
-func (d *dryDialect) AbortImport(context.Context, *AbortImportParams) error { return nil }
-
-func (d *dryDialect) SwapStaging(context.Context, *SwapStagingParams) error { return nil }
-
-// ReadState reports the state as if the import had written.
-func (d *dryDialect) ReadState(ctx context.Context) (*StoreState, error) {
-	st, err := d.Dialect.ReadState(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if !d.staged {
-		st.LastPosition = max(st.LastPosition, d.last)
-	}
-	st.Frozen = d.frozen
-	return st, nil
-}
-
-// ImportSecrets checks a batch of secrets against the store's and those of
-// earlier batches, as the real one would, and "writes" it.
-func (d *dryDialect) ImportSecrets(ctx context.Context, p *ImportSecretsParams) (*ImportSecretsResult, error) {
-	if d.secretIDs == nil {
-		d.secretIDs, d.secretIdxs = map[string]bool{}, map[int64]bool{}
-		for min := int64(0); ; {
-			page, err := d.Dialect.ListSecrets(ctx, &ListSecretsParams{MinIdx: min, IncludeDeleted: true, Limit: MaxLimit})
-			if err != nil {
-				return nil, err
-			}
-			for _, sec := range page {
-				d.secretIDs[sec.ID], d.secretIdxs[sec.Idx] = true, true
-				d.maxIdx = max(d.maxIdx, sec.Idx)
-			}
-			if len(page) < MaxLimit {
-				break
-			}
-			min = page[len(page)-1].Idx + 1
+		h := tx.w.pairHash(&p.Events[i])
+		_, dup := tx.w.seen[h]
+		if _, again := batch[h]; dup || again {
+			conflict = i
+			break
 		}
+		batch[h], hashes[i] = struct{}{}, h
 	}
-	// As the adapters do: a negative idx takes the next free one.
-	res := &ImportSecretsResult{Conflict: -1}
-	next := d.maxIdx + 1
-	idxs := make([]int64, len(p.Secrets))
-	batchIDs, batchIdxs := map[string]bool{}, map[int64]bool{}
-	for i, sec := range p.Secrets {
-		idx := sec.Idx
-		if idx < 0 {
-			idx = next
+	if p.Table == driver.Events {
+		k, err := tx.w.d.FirstStoredPair(ctx, p.Events)
+		if err != nil {
+			return 0, err
 		}
-		if d.secretIDs[sec.ID] || d.secretIdxs[idx] || batchIDs[sec.ID] || batchIdxs[idx] {
-			res.Conflict = i
-			return res, nil
+		if k >= 0 && (conflict < 0 || k < conflict) {
+			conflict = k
 		}
-		batchIDs[sec.ID], batchIdxs[idx] = true, true
-		idxs[i] = idx
-		next = max(next, idx+1)
+	} else {
+		tx.staged = true
 	}
-	for i, sec := range p.Secrets {
-		d.secretIDs[sec.ID], d.secretIdxs[idxs[i]] = true, true
-		d.maxIdx = max(d.maxIdx, idxs[i])
+	if conflict >= 0 {
+		return conflict, nil
 	}
-	return res, nil
+	tx.pairs = append(tx.pairs, hashes...)
+	return -1, nil
 }
+
+func (tx *dryTx) AdvanceState(_ context.Context, p *driver.AdvanceStateParams) error {
+	tx.last = p.LastPosition
+	return nil
+}
+
+func (tx *dryTx) SetFrozen(_ context.Context, p *driver.SetFrozenParams) error {
+	tx.frozen, tx.reason = p.Frozen, p.Reason
+	return nil
+}
+
+func (tx *dryTx) MaxSecretIdx(ctx context.Context) (int64, error) {
+	if err := tx.w.loadSecrets(ctx); err != nil {
+		return 0, err
+	}
+	return tx.w.maxIdx, nil
+}
+
+func (tx *dryTx) InsertSecrets(ctx context.Context, secrets []driver.Secret) (int, error) {
+	if err := tx.w.loadSecrets(ctx); err != nil {
+		return 0, err
+	}
+	ids, idxs := map[string]bool{}, map[int64]bool{}
+	for i, s := range secrets {
+		if tx.w.secretIDs[s.ID] || tx.w.secretIdxs[s.Idx] || ids[s.ID] || idxs[s.Idx] {
+			return i, nil
+		}
+		ids[s.ID], idxs[s.Idx] = true, true
+	}
+	tx.secrets = append(tx.secrets, secrets...)
+	return -1, nil
+}
+
+func (tx *dryTx) TombstoneSecret(context.Context, string) (bool, error) { return false, errDryRun }
+
+func (tx *dryTx) AddSecretCounts(context.Context, *driver.AddSecretCountsParams) error { return nil }
+
+func (tx *dryTx) UpsertCheckpoint(context.Context, *driver.ImportCheckpoint) error { return nil }
+
+func (tx *dryTx) DeleteCheckpoint(context.Context, string) error { return nil }
+
+func (tx *dryTx) DeleteSnapshots(context.Context) error { return nil }
+
+func (tx *dryTx) ClearStaging(context.Context) error { return nil }
+
+func (tx *dryTx) DeleteEvents(context.Context) error {
+	tx.last = 0
+	return nil
+}
+
+func (tx *dryTx) SwapStaging(context.Context) error { return nil }
+
+func (tx *dryTx) StageIncremental(context.Context, *driver.PushIncrementalParams) error {
+	return errDryRun
+}
+
+func (tx *dryTx) LockIncremental(context.Context, string) (bool, error) { return false, errDryRun }
+
+func (tx *dryTx) ClassifyIncremental(context.Context, string) (*driver.IncrementalWork, error) {
+	return nil, errDryRun
+}
+
+func (tx *dryTx) AppendIncremental(context.Context, *driver.AppendIncrementalParams) error {
+	return errDryRun
+}
+
+func (tx *dryTx) DeleteIncremental(context.Context, string) error { return errDryRun }

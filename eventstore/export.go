@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/esctl/esctl/eventstore/driver"
 )
 
 // DefaultExportPageSize is the number of events an export reads per query
@@ -121,10 +123,10 @@ func (s *Store) ExportEvents(ctx context.Context, w io.Writer, opts *ExportOptio
 		res.Cursor = CursorAt(written)
 		return nil
 	}
-	p := &ListEventsParams{After: pos, AfterTimestamp: -1, Limit: o.PageSize}
+	p := &driver.ListEventsParams{After: pos, AfterTimestamp: -1, Limit: o.PageSize}
 	for first := true; ; first = false {
 		n := 0
-		last, err := tx.ScanEvents(ctx, p, func(e *StoredEvent) error {
+		last, err := tx.ScanEvents(ctx, p, func(e *driver.StoredEvent) error {
 			n++
 			line = appendEventLine(line[:0], e)
 			if o.MaxBytes > 0 && res.Events > 0 && res.Bytes+int64(len(line)) > o.MaxBytes {
@@ -177,14 +179,14 @@ func (s *Store) ExportEvents(ctx context.Context, w io.Writer, opts *ExportOptio
 // freezeForMaintenance freezes the store unless it is frozen, and returns
 // the function that unfreezes it if (and only if) this call froze it.
 func (s *Store) freezeForMaintenance(ctx context.Context, reason string) (func(), error) {
-	res, err := s.d.SetFrozen(ctx, &SetFrozenParams{Frozen: true, Reason: reason})
+	was, err := setFrozenTx(ctx, s.w, true, reason)
 	if err != nil {
 		return nil, fmt.Errorf("freeze: %w", err)
 	}
-	if res.WasFrozen {
+	if was.Frozen {
 		return func() {}, nil
 	}
 	return func() {
-		_, _ = s.d.SetFrozen(context.WithoutCancel(ctx), &SetFrozenParams{Frozen: false})
+		_, _ = setFrozenTx(context.WithoutCancel(ctx), s.w, false, "")
 	}, nil
 }

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"hash"
 	"io"
+
+	"github.com/esctl/esctl/eventstore/driver"
 )
 
 // MaintenanceMode selects how an import or export treats the store, as
@@ -155,13 +157,13 @@ func (s *Store) ImportEvents(ctx context.Context, r io.Reader, opts *ImportOptio
 		return nil, err
 	}
 	defer s.exit()
-	im := &eventImport{s: s, d: s.d, o: opts.resolved()}
+	im := &eventImport{s: s, w: s.w, o: opts.resolved()}
 	if im.o.DryRun {
-		dry, err := newDryDialect(ctx, s.d)
+		dry, err := newDryWriter(ctx, s.d)
 		if err != nil {
 			return nil, fmt.Errorf("import: %w", err)
 		}
-		im.d = dry
+		im.w = dry
 	}
 	return im.run(ctx, r)
 }
@@ -204,10 +206,10 @@ func (m *lineMarks) reset() { m.marks, m.arena = m.marks[:0], m.arena[:0] }
 
 type eventImport struct {
 	s      *Store
-	d      Dialect // the store's, or a dryDialect
+	w      writer // the store's, or a dryWriter
 	o      ImportOptions
 	cp     *ImportCheckpoint
-	target ImportTarget
+	target driver.Table
 	lr     *lineReader
 	res    ImportResult
 
@@ -219,6 +221,7 @@ type eventImport struct {
 	arena      payloadArena // the batch's payloads
 	ev         lineEvent    // the line being parsed
 	batch      []StoredEvent
+	rows       []driver.StoredEvent // the batch as the driver writes it
 	marks      lineMarks
 	batchKeys  map[versionKey]int
 	batchBytes int
@@ -252,8 +255,8 @@ func (im *eventImport) result() *ImportResult {
 // open finds where the import starts: fresh, or resumed from the store's
 // checkpoint of the source.
 func (im *eventImport) open(ctx context.Context, r io.Reader) error {
-	d := im.d
-	cp, err := d.Checkpoint(ctx, im.o.SourceID)
+	dcp, err := im.s.d.Checkpoint(ctx, im.o.SourceID)
+	cp := checkpointFrom(dcp)
 	if err != nil {
 		return fmt.Errorf("import: read checkpoint: %w", err)
 	}
@@ -286,9 +289,9 @@ func (im *eventImport) open(ctx context.Context, r io.Reader) error {
 	im.lr = newLineReader(r, im.o.MaxLineBytes, cp.ByteOffset, cp.Line+1, h)
 	im.res = ImportResult{ByteOffset: cp.ByteOffset, Lines: cp.Line, TotalEvents: cp.Events, LastPosition: cp.LastPosition, Done: cp.Done}
 	im.prevPos = cp.LastPosition
-	im.target = ImportIntoEvents
+	im.target = driver.Events
 	if cp.Mode == CheckpointAutoStaged {
-		im.target = ImportIntoStaging
+		im.target = driver.Staging
 	}
 	if cp.Done && cp.Mode != CheckpointManual {
 		return nil // a finished replacement stays finished
@@ -296,7 +299,7 @@ func (im *eventImport) open(ctx context.Context, r io.Reader) error {
 	// A finished MANUAL import continues with whatever the source gained
 	// since (nothing, if it did not grow).
 	cp.Done, im.res.Done = false, false
-	st, err := d.ReadState(ctx)
+	st, err := im.w.readState(ctx)
 	if err != nil {
 		return fmt.Errorf("import: %w", err)
 	}
@@ -311,7 +314,7 @@ func (im *eventImport) open(ctx context.Context, r io.Reader) error {
 		}
 		cp.Froze = cp.Froze || froze
 	}
-	if im.target == ImportIntoEvents && im.prevPos < st.LastPosition {
+	if im.target == driver.Events && im.prevPos < st.LastPosition {
 		im.prevPos = st.LastPosition
 	}
 	return nil
@@ -336,13 +339,12 @@ func verifyPrefix(r io.Reader, cp *ImportCheckpoint, h hash.Hash) error {
 }
 
 func (im *eventImport) openFresh(ctx context.Context, r io.Reader, prev *ImportCheckpoint) error {
-	d := im.d
-	st, err := d.ReadState(ctx)
+	st, err := im.w.readState(ctx)
 	if err != nil {
 		return fmt.Errorf("import: %w", err)
 	}
 	im.cp = &ImportCheckpoint{SourceID: im.o.SourceID, Kind: CheckpointEvents, Mode: CheckpointManual}
-	im.target = ImportIntoEvents
+	im.target = driver.Events
 	im.prevPos = st.LastPosition
 	im.lr = newLineReader(r, im.o.MaxLineBytes, 0, 1, nil)
 	if im.o.Mode != MaintenanceAuto {
@@ -351,10 +353,10 @@ func (im *eventImport) openFresh(ctx context.Context, r io.Reader, prev *ImportC
 	im.cp.Mode = CheckpointAuto
 	if st.EventCount > 0 || st.LastPosition > 0 {
 		// Replace a non-empty store: stage, swap at the end.
-		im.cp.Mode, im.target = CheckpointAutoStaged, ImportIntoStaging
+		im.cp.Mode, im.target = CheckpointAutoStaged, driver.Staging
 		im.cp.BasePosition = st.LastPosition
 		im.prevPos = 0
-		if err := d.AbortImport(ctx, &AbortImportParams{SourceID: im.o.SourceID, ClearStaging: true}); err != nil {
+		if err := abortImportTx(ctx, im.w, &abortImport{sourceID: im.o.SourceID, clearStaging: true}); err != nil {
 			return fmt.Errorf("import: clear staging: %w", err)
 		}
 	}
@@ -383,7 +385,7 @@ func (im *eventImport) openFresh(ctx context.Context, r io.Reader, prev *ImportC
 // saveCheckpoint writes the checkpoint as it stands, with no events.
 func (im *eventImport) saveCheckpoint(ctx context.Context) error {
 	cp := im.checkpointAt(0)
-	if _, err := im.d.ImportEvents(ctx, &ImportEventsParams{Target: im.target, Checkpoint: cp}); err != nil {
+	if _, err := importBatchTx(ctx, im.w, &importBatch{table: im.target, checkpoint: cp}); err != nil {
 		return fmt.Errorf("import: record checkpoint: %w", err)
 	}
 	im.cp = cp
@@ -393,11 +395,11 @@ func (im *eventImport) saveCheckpoint(ctx context.Context) error {
 // freeze freezes the store for an AUTO import and reports whether this
 // import froze it (false: someone else did meanwhile).
 func (im *eventImport) freeze(ctx context.Context) (bool, error) {
-	res, err := im.d.SetFrozen(ctx, &SetFrozenParams{Frozen: true, Reason: fmt.Sprintf("AUTO import of source %q in progress", im.o.SourceID)})
+	was, err := setFrozenTx(ctx, im.w, true, fmt.Sprintf("AUTO import of source %q in progress", im.o.SourceID))
 	if err != nil {
 		return false, fmt.Errorf("import: freeze: %w", err)
 	}
-	return !res.WasFrozen, nil
+	return !was.Frozen, nil
 }
 
 // readAll reads and stores every line.
@@ -470,7 +472,7 @@ func (im *eventImport) accept(line []byte) error {
 	if ev.hasPosition && !im.o.Renumber {
 		if ev.position <= im.prevPos {
 			where := "the previous line's"
-			if len(im.batch) == 0 && im.res.Events == 0 && im.target == ImportIntoEvents {
+			if len(im.batch) == 0 && im.res.Events == 0 && im.target == driver.Events {
 				where = "the store's last"
 			}
 			return lr.errAt(-1, "position", fmt.Sprintf("position %d is not above %s position %d (positions must increase and continue the store; import with renumbering to assign new ones)",
@@ -536,31 +538,33 @@ func (im *eventImport) flush(ctx context.Context) error {
 func (im *eventImport) commit(ctx context.Context, n int, unfreeze, deleteSnapshots bool) error {
 	for attempt := 0; ; attempt++ {
 		cp := im.checkpointAt(n)
-		res, err := im.d.ImportEvents(ctx, &ImportEventsParams{
-			Target: im.target, Events: im.batch[:n], Checkpoint: cp,
-			Unfreeze: unfreeze, DeleteSnapshots: deleteSnapshots,
+		im.rows = appendDriverEvents(im.rows[:0], im.batch[:n])
+		res, err := importBatchTx(ctx, im.w, &importBatch{
+			table: im.target, events: im.rows, checkpoint: cp,
+			unfreeze: unfreeze, deleteSnapshots: deleteSnapshots,
 		})
+		clear(im.rows) // drop the references into the arena
 		if err != nil {
 			return fmt.Errorf("import: store lines %d to %d: %w", im.res.Lines+1, cp.Line, err)
 		}
 		switch {
-		case res.Advanced && im.filePos < 0 || res.Advanced && im.o.Renumber:
+		case res.advanced && im.filePos < 0 || res.advanced && im.o.Renumber:
 			if attempt > 10 {
 				return fmt.Errorf("import: the store keeps advancing under the import (freeze it): %w", ErrTimeout)
 			}
 			// Another writer appended meanwhile: give the batch new
 			// positions after the store's last one and try again.
 			for i := range im.batch {
-				im.batch[i].Position = res.LastPosition + 1 + int64(i)
+				im.batch[i].Position = res.lastPosition + 1 + int64(i)
 			}
 			im.prevPos = im.batch[len(im.batch)-1].Position
 			continue
-		case res.Advanced:
+		case res.advanced:
 			m := im.marks.marks[0]
 			return &LineError{Line: m.line, Offset: m.offset, Column: -1, Field: "position",
-				Reason: fmt.Sprintf("position %d is not above the store's last position %d (another writer appended meanwhile? freeze the store, or import with renumbering)", im.batch[0].Position, res.LastPosition)}
-		case res.Conflict >= 0:
-			k := res.Conflict
+				Reason: fmt.Sprintf("position %d is not above the store's last position %d (another writer appended meanwhile? freeze the store, or import with renumbering)", im.batch[0].Position, res.lastPosition)}
+		case res.conflict >= 0:
+			k := res.conflict
 			if k > 0 {
 				if err := im.commit(ctx, k, false, false); err != nil {
 					return err
@@ -590,11 +594,11 @@ func (im *eventImport) finish(ctx context.Context) error {
 	var err error
 	switch im.cp.Mode {
 	case CheckpointAutoStaged:
-		err = im.d.SwapStaging(ctx, &SwapStagingParams{Checkpoint: cp, Unfreeze: cp.Froze})
+		err = swapStagingTx(ctx, im.w, cp, cp.Froze)
 	default:
-		_, err = im.d.ImportEvents(ctx, &ImportEventsParams{
-			Target: ImportIntoEvents, Checkpoint: cp, Unfreeze: cp.Froze,
-			DeleteSnapshots: im.cp.Mode == CheckpointAuto,
+		_, err = importBatchTx(ctx, im.w, &importBatch{
+			table: driver.Events, checkpoint: cp, unfreeze: cp.Froze,
+			deleteSnapshots: im.cp.Mode == CheckpointAuto,
 		})
 	}
 	if err != nil {
@@ -620,7 +624,7 @@ func (im *eventImport) failed(ctx context.Context, cause error) error {
 		if im.cp.Froze {
 			cp := im.checkpointAt(0)
 			cp.Froze = false
-			_, err := im.d.ImportEvents(context.WithoutCancel(ctx), &ImportEventsParams{Target: ImportIntoStaging, Checkpoint: cp, Unfreeze: true})
+			_, err := importBatchTx(context.WithoutCancel(ctx), im.w, &importBatch{table: driver.Staging, checkpoint: cp, unfreeze: true})
 			if err != nil {
 				note = fmt.Sprintf("the store is unchanged but still frozen (unfreezing failed: %v); resume the import or abort it", err)
 			}
@@ -652,16 +656,16 @@ func (s *Store) AbortImport(ctx context.Context, sourceID string) error {
 	if cp == nil {
 		return fmt.Errorf("%w: the store has no import of source %q", ErrResumeMismatch, sourceID)
 	}
-	p := &AbortImportParams{SourceID: sourceID}
+	a := &abortImport{sourceID: sourceID}
 	if !cp.Done {
-		switch cp.Mode {
+		switch CheckpointMode(cp.Mode) {
 		case CheckpointAutoStaged:
-			p.ClearStaging, p.Unfreeze = true, cp.Froze
+			a.clearStaging, a.unfreeze = true, cp.Froze
 		case CheckpointAuto:
-			p.DeleteEvents, p.Unfreeze = true, cp.Froze
+			a.deleteEvents, a.unfreeze = true, cp.Froze
 		}
 	}
-	if err := s.d.AbortImport(ctx, p); err != nil {
+	if err := abortImportTx(ctx, s.w, a); err != nil {
 		return fmt.Errorf("abort import: %w", err)
 	}
 	return nil
@@ -674,9 +678,13 @@ func (s *Store) Imports(ctx context.Context) ([]ImportCheckpoint, error) {
 		return nil, err
 	}
 	defer s.exit()
-	cps, err := s.d.ListCheckpoints(ctx)
+	rows, err := s.d.ListCheckpoints(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list imports: %w", err)
+	}
+	cps := make([]ImportCheckpoint, len(rows))
+	for i := range rows {
+		cps[i] = *checkpointFrom(&rows[i])
 	}
 	return cps, nil
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	"github.com/esctl/esctl/eventstore/driver"
 )
 
 // VersionlessEvent is an event brought in by an incremental import: the
@@ -62,7 +64,7 @@ func (s *Store) BeginIncrementalImport(ctx context.Context) (string, error) {
 	}
 	defer s.exit()
 	id := "ii_" + randomID(22)
-	if err := s.d.BeginIncremental(ctx, &BeginIncrementalParams{ID: id, Now: s.nowMillis()}); err != nil {
+	if err := s.d.BeginIncremental(ctx, &driver.BeginIncrementalParams{ID: id, Now: s.nowMillis()}); err != nil {
 		return "", fmt.Errorf("begin incremental import: %w", err)
 	}
 	return id, nil
@@ -77,17 +79,11 @@ func (s *Store) PushIncrementalImport(ctx context.Context, importID string, even
 		return err
 	}
 	defer s.exit()
-	staged := make([]Event, len(events))
-	for i, v := range events {
-		e := Event{AggregateID: v.AggregateID, AggregateVersion: 1, Type: v.Type, Timestamp: v.Timestamp, Payload: v.Payload}
-		payload, err := validateEvent(i, &e, s.opts.MaxPayloadBytes, false) // application events: no reserved types
-		if err != nil {
-			return err
-		}
-		e.Payload, e.AggregateVersion = payload, 0
-		staged[i] = e
+	staged, err := s.stageable(events)
+	if err != nil {
+		return err
 	}
-	found, err := s.d.PushIncremental(ctx, &PushIncrementalParams{ID: importID, Events: staged, Now: s.nowMillis()})
+	found, err := s.d.PushIncremental(ctx, &driver.PushIncrementalParams{ID: importID, Events: staged, Now: s.nowMillis()})
 	if err != nil {
 		return fmt.Errorf("push incremental import: %w", err)
 	}
@@ -120,21 +116,28 @@ func (s *Store) CommitIncrementalImport(ctx context.Context, importID string, op
 	if opts != nil {
 		o = *opts
 	}
-	res, err := s.d.CommitIncremental(ctx, &CommitIncrementalParams{ID: importID, SkipOlder: o.Older == OlderSkip})
+	return s.commitIncremental(ctx, importID, o.Older, nil)
+}
+
+// commitIncremental commits an import, or with dry events stages and
+// commits them in one transaction and rolls it back.
+func (s *Store) commitIncremental(ctx context.Context, importID string, older OlderPolicy, dry *driver.PushIncrementalParams) (*IncrementalImportResult, error) {
+	res, err := commitIncrementalTx(ctx, s.w, importID, older, dry)
 	if err != nil {
 		return nil, fmt.Errorf("commit incremental import %q: %w", importID, err)
 	}
+	w := res.work
 	switch {
-	case res.NotFound:
+	case res.notFound:
 		return nil, fmt.Errorf("%w: %q", ErrImportNotFound, importID)
-	case res.Frozen:
+	case res.frozen:
 		return nil, ErrFrozen
-	case res.OlderRefused > 0:
-		return nil, &OlderEventsError{Count: res.OlderRefused, AggregateID: res.OldestAggregateID, Timestamp: res.OldestTimestamp, Newest: res.NewestTimestamp}
+	case res.refused:
+		return nil, &OlderEventsError{Count: w.Older, AggregateID: w.OldestAggregateID, Timestamp: w.OldestTimestamp, Newest: w.NewestTimestamp}
 	}
-	out := &IncrementalImportResult{Appended: res.Appended, Duplicates: res.Duplicates, Skipped: res.Skipped}
-	if res.Appended > 0 {
-		out.FirstPosition, out.LastPosition = res.FirstPosition, res.FirstPosition+res.Appended-1
+	out := &IncrementalImportResult{Appended: w.Fresh, Duplicates: w.Duplicates, Skipped: w.Older}
+	if w.Fresh > 0 {
+		out.FirstPosition, out.LastPosition = res.first, res.first+w.Fresh-1
 	}
 	return out, nil
 }
@@ -167,7 +170,11 @@ func (s *Store) IncrementalImports(ctx context.Context) ([]IncrementalImport, er
 	if err != nil {
 		return nil, fmt.Errorf("list incremental imports: %w", err)
 	}
-	return list, nil
+	out := make([]IncrementalImport, len(list))
+	for i, ii := range list {
+		out[i] = IncrementalImport(ii)
+	}
+	return out, nil
 }
 
 // IncrementalImport is Begin, Push and Commit in one call; on any error the
@@ -190,4 +197,19 @@ func (s *Store) IncrementalImport(ctx context.Context, events []VersionlessEvent
 		return nil, err
 	}
 	return res, nil
+}
+
+// stageable validates events as PushIncrementalImport stages them.
+func (s *Store) stageable(events []VersionlessEvent) ([]driver.Event, error) {
+	staged := make([]driver.Event, len(events))
+	for i, v := range events {
+		e := Event{AggregateID: v.AggregateID, AggregateVersion: 1, Type: v.Type, Timestamp: v.Timestamp, Payload: v.Payload}
+		payload, err := validateEvent(i, &e, s.opts.MaxPayloadBytes, false) // application events: no reserved types
+		if err != nil {
+			return nil, err
+		}
+		e.Payload, e.AggregateVersion = payload, 0
+		staged[i] = driver.Event(e)
+	}
+	return staged, nil
 }

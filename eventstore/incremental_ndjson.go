@@ -1,12 +1,12 @@
 package eventstore
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"slices"
+
+	"github.com/esctl/esctl/eventstore/driver"
 )
 
 // DefaultIncrementalPushEvents is how many events one push of
@@ -24,9 +24,11 @@ type IncrementalImportOptions struct {
 	MaxLineBytes int
 	// ProgressFunc, when set, is called after each push.
 	ProgressFunc func(IncrementalProgress)
-	// DryRun reads and checks every line, works out what the commit would
-	// do against the store as it is (duplicates, older events, versions
-	// and positions) from reads, and writes nothing: nothing is staged.
+	// DryRun reads and checks every line, then runs the commit's own
+	// transaction with the lines staged inside it (duplicates, older
+	// events, versions and positions, as a commit would find them) and
+	// rolls it back: nothing is written. Writers wait for it as for a
+	// commit.
 	DryRun bool
 }
 
@@ -127,21 +129,11 @@ func (s *Store) nextIncrementalLine(lr *lineReader) (VersionlessEvent, error) {
 }
 
 // incrementalDryRun is IncrementalImportFrom with DryRun: the lines are
-// read and checked as a push would, and the commit's outcome is worked out
-// from reads of the store: an event identical (aggregate, type, timestamp,
-// payload) to an earlier line or to a stored event is a duplicate; one
-// older than the store's newest event fails the import (OlderFail) or is
-// skipped; the rest get positions after the store's last, in (timestamp,
-// line) order, and their aggregate's next versions. These are the rules of
-// the adapters' commit (their classification SQL) restated; the
-// conformance test DryRunMatchesCommit holds the two together until the
-// engine seam's reshape gives both one definition in the core.
+// read and checked as a push would; then one transaction stages them under
+// an import of its own, runs the commit (the same operations as a real
+// commit) and rolls all of it back. Nothing is written.
 func (s *Store) incrementalDryRun(ctx context.Context, r io.Reader, o IncrementalImportOptions) (*IncrementalImportResult, error) {
-	type staged struct {
-		Event
-		seq int
-	}
-	var events []staged
+	var staged []driver.Event
 	lr := newLineReader(r, o.MaxLineBytes, 0, 1, nil)
 	for {
 		ev, err := s.nextIncrementalLine(lr)
@@ -151,68 +143,23 @@ func (s *Store) incrementalDryRun(ctx context.Context, r io.Reader, o Incrementa
 		if err != nil {
 			return nil, err
 		}
-		e := Event{AggregateID: ev.AggregateID, AggregateVersion: 1, Type: ev.Type, Timestamp: ev.Timestamp, Payload: ev.Payload}
-		if _, err := validateEvent(0, &e, s.opts.MaxPayloadBytes, false); err != nil {
+		e, err := s.stageable([]VersionlessEvent{ev})
+		if err != nil {
 			return nil, fmt.Errorf("incremental import, line %d: %w", lr.line-1, err)
 		}
-		events = append(events, staged{Event: e, seq: len(events)})
-		if o.ProgressFunc != nil && len(events)%o.PushEvents == 0 {
+		staged = append(staged, e[0])
+		if o.ProgressFunc != nil && len(staged)%o.PushEvents == 0 {
 			o.ProgressFunc(IncrementalProgress{Lines: lr.line - 1, ByteOffset: lr.offset})
 		}
 	}
-	d, err := s.Describe(ctx, nil)
+	if err := s.begin(ctx); err != nil {
+		return nil, err
+	}
+	defer s.exit()
+	dry := &driver.PushIncrementalParams{ID: "ii_dry_" + randomID(18), Events: staged, Now: s.nowMillis()}
+	res, err := s.commitIncremental(ctx, "", o.Older, dry)
 	if err != nil {
 		return nil, fmt.Errorf("incremental import: %w", err)
-	}
-	if d.IsFrozen {
-		return nil, fmt.Errorf("incremental import: %w", ErrFrozen)
-	}
-	newest := int64(-1)
-	if d.LastEventTimestamp != nil {
-		newest = *d.LastEventTimestamp
-	}
-	slices.SortStableFunc(events, func(a, b staged) int { return cmp.Or(cmp.Compare(a.Timestamp, b.Timestamp), cmp.Compare(a.seq, b.seq)) })
-	type content struct {
-		id, typ, payload string
-		ts               int64
-	}
-	storedContent := map[content]bool{}
-	loaded := map[string]bool{}
-	for _, e := range events {
-		if loaded[e.AggregateID] {
-			continue
-		}
-		loaded[e.AggregateID] = true
-		for se, err := range s.Events(ctx, Filter{AggregateIDs: []string{e.AggregateID}}) {
-			if err != nil {
-				return nil, fmt.Errorf("incremental import: %w", err)
-			}
-			storedContent[content{se.AggregateID, se.Type, string(se.Payload), se.Timestamp}] = true
-		}
-	}
-	res := &IncrementalImportResult{}
-	seenContent := map[content]bool{}
-	var older []staged
-	var appended []staged
-	for _, e := range events {
-		c := content{e.AggregateID, e.Type, string(e.Payload), e.Timestamp}
-		switch {
-		case seenContent[c] || storedContent[c]:
-			res.Duplicates++
-		case e.Timestamp < newest:
-			older = append(older, e)
-		default:
-			appended = append(appended, e)
-		}
-		seenContent[c] = true
-	}
-	if len(older) > 0 && o.Older == OlderFail {
-		return nil, &OlderEventsError{Count: int64(len(older)), AggregateID: older[0].AggregateID, Timestamp: older[0].Timestamp, Newest: newest}
-	}
-	res.Skipped = int64(len(older))
-	res.Appended = int64(len(appended))
-	if res.Appended > 0 {
-		res.FirstPosition, res.LastPosition = d.LastPosition+1, d.LastPosition+res.Appended
 	}
 	return res, nil
 }

@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	"github.com/esctl/esctl/eventstore/internal/jsonx"
+
+	"github.com/esctl/esctl/eventstore/driver"
 )
 
 // The NDJSON event format (docs/ndjson-format.md): one JSON object per line,
@@ -502,7 +504,7 @@ func threadOf(position int64) (threadID, threadCounter int64) {
 }
 
 // appendEventLine appends e as one NDJSON line, "\n" included.
-func appendEventLine(dst []byte, e *StoredEvent) []byte {
+func appendEventLine(dst []byte, e *driver.StoredEvent) []byte {
 	tid, tc := threadOf(e.Position)
 	dst = append(dst, `{"threadCounter":`...)
 	dst = strconv.AppendInt(dst, tc, 10)

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"testing"
+
+	"github.com/esctl/esctl/eventstore/driver"
 )
 
 // The benchmarks below measure the library's own work in an import and an
@@ -15,43 +17,55 @@ import (
 //
 //	go test ./eventstore -run '^$' -bench 'ImportNoDB|ExportNoDB' -cpuprofile cpu.out
 
-// benchDialect is a Dialect whose import batches go nowhere and whose read
+// benchDialect is a driver whose import batches go nowhere and whose read
 // transactions serve events from memory. Other methods are not used.
 type benchDialect struct {
-	Dialect
-	events []StoredEvent
+	driver.Driver
+	events []driver.StoredEvent
 }
 
 func (d *benchDialect) Name() string { return "bench" }
 
-func (d *benchDialect) Migrate(context.Context, *MigrateParams) (*SchemaStatus, error) {
-	return &SchemaStatus{Version: 1, Latest: 1}, nil
+func (d *benchDialect) Migrate(context.Context, *driver.MigrateParams) (*driver.SchemaStatus, error) {
+	return &driver.SchemaStatus{Version: 1, Latest: 1}, nil
 }
 
-func (d *benchDialect) Checkpoint(context.Context, string) (*ImportCheckpoint, error) {
+func (d *benchDialect) Checkpoint(context.Context, string) (*driver.ImportCheckpoint, error) {
 	return nil, nil
 }
 
-func (d *benchDialect) ReadState(context.Context) (*StoreState, error) { return &StoreState{}, nil }
-
-func (d *benchDialect) ImportEvents(_ context.Context, p *ImportEventsParams) (*ImportEventsResult, error) {
-	return &ImportEventsResult{Conflict: -1}, nil
+func (d *benchDialect) ReadState(context.Context) (*driver.StoreState, error) {
+	return &driver.StoreState{}, nil
 }
 
-func (d *benchDialect) BeginRead(context.Context) (ReadTx, error) { return benchReadTx{d}, nil }
+func (d *benchDialect) Write(_ context.Context, _ *driver.WriteParams, fn func(driver.Tx) error) error {
+	return fn(benchTx{})
+}
+
+// benchTx writes nothing.
+type benchTx struct{ driver.Tx }
+
+func (benchTx) State() driver.State { return driver.State{} }
+func (benchTx) InsertEvents(context.Context, *driver.InsertEventsParams) (int, error) {
+	return -1, nil
+}
+func (benchTx) AdvanceState(context.Context, *driver.AdvanceStateParams) error   { return nil }
+func (benchTx) UpsertCheckpoint(context.Context, *driver.ImportCheckpoint) error { return nil }
+
+func (d *benchDialect) BeginRead(context.Context) (driver.ReadTx, error) { return benchReadTx{d}, nil }
 
 type benchReadTx struct{ d *benchDialect }
 
-func (t benchReadTx) ListEvents(_ context.Context, p *ListEventsParams) (*ListEventsResult, error) {
+func (t benchReadTx) ListEvents(_ context.Context, p *driver.ListEventsParams) (*driver.ListEventsResult, error) {
 	evs := t.d.events
 	lo := min(int(p.After), len(evs))
 	hi := min(lo+p.Limit, len(evs))
-	page := make([]StoredEvent, hi-lo)
+	page := make([]driver.StoredEvent, hi-lo)
 	copy(page, evs[lo:hi])
-	return &ListEventsResult{Events: page, LastPosition: int64(len(evs))}, nil
+	return &driver.ListEventsResult{Events: page, LastPosition: int64(len(evs))}, nil
 }
 
-func (t benchReadTx) ScanEvents(ctx context.Context, p *ListEventsParams, fn func(*StoredEvent) error) (int64, error) {
+func (t benchReadTx) ScanEvents(ctx context.Context, p *driver.ListEventsParams, fn func(*driver.StoredEvent) error) (int64, error) {
 	evs := t.d.events
 	lo := min(int(p.After), len(evs))
 	hi := min(lo+p.Limit, len(evs))
@@ -64,23 +78,25 @@ func (t benchReadTx) ScanEvents(ctx context.Context, p *ListEventsParams, fn fun
 	return int64(len(evs)), nil
 }
 
-func (t benchReadTx) ReadState(context.Context) (*StoreState, error) { return &StoreState{}, nil }
-func (t benchReadTx) ListSecrets(context.Context, *ListSecretsParams) ([]Secret, error) {
+func (t benchReadTx) ReadState(context.Context) (*driver.StoreState, error) {
+	return &driver.StoreState{}, nil
+}
+func (t benchReadTx) ListSecrets(context.Context, *driver.ListSecretsParams) ([]driver.Secret, error) {
 	return nil, nil
 }
-func (t benchReadTx) ListSnapshots(context.Context, *ListSnapshotsParams) ([]Snapshot, error) {
+func (t benchReadTx) ListSnapshots(context.Context, *driver.ListSnapshotsParams) ([]driver.Snapshot, error) {
 	return nil, nil
 }
 func (t benchReadTx) Close(context.Context) error { return nil }
 
 // benchEvents returns n events shaped like make bench's corpus: 100
 // aggregates' worth of versions, payloads of about 190 bytes.
-func benchEvents(n int) []StoredEvent {
+func benchEvents(n int) []driver.StoredEvent {
 	types := []string{"AccountOpened", "MoneyDeposited", "MoneyWithdrawn", "TransferRequested"}
-	out := make([]StoredEvent, n)
+	out := make([]driver.StoredEvent, n)
 	for i := range out {
 		pos := int64(i + 1)
-		out[i] = StoredEvent{Position: pos, Event: Event{
+		out[i] = driver.StoredEvent{Position: pos, Event: driver.Event{
 			AggregateID:      fmt.Sprintf("account-%07d", i%10_000),
 			AggregateVersion: int64(i/10_000 + 1),
 			Type:             types[i%len(types)],
@@ -92,7 +108,7 @@ func benchEvents(n int) []StoredEvent {
 	return out
 }
 
-func benchNDJSON(events []StoredEvent) []byte {
+func benchNDJSON(events []driver.StoredEvent) []byte {
 	var buf []byte
 	for i := range events {
 		buf = appendEventLine(buf, &events[i])

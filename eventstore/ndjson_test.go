@@ -16,7 +16,7 @@ func TestParseAndEncodeEventLine(t *testing.T) {
 	if lerr != nil {
 		t.Fatal(lerr)
 	}
-	got := appendEventLine(nil, &StoredEvent{Event: ev.Event, Position: ev.position})
+	got := AppendEventLine(nil, StoredEvent{Event: ev.Event, Position: ev.position})
 	if string(got) != goodLineText+"\n" {
 		t.Fatalf("re-encoded:\n%s\nwant:\n%s", got, goodLineText)
 	}
@@ -70,7 +70,7 @@ func FuzzParseEventLine(f *testing.F) {
 		if !ev.hasPosition {
 			pos = 1
 		}
-		enc := appendEventLine(nil, &StoredEvent{Event: ev.Event, Position: pos})
+		enc := AppendEventLine(nil, StoredEvent{Event: ev.Event, Position: pos})
 		ev2, lerr := parseEventLine(bytes.TrimSuffix(enc, []byte("\n")), 1<<20)
 		if lerr != nil {
 			t.Fatalf("re-encoded line %q does not parse: %v", enc, lerr)
@@ -79,7 +79,7 @@ func FuzzParseEventLine(f *testing.F) {
 			ev2.AggregateVersion != ev.AggregateVersion || !bytes.Equal(ev2.Payload, ev.Payload) || ev2.position != pos {
 			t.Fatalf("round trip changed the event:\n%+v\n%+v", ev, ev2)
 		}
-		enc2 := appendEventLine(nil, &StoredEvent{Event: ev2.Event, Position: ev2.position})
+		enc2 := AppendEventLine(nil, StoredEvent{Event: ev2.Event, Position: ev2.position})
 		if !bytes.Equal(enc, enc2) {
 			t.Fatalf("the export form is not a fixed point:\n%s%s", enc, enc2)
 		}

@@ -6,11 +6,14 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/esctl/esctl/eventstore/driver"
 )
 
-// OpenFunc opens a Dialect from a database URL. It returns the dialect and a
-// function that closes what it opened. Adapters register one with Register.
-type OpenFunc func(ctx context.Context, rawURL string) (d Dialect, closeFunc func() error, err error)
+// OpenFunc opens an engine's driver from a database URL. It returns the
+// driver and a function that closes what it opened. Adapters register one
+// with Register.
+type OpenFunc func(ctx context.Context, rawURL string) (d driver.Driver, closeFunc func() error, err error)
 
 // Engine is what an adapter registers with Register: its name, the URL
 // forms it opens, and how.

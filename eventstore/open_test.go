@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/esctl/esctl/eventstore"
+
+	"github.com/esctl/esctl/eventstore/driver"
 )
 
 // TestEngineRegistry: engines are found by their URL schemes and path
@@ -30,7 +32,7 @@ func TestEngineRegistry(t *testing.T) {
 			t.Errorf("EngineForURL(%q): %v: the accepted forms are not listed", in, err)
 		}
 	}
-	open := func(context.Context, string) (eventstore.Dialect, func() error, error) {
+	open := func(context.Context, string) (driver.Driver, func() error, error) {
 		return nil, nil, errors.New("no")
 	}
 	for _, e := range []eventstore.Engine{

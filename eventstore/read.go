@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"iter"
 	"math"
+
+	"github.com/esctl/esctl/eventstore/driver"
 )
 
 // Read limits.
@@ -80,12 +82,12 @@ func (f *Filter) validate(requireLimit bool) (int64, error) {
 	return pos, nil
 }
 
-// listParams returns the dialect parameters of the first page. A time read
+// listParams returns the driver parameters of the first page. A time read
 // starts its (timestamp, position) keyset just below StartTime, so that the
 // start bound is an index condition: (StartTime-1, MaxInt64) < (ts, pos)
 // holds exactly when ts >= StartTime.
-func (f *Filter) listParams(pos int64) *ListEventsParams {
-	p := &ListEventsParams{
+func (f *Filter) listParams(pos int64) *driver.ListEventsParams {
+	p := &driver.ListEventsParams{
 		After:          pos,
 		AfterTimestamp: -1,
 		ByTime:         f.byTime(),
@@ -133,17 +135,18 @@ func (s *Store) LoadEvents(ctx context.Context, f Filter) (*Page, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load events after %d: %w", pos, err)
 	}
+	events := storedEventsFrom(res.Events)
 	if p.ByTime {
-		return &Page{Events: res.Events}, nil
+		return &Page{Events: events}, nil
 	}
 	if pos > res.LastPosition {
 		return nil, &CursorBeyondEndError{Position: pos, End: res.LastPosition}
 	}
 	next := pos
-	if n := len(res.Events); n > 0 {
-		next = res.Events[n-1].Position
+	if n := len(events); n > 0 {
+		next = events[n-1].Position
 	}
-	return &Page{Events: res.Events, Cursor: CursorAt(next)}, nil
+	return &Page{Events: events, Cursor: CursorAt(next)}, nil
 }
 
 // Events returns an iterator over every event matching f, in the order
@@ -179,8 +182,8 @@ func (s *Store) Events(ctx context.Context, f Filter) iter.Seq2[StoredEvent, err
 				return
 			}
 			first = false
-			for _, e := range res.Events {
-				if !yield(e, nil) {
+			for i := range res.Events {
+				if !yield(storedFrom(&res.Events[i]), nil) {
 					return
 				}
 			}
@@ -196,7 +199,7 @@ func (s *Store) Events(ctx context.Context, f Filter) iter.Seq2[StoredEvent, err
 	}
 }
 
-func (s *Store) listPage(ctx context.Context, p *ListEventsParams) (*ListEventsResult, error) {
+func (s *Store) listPage(ctx context.Context, p *driver.ListEventsParams) (*driver.ListEventsResult, error) {
 	if err := s.begin(ctx); err != nil {
 		return nil, err
 	}
@@ -225,9 +228,13 @@ func (s *Store) LatestEvent(ctx context.Context, f Filter) (*StoredEvent, error)
 	if f.matchesNothing() {
 		return nil, nil
 	}
-	e, err := s.d.LatestEvent(ctx, &LatestEventParams{AggregateIDs: f.AggregateIDs, EventTypes: f.EventTypes})
+	e, err := s.d.LatestEvent(ctx, &driver.LatestEventParams{AggregateIDs: f.AggregateIDs, EventTypes: f.EventTypes})
 	if err != nil {
 		return nil, fmt.Errorf("latest event: %w", err)
 	}
-	return e, nil
+	if e == nil {
+		return nil, nil
+	}
+	se := storedFrom(e)
+	return &se, nil
 }

@@ -8,6 +8,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/esctl/esctl/eventstore/internal/jsonx"
+
+	"github.com/esctl/esctl/eventstore/driver"
 )
 
 // Secret limits.
@@ -74,7 +76,7 @@ func (m *SecretsManager) GetSecret(ctx context.Context, id string) (secret strin
 		return "", false, err
 	}
 	defer m.s.exit()
-	secret, found, err = m.s.d.GetSecret(ctx, &GetSecretParams{ID: id})
+	secret, found, err = m.s.d.GetSecret(ctx, id)
 	if err != nil {
 		return "", false, fmt.Errorf("get secret: %w", err)
 	}
@@ -96,14 +98,14 @@ func (m *SecretsManager) SetSecret(ctx context.Context, id, secret string) error
 	}
 	defer m.s.exit()
 	ev := m.s.secretEvent(SetSecretEventType, id)
-	res, err := m.s.d.SetSecret(ctx, &SetSecretParams{ID: id, Secret: secret, Event: ev})
+	res, err := setSecretTx(ctx, m.s.w, id, secret, &ev)
 	if err != nil {
 		return fmt.Errorf("set secret: %w", err)
 	}
 	switch {
-	case res.Frozen:
+	case res.frozen:
 		return ErrFrozen
-	case res.Exists:
+	case res.exists:
 		return &SecretExistsError{ID: id}
 	}
 	return nil
@@ -122,14 +124,14 @@ func (m *SecretsManager) DeleteSecret(ctx context.Context, id string) (bool, err
 	}
 	defer m.s.exit()
 	ev := m.s.secretEvent(DeleteSecretEventType, id)
-	res, err := m.s.d.DeleteSecret(ctx, &DeleteSecretParams{ID: id, Event: ev})
+	res, err := deleteSecretTx(ctx, m.s.w, id, &ev)
 	if err != nil {
 		return false, fmt.Errorf("delete secret: %w", err)
 	}
-	if res.Frozen {
+	if res.frozen {
 		return false, ErrFrozen
 	}
-	return res.Deleted, nil
+	return res.deleted, nil
 }
 
 // SecretFilter selects secrets for LoadSecrets.
@@ -173,12 +175,13 @@ func (m *SecretsManager) LoadSecrets(ctx context.Context, f SecretFilter) (*Secr
 	if f.IDs != nil && len(f.IDs) == 0 {
 		return &SecretPage{NextIdx: f.Idx}, nil
 	}
-	secrets, err := m.s.d.ListSecrets(ctx, &ListSecretsParams{
+	rows, err := m.s.d.ListSecrets(ctx, &driver.ListSecretsParams{
 		MinIdx: f.Idx, IDs: f.IDs, IncludeDeleted: f.IncludeDeleted, Skip: f.Skip, Limit: f.Limit,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("load secrets: %w", err)
 	}
+	secrets := secretsFrom(rows)
 	page := &SecretPage{Secrets: secrets, NextIdx: f.Idx}
 	if n := len(secrets); n > 0 {
 		page.NextIdx = secrets[n-1].Idx + 1

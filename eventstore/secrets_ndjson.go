@@ -10,6 +10,8 @@ import (
 	"strconv"
 
 	"github.com/esctl/esctl/eventstore/internal/jsonx"
+
+	"github.com/esctl/esctl/eventstore/driver"
 )
 
 // Secrets travel as NDJSON too, one per line, keys in reSolve's order:
@@ -66,11 +68,12 @@ func (m *SecretsManager) ExportSecrets(ctx context.Context, w io.Writer, opts *S
 	bw := bufio.NewWriterSize(w, 64<<10)
 	var line []byte
 	for {
-		page, err := tx.ListSecrets(ctx, &ListSecretsParams{MinIdx: res.NextIdx, IncludeDeleted: true, Limit: secretsPageSize})
+		page, err := tx.ListSecrets(ctx, &driver.ListSecretsParams{MinIdx: res.NextIdx, IncludeDeleted: true, Limit: secretsPageSize})
 		if err != nil {
 			return res, fmt.Errorf("export secrets: %w", err)
 		}
-		for _, sec := range page {
+		for i := range page {
+			sec := Secret(page[i])
 			line = appendSecretLine(line[:0], &sec)
 			if _, err := bw.Write(line); err != nil {
 				return res, fmt.Errorf("export secrets: write: %w", err)
@@ -234,13 +237,13 @@ func (m *SecretsManager) ImportSecrets(ctx context.Context, r io.Reader, opts *S
 		return nil, err
 	}
 	defer s.exit()
-	si := &secretsImport{s: s, d: s.d, o: o}
+	si := &secretsImport{s: s, w: s.w, o: o}
 	if o.DryRun {
-		dry, err := newDryDialect(ctx, s.d)
+		dry, err := newDryWriter(ctx, s.d)
 		if err != nil {
 			return nil, fmt.Errorf("import secrets: %w", err)
 		}
-		si.d = dry
+		si.w = dry
 	}
 	err := si.run(ctx, r)
 	res := si.res
@@ -252,7 +255,7 @@ func (m *SecretsManager) ImportSecrets(ctx context.Context, r io.Reader, opts *S
 
 type secretsImport struct {
 	s     *Store
-	d     Dialect // the store's, or a dryDialect
+	w     writer // the store's, or a dryWriter
 	o     SecretsImportOptions
 	cp    *ImportCheckpoint
 	lr    *lineReader
@@ -264,7 +267,8 @@ type secretsImport struct {
 }
 
 func (si *secretsImport) run(ctx context.Context, r io.Reader) error {
-	cp, err := si.d.Checkpoint(ctx, si.o.SourceID)
+	dcp, err := si.s.d.Checkpoint(ctx, si.o.SourceID)
+	cp := checkpointFrom(dcp)
 	if err != nil {
 		return fmt.Errorf("import secrets: read checkpoint: %w", err)
 	}
@@ -370,11 +374,11 @@ func (si *secretsImport) commit(ctx context.Context, n int, done bool) error {
 	cp.Events += int64(n)
 	cp.Done = done && n == len(si.batch)
 	cp.UpdatedAt = si.s.nowMillis()
-	res, err := si.d.ImportSecrets(ctx, &ImportSecretsParams{Secrets: si.batch[:n], Checkpoint: &cp})
+	k, err := importSecretsTx(ctx, si.w, si.batch[:n], &cp)
 	if err != nil {
 		return fmt.Errorf("import secrets: store lines %d to %d: %w", si.res.Lines+1, cp.Line, err)
 	}
-	if k := res.Conflict; k >= 0 {
+	if k >= 0 {
 		if k > 0 {
 			if err := si.commit(ctx, k, false); err != nil {
 				return err

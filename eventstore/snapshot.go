@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/esctl/esctl/eventstore/driver"
 )
 
 // MaxSnapshotKeyBytes is the longest snapshot key accepted, in bytes.
@@ -34,7 +36,7 @@ func (s *Store) LoadSnapshot(ctx context.Context, key string) (content []byte, f
 		return nil, false, err
 	}
 	defer s.exit()
-	content, found, err = s.d.GetSnapshot(ctx, &GetSnapshotParams{Key: key})
+	content, found, err = s.d.GetSnapshot(ctx, key)
 	if err != nil {
 		return nil, false, fmt.Errorf("load snapshot: %w", err)
 	}
@@ -59,7 +61,7 @@ func (s *Store) SaveSnapshot(ctx context.Context, key string, content []byte) er
 	if content == nil {
 		content = []byte{}
 	}
-	if err := s.d.PutSnapshot(ctx, &PutSnapshotParams{Key: key, Content: content}); err != nil {
+	if err := s.d.PutSnapshot(ctx, &driver.Snapshot{Key: key, Content: content}); err != nil {
 		return fmt.Errorf("save snapshot: %w", err)
 	}
 	return nil
@@ -75,7 +77,7 @@ func (s *Store) DropSnapshot(ctx context.Context, key string) error {
 		return err
 	}
 	defer s.exit()
-	if err := s.d.DeleteSnapshot(ctx, &DeleteSnapshotParams{Key: key}); err != nil {
+	if err := s.d.DeleteSnapshot(ctx, key); err != nil {
 		return fmt.Errorf("drop snapshot: %w", err)
 	}
 	return nil
@@ -98,7 +100,7 @@ func (s *Store) ListSnapshots(ctx context.Context, afterKey string, limit int) (
 		return nil, err
 	}
 	defer s.exit()
-	page, err := s.d.ListSnapshots(ctx, &ListSnapshotsParams{AfterKey: afterKey, Limit: limit})
+	page, err := s.d.ListSnapshots(ctx, &driver.ListSnapshotsParams{AfterKey: afterKey, Limit: limit})
 	if err != nil {
 		return nil, fmt.Errorf("list snapshots: %w", err)
 	}

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/esctl/esctl/eventstore/driver"
 )
 
 // Defaults for Options.
@@ -56,12 +58,13 @@ func (o *Options) resolved() Options {
 	return r
 }
 
-// Store is an event store over one Dialect. It is safe for concurrent use by
+// Store is an event store over one driver. It is safe for concurrent use by
 // many goroutines; concurrent appends are coalesced into shared transactions
 // (group commit). Create it with Open or New, call Init once per database,
 // and Close it when done.
 type Store struct {
-	d         Dialect
+	d         driver.Driver
+	w         writer // d's write transactions
 	opts      Options
 	closeFunc func() error // closes what Open opened; nil for New
 
@@ -73,23 +76,24 @@ type Store struct {
 	appender *appender
 }
 
-// New returns a Store over d. The Store does not own d's connection pool:
-// closing the Store leaves it open.
-func New(d Dialect, opts *Options) (*Store, error) {
+// New returns a Store over an engine's driver (postgres.New(pool),
+// sqlite.New(db)). The Store does not own d's connection pool: closing the
+// Store leaves it open.
+func New(d driver.Driver, opts *Options) (*Store, error) {
 	if d == nil {
-		return nil, errors.New("eventstore: New: nil Dialect")
+		return nil, errors.New("eventstore: New: nil driver")
 	}
-	s := &Store{d: d, opts: opts.resolved()}
+	s := &Store{d: d, w: driverWriter{d}, opts: opts.resolved()}
 	s.appender = newAppender(d, s.opts.MaxGroupEvents, s.opts.Logger)
 	return s, nil
 }
 
-// Engine returns the engine name of the store's dialect ("sqlite", "postgres").
+// Engine returns the engine name of the store's driver ("sqlite", "postgres").
 func (s *Store) Engine() string { return s.d.Name() }
 
-// Dialect returns the store's dialect. It is meant for this module's tools
+// Driver returns the store's driver. It is meant for this module's tools
 // and tests; applications should not need it.
-func (s *Store) Dialect() Dialect { return s.d }
+func (s *Store) Driver() driver.Driver { return s.d }
 
 // enter registers an operation; it fails once the store is closed. Every
 // call to enter that succeeds must be paired with s.exit().
@@ -124,7 +128,7 @@ func (s *Store) ready(ctx context.Context) error {
 	if s.schemaOK.Load() {
 		return nil
 	}
-	st, err := s.d.Migrate(ctx, &MigrateParams{Op: MigrateStatus})
+	st, err := s.schemaStatus(ctx)
 	if err != nil {
 		return fmt.Errorf("read schema version: %w", err)
 	}
@@ -147,7 +151,7 @@ func checkSchema(st *SchemaStatus) error {
 
 // Close stops the store: new calls fail with ErrClosed, queued appends that
 // have not been sent fail with ErrClosed, and Close waits for the calls in
-// progress to finish. It releases what the dialect holds (a dialect that
+// progress to finish. It releases what the driver holds (a driver that
 // implements io.Closer is closed); a Store made by Open also closes its
 // connection pools, while pools given to an adapter's New stay open.
 // Closing twice returns ErrClosed.
@@ -163,7 +167,7 @@ func (s *Store) Close() error {
 	s.inflight.Wait()
 	var err error
 	if c, ok := s.d.(io.Closer); ok {
-		// A dialect may hold resources of its own (the SQLite dialect keeps
+		// A driver may hold resources of its own (the SQLite driver keeps
 		// a writer connection); pools it was given stay open.
 		err = c.Close()
 	}
@@ -213,7 +217,7 @@ func (s *Store) Migrate(ctx context.Context, opts *MigrateOptions) (*SchemaStatu
 		// golang-migrate's words. (A dirty one is refused by the adapter
 		// under golang-migrate's lock: a concurrent Init's migration in
 		// progress looks dirty from outside it.)
-		st, err := s.d.Migrate(ctx, &MigrateParams{Op: MigrateStatus})
+		st, err := s.schemaStatus(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("migrate: read schema version: %w", err)
 		}
@@ -221,12 +225,23 @@ func (s *Store) Migrate(ctx context.Context, opts *MigrateOptions) (*SchemaStatu
 			return nil, fmt.Errorf("migrate: %w", &SchemaVersionError{Current: st.Version, Expected: st.Latest})
 		}
 	}
-	st, err := s.d.Migrate(ctx, &MigrateParams{Op: o.Op, Steps: o.Steps, Version: o.Version})
+	ds, err := s.d.Migrate(ctx, &driver.MigrateParams{Op: driver.MigrateOp(o.Op), Steps: o.Steps, Version: o.Version})
 	s.schemaOK.Store(false)
 	if err != nil {
 		return nil, fmt.Errorf("migrate: %w", err)
 	}
-	return st, nil
+	st := SchemaStatus(*ds)
+	return &st, nil
+}
+
+// schemaStatus reads the schema version.
+func (s *Store) schemaStatus(ctx context.Context) (*SchemaStatus, error) {
+	ds, err := s.d.Migrate(ctx, &driver.MigrateParams{Op: driver.MigrateStatus})
+	if err != nil {
+		return nil, err
+	}
+	st := SchemaStatus(*ds)
+	return &st, nil
 }
 
 // Drop removes everything the store created in its database: the events,
@@ -299,7 +314,7 @@ func (s *Store) Describe(ctx context.Context, opts *DescribeOptions) (*Descripti
 		return nil, err
 	}
 	defer s.exit()
-	schema, err := s.d.Migrate(ctx, &MigrateParams{Op: MigrateStatus})
+	schema, err := s.schemaStatus(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("describe: read schema version: %w", err)
 	}
@@ -313,7 +328,7 @@ func (s *Store) Describe(ctx context.Context, opts *DescribeOptions) (*Descripti
 	if err != nil {
 		return nil, fmt.Errorf("describe: %w", err)
 	}
-	var stats StoreStats
+	var stats driver.StoreStats
 	if opts != nil && opts.Stats {
 		p, err := s.d.ReadStats(ctx)
 		if err != nil {
@@ -361,7 +376,7 @@ func (s *Store) setFrozen(ctx context.Context, frozen bool, reason string) error
 		return err
 	}
 	defer s.exit()
-	res, err := s.d.SetFrozen(ctx, &SetFrozenParams{Frozen: frozen, Reason: reason})
+	was, err := setFrozenTx(ctx, s.w, frozen, reason)
 	if err != nil {
 		if frozen {
 			return fmt.Errorf("freeze: %w", err)
@@ -369,9 +384,9 @@ func (s *Store) setFrozen(ctx context.Context, frozen bool, reason string) error
 		return fmt.Errorf("unfreeze: %w", err)
 	}
 	switch {
-	case frozen && res.WasFrozen:
+	case frozen && was.Frozen:
 		return ErrAlreadyFrozen
-	case !frozen && !res.WasFrozen:
+	case !frozen && !was.Frozen:
 		return ErrAlreadyUnfrozen
 	}
 	return nil

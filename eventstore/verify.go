@@ -3,6 +3,8 @@ package eventstore
 import (
 	"context"
 	"fmt"
+
+	"github.com/esctl/esctl/eventstore/driver"
 )
 
 // VerifyReport is what Verify found. Problems lists every invariant that
@@ -38,8 +40,8 @@ func (s *Store) Verify(ctx context.Context) (*VerifyReport, error) {
 		return nil, err
 	}
 	defer s.exit()
-	var st, after *StoreState
-	var rows *RowCounts
+	var st, after *driver.StoreState
+	var rows *driver.RowCounts
 	var err error
 	for attempt := 0; ; attempt++ {
 		if st, err = s.d.ReadState(ctx); err != nil {
@@ -87,7 +89,8 @@ func (s *Store) Verify(ctx context.Context) (*VerifyReport, error) {
 	rep.Checkpoints = len(cps)
 	var stagedEvents int64
 	staging := 0
-	for _, cp := range cps {
+	for i := range cps {
+		cp := checkpointFrom(&cps[i])
 		switch {
 		case cp.Kind == CheckpointEvents && cp.Mode == CheckpointAutoStaged && !cp.Done:
 			staging++
@@ -112,7 +115,7 @@ func (s *Store) Verify(ctx context.Context) (*VerifyReport, error) {
 }
 
 // sameState compares two reads of the state row.
-func sameState(a, b *StoreState) bool {
+func sameState(a, b *driver.StoreState) bool {
 	return a.LastPosition == b.LastPosition && a.EventCount == b.EventCount && a.SecretCount == b.SecretCount &&
 		a.DeletedSecretCount == b.DeletedSecretCount && a.Frozen == b.Frozen
 }

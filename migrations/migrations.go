@@ -21,6 +21,8 @@ import (
 	"github.com/golang-migrate/migrate/v4/source/iofs"
 
 	"github.com/esctl/esctl/eventstore"
+
+	"github.com/esctl/esctl/eventstore/driver"
 )
 
 //go:embed postgres/*.sql sqlite/*.sql
@@ -54,7 +56,7 @@ func Latest(engine string) uint {
 // query so that asking does not create the version table) with the database
 // driver drv. It closes drv, and with it the *sql.DB drv was made from:
 // callers pass a dedicated handle.
-func Run(engine string, drv database.Driver, p *eventstore.MigrateParams) (st *eventstore.SchemaStatus, err error) {
+func Run(engine string, drv database.Driver, p *driver.MigrateParams) (st *driver.SchemaStatus, err error) {
 	src, err := iofs.New(FS, engine)
 	if err != nil {
 		_ = drv.Close()
@@ -73,15 +75,15 @@ func Run(engine string, drv database.Driver, p *eventstore.MigrateParams) (st *e
 		}
 	}()
 	switch p.Op {
-	case eventstore.MigrateUp:
+	case driver.MigrateUp:
 		err = m.Up()
-	case eventstore.MigrateDown:
+	case driver.MigrateDown:
 		if p.Steps > 0 {
 			err = m.Steps(-p.Steps)
 		} else {
 			err = m.Down()
 		}
-	case eventstore.MigrateForce:
+	case driver.MigrateForce:
 		if p.Version > Latest(engine) {
 			return nil, fmt.Errorf("force version %d: the newest migration is %d", p.Version, Latest(engine))
 		}
@@ -93,7 +95,7 @@ func Run(engine string, drv database.Driver, p *eventstore.MigrateParams) (st *e
 	default:
 		return nil, fmt.Errorf("migrate: unsupported operation %d", p.Op)
 	}
-	if errors.Is(err, migrate.ErrNoChange) || errors.Is(err, os.ErrNotExist) && p.Op == eventstore.MigrateDown {
+	if errors.Is(err, migrate.ErrNoChange) || errors.Is(err, os.ErrNotExist) && p.Op == driver.MigrateDown {
 		err = nil
 	}
 	if dirty := (migrate.ErrDirty{}); errors.As(err, &dirty) {
@@ -111,5 +113,5 @@ func Run(engine string, drv database.Driver, p *eventstore.MigrateParams) (st *e
 	if verr != nil {
 		return nil, fmt.Errorf("read schema version: %w", verr)
 	}
-	return &eventstore.SchemaStatus{Version: v, Dirty: dirty, Latest: Latest(engine)}, nil
+	return &driver.SchemaStatus{Version: v, Dirty: dirty, Latest: Latest(engine)}, nil
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/esctl/esctl/eventstore"
+
+	"github.com/esctl/esctl/eventstore/driver"
 )
 
 // The store's schema version lives in a table of its own name, so that a
@@ -45,7 +47,7 @@ type Catalog interface {
 
 // VersionState is what Status found.
 type VersionState struct {
-	Status eventstore.SchemaStatus
+	Status driver.SchemaStatus
 	// Legacy: the version is recorded in LegacyVersionTable, which holds
 	// a version esctl wrote, next to a store; Adopt renames it.
 	Legacy bool
@@ -62,7 +64,7 @@ type VersionState struct {
 //     it with esctl migrate force;
 //   - else the database holds no store: version 0.
 func Status(ctx context.Context, c Catalog, engine string) (*VersionState, error) {
-	vs := &VersionState{Status: eventstore.SchemaStatus{Latest: Latest(engine)}}
+	vs := &VersionState{Status: driver.SchemaStatus{Latest: Latest(engine)}}
 	read := func(table string) (bool, error) {
 		v, dirty, ok, err := c.ReadVersion(ctx, table)
 		if err != nil || !ok {
@@ -131,10 +133,10 @@ func AdoptLegacy(ctx context.Context, c Catalog, engine string) error {
 // Prepare readies the version table before golang-migrate runs operation
 // op: a legacy table esctl wrote is renamed to VersionTable; an unknown
 // version is an error except for MigrateForce, which records one.
-func Prepare(ctx context.Context, c Catalog, engine string, op eventstore.MigrateOp) error {
+func Prepare(ctx context.Context, c Catalog, engine string, op driver.MigrateOp) error {
 	vs, err := Status(ctx, c, engine)
 	switch {
-	case err != nil && op == eventstore.MigrateForce:
+	case err != nil && op == driver.MigrateForce:
 		return nil
 	case err != nil:
 		return err

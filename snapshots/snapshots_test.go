@@ -17,6 +17,8 @@ import (
 	"github.com/esctl/esctl/eventstore"
 	"github.com/esctl/esctl/internal/testdb"
 	"github.com/esctl/esctl/snapshots"
+
+	"github.com/esctl/esctl/eventstore/driver"
 )
 
 func TestMain(m *testing.M) { testdb.Main(m) }
@@ -90,12 +92,12 @@ func newRepo(t *testing.T, s *eventstore.Store, opts *snapshots.Options[account]
 // countingDialect passes every call to the real engine and counts the events
 // the store reads, so a test can check how many events a Load really read.
 type countingDialect struct {
-	eventstore.Dialect
+	driver.Driver
 	events atomic.Int64
 }
 
-func (d *countingDialect) ListEvents(ctx context.Context, p *eventstore.ListEventsParams) (*eventstore.ListEventsResult, error) {
-	res, err := d.Dialect.ListEvents(ctx, p)
+func (d *countingDialect) ListEvents(ctx context.Context, p *driver.ListEventsParams) (*driver.ListEventsResult, error) {
+	res, err := d.Driver.ListEvents(ctx, p)
 	if err == nil {
 		d.events.Add(int64(len(res.Events)))
 	}
@@ -106,7 +108,7 @@ func (d *countingDialect) ListEvents(ctx context.Context, p *eventstore.ListEven
 // events read through it.
 func countingStore(t *testing.T, s *eventstore.Store) (*eventstore.Store, *countingDialect) {
 	t.Helper()
-	d := &countingDialect{Dialect: s.Dialect()}
+	d := &countingDialect{Driver: s.Driver()}
 	cs, err := eventstore.New(d, nil)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = cs.Close() })

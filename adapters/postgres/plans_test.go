@@ -9,9 +9,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/esctl/esctl/eventstore"
 	"github.com/esctl/esctl/eventstore/eventstoretest"
 	"github.com/esctl/esctl/internal/testdb"
+
+	"github.com/esctl/esctl/eventstore/driver"
 )
 
 // TestQueryPlans builds a store of 1,000,000 events (10,000 aggregates, 20
@@ -28,7 +29,7 @@ func TestQueryPlans(t *testing.T) {
 	ctx := context.Background()
 	pool, _ := testdb.PostgresPool(t)
 	d := New(pool)
-	if _, err := d.Migrate(ctx, &eventstore.MigrateParams{Op: eventstore.MigrateUp}); err != nil {
+	if _, err := d.Migrate(ctx, &driver.MigrateParams{Op: driver.MigrateUp}); err != nil {
 		t.Fatal(err)
 	}
 	const n = 1_000_000
@@ -91,7 +92,7 @@ func TestAppendPlanOnSmallTable(t *testing.T) {
 	ctx := context.Background()
 	pool, _ := testdb.PostgresPool(t)
 	d := New(pool)
-	if _, err := d.Migrate(ctx, &eventstore.MigrateParams{Op: eventstore.MigrateUp}); err != nil {
+	if _, err := d.Migrate(ctx, &driver.MigrateParams{Op: driver.MigrateUp}); err != nil {
 		t.Fatal(err)
 	}
 	for _, q := range []string{`INSERT INTO events SELECT g, 'a' || (g % 20), g / 20 + 1, 'T', g, '{}' FROM generate_series(1, 200) g`, `ANALYZE events`} {

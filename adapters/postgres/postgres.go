@@ -32,6 +32,8 @@ import (
 
 	"github.com/esctl/esctl/eventstore"
 	"github.com/esctl/esctl/migrations"
+
+	"github.com/esctl/esctl/eventstore/driver"
 )
 
 // EngineName is the name this dialect reports and registers.
@@ -75,7 +77,7 @@ type Options struct {
 	ResolveTimeout   time.Duration // 0 means DefaultResolveTimeout
 }
 
-// Dialect is the PostgreSQL eventstore.Dialect.
+// Dialect is the PostgreSQL driver.Driver.
 type Dialect struct {
 	pool     *pgxpool.Pool
 	schema   string
@@ -85,7 +87,7 @@ type Dialect struct {
 	resolveT time.Duration
 }
 
-var _ eventstore.Dialect = (*Dialect)(nil)
+var _ driver.Driver = (*Dialect)(nil)
 
 // New returns a dialect for the store in schema "public" of pool's database.
 // The dialect does not own the pool: close it yourself after the Store.
@@ -168,7 +170,7 @@ func SplitURL(rawURL string) (pgURL, schema string, err error) {
 // pool's sessions get application_name=esctl and
 // idle_in_transaction_session_timeout, so a client that dies inside a
 // transaction cannot hold the store lock forever.
-func openURL(ctx context.Context, rawURL string) (eventstore.Dialect, func() error, error) {
+func openURL(ctx context.Context, rawURL string) (driver.Driver, func() error, error) {
 	pgURL, schema, err := SplitURL(rawURL)
 	if err != nil {
 		return nil, nil, err
@@ -205,14 +207,14 @@ func openURL(ctx context.Context, rawURL string) (eventstore.Dialect, func() err
 
 // Migrate runs the embedded migrations through golang-migrate on a dedicated
 // database/sql handle whose search_path is the store's schema.
-func (d *Dialect) Migrate(ctx context.Context, p *eventstore.MigrateParams) (*eventstore.SchemaStatus, error) {
-	if p.Op == eventstore.MigrateStatus {
+func (d *Dialect) Migrate(ctx context.Context, p *driver.MigrateParams) (*driver.SchemaStatus, error) {
+	if p.Op == driver.MigrateStatus {
 		return d.schemaStatus(ctx)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if p.Op == eventstore.MigrateUp {
+	if p.Op == driver.MigrateUp {
 		if _, err := d.pool.Exec(ctx, d.q(createSchemaSQL)); err != nil {
 			return nil, interpretError(err)
 		}
@@ -232,7 +234,7 @@ func (d *Dialect) Migrate(ctx context.Context, p *eventstore.MigrateParams) (*ev
 	return st, interpretError(err)
 }
 
-func (d *Dialect) schemaStatus(ctx context.Context) (*eventstore.SchemaStatus, error) {
+func (d *Dialect) schemaStatus(ctx context.Context) (*driver.SchemaStatus, error) {
 	vs, err := migrations.Status(ctx, catalog{d}, EngineName)
 	if err != nil {
 		return nil, interpretError(err)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/esctl/esctl/adapters/postgres"
 	"github.com/esctl/esctl/eventstore"
+	"github.com/esctl/esctl/eventstore/driver/drivertest"
 	"github.com/esctl/esctl/eventstore/eventstoretest"
 	"github.com/esctl/esctl/internal/testdb"
 )
@@ -51,6 +52,12 @@ var harness = eventstoretest.Harness{
 func TestConformance(t *testing.T) {
 	t.Parallel()
 	eventstoretest.Run(t, harness)
+}
+
+// TestDriver checks each operation of the driver against its contract.
+func TestDriver(t *testing.T) {
+	t.Parallel()
+	drivertest.Exercise(t, testdb.PostgresURL)
 }
 
 // TestConformanceInSchema runs the lifecycle and save/load parts of the

@@ -19,26 +19,28 @@ package postgres
 // grows, until the next ANALYZE; and a bitmap scan reads every matching row
 // (a whole aggregate, a whole type) to sort it before the LIMIT applies.
 const (
-	beginSQL          = `BEGIN`
-	commitSQL         = `COMMIT`
-	rollbackSQL       = `ROLLBACK`
-	txSetupSQL        = `SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true), pg_current_xact_id()::text`
-	appendSetupSQL    = `SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true), set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true), set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true), pg_current_xact_id()::text`
-	endBackendSQL     = `SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity WHERE pid = $1`
-	backendAliveSQL   = `SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)`
-	indexOnlySQL      = `SELECT set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true), set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)`
-	lockStateSQL      = `SELECT frozen, last_position FROM {s}.store_state WHERE id = 1 FOR UPDATE`
-	stateSQL          = `SELECT frozen, last_position FROM {s}.store_state WHERE id = 1`
-	xactStatusSQL     = `SELECT pg_xact_status($1::text::xid8)`
-	readOnlySnapshot  = `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`
-	createSchemaSQL   = `CREATE SCHEMA IF NOT EXISTS {s}`
-	schemaTableSQL    = `SELECT to_regclass($1) IS NOT NULL`
-	schemaVersionSQL  = `SELECT version, dirty FROM {s}.esctl_schema_migrations LIMIT 1`
-	legacyVersionSQL  = `SELECT version, dirty FROM {s}.schema_migrations LIMIT 1`
-	adoptVersionSQL   = `ALTER TABLE {s}.schema_migrations RENAME TO esctl_schema_migrations`
-	adoptVersionPKSQL = `ALTER INDEX IF EXISTS {s}.schema_migrations_pkey RENAME TO esctl_schema_migrations_pkey`
-	dropSchemaSQL     = `DROP SCHEMA IF EXISTS {s} RESTRICT`
-	schemaIsEmptySQL  = `SELECT NOT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1)`
+	beginSQL        = `BEGIN`
+	commitSQL       = `COMMIT`
+	rollbackSQL     = `ROLLBACK`
+	txSetupSQL      = `SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true), pg_current_xact_id()::text`
+	appendSetupSQL  = `SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true), set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true), set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true), pg_current_xact_id()::text`
+	endBackendSQL   = `SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity WHERE pid = $1`
+	backendAliveSQL = `SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)`
+	indexOnlySQL    = `SELECT set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true), set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)`
+	lockStateSQL    = `SELECT frozen, last_position FROM {s}.store_state WHERE id = 1 FOR UPDATE`
+	// lockStateReasonSQL starts every Write transaction (driver.State).
+	lockStateReasonSQL = `SELECT frozen, frozen_reason, last_position FROM {s}.store_state WHERE id = 1 FOR UPDATE`
+	stateSQL           = `SELECT frozen, last_position FROM {s}.store_state WHERE id = 1`
+	xactStatusSQL      = `SELECT pg_xact_status($1::text::xid8)`
+	readOnlySnapshot   = `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`
+	createSchemaSQL    = `CREATE SCHEMA IF NOT EXISTS {s}`
+	schemaTableSQL     = `SELECT to_regclass($1) IS NOT NULL`
+	schemaVersionSQL   = `SELECT version, dirty FROM {s}.esctl_schema_migrations LIMIT 1`
+	legacyVersionSQL   = `SELECT version, dirty FROM {s}.schema_migrations LIMIT 1`
+	adoptVersionSQL    = `ALTER TABLE {s}.schema_migrations RENAME TO esctl_schema_migrations`
+	adoptVersionPKSQL  = `ALTER INDEX IF EXISTS {s}.schema_migrations_pkey RENAME TO esctl_schema_migrations_pkey`
+	dropSchemaSQL      = `DROP SCHEMA IF EXISTS {s} RESTRICT`
+	schemaIsEmptySQL   = `SELECT NOT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1)`
 )
 
 // dropStoreSQL drops every table the store may have created.
@@ -139,19 +141,55 @@ FROM unnest($1::text[], $2::bigint[]) AS k(aggregate_id, aggregate_version)
 JOIN {s}.events e ON e.aggregate_id = k.aggregate_id AND e.aggregate_version = k.aggregate_version
 WHERE e.xmin::text = $3`
 
+// The operations of a Write transaction (driver.Tx), which holds the
+// store-state row lock: no other writer inserts events, staged events or
+// secrets meanwhile, so a statement's pre-check of the keys holds until
+// commit (the unique keys stay the final arbiter).
 const (
-	insertEventSQL  = `INSERT INTO {s}.events (position, aggregate_id, aggregate_version, type, timestamp, payload) VALUES ($1, $2, $3, $4, $5, $6::json)`
-	advanceStateSQL = `UPDATE {s}.store_state SET last_position = last_position + $1, event_count = event_count + $1 WHERE id = 1`
-	frozenStateSQL  = `SELECT frozen, frozen_reason FROM {s}.store_state WHERE id = 1 FOR UPDATE`
+	advanceStateSQL = `UPDATE {s}.store_state SET last_position = $1, event_count = event_count + $2 WHERE id = 1`
 	setFrozenSQL    = `UPDATE {s}.store_state SET frozen = $1, frozen_reason = $2 WHERE id = 1`
-)
-
-const (
-	secretIDUsedSQL    = `SELECT EXISTS (SELECT 1 FROM {s}.secrets WHERE id = $1)`
-	insertSecretSQL    = `INSERT INTO {s}.secrets (idx, id, secret) SELECT coalesce(max(idx), 0) + 1, $1, $2 FROM {s}.secrets RETURNING idx`
-	countSecretSQL     = `UPDATE {s}.store_state SET secret_count = secret_count + 1 WHERE id = 1`
+	// insertEventsSQL inserts a few events in one statement unless one's
+	// pair is stored in table %s or repeated in the input; it returns the
+	// index of the first such event (NULL: all inserted).
+	insertEventsSQL = `WITH k AS (
+  SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::bigint[], $6::text[]) WITH ORDINALITY
+    AS k(position, aggregate_id, aggregate_version, type, timestamp, payload, ord)),
+c AS (
+  SELECT min(ord) - 1 AS i FROM (
+    SELECT k.*, row_number() OVER (PARTITION BY aggregate_id, aggregate_version ORDER BY ord) AS rn FROM k) k
+  WHERE rn > 1 OR EXISTS (SELECT 1 FROM {s}.%s t WHERE t.aggregate_id = k.aggregate_id AND t.aggregate_version = k.aggregate_version)),
+ins AS (
+  INSERT INTO {s}.%s (position, aggregate_id, aggregate_version, type, timestamp, payload)
+  SELECT position, aggregate_id, aggregate_version, type, timestamp, payload::json FROM k
+  WHERE (SELECT i FROM c) IS NULL ORDER BY ord
+  RETURNING 1)
+SELECT (SELECT i FROM c), (SELECT count(*) FROM ins)`
+	// insertConflictSQL finds, after COPY hit a unique key, the first
+	// event whose pair is in table %s or repeated in the input.
+	insertConflictSQL = `SELECT min(ord) - 1 FROM (
+  SELECT k.*, row_number() OVER (PARTITION BY aggregate_id, aggregate_version ORDER BY ord) AS rn
+  FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS k(aggregate_id, aggregate_version, ord)) k
+WHERE rn > 1 OR EXISTS (SELECT 1 FROM {s}.%s t WHERE t.aggregate_id = k.aggregate_id AND t.aggregate_version = k.aggregate_version)`
+	savepointSQL           = `SAVEPOINT esctl_insert`
+	rollbackToSavepointSQL = `ROLLBACK TO SAVEPOINT esctl_insert`
+	releaseSavepointSQL    = `RELEASE SAVEPOINT esctl_insert`
+	maxSecretIdxSQL        = `SELECT coalesce(max(idx), 0) FROM {s}.secrets`
+	// insertSecretsSQL inserts secrets unless one's id or idx is used or
+	// repeated in the input; it returns the index of the first such one.
+	insertSecretsSQL = `WITH k AS (
+  SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[]) WITH ORDINALITY AS k(idx, id, secret, ord)),
+c AS (
+  SELECT min(ord) - 1 AS i FROM (
+    SELECT k.*, row_number() OVER (PARTITION BY id ORDER BY ord) AS rid, row_number() OVER (PARTITION BY idx ORDER BY ord) AS ridx FROM k) k
+  WHERE rid > 1 OR ridx > 1
+     OR EXISTS (SELECT 1 FROM {s}.secrets s WHERE s.id = k.id)
+     OR EXISTS (SELECT 1 FROM {s}.secrets s WHERE s.idx = k.idx)),
+ins AS (
+  INSERT INTO {s}.secrets (idx, id, secret) SELECT idx, id, secret FROM k WHERE (SELECT i FROM c) IS NULL
+  RETURNING 1)
+SELECT (SELECT i FROM c), (SELECT count(*) FROM ins)`
 	tombstoneSecretSQL = `UPDATE {s}.secrets SET secret = NULL WHERE id = $1 AND secret IS NOT NULL`
-	countDeletedSQL    = `UPDATE {s}.store_state SET deleted_secret_count = deleted_secret_count + 1 WHERE id = 1`
+	addSecretCountsSQL = `UPDATE {s}.store_state SET secret_count = secret_count + $1, deleted_secret_count = deleted_secret_count + $2 WHERE id = 1`
 	getSecretSQL       = `SELECT secret FROM {s}.secrets WHERE id = $1 AND secret IS NOT NULL`
 	listSecretsSQL     = `SELECT idx, id, secret FROM {s}.secrets WHERE idx >= $1 AND ($2 OR secret IS NOT NULL) ORDER BY idx LIMIT $3 OFFSET $4`
 	listSecretsIDsSQL  = `SELECT idx, id, secret FROM {s}.secrets WHERE idx >= $1 AND ($2 OR secret IS NOT NULL) AND id = ANY($5) ORDER BY idx LIMIT $3 OFFSET $4`
@@ -228,11 +266,8 @@ const (
 // on a position-ordered scan.
 const splitMaxValues = 32
 
-// Imports. Batches go in with COPY; when COPY hits the unique key, the
-// first conflicting row is found with conflictIndexSQL.
+// Imports. Large batches go in with COPY (see InsertEvents).
 const (
-	importAdvanceSQL    = `UPDATE {s}.store_state SET last_position = greatest(last_position, $1), event_count = event_count + $2 WHERE id = 1`
-	unfreezeSQL         = `UPDATE {s}.store_state SET frozen = false, frozen_reason = '' WHERE id = 1`
 	deleteSnapshotsSQL  = `DELETE FROM {s}.snapshots`
 	upsertCheckpointSQL = `INSERT INTO {s}.import_checkpoints (source_id, kind, mode, froze, base_position, byte_offset, line, events, last_position, hash_state, done, updated_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
@@ -251,11 +286,6 @@ SELECT position, aggregate_id, aggregate_version, type, timestamp, payload FROM 
 	swapStateSQL     = `UPDATE {s}.store_state SET last_position = (SELECT coalesce(max(position), 0) FROM {s}.events), event_count = (SELECT count(*) FROM {s}.events) WHERE id = 1`
 	conflictIndexSQL = `SELECT min(k.ord) - 1 FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS k(aggregate_id, aggregate_version, ord)
 JOIN {s}.%s t ON t.aggregate_id = k.aggregate_id AND t.aggregate_version = k.aggregate_version`
-	secretConflictSQL = `SELECT min(k.ord) - 1 FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS k(id, idx, ord)
-WHERE EXISTS (SELECT 1 FROM {s}.secrets s WHERE s.id = k.id OR s.idx = k.idx)`
-	nextSecretIdxSQL     = `SELECT coalesce(max(idx), 0) + 1 FROM {s}.secrets`
-	importSecretsSQL     = `INSERT INTO {s}.secrets (idx, id, secret) SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[])`
-	importSecretCountSQL = `UPDATE {s}.store_state SET secret_count = secret_count + $1, deleted_secret_count = deleted_secret_count + $2 WHERE id = 1`
 )
 
 // Tables and columns for COPY (pgx quotes them).
@@ -269,9 +299,8 @@ var copyColumns = []string{"position", "aggregate_id", "aggregate_version", "typ
 // Incremental imports. A push holds the import's row FOR SHARE and a
 // commit holds it FOR UPDATE, so no push lands between a commit's reading
 // and its deleting of the staged events. A commit classifies the staged
-// events in a temporary table (cls: 0 append, 1 duplicate of an earlier
-// staged event, 2 duplicate of a stored event, 3 older than the store's
-// newest event), then appends class 0.
+// events in a temporary table (cls: a driver.IncrementalClass, bound as a
+// parameter), then appends the fresh ones.
 const (
 	beginIncrementalSQL  = `INSERT INTO {s}.incremental_imports (import_id, created_at, updated_at) VALUES ($1, $2, $2)`
 	shareIncrementalSQL  = `SELECT 1 FROM {s}.incremental_imports WHERE import_id = $1 FOR SHARE`
@@ -284,23 +313,23 @@ FROM {s}.incremental_imports i ORDER BY i.created_at, i.import_id`
 	createWorkSQL     = `CREATE TEMP TABLE esctl_incremental_work (seq bigint PRIMARY KEY, aggregate_id text, type text, timestamp bigint, payload text, cls int) ON COMMIT DROP`
 	classifyStagedSQL = `INSERT INTO esctl_incremental_work (seq, aggregate_id, type, timestamp, payload, cls)
 SELECT s.seq, s.aggregate_id, s.type, s.timestamp, s.payload,
-       CASE WHEN s.rn > 1 THEN 1
-            WHEN EXISTS (SELECT 1 FROM {s}.events e WHERE e.aggregate_id = s.aggregate_id AND e.timestamp = s.timestamp AND e.type = s.type AND e.payload::text = s.payload) THEN 2
-            ELSE 0 END
+       CASE WHEN s.rn > 1 THEN $2::int
+            WHEN EXISTS (SELECT 1 FROM {s}.events e WHERE e.aggregate_id = s.aggregate_id AND e.timestamp = s.timestamp AND e.type = s.type AND e.payload::text = s.payload) THEN $3::int
+            ELSE $4::int END
 FROM (SELECT *, row_number() OVER (PARTITION BY aggregate_id, type, timestamp, payload ORDER BY timestamp, seq) AS rn
       FROM {s}.incremental_import_events WHERE import_id = $1) s`
-	markOlderSQL  = `UPDATE esctl_incremental_work SET cls = 3 WHERE cls = 0 AND timestamp < (SELECT coalesce(max(timestamp), -1) FROM {s}.events)`
-	workCountsSQL = `SELECT count(*) FILTER (WHERE cls = 0), count(*) FILTER (WHERE cls IN (1, 2)), count(*) FILTER (WHERE cls = 3),
+	markOlderSQL  = `UPDATE esctl_incremental_work SET cls = $1::int WHERE cls = $2::int AND timestamp < (SELECT coalesce(max(timestamp), -1) FROM {s}.events)`
+	workCountsSQL = `SELECT count(*) FILTER (WHERE cls = $1::int), count(*) FILTER (WHERE cls IN ($2::int, $3::int)), count(*) FILTER (WHERE cls = $4::int),
        (SELECT coalesce(max(timestamp), -1) FROM {s}.events),
-       (SELECT aggregate_id FROM esctl_incremental_work WHERE cls = 3 ORDER BY timestamp, seq LIMIT 1),
-       (SELECT timestamp FROM esctl_incremental_work WHERE cls = 3 ORDER BY timestamp, seq LIMIT 1)
+       (SELECT aggregate_id FROM esctl_incremental_work WHERE cls = $4::int ORDER BY timestamp, seq LIMIT 1),
+       (SELECT timestamp FROM esctl_incremental_work WHERE cls = $4::int ORDER BY timestamp, seq LIMIT 1)
 FROM esctl_incremental_work`
 	appendWorkSQL = `INSERT INTO {s}.events (position, aggregate_id, aggregate_version, type, timestamp, payload)
 SELECT $1 + row_number() OVER (ORDER BY w.timestamp, w.seq), w.aggregate_id,
        coalesce((SELECT max(e.aggregate_version) FROM {s}.events e WHERE e.aggregate_id = w.aggregate_id), 0)
          + row_number() OVER (PARTITION BY w.aggregate_id ORDER BY w.timestamp, w.seq),
        w.type, w.timestamp, w.payload::json
-FROM esctl_incremental_work w WHERE w.cls = 0`
+FROM esctl_incremental_work w WHERE w.cls = $2::int`
 )
 
 var stagedColumns = []string{"import_id", "aggregate_id", "type", "timestamp", "payload"}

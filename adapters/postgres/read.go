@@ -11,7 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
-	"github.com/esctl/esctl/eventstore"
+	"github.com/esctl/esctl/eventstore/driver"
 )
 
 // querier is what *pgxpool.Pool and pgx.Tx have in common.
@@ -21,7 +21,7 @@ type querier interface {
 	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
 }
 
-// reader implements eventstore.Reader over a querier.
+// reader implements driver.Reader over a querier.
 type reader struct {
 	d *Dialect
 	q querier
@@ -29,23 +29,23 @@ type reader struct {
 
 func (d *Dialect) pooled() reader { return reader{d: d, q: d.pool} }
 
-// ListEvents implements eventstore.Reader.
-func (d *Dialect) ListEvents(ctx context.Context, p *eventstore.ListEventsParams) (*eventstore.ListEventsResult, error) {
+// ListEvents implements driver.Reader.
+func (d *Dialect) ListEvents(ctx context.Context, p *driver.ListEventsParams) (*driver.ListEventsResult, error) {
 	return d.pooled().ListEvents(ctx, p)
 }
 
-// ReadState implements eventstore.Reader.
-func (d *Dialect) ReadState(ctx context.Context) (*eventstore.StoreState, error) {
+// ReadState implements driver.Reader.
+func (d *Dialect) ReadState(ctx context.Context) (*driver.StoreState, error) {
 	return d.pooled().ReadState(ctx)
 }
 
-// ListSecrets implements eventstore.Reader.
-func (d *Dialect) ListSecrets(ctx context.Context, p *eventstore.ListSecretsParams) ([]eventstore.Secret, error) {
+// ListSecrets implements driver.Reader.
+func (d *Dialect) ListSecrets(ctx context.Context, p *driver.ListSecretsParams) ([]driver.Secret, error) {
 	return d.pooled().ListSecrets(ctx, p)
 }
 
-// ListSnapshots implements eventstore.Reader.
-func (d *Dialect) ListSnapshots(ctx context.Context, p *eventstore.ListSnapshotsParams) ([]eventstore.Snapshot, error) {
+// ListSnapshots implements driver.Reader.
+func (d *Dialect) ListSnapshots(ctx context.Context, p *driver.ListSnapshotsParams) ([]driver.Snapshot, error) {
 	return d.pooled().ListSnapshots(ctx, p)
 }
 
@@ -56,8 +56,8 @@ type readTx struct {
 	tx pgx.Tx
 }
 
-// BeginRead implements eventstore.Dialect.
-func (d *Dialect) BeginRead(ctx context.Context) (eventstore.ReadTx, error) {
+// BeginRead implements driver.Driver.
+func (d *Dialect) BeginRead(ctx context.Context) (driver.ReadTx, error) {
 	tx, err := d.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return nil, interpretError(err)
@@ -82,8 +82,8 @@ func (t *readTx) Close(ctx context.Context) error {
 // ListEvents reads the last position and one page of events in one round
 // trip. The last position is read first: any cursor the caller obtained
 // before this call is at or below it.
-func (r reader) ListEvents(ctx context.Context, p *eventstore.ListEventsParams) (*eventstore.ListEventsResult, error) {
-	res := &eventstore.ListEventsResult{Events: make([]eventstore.StoredEvent, 0, min(p.Limit, 1024))}
+func (r reader) ListEvents(ctx context.Context, p *driver.ListEventsParams) (*driver.ListEventsResult, error) {
+	res := &driver.ListEventsResult{Events: make([]driver.StoredEvent, 0, min(p.Limit, 1024))}
 	query, args := buildEventQuery(p, false)
 	b := &pgx.Batch{}
 	b.Queue(indexOnlySQL) // local to the batch's implicit transaction (or the ReadTx)
@@ -99,17 +99,17 @@ func (r reader) ListEvents(ctx context.Context, p *eventstore.ListEventsParams) 
 	return res, nil
 }
 
-// ScanEvents implements eventstore.ReadTx: ListEvents's round trip, with
+// ScanEvents implements driver.ReadTx: ListEvents's round trip, with
 // each row handed to fn as it is decoded. The payload is the driver's own
 // buffer (pgtype.DriverBytes), not a copy.
-func (t *readTx) ScanEvents(ctx context.Context, p *eventstore.ListEventsParams, fn func(*eventstore.StoredEvent) error) (int64, error) {
+func (t *readTx) ScanEvents(ctx context.Context, p *driver.ListEventsParams, fn func(*driver.StoredEvent) error) (int64, error) {
 	var last int64
 	query, args := buildEventQuery(p, false)
 	b := &pgx.Batch{}
 	b.Queue(indexOnlySQL)
 	b.Queue(t.d.q(lastPositionSQL)).QueryRow(func(row pgx.Row) error { return row.Scan(&last) })
 	b.Queue(t.d.q(query), args...).Query(func(rows pgx.Rows) error {
-		var e eventstore.StoredEvent
+		var e driver.StoredEvent
 		var payload pgtype.DriverBytes
 		for rows.Next() {
 			if err := rows.Scan(&e.Position, &e.AggregateID, &e.AggregateVersion, &e.Type, &e.Timestamp, &payload); err != nil {
@@ -138,9 +138,9 @@ type callbackError struct{ err error }
 
 func (e *callbackError) Error() string { return e.err.Error() }
 
-func scanEvents(rows pgx.Rows, events []eventstore.StoredEvent) ([]eventstore.StoredEvent, error) {
+func scanEvents(rows pgx.Rows, events []driver.StoredEvent) ([]driver.StoredEvent, error) {
 	for rows.Next() {
-		var e eventstore.StoredEvent
+		var e driver.StoredEvent
 		var payload string
 		if err := rows.Scan(&e.Position, &e.AggregateID, &e.AggregateVersion, &e.Type, &e.Timestamp, &payload); err != nil {
 			return nil, err
@@ -179,7 +179,7 @@ func (q *queryBuilder) add(fragment string, args ...any) {
 // buildEventQuery returns the SQL (with {s} still to fill) and arguments
 // of an event read: position order (desc false) or the latest match (desc
 // true). See the fragments in queries.go.
-func buildEventQuery(p *eventstore.ListEventsParams, desc bool) (string, []any) {
+func buildEventQuery(p *driver.ListEventsParams, desc bool) (string, []any) {
 	var q queryBuilder
 	// The driving key: one value (key range), a short list (LATERAL over
 	// key ranges), or none (position or time order, filters).
@@ -274,10 +274,10 @@ func buildEventQuery(p *eventstore.ListEventsParams, desc bool) (string, []any) 
 	return q.sb.String(), q.args
 }
 
-// LatestEvent implements eventstore.Dialect.
-func (d *Dialect) LatestEvent(ctx context.Context, p *eventstore.LatestEventParams) (*eventstore.StoredEvent, error) {
-	query, args := buildEventQuery(&eventstore.ListEventsParams{AggregateIDs: p.AggregateIDs, EventTypes: p.EventTypes}, true)
-	var events []eventstore.StoredEvent
+// LatestEvent implements driver.Driver.
+func (d *Dialect) LatestEvent(ctx context.Context, p *driver.LatestEventParams) (*driver.StoredEvent, error) {
+	query, args := buildEventQuery(&driver.ListEventsParams{AggregateIDs: p.AggregateIDs, EventTypes: p.EventTypes}, true)
+	var events []driver.StoredEvent
 	b := &pgx.Batch{}
 	b.Queue(indexOnlySQL)
 	b.Queue(d.q(query), args...).Query(func(rows pgx.Rows) error {
@@ -294,9 +294,9 @@ func (d *Dialect) LatestEvent(ctx context.Context, p *eventstore.LatestEventPara
 	return &events[0], nil
 }
 
-// CountRows implements eventstore.Dialect.
-func (d *Dialect) CountRows(ctx context.Context) (*eventstore.RowCounts, error) {
-	c := &eventstore.RowCounts{}
+// CountRows implements driver.Driver.
+func (d *Dialect) CountRows(ctx context.Context) (*driver.RowCounts, error) {
+	c := &driver.RowCounts{}
 	err := d.pool.QueryRow(ctx, d.q(countRowsSQL)).Scan(&c.Events, &c.MinPosition, &c.MaxPosition, &c.Secrets, &c.Tombstones, &c.Quarantined, &c.StagedImports)
 	if err != nil {
 		return nil, interpretError(err)
@@ -304,9 +304,9 @@ func (d *Dialect) CountRows(ctx context.Context) (*eventstore.RowCounts, error) 
 	return c, nil
 }
 
-// ReadStats implements eventstore.Dialect.
-func (d *Dialect) ReadStats(ctx context.Context) (*eventstore.StoreStats, error) {
-	st := &eventstore.StoreStats{}
+// ReadStats implements driver.Driver.
+func (d *Dialect) ReadStats(ctx context.Context) (*driver.StoreStats, error) {
+	st := &driver.StoreStats{}
 	err := d.pool.QueryRow(ctx, d.q(readStatsSQL)).Scan(&st.FirstPosition, &st.AggregateCount, &st.SnapshotCount)
 	if err != nil {
 		return nil, interpretError(err)
@@ -314,8 +314,8 @@ func (d *Dialect) ReadStats(ctx context.Context) (*eventstore.StoreStats, error)
 	return st, nil
 }
 
-func (r reader) ReadState(ctx context.Context) (*eventstore.StoreState, error) {
-	st := &eventstore.StoreState{}
+func (r reader) ReadState(ctx context.Context) (*driver.StoreState, error) {
+	st := &driver.StoreState{}
 	err := r.q.QueryRow(ctx, r.d.q(readStateSQL)).Scan(&st.LastPosition, &st.EventCount, &st.SecretCount,
 		&st.DeletedSecretCount, &st.Frozen, &st.FrozenReason, &st.LastEventTimestamp)
 	if err != nil {
@@ -324,7 +324,7 @@ func (r reader) ReadState(ctx context.Context) (*eventstore.StoreState, error) {
 	return st, nil
 }
 
-func (r reader) ListSecrets(ctx context.Context, p *eventstore.ListSecretsParams) ([]eventstore.Secret, error) {
+func (r reader) ListSecrets(ctx context.Context, p *driver.ListSecretsParams) ([]driver.Secret, error) {
 	var rows pgx.Rows
 	var err error
 	if p.IDs != nil {
@@ -336,9 +336,9 @@ func (r reader) ListSecrets(ctx context.Context, p *eventstore.ListSecretsParams
 		return nil, interpretError(err)
 	}
 	defer rows.Close()
-	var out []eventstore.Secret
+	var out []driver.Secret
 	for rows.Next() {
-		var s eventstore.Secret
+		var s driver.Secret
 		if err := rows.Scan(&s.Idx, &s.ID, &s.Secret); err != nil {
 			return nil, interpretError(err)
 		}
@@ -347,15 +347,15 @@ func (r reader) ListSecrets(ctx context.Context, p *eventstore.ListSecretsParams
 	return out, interpretError(rows.Err())
 }
 
-func (r reader) ListSnapshots(ctx context.Context, p *eventstore.ListSnapshotsParams) ([]eventstore.Snapshot, error) {
+func (r reader) ListSnapshots(ctx context.Context, p *driver.ListSnapshotsParams) ([]driver.Snapshot, error) {
 	rows, err := r.q.Query(ctx, r.d.q(listSnapshotsSQL), p.AfterKey, p.Limit)
 	if err != nil {
 		return nil, interpretError(err)
 	}
 	defer rows.Close()
-	var out []eventstore.Snapshot
+	var out []driver.Snapshot
 	for rows.Next() {
-		var s eventstore.Snapshot
+		var s driver.Snapshot
 		if err := rows.Scan(&s.Key, &s.Content); err != nil {
 			return nil, interpretError(err)
 		}
@@ -364,10 +364,10 @@ func (r reader) ListSnapshots(ctx context.Context, p *eventstore.ListSnapshotsPa
 	return out, interpretError(rows.Err())
 }
 
-// GetSnapshot implements eventstore.Dialect.
-func (d *Dialect) GetSnapshot(ctx context.Context, p *eventstore.GetSnapshotParams) ([]byte, bool, error) {
+// GetSnapshot implements driver.Driver.
+func (d *Dialect) GetSnapshot(ctx context.Context, key string) ([]byte, bool, error) {
 	var content []byte
-	err := d.pool.QueryRow(ctx, d.q(getSnapshotSQL), p.Key).Scan(&content)
+	err := d.pool.QueryRow(ctx, d.q(getSnapshotSQL), key).Scan(&content)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, false, nil
 	}
@@ -380,10 +380,10 @@ func (d *Dialect) GetSnapshot(ctx context.Context, p *eventstore.GetSnapshotPara
 	return content, true, nil
 }
 
-// GetSecret implements eventstore.Dialect.
-func (d *Dialect) GetSecret(ctx context.Context, p *eventstore.GetSecretParams) (string, bool, error) {
+// GetSecret implements driver.Driver.
+func (d *Dialect) GetSecret(ctx context.Context, id string) (string, bool, error) {
 	var v string
-	err := d.pool.QueryRow(ctx, d.q(getSecretSQL), p.ID).Scan(&v)
+	err := d.pool.QueryRow(ctx, d.q(getSecretSQL), id).Scan(&v)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", false, nil
 	}

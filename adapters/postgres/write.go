@@ -12,6 +12,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/esctl/esctl/eventstore"
+
+	"github.com/esctl/esctl/eventstore/driver"
 )
 
 // discard makes sure a connection that may still be inside a transaction is
@@ -25,7 +27,7 @@ func discard(conn *pgxpool.Conn) {
 	}
 }
 
-// Append implements eventstore.Dialect (see eventstore.AppendParams).
+// Append implements driver.Driver (see driver.AppendParams).
 //
 // The whole append is one round trip: a pipeline of BEGIN, the
 // transaction's settings and id, a Flush, the append statement (state row
@@ -37,7 +39,7 @@ func discard(conn *pgxpool.Conn) {
 // requests out. If the connection
 // breaks, the outcome is learned on a fresh connection (resolveAppend,
 // resolveWithoutXid).
-func (d *Dialect) Append(ctx context.Context, p *eventstore.AppendParams) (*eventstore.AppendResult, error) {
+func (d *Dialect) Append(ctx context.Context, p *driver.AppendParams) (*driver.AppendResult, error) {
 	a := newAppendArgs(p)
 	res, err := d.appendOnce(ctx, a, true)
 	if isVersionConflict(err) {
@@ -48,7 +50,7 @@ func (d *Dialect) Append(ctx context.Context, p *eventstore.AppendParams) (*even
 
 // appendArgs are an append's events as parallel arrays.
 type appendArgs struct {
-	p          *eventstore.AppendParams
+	p          *driver.AppendParams
 	n          int64
 	reqs       []int32
 	ids        []string
@@ -58,7 +60,7 @@ type appendArgs struct {
 	payloads   []string
 }
 
-func newAppendArgs(p *eventstore.AppendParams) *appendArgs {
+func newAppendArgs(p *driver.AppendParams) *appendArgs {
 	n := 0
 	for _, r := range p.Requests {
 		n += len(r.Events)
@@ -90,7 +92,7 @@ type pipelined struct {
 // appendOnce runs one append transaction: the fast statements, or appendSQL.
 // A unique violation of the fast path is returned as the driver error (the
 // caller retries with appendSQL).
-func (d *Dialect) appendOnce(ctx context.Context, a *appendArgs, fast bool) (*eventstore.AppendResult, error) {
+func (d *Dialect) appendOnce(ctx context.Context, a *appendArgs, fast bool) (*driver.AppendResult, error) {
 	conn, err := d.pool.Acquire(ctx)
 	if err != nil {
 		return nil, interpretError(err)
@@ -100,7 +102,7 @@ func (d *Dialect) appendOnce(ctx context.Context, a *appendArgs, fast bool) (*ev
 	m := c.TypeMap()
 
 	var xid string
-	res := &eventstore.AppendResult{}
+	res := &driver.AppendResult{}
 	var last int64
 	var reserved *int64 // fast path: the new last position, nil if none reserved
 	stateExists := true
@@ -182,16 +184,16 @@ func (d *Dialect) appendOnce(ctx context.Context, a *appendArgs, fast bool) (*ev
 		case reserved == nil:
 			// The UPDATE found the row frozen (re-checked under its lock
 			// when another writer held it): nothing was written.
-			return &eventstore.AppendResult{Frozen: true}, nil
+			return &driver.AppendResult{Frozen: true}, nil
 		}
 		last = *reserved - a.n
 	}
 	if res.Frozen {
-		return &eventstore.AppendResult{Frozen: true}, nil
+		return &driver.AppendResult{Frozen: true}, nil
 	}
 	res.FirstPosition = last + 1
 	for i := range cReqs {
-		res.Conflicts = append(res.Conflicts, eventstore.AppendConflict{
+		res.Conflicts = append(res.Conflicts, driver.AppendConflict{
 			Request: int(cReqs[i]), AggregateID: cIDs[i], AggregateVersion: cVersions[i],
 		})
 	}
@@ -276,7 +278,7 @@ func (e *encodeError) Unwrap() error { return e.err }
 // written, a definite failure. Stored: the append may have committed, or a
 // concurrent writer may have stored the same keys, and without the
 // transaction id the two cannot be told apart: ErrOutcomeUnknown.
-func (d *Dialect) resolveWithoutXid(ctx context.Context, cause error, pid uint32, a *appendArgs) (*eventstore.AppendResult, error) {
+func (d *Dialect) resolveWithoutXid(ctx context.Context, cause error, pid uint32, a *appendArgs) (*driver.AppendResult, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.resolveT)
 	defer cancel()
 	var conn *pgx.Conn
@@ -341,7 +343,7 @@ func (d *Dialect) endBackend(ctx context.Context, conn *pgx.Conn, pid uint32) er
 // connection says committed, aborted or in progress (polled until it ends).
 // A committed append's positions are recovered from the rows it wrote
 // (xmin is the writing transaction's id).
-func (d *Dialect) resolveAppend(ctx context.Context, cause error, xid string, p *eventstore.AppendParams, ids []string, versions []int64, fast bool) (*eventstore.AppendResult, error) {
+func (d *Dialect) resolveAppend(ctx context.Context, cause error, xid string, p *driver.AppendParams, ids []string, versions []int64, fast bool) (*driver.AppendResult, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.resolveT)
 	defer cancel()
 	full, err := strconv.ParseUint(xid, 10, 64)
@@ -388,7 +390,7 @@ func (d *Dialect) resolveAppend(ctx context.Context, cause error, xid string, p 
 // fast says which statement the append ran: fastAppendSQL writes all of its
 // events or, on a frozen store, none (a conflict aborts it), so a committed
 // fast append that wrote nothing met a frozen store.
-func (d *Dialect) committedAppend(ctx context.Context, conn *pgx.Conn, cause error, xid32 string, p *eventstore.AppendParams, ids []string, versions []int64, fast bool) (*eventstore.AppendResult, error) {
+func (d *Dialect) committedAppend(ctx context.Context, conn *pgx.Conn, cause error, xid32 string, p *driver.AppendParams, ids []string, versions []int64, fast bool) (*driver.AppendResult, error) {
 	rows, err := conn.Query(ctx, d.q(resolveAppendSQL), ids, versions, xid32)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w (the append committed; reading its positions: %v)", eventstore.ErrOutcomeUnknown, cause, err)
@@ -410,12 +412,12 @@ func (d *Dialect) committedAppend(ctx context.Context, conn *pgx.Conn, cause err
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("%w: %w", eventstore.ErrOutcomeUnknown, err)
 	}
-	res := &eventstore.AppendResult{FirstPosition: -1}
+	res := &driver.AppendResult{FirstPosition: -1}
 	for i, r := range p.Requests {
 		first := r.Events[0]
 		pos, ok := written[key{first.AggregateID, first.AggregateVersion}]
 		if !ok {
-			res.Conflicts = append(res.Conflicts, eventstore.AppendConflict{Request: i, AggregateID: first.AggregateID, AggregateVersion: first.AggregateVersion})
+			res.Conflicts = append(res.Conflicts, driver.AppendConflict{Request: i, AggregateID: first.AggregateID, AggregateVersion: first.AggregateVersion})
 			continue
 		}
 		if res.FirstPosition < 0 || pos < res.FirstPosition {
@@ -423,7 +425,7 @@ func (d *Dialect) committedAppend(ctx context.Context, conn *pgx.Conn, cause err
 		}
 	}
 	if len(written) == 0 && fast {
-		return &eventstore.AppendResult{Frozen: true}, nil
+		return &driver.AppendResult{Frozen: true}, nil
 	}
 	if len(written) == 0 {
 		// Nothing of appendSQL's was written: the store was frozen, or
@@ -433,32 +435,23 @@ func (d *Dialect) committedAppend(ctx context.Context, conn *pgx.Conn, cause err
 		var frozen bool
 		var last int64
 		if err := conn.QueryRow(ctx, d.q(stateSQL)).Scan(&frozen, &last); err == nil && frozen {
-			return &eventstore.AppendResult{Frozen: true}, nil
+			return &driver.AppendResult{Frozen: true}, nil
 		}
 	}
 	return res, nil
 }
 
-// write runs fn in a transaction that holds the store-state row lock, with
-// the planner limited to index access (see indexOnlySQL).
-func (d *Dialect) write(ctx context.Context, fn func(tx pgx.Tx, frozen bool, last int64) error) error {
-	return d.writeTx(ctx, true, fn)
-}
-
-// bulkWrite is write for statements that process whole tables (imports,
-// incremental-import commits), where hash joins are the right plan.
-func (d *Dialect) bulkWrite(ctx context.Context, fn func(tx pgx.Tx, frozen bool, last int64) error) error {
-	return d.writeTx(ctx, false, fn)
-}
-
-func (d *Dialect) writeTx(ctx context.Context, indexOnly bool, fn func(tx pgx.Tx, frozen bool, last int64) error) error {
+// writeTx runs fn in a transaction that holds the store-state row lock,
+// taken together with the transaction's settings in one round trip;
+// indexOnly also limits the planner to index access (see indexOnlySQL). It
+// returns fn's error unchanged and interprets its own.
+func (d *Dialect) writeTx(ctx context.Context, indexOnly bool, fn func(tx pgx.Tx, st driver.State) error) error {
 	tx, err := d.pool.Begin(ctx)
 	if err != nil {
 		return interpretError(err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	var frozen bool
-	var last int64
+	var st driver.State
 	var xid string
 	b := &pgx.Batch{}
 	b.Queue(txSetupSQL, d.lockTO, d.stmtTO).QueryRow(func(row pgx.Row) error {
@@ -468,12 +461,12 @@ func (d *Dialect) writeTx(ctx context.Context, indexOnly bool, fn func(tx pgx.Tx
 	if indexOnly {
 		b.Queue(indexOnlySQL)
 	}
-	b.Queue(d.q(lockStateSQL)).QueryRow(func(row pgx.Row) error { return row.Scan(&frozen, &last) })
+	b.Queue(d.q(lockStateReasonSQL)).QueryRow(func(row pgx.Row) error { return row.Scan(&st.Frozen, &st.FrozenReason, &st.LastPosition) })
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return interpretError(err)
 	}
-	if err := fn(tx, frozen, last); err != nil {
-		return interpretError(err)
+	if err := fn(tx, st); err != nil {
+		return err
 	}
 	if err := tx.Commit(ctx); err != nil {
 		if isServerError(err) {
@@ -484,92 +477,14 @@ func (d *Dialect) writeTx(ctx context.Context, indexOnly bool, fn func(tx pgx.Tx
 	return nil
 }
 
-// insertEvent writes one event at position pos and advances the state row.
-func (d *Dialect) insertEvent(ctx context.Context, tx pgx.Tx, pos int64, e *eventstore.Event) error {
-	b := &pgx.Batch{}
-	b.Queue(d.q(insertEventSQL), pos, e.AggregateID, e.AggregateVersion, e.Type, e.Timestamp, string(e.Payload))
-	b.Queue(d.q(advanceStateSQL), int64(1))
-	return tx.SendBatch(ctx, b).Close()
-}
-
-// SetFrozen implements eventstore.Dialect.
-func (d *Dialect) SetFrozen(ctx context.Context, p *eventstore.SetFrozenParams) (*eventstore.SetFrozenResult, error) {
-	res := &eventstore.SetFrozenResult{}
-	err := d.write(ctx, func(tx pgx.Tx, frozen bool, _ int64) error {
-		if err := tx.QueryRow(ctx, d.q(frozenStateSQL)).Scan(&res.WasFrozen, &res.Reason); err != nil {
-			return err
-		}
-		if res.WasFrozen == p.Frozen {
-			return nil
-		}
-		_, err := tx.Exec(ctx, d.q(setFrozenSQL), p.Frozen, p.Reason)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return res, nil
-}
-
-// SetSecret implements eventstore.Dialect.
-func (d *Dialect) SetSecret(ctx context.Context, p *eventstore.SetSecretParams) (*eventstore.SetSecretResult, error) {
-	res := &eventstore.SetSecretResult{}
-	err := d.write(ctx, func(tx pgx.Tx, frozen bool, last int64) error {
-		if frozen {
-			res.Frozen = true
-			return nil
-		}
-		if err := tx.QueryRow(ctx, d.q(secretIDUsedSQL), p.ID).Scan(&res.Exists); err != nil || res.Exists {
-			return err
-		}
-		if err := tx.QueryRow(ctx, d.q(insertSecretSQL), p.ID, p.Secret).Scan(&res.Idx); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, d.q(countSecretSQL)); err != nil {
-			return err
-		}
-		res.Position = last + 1
-		return d.insertEvent(ctx, tx, res.Position, &p.Event)
-	})
-	if err != nil {
-		return nil, err
-	}
-	return res, nil
-}
-
-// DeleteSecret implements eventstore.Dialect.
-func (d *Dialect) DeleteSecret(ctx context.Context, p *eventstore.DeleteSecretParams) (*eventstore.DeleteSecretResult, error) {
-	res := &eventstore.DeleteSecretResult{}
-	err := d.write(ctx, func(tx pgx.Tx, frozen bool, last int64) error {
-		if frozen {
-			res.Frozen = true
-			return nil
-		}
-		tag, err := tx.Exec(ctx, d.q(tombstoneSecretSQL), p.ID)
-		if err != nil || tag.RowsAffected() == 0 {
-			return err
-		}
-		res.Deleted = true
-		if _, err := tx.Exec(ctx, d.q(countDeletedSQL)); err != nil {
-			return err
-		}
-		res.Position = last + 1
-		return d.insertEvent(ctx, tx, res.Position, &p.Event)
-	})
-	if err != nil {
-		return nil, err
-	}
-	return res, nil
-}
-
-// PutSnapshot implements eventstore.Dialect.
-func (d *Dialect) PutSnapshot(ctx context.Context, p *eventstore.PutSnapshotParams) error {
+// PutSnapshot implements driver.Driver.
+func (d *Dialect) PutSnapshot(ctx context.Context, p *driver.Snapshot) error {
 	_, err := d.pool.Exec(ctx, d.q(putSnapshotSQL), p.Key, p.Content)
 	return interpretError(err)
 }
 
-// DeleteSnapshot implements eventstore.Dialect.
-func (d *Dialect) DeleteSnapshot(ctx context.Context, p *eventstore.DeleteSnapshotParams) error {
-	_, err := d.pool.Exec(ctx, d.q(deleteSnapshotSQL), p.Key)
+// DeleteSnapshot implements driver.Driver.
+func (d *Dialect) DeleteSnapshot(ctx context.Context, key string) error {
+	_, err := d.pool.Exec(ctx, d.q(deleteSnapshotSQL), key)
 	return interpretError(err)
 }

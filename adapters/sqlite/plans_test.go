@@ -8,8 +8,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/esctl/esctl/eventstore"
 	"github.com/esctl/esctl/eventstore/eventstoretest"
+
+	"github.com/esctl/esctl/eventstore/driver"
 )
 
 // TestQueryPlans checks SQLite's plan (EXPLAIN QUERY PLAN) of every read
@@ -31,7 +32,7 @@ func TestQueryPlans(t *testing.T) {
 	defer db.Close()
 	d := New(db)
 	defer d.Close()
-	if _, err := d.Migrate(ctx, &eventstore.MigrateParams{Op: eventstore.MigrateUp}); err != nil {
+	if _, err := d.Migrate(ctx, &driver.MigrateParams{Op: driver.MigrateUp}); err != nil {
 		t.Fatal(err)
 	}
 	const n = 20_000

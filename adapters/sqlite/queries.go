@@ -42,29 +42,37 @@ var dropStoreSQL = []string{
 	`DROP TABLE IF EXISTS esctl_schema_migrations`,
 }
 
+// The operations of a write transaction (driver.Tx), which runs under
+// BEGIN IMMEDIATE: no other writer can change anything until it ends.
 const (
-	lockedStateSQL         = `SELECT frozen, last_position FROM store_state WHERE id = 1`
-	reserveSQL             = `UPDATE store_state SET last_position = last_position + ?, event_count = event_count + ? WHERE id = 1 RETURNING frozen, last_position`
-	correctStateSQL        = `UPDATE store_state SET last_position = ?, event_count = event_count - ? WHERE id = 1`
-	savepointSQL           = `SAVEPOINT esctl_request`
-	rollbackToSavepointSQL = `ROLLBACK TO esctl_request`
-	releaseSavepointSQL    = `RELEASE esctl_request`
+	lockedStateSQL         = `SELECT frozen, frozen_reason, last_position FROM store_state WHERE id = 1`
+	savepointSQL           = `SAVEPOINT esctl_insert`
+	rollbackToSavepointSQL = `ROLLBACK TO esctl_insert`
+	releaseSavepointSQL    = `RELEASE esctl_insert`
 	insertEventSQL         = `INSERT INTO events (position, aggregate_id, aggregate_version, type, timestamp, payload) VALUES (?, ?, ?, ?, ?, ?)`
-	advanceStateSQL        = `UPDATE store_state SET last_position = last_position + ?, event_count = event_count + ? WHERE id = 1`
+	insertStagingSQL       = `INSERT INTO import_staging (position, aggregate_id, aggregate_version, type, timestamp, payload) VALUES (?, ?, ?, ?, ?, ?)`
+	advanceStateSQL        = `UPDATE store_state SET last_position = ?, event_count = event_count + ? WHERE id = 1`
+	setFrozenSQL           = `UPDATE store_state SET frozen = ?, frozen_reason = ? WHERE id = 1`
+	maxSecretIdxSQL        = `SELECT COALESCE(MAX(idx), 0) FROM secrets`
+	secretIdxUsedSQL       = `SELECT 1 FROM secrets WHERE idx = ?`
+	insertSecretSQL        = `INSERT INTO secrets (idx, id, secret) VALUES (?, ?, ?)`
+	tombstoneSecretSQL     = `UPDATE secrets SET secret = NULL WHERE id = ? AND secret IS NOT NULL`
+	addSecretCountsSQL     = `UPDATE store_state SET secret_count = secret_count + ?, deleted_secret_count = deleted_secret_count + ? WHERE id = 1`
+	deleteSnapshotsSQL     = `DELETE FROM snapshots`
+	deleteCheckpointSQL    = `DELETE FROM import_checkpoints WHERE source_id = ?`
+	clearStagingSQL        = `DELETE FROM import_staging`
+	deleteEventsSQL        = `DELETE FROM events`
+	resetEventStateSQL     = `UPDATE store_state SET last_position = 0, event_count = 0 WHERE id = 1`
+	swapMoveSQL            = `INSERT INTO events (position, aggregate_id, aggregate_version, type, timestamp, payload) SELECT position, aggregate_id, aggregate_version, type, timestamp, payload FROM import_staging ORDER BY position`
+	swapStateSQL           = `UPDATE store_state SET last_position = (SELECT coalesce(max(position), 0) FROM events), event_count = (SELECT count(*) FROM events) WHERE id = 1`
+	upsertCheckpointSQL    = `INSERT INTO import_checkpoints (source_id, kind, mode, froze, base_position, byte_offset, line, events, last_position, hash_state, done, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (source_id) DO UPDATE SET kind = excluded.kind, mode = excluded.mode, froze = excluded.froze,
+    base_position = excluded.base_position, byte_offset = excluded.byte_offset, line = excluded.line, events = excluded.events,
+    last_position = excluded.last_position, hash_state = excluded.hash_state, done = excluded.done, updated_at = excluded.updated_at`
 )
 
 const (
-	frozenStateSQL = `SELECT frozen, frozen_reason FROM store_state WHERE id = 1`
-	setFrozenSQL   = `UPDATE store_state SET frozen = ?, frozen_reason = ? WHERE id = 1`
-)
-
-const (
-	secretIDUsedSQL     = `SELECT 1 FROM secrets WHERE id = ?`
-	nextSecretIdxSQL    = `SELECT COALESCE(MAX(idx), 0) + 1 FROM secrets`
-	insertSecretSQL     = `INSERT INTO secrets (idx, id, secret) VALUES (?, ?, ?)`
-	countSecretSQL      = `UPDATE store_state SET secret_count = secret_count + 1 WHERE id = 1`
-	tombstoneSecretSQL  = `UPDATE secrets SET secret = NULL WHERE id = ? AND secret IS NOT NULL`
-	countDeletedSQL     = `UPDATE store_state SET deleted_secret_count = deleted_secret_count + 1 WHERE id = 1`
 	getSecretSQL        = `SELECT secret FROM secrets WHERE id = ? AND secret IS NOT NULL`
 	listSecretsSQL      = `SELECT idx, id, secret FROM secrets WHERE idx >= ?`
 	listSecretsLiveSQL  = ` AND secret IS NOT NULL`
@@ -127,37 +135,16 @@ const (
 
 const unionMaxValues = 32
 
-// Imports.
+// Import checkpoints.
 const (
-	importIntoEventsSQL  = `INSERT INTO events (position, aggregate_id, aggregate_version, type, timestamp, payload) VALUES (?, ?, ?, ?, ?, ?)`
-	importIntoStagingSQL = `INSERT INTO import_staging (position, aggregate_id, aggregate_version, type, timestamp, payload) VALUES (?, ?, ?, ?, ?, ?)`
-	importAdvanceSQL     = `UPDATE store_state SET last_position = max(last_position, ?), event_count = event_count + ? WHERE id = 1`
-	unfreezeSQL          = `UPDATE store_state SET frozen = 0, frozen_reason = '' WHERE id = 1`
-	deleteSnapshotsSQL   = `DELETE FROM snapshots`
-	upsertCheckpointSQL  = `INSERT INTO import_checkpoints (source_id, kind, mode, froze, base_position, byte_offset, line, events, last_position, hash_state, done, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (source_id) DO UPDATE SET kind = excluded.kind, mode = excluded.mode, froze = excluded.froze,
-    base_position = excluded.base_position, byte_offset = excluded.byte_offset, line = excluded.line, events = excluded.events,
-    last_position = excluded.last_position, hash_state = excluded.hash_state, done = excluded.done, updated_at = excluded.updated_at`
-	checkpointColumns    = `source_id, kind, mode, froze, base_position, byte_offset, line, events, last_position, hash_state, done, updated_at`
-	getCheckpointSQL     = `SELECT ` + checkpointColumns + ` FROM import_checkpoints WHERE source_id = ?`
-	listCheckpointsSQL   = `SELECT ` + checkpointColumns + ` FROM import_checkpoints ORDER BY source_id`
-	deleteCheckpointSQL  = `DELETE FROM import_checkpoints WHERE source_id = ?`
-	clearStagingSQL      = `DELETE FROM import_staging`
-	deleteEventsSQL      = `DELETE FROM events`
-	resetEventStateSQL   = `UPDATE store_state SET last_position = 0, event_count = 0 WHERE id = 1`
-	swapDeleteEventsSQL  = `DELETE FROM events`
-	swapMoveSQL          = `INSERT INTO events (position, aggregate_id, aggregate_version, type, timestamp, payload) SELECT position, aggregate_id, aggregate_version, type, timestamp, payload FROM import_staging ORDER BY position`
-	swapStateSQL         = `UPDATE store_state SET last_position = (SELECT coalesce(max(position), 0) FROM events), event_count = (SELECT count(*) FROM events) WHERE id = 1`
-	secretIdxUsedSQL     = `SELECT 1 FROM secrets WHERE idx = ?`
-	importSecretSQL      = `INSERT INTO secrets (idx, id, secret) VALUES (?, ?, ?)`
-	importSecretCountSQL = `UPDATE store_state SET secret_count = secret_count + ?, deleted_secret_count = deleted_secret_count + ? WHERE id = 1`
+	checkpointColumns  = `source_id, kind, mode, froze, base_position, byte_offset, line, events, last_position, hash_state, done, updated_at`
+	getCheckpointSQL   = `SELECT ` + checkpointColumns + ` FROM import_checkpoints WHERE source_id = ?`
+	listCheckpointsSQL = `SELECT ` + checkpointColumns + ` FROM import_checkpoints ORDER BY source_id`
 )
 
 // Incremental imports. A commit classifies the staged events in a
-// temporary table of the writer connection (cls: 0 append, 1 duplicate of
-// an earlier staged event, 2 duplicate of a stored event, 3 older than the
-// store's newest event), then appends class 0.
+// temporary table of the writer connection (cls: a driver.IncrementalClass,
+// bound as a parameter), then appends the fresh ones.
 const (
 	beginIncrementalSQL  = `INSERT INTO incremental_imports (import_id, created_at, updated_at) VALUES (?, ?, ?)`
 	incrementalExistsSQL = `SELECT 1 FROM incremental_imports WHERE import_id = ?`
@@ -170,19 +157,19 @@ const (
 	clearWorkSQL         = `DELETE FROM temp.incremental_work`
 	classifyStagedSQL    = `INSERT INTO temp.incremental_work (seq, aggregate_id, type, timestamp, payload, cls, base)
 SELECT s.seq, s.aggregate_id, s.type, s.timestamp, s.payload,
-       CASE WHEN s.rn > 1 THEN 1
-            WHEN EXISTS (SELECT 1 FROM events e WHERE e.aggregate_id = s.aggregate_id AND e.timestamp = s.timestamp AND e.type = s.type AND e.payload = s.payload) THEN 2
-            ELSE 0 END,
+       CASE WHEN s.rn > 1 THEN ?2
+            WHEN EXISTS (SELECT 1 FROM events e WHERE e.aggregate_id = s.aggregate_id AND e.timestamp = s.timestamp AND e.type = s.type AND e.payload = s.payload) THEN ?3
+            ELSE ?4 END,
        0
 FROM (SELECT *, row_number() OVER (PARTITION BY aggregate_id, type, timestamp, payload ORDER BY timestamp, seq) AS rn
-      FROM incremental_import_events WHERE import_id = ?) s`
+      FROM incremental_import_events WHERE import_id = ?1) s`
 	newestTimestampSQL = `SELECT coalesce(max(timestamp), -1) FROM events`
-	markOlderSQL       = `UPDATE temp.incremental_work SET cls = 3 WHERE cls = 0 AND timestamp < ?`
-	workCountsSQL      = `SELECT coalesce(sum(cls = 0), 0), coalesce(sum(cls IN (1, 2)), 0), coalesce(sum(cls = 3), 0) FROM temp.incremental_work`
-	oldestWorkSQL      = `SELECT aggregate_id, timestamp FROM temp.incremental_work WHERE cls = 3 ORDER BY timestamp, seq LIMIT 1`
-	workBaseVersionSQL = `UPDATE temp.incremental_work SET base = coalesce((SELECT max(e.aggregate_version) FROM events e WHERE e.aggregate_id = temp.incremental_work.aggregate_id), 0) WHERE cls = 0`
+	markOlderSQL       = `UPDATE temp.incremental_work SET cls = ?1 WHERE cls = ?2 AND timestamp < ?3`
+	workCountsSQL      = `SELECT coalesce(sum(cls = ?1), 0), coalesce(sum(cls IN (?2, ?3)), 0), coalesce(sum(cls = ?4), 0) FROM temp.incremental_work`
+	oldestWorkSQL      = `SELECT aggregate_id, timestamp FROM temp.incremental_work WHERE cls = ? ORDER BY timestamp, seq LIMIT 1`
+	workBaseVersionSQL = `UPDATE temp.incremental_work SET base = coalesce((SELECT max(e.aggregate_version) FROM events e WHERE e.aggregate_id = temp.incremental_work.aggregate_id), 0) WHERE cls = ?`
 	appendWorkSQL      = `INSERT INTO events (position, aggregate_id, aggregate_version, type, timestamp, payload)
-SELECT ? + row_number() OVER (ORDER BY timestamp, seq), aggregate_id,
+SELECT ?1 + row_number() OVER (ORDER BY timestamp, seq), aggregate_id,
        base + row_number() OVER (PARTITION BY aggregate_id ORDER BY timestamp, seq), type, timestamp, payload
-FROM temp.incremental_work WHERE cls = 0 ORDER BY timestamp, seq`
+FROM temp.incremental_work WHERE cls = ?2 ORDER BY timestamp, seq`
 )

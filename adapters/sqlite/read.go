@@ -3,12 +3,12 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
+	sqldriver "database/sql/driver"
 	"encoding/json"
 	"errors"
 	"strings"
 
-	"github.com/esctl/esctl/eventstore"
+	"github.com/esctl/esctl/eventstore/driver"
 )
 
 // querier is what *sql.DB, *sql.Conn and *sql.Tx have in common.
@@ -17,16 +17,16 @@ type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-// reader implements eventstore.Reader over a querier.
+// reader implements driver.Reader over a querier.
 type reader struct{ q querier }
 
-// ListEvents implements eventstore.Reader on the reader pool.
-func (d *Dialect) ListEvents(ctx context.Context, p *eventstore.ListEventsParams) (*eventstore.ListEventsResult, error) {
+// ListEvents implements driver.Reader on the reader pool.
+func (d *Dialect) ListEvents(ctx context.Context, p *driver.ListEventsParams) (*driver.ListEventsResult, error) {
 	return reader{d.rdb}.ListEvents(ctx, p)
 }
 
-// ReadState implements eventstore.Reader in one read transaction.
-func (d *Dialect) ReadState(ctx context.Context) (*eventstore.StoreState, error) {
+// ReadState implements driver.Reader in one read transaction.
+func (d *Dialect) ReadState(ctx context.Context) (*driver.StoreState, error) {
 	tx, err := d.BeginRead(ctx)
 	if err != nil {
 		return nil, err
@@ -35,13 +35,13 @@ func (d *Dialect) ReadState(ctx context.Context) (*eventstore.StoreState, error)
 	return tx.ReadState(ctx)
 }
 
-// ListSecrets implements eventstore.Reader on the reader pool.
-func (d *Dialect) ListSecrets(ctx context.Context, p *eventstore.ListSecretsParams) ([]eventstore.Secret, error) {
+// ListSecrets implements driver.Reader on the reader pool.
+func (d *Dialect) ListSecrets(ctx context.Context, p *driver.ListSecretsParams) ([]driver.Secret, error) {
 	return reader{d.rdb}.ListSecrets(ctx, p)
 }
 
-// ListSnapshots implements eventstore.Reader on the reader pool.
-func (d *Dialect) ListSnapshots(ctx context.Context, p *eventstore.ListSnapshotsParams) ([]eventstore.Snapshot, error) {
+// ListSnapshots implements driver.Reader on the reader pool.
+func (d *Dialect) ListSnapshots(ctx context.Context, p *driver.ListSnapshotsParams) ([]driver.Snapshot, error) {
 	return reader{d.rdb}.ListSnapshots(ctx, p)
 }
 
@@ -52,8 +52,8 @@ type readTx struct {
 	c *sql.Conn
 }
 
-// BeginRead implements eventstore.Dialect.
-func (d *Dialect) BeginRead(ctx context.Context) (eventstore.ReadTx, error) {
+// BeginRead implements driver.Driver.
+func (d *Dialect) BeginRead(ctx context.Context) (driver.ReadTx, error) {
 	c, err := d.rdb.Conn(ctx)
 	if err != nil {
 		return nil, interpretError(err)
@@ -81,12 +81,12 @@ func (t *readTx) Close(ctx context.Context) error {
 // discarded rather than returned to the pool mid-transaction.
 func endRead(ctx context.Context, c *sql.Conn) {
 	if _, err := c.ExecContext(ctx, rollbackSQL); err != nil {
-		_ = c.Raw(func(any) error { return driver.ErrBadConn })
+		_ = c.Raw(func(any) error { return sqldriver.ErrBadConn })
 	}
 }
 
-func (r reader) ListEvents(ctx context.Context, p *eventstore.ListEventsParams) (*eventstore.ListEventsResult, error) {
-	res := &eventstore.ListEventsResult{}
+func (r reader) ListEvents(ctx context.Context, p *driver.ListEventsParams) (*driver.ListEventsResult, error) {
+	res := &driver.ListEventsResult{}
 	// The last position is read before the events: any cursor the caller
 	// obtained before this call is at or below it.
 	if err := r.q.QueryRowContext(ctx, lastPositionSQL).Scan(&res.LastPosition); err != nil {
@@ -104,10 +104,10 @@ func (r reader) ListEvents(ctx context.Context, p *eventstore.ListEventsParams) 
 	return res, nil
 }
 
-// ScanEvents implements eventstore.ReadTx: ListEvents's queries, with each
+// ScanEvents implements driver.ReadTx: ListEvents's queries, with each
 // row handed to fn as it is read. The payload is scanned as sql.RawBytes,
 // not copied.
-func (t *readTx) ScanEvents(ctx context.Context, p *eventstore.ListEventsParams, fn func(*eventstore.StoredEvent) error) (int64, error) {
+func (t *readTx) ScanEvents(ctx context.Context, p *driver.ListEventsParams, fn func(*driver.StoredEvent) error) (int64, error) {
 	var last int64
 	if err := t.q.QueryRowContext(ctx, lastPositionSQL).Scan(&last); err != nil {
 		return 0, interpretError(err)
@@ -118,7 +118,7 @@ func (t *readTx) ScanEvents(ctx context.Context, p *eventstore.ListEventsParams,
 		return last, interpretError(err)
 	}
 	defer rows.Close()
-	var e eventstore.StoredEvent
+	var e driver.StoredEvent
 	var payload sql.RawBytes
 	for rows.Next() {
 		if err := rows.Scan(&e.Position, &e.AggregateID, &e.AggregateVersion, &e.Type, &e.Timestamp, &payload); err != nil {
@@ -132,11 +132,11 @@ func (t *readTx) ScanEvents(ctx context.Context, p *eventstore.ListEventsParams,
 	return last, interpretError(rows.Err())
 }
 
-func scanEvents(rows *sql.Rows, capacity int) ([]eventstore.StoredEvent, error) {
+func scanEvents(rows *sql.Rows, capacity int) ([]driver.StoredEvent, error) {
 	defer rows.Close()
-	events := make([]eventstore.StoredEvent, 0, capacity)
+	events := make([]driver.StoredEvent, 0, capacity)
 	for rows.Next() {
-		var e eventstore.StoredEvent
+		var e driver.StoredEvent
 		var payload sql.RawBytes
 		if err := rows.Scan(&e.Position, &e.AggregateID, &e.AggregateVersion, &e.Type, &e.Timestamp, &payload); err != nil {
 			return nil, interpretError(err)
@@ -159,7 +159,7 @@ type eventQuery struct {
 // where writes the conditions shared by every sub-select: the keyset bound,
 // the time range, and the filters. One of the lists may be replaced by a
 // single value (split) when the read is split into one sub-select per value.
-func (q *eventQuery) where(p *eventstore.ListEventsParams, splitAggregate, splitType *string, desc bool) {
+func (q *eventQuery) where(p *driver.ListEventsParams, splitAggregate, splitType *string, desc bool) {
 	switch {
 	case p.ByTime:
 		q.sb.WriteString(afterTimeSQL)
@@ -213,7 +213,7 @@ func (q *eventQuery) in(open string, values []string) {
 	q.sb.WriteString(closeParenSQL)
 }
 
-func (q *eventQuery) order(p *eventstore.ListEventsParams, desc bool, limit int) {
+func (q *eventQuery) order(p *driver.ListEventsParams, desc bool, limit int) {
 	switch {
 	case desc:
 		q.sb.WriteString(orderPositionDesc)
@@ -233,7 +233,7 @@ func (q *eventQuery) order(p *eventstore.ListEventsParams, desc bool, limit int)
 // the store's size and however rare the values are. A time-range read is
 // driven by the (timestamp, position) index, its filters applied to the
 // range. plans_test.go checks every shape's plan.
-func buildEventQuery(p *eventstore.ListEventsParams, desc bool) (string, []any) {
+func buildEventQuery(p *driver.ListEventsParams, desc bool) (string, []any) {
 	var q eventQuery
 	var split []string
 	splitOnAggregate := false
@@ -281,13 +281,13 @@ func buildEventQuery(p *eventstore.ListEventsParams, desc bool) (string, []any) 
 	return q.sb.String(), q.args
 }
 
-func buildListEvents(p *eventstore.ListEventsParams) (string, []any) {
+func buildListEvents(p *driver.ListEventsParams) (string, []any) {
 	return buildEventQuery(p, false)
 }
 
-// LatestEvent implements eventstore.Dialect.
-func (d *Dialect) LatestEvent(ctx context.Context, p *eventstore.LatestEventParams) (*eventstore.StoredEvent, error) {
-	query, args := buildEventQuery(&eventstore.ListEventsParams{
+// LatestEvent implements driver.Driver.
+func (d *Dialect) LatestEvent(ctx context.Context, p *driver.LatestEventParams) (*driver.StoredEvent, error) {
+	query, args := buildEventQuery(&driver.ListEventsParams{
 		AggregateIDs: p.AggregateIDs, EventTypes: p.EventTypes, Limit: 1,
 	}, true)
 	rows, err := d.rdb.QueryContext(ctx, query, args...)
@@ -301,9 +301,9 @@ func (d *Dialect) LatestEvent(ctx context.Context, p *eventstore.LatestEventPara
 	return &events[0], nil
 }
 
-// FirstStoredPair implements eventstore.Dialect: one index probe per event,
+// FirstStoredPair implements driver.Driver: one index probe per event,
 // on one reader connection.
-func (d *Dialect) FirstStoredPair(ctx context.Context, events []eventstore.StoredEvent) (int, error) {
+func (d *Dialect) FirstStoredPair(ctx context.Context, events []driver.StoredEvent) (int, error) {
 	if len(events) == 0 {
 		return -1, nil
 	}
@@ -329,9 +329,9 @@ func (d *Dialect) FirstStoredPair(ctx context.Context, events []eventstore.Store
 	return -1, nil
 }
 
-// CountRows implements eventstore.Dialect on the reader pool.
-func (d *Dialect) CountRows(ctx context.Context) (*eventstore.RowCounts, error) {
-	c := &eventstore.RowCounts{}
+// CountRows implements driver.Driver on the reader pool.
+func (d *Dialect) CountRows(ctx context.Context) (*driver.RowCounts, error) {
+	c := &driver.RowCounts{}
 	err := d.rdb.QueryRowContext(ctx, countRowsSQL).Scan(&c.Events, &c.MinPosition, &c.MaxPosition, &c.Secrets, &c.Tombstones, &c.Quarantined, &c.StagedImports)
 	if err != nil {
 		return nil, interpretError(err)
@@ -339,9 +339,9 @@ func (d *Dialect) CountRows(ctx context.Context) (*eventstore.RowCounts, error) 
 	return c, nil
 }
 
-// ReadStats implements eventstore.Dialect on the reader pool.
-func (d *Dialect) ReadStats(ctx context.Context) (*eventstore.StoreStats, error) {
-	st := &eventstore.StoreStats{}
+// ReadStats implements driver.Driver on the reader pool.
+func (d *Dialect) ReadStats(ctx context.Context) (*driver.StoreStats, error) {
+	st := &driver.StoreStats{}
 	err := d.rdb.QueryRowContext(ctx, readStatsSQL).Scan(&st.FirstPosition, &st.AggregateCount, &st.SnapshotCount)
 	if err != nil {
 		return nil, interpretError(err)
@@ -349,8 +349,8 @@ func (d *Dialect) ReadStats(ctx context.Context) (*eventstore.StoreStats, error)
 	return st, nil
 }
 
-func (r reader) ReadState(ctx context.Context) (*eventstore.StoreState, error) {
-	st := &eventstore.StoreState{}
+func (r reader) ReadState(ctx context.Context) (*driver.StoreState, error) {
+	st := &driver.StoreState{}
 	err := r.q.QueryRowContext(ctx, readStateSQL).Scan(&st.LastPosition, &st.EventCount, &st.SecretCount,
 		&st.DeletedSecretCount, &st.Frozen, &st.FrozenReason)
 	if err != nil {
@@ -366,7 +366,7 @@ func (r reader) ReadState(ctx context.Context) (*eventstore.StoreState, error) {
 	return st, nil
 }
 
-func (r reader) ListSecrets(ctx context.Context, p *eventstore.ListSecretsParams) ([]eventstore.Secret, error) {
+func (r reader) ListSecrets(ctx context.Context, p *driver.ListSecretsParams) ([]driver.Secret, error) {
 	var sb strings.Builder
 	args := []any{p.MinIdx}
 	sb.WriteString(listSecretsSQL)
@@ -392,9 +392,9 @@ func (r reader) ListSecrets(ctx context.Context, p *eventstore.ListSecretsParams
 		return nil, interpretError(err)
 	}
 	defer rows.Close()
-	var out []eventstore.Secret
+	var out []driver.Secret
 	for rows.Next() {
-		var s eventstore.Secret
+		var s driver.Secret
 		var v sql.NullString
 		if err := rows.Scan(&s.Idx, &s.ID, &v); err != nil {
 			return nil, interpretError(err)
@@ -407,15 +407,15 @@ func (r reader) ListSecrets(ctx context.Context, p *eventstore.ListSecretsParams
 	return out, interpretError(rows.Err())
 }
 
-func (r reader) ListSnapshots(ctx context.Context, p *eventstore.ListSnapshotsParams) ([]eventstore.Snapshot, error) {
+func (r reader) ListSnapshots(ctx context.Context, p *driver.ListSnapshotsParams) ([]driver.Snapshot, error) {
 	rows, err := r.q.QueryContext(ctx, listSnapshotsSQL, p.AfterKey, p.Limit)
 	if err != nil {
 		return nil, interpretError(err)
 	}
 	defer rows.Close()
-	var out []eventstore.Snapshot
+	var out []driver.Snapshot
 	for rows.Next() {
-		var s eventstore.Snapshot
+		var s driver.Snapshot
 		if err := rows.Scan(&s.Key, &s.Content); err != nil {
 			return nil, interpretError(err)
 		}
@@ -424,10 +424,10 @@ func (r reader) ListSnapshots(ctx context.Context, p *eventstore.ListSnapshotsPa
 	return out, interpretError(rows.Err())
 }
 
-// GetSnapshot implements eventstore.Dialect.
-func (d *Dialect) GetSnapshot(ctx context.Context, p *eventstore.GetSnapshotParams) ([]byte, bool, error) {
+// GetSnapshot implements driver.Driver.
+func (d *Dialect) GetSnapshot(ctx context.Context, key string) ([]byte, bool, error) {
 	var content []byte
-	err := d.rdb.QueryRowContext(ctx, getSnapshotSQL, p.Key).Scan(&content)
+	err := d.rdb.QueryRowContext(ctx, getSnapshotSQL, key).Scan(&content)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, false, nil
 	}
@@ -440,10 +440,10 @@ func (d *Dialect) GetSnapshot(ctx context.Context, p *eventstore.GetSnapshotPara
 	return content, true, nil
 }
 
-// GetSecret implements eventstore.Dialect.
-func (d *Dialect) GetSecret(ctx context.Context, p *eventstore.GetSecretParams) (string, bool, error) {
+// GetSecret implements driver.Driver.
+func (d *Dialect) GetSecret(ctx context.Context, id string) (string, bool, error) {
 	var v string
-	err := d.rdb.QueryRowContext(ctx, getSecretSQL, p.ID).Scan(&v)
+	err := d.rdb.QueryRowContext(ctx, getSecretSQL, id).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", false, nil
 	}

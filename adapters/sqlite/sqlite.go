@@ -16,7 +16,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
+	sqldriver "database/sql/driver"
 	"errors"
 	"fmt"
 	"net/url"
@@ -28,6 +28,8 @@ import (
 
 	"github.com/esctl/esctl/eventstore"
 	"github.com/esctl/esctl/migrations"
+
+	"github.com/esctl/esctl/eventstore/driver"
 )
 
 // EngineName is the name this dialect reports and registers.
@@ -50,7 +52,7 @@ func init() {
 	})
 }
 
-// Dialect is the SQLite eventstore.Dialect.
+// Dialect is the SQLite driver.Driver.
 type Dialect struct {
 	db  *sql.DB // writes (and reads when rdb is the same)
 	rdb *sql.DB // reads
@@ -58,7 +60,7 @@ type Dialect struct {
 	w   *wconn // the held writer connection, when rdb is a separate pool
 }
 
-var _ eventstore.Dialect = (*Dialect)(nil)
+var _ driver.Driver = (*Dialect)(nil)
 
 // Options configure NewWithOptions.
 type Options struct {
@@ -149,7 +151,7 @@ func PathFromURL(rawURL string) (string, error) {
 
 // openURL opens a writer pool (one connection) and a reader pool on the file
 // named by rawURL.
-func openURL(ctx context.Context, rawURL string) (eventstore.Dialect, func() error, error) {
+func openURL(ctx context.Context, rawURL string) (driver.Driver, func() error, error) {
 	path, err := PathFromURL(rawURL)
 	if err != nil {
 		return nil, nil, err
@@ -260,7 +262,7 @@ func (d *Dialect) discardWriter(w *wconn) {
 		_ = st.Close()
 	}
 	w.stmts = nil
-	_ = w.c.Raw(func(any) error { return driver.ErrBadConn })
+	_ = w.c.Raw(func(any) error { return sqldriver.ErrBadConn })
 	_ = w.c.Close()
 }
 
@@ -276,10 +278,16 @@ func (d *Dialect) Close() error {
 	return nil
 }
 
-// write runs fn in a BEGIN IMMEDIATE transaction on the writer connection:
-// one writer at a time in this process (wmu) and across processes (SQLite's
-// write lock, waited for with busy_timeout).
+// write is writeRaw for fn returning driver errors: they are interpreted.
 func (d *Dialect) write(ctx context.Context, fn func(c *wconn) error) error {
+	return d.writeRaw(ctx, func(c *wconn) error { return interpretError(fn(c)) })
+}
+
+// writeRaw runs fn in a BEGIN IMMEDIATE transaction on the writer
+// connection: one writer at a time in this process (wmu) and across
+// processes (SQLite's write lock, waited for with busy_timeout). It returns
+// fn's error unchanged.
+func (d *Dialect) writeRaw(ctx context.Context, fn func(c *wconn) error) error {
 	d.wmu.Lock()
 	defer d.wmu.Unlock()
 	w, release, err := d.writer(ctx)
@@ -299,7 +307,7 @@ func (d *Dialect) write(ctx context.Context, fn func(c *wconn) error) error {
 	}
 	if err := fn(w); err != nil {
 		d.rollback(endCtx, w)
-		return interpretError(err)
+		return err
 	}
 	if _, err := w.ExecContext(endCtx, commitSQL); err != nil {
 		d.rollback(endCtx, w)
@@ -319,8 +327,8 @@ func (d *Dialect) rollback(ctx context.Context, w *wconn) {
 
 // Migrate runs the embedded migrations on a dedicated handle to the same file
 // (golang-migrate closes the handle it is given).
-func (d *Dialect) Migrate(ctx context.Context, p *eventstore.MigrateParams) (*eventstore.SchemaStatus, error) {
-	if p.Op == eventstore.MigrateStatus {
+func (d *Dialect) Migrate(ctx context.Context, p *driver.MigrateParams) (*driver.SchemaStatus, error) {
+	if p.Op == driver.MigrateStatus {
 		return d.schemaStatus(ctx)
 	}
 	if err := ctx.Err(); err != nil {
@@ -352,7 +360,7 @@ func (d *Dialect) Migrate(ctx context.Context, p *eventstore.MigrateParams) (*ev
 	return st, interpretError(err)
 }
 
-func (d *Dialect) schemaStatus(ctx context.Context) (*eventstore.SchemaStatus, error) {
+func (d *Dialect) schemaStatus(ctx context.Context) (*driver.SchemaStatus, error) {
 	vs, err := migrations.Status(ctx, catalog{d}, EngineName)
 	if err != nil {
 		return nil, interpretError(err)

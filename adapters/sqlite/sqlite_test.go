@@ -12,6 +12,7 @@ import (
 	_ "github.com/esctl/esctl/adapters/postgres" // the peer engine of the round trips
 	"github.com/esctl/esctl/adapters/sqlite"
 	"github.com/esctl/esctl/eventstore"
+	"github.com/esctl/esctl/eventstore/driver/drivertest"
 	"github.com/esctl/esctl/eventstore/eventstoretest"
 	"github.com/esctl/esctl/internal/testdb"
 )
@@ -39,6 +40,12 @@ var harness = eventstoretest.Harness{
 func TestConformance(t *testing.T) {
 	t.Parallel()
 	eventstoretest.Run(t, harness)
+}
+
+// TestDriver checks each operation of the driver against its contract.
+func TestDriver(t *testing.T) {
+	t.Parallel()
+	drivertest.Exercise(t, testdb.SQLiteURL)
 }
 
 func TestEngineName(t *testing.T) {

@@ -28,8 +28,10 @@ func main() {
 // where to resume and exits 130; the second exits 130 at once.
 func interrupts(sigs <-chan os.Signal, cancel context.CancelFunc, stderr io.Writer, exit func(int)) {
 	<-sigs
-	fmt.Fprintln(stderr, "esctl: interrupted: stopping; a batch is committed whole or not at all, and the resume point follows (interrupt again to stop at once)")
+	// Cancel first: whoever reads the message may rely on the work being
+	// told to stop (a test closes the input once it sees it).
 	cancel()
+	fmt.Fprintln(stderr, "esctl: interrupted: stopping; a batch is committed whole or not at all, and the resume point follows (interrupt again to stop at once)")
 	<-sigs
 	fmt.Fprintln(stderr, "esctl: interrupted again: stopping at once (committed batches stay; resume as usual)")
 	exit(exitInterrupted)

@@ -13,6 +13,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/esctl/esctl/eventstore"
+
+	"github.com/esctl/esctl/eventstore/driver"
 )
 
 // Concurrency sizes the concurrency tests. Zero fields take the defaults in
@@ -251,23 +253,54 @@ func RunTailCheck(t *testing.T, h Harness, cfg Concurrency) {
 	require.EqualValues(t, total, d.LastPosition, "positions 1..N, no gap")
 }
 
-// groupRecorder wraps a Dialect and records the requests of every Append,
-// so that a test can see what group commit actually grouped.
+// groupRecorder wraps a driver and records the requests of every append,
+// so that a test can see what group commit actually grouped: the requests
+// of an Appender's Append, or the InsertEvents calls of a generic append's
+// Write.
 type groupRecorder struct {
-	eventstore.Dialect
+	driver.Driver
 	mu     sync.Mutex
-	groups [][]string // per Append: the aggregate id of each request's first event
+	groups [][]string // per append: the aggregate id of each request's first event
 }
 
-func (g *groupRecorder) Append(ctx context.Context, p *eventstore.AppendParams) (*eventstore.AppendResult, error) {
+func (g *groupRecorder) record(ids []string) {
+	g.mu.Lock()
+	g.groups = append(g.groups, ids)
+	g.mu.Unlock()
+}
+
+func (g *groupRecorder) Write(ctx context.Context, p *driver.WriteParams, fn func(driver.Tx) error) error {
+	var ids []string
+	err := g.Driver.Write(ctx, p, func(tx driver.Tx) error {
+		ids = ids[:0]
+		return fn(&recordingTx{Tx: tx, ids: &ids})
+	})
+	if len(ids) > 0 {
+		g.record(ids)
+	}
+	return err
+}
+
+type recordingTx struct {
+	driver.Tx
+	ids *[]string
+}
+
+func (t *recordingTx) InsertEvents(ctx context.Context, p *driver.InsertEventsParams) (int, error) {
+	*t.ids = append(*t.ids, p.Events[0].AggregateID)
+	return t.Tx.InsertEvents(ctx, p)
+}
+
+// appendRecorder is a groupRecorder over a driver with an Appender.
+type appendRecorder struct{ *groupRecorder }
+
+func (g appendRecorder) Append(ctx context.Context, p *driver.AppendParams) (*driver.AppendResult, error) {
 	ids := make([]string, len(p.Requests))
 	for i, r := range p.Requests {
 		ids[i] = r.Events[0].AggregateID
 	}
-	g.mu.Lock()
-	g.groups = append(g.groups, ids)
-	g.mu.Unlock()
-	return g.Dialect.Append(ctx, p)
+	g.record(ids)
+	return g.Driver.(driver.Appender).Append(ctx, p)
 }
 
 // runGroupIsolation: concurrent appends, half of them conflicting. Group
@@ -276,8 +309,12 @@ func (g *groupRecorder) Append(ctx context.Context, p *eventstore.AppendParams) 
 func runGroupIsolation(t *testing.T, h Harness) {
 	ctx := context.Background()
 	base, _ := newStore(t, h, nil)
-	rec := &groupRecorder{Dialect: base.Dialect()}
-	s, err := eventstore.New(rec, nil)
+	rec := &groupRecorder{Driver: base.Driver()}
+	var drv driver.Driver = rec
+	if _, ok := rec.Driver.(driver.Appender); ok {
+		drv = appendRecorder{rec}
+	}
+	s, err := eventstore.New(drv, nil)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = s.Close() })
 	_, err = s.SaveEvent(ctx, eventstore.Event{AggregateID: "taken", AggregateVersion: 1, Type: "T"})

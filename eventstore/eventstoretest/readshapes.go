@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/esctl/esctl/eventstore"
+	"github.com/esctl/esctl/eventstore/driver"
 )
 
 // The plan tests of the engines fill a store of n events with this layout,
@@ -45,7 +45,7 @@ const (
 // scan of one index, so that a page costs O(limit) on any store.
 type ReadShape struct {
 	Name   string
-	Params *eventstore.ListEventsParams
+	Params *driver.ListEventsParams
 	Latest bool // a LatestEvent read (Params carries only the filters)
 	Index  Index
 }
@@ -68,27 +68,27 @@ func ReadShapes(n int64) []ReadShape {
 		}
 		return out
 	}
-	timeRead := func(start, finish int64, p eventstore.ListEventsParams) *eventstore.ListEventsParams {
+	timeRead := func(start, finish int64, p driver.ListEventsParams) *driver.ListEventsParams {
 		p.ByTime, p.AfterTimestamp, p.After = true, start-1, math.MaxInt64
 		p.StartTime, p.FinishTime = &start, &finish
 		return &p
 	}
 	rare := []string{PlanRareType}
 	return []ReadShape{
-		{"cursor, no filter", &eventstore.ListEventsParams{After: mid, Limit: 1000}, false, ByPosition},
-		{"cursor, one type", &eventstore.ListEventsParams{After: mid, EventTypes: types(1), Limit: 1000}, false, ByType},
-		{"cursor, a rare type", &eventstore.ListEventsParams{After: 0, EventTypes: rare, Limit: 1000}, false, ByType},
-		{"cursor, three types", &eventstore.ListEventsParams{After: mid, EventTypes: types(3), Limit: 1000}, false, ByType},
-		{"cursor, one aggregate (rehydration)", &eventstore.ListEventsParams{After: 0, AggregateIDs: aggs(1), Limit: 1000}, false, ByAggregate},
-		{"cursor, one aggregate after a snapshot", &eventstore.ListEventsParams{After: n * 9 / 10, AggregateIDs: aggs(1), Limit: 1000}, false, ByAggregate},
-		{"cursor, five aggregates and two types", &eventstore.ListEventsParams{After: mid, AggregateIDs: aggs(5), EventTypes: types(2), Limit: 1000}, false, ByAggregate},
-		{"cursor, 40 types (ANY)", &eventstore.ListEventsParams{After: mid, EventTypes: append(types(7), aggs(33)...), Limit: 1000}, false, ByPosition},
-		{"time range", timeRead(PlanTimestamp(mid), PlanTimestamp(mid+5000), eventstore.ListEventsParams{Limit: 1000}), false, ByTimestamp},
-		{"time range, one type", timeRead(PlanTimestamp(mid), PlanTimestamp(mid+50000), eventstore.ListEventsParams{EventTypes: types(1), Limit: 1000}), false, ByTimestamp},
-		{"latest, no filter", &eventstore.ListEventsParams{Limit: 1}, true, ByPosition},
-		{"latest, one type", &eventstore.ListEventsParams{EventTypes: types(1), Limit: 1}, true, ByType},
-		{"latest, a rare type", &eventstore.ListEventsParams{EventTypes: rare, Limit: 1}, true, ByType},
-		{"latest, one aggregate", &eventstore.ListEventsParams{AggregateIDs: aggs(1), Limit: 1}, true, ByAggregate},
-		{"latest, two aggregates and a type", &eventstore.ListEventsParams{AggregateIDs: aggs(2), EventTypes: types(1), Limit: 1}, true, ByAggregate},
+		{"cursor, no filter", &driver.ListEventsParams{After: mid, Limit: 1000}, false, ByPosition},
+		{"cursor, one type", &driver.ListEventsParams{After: mid, EventTypes: types(1), Limit: 1000}, false, ByType},
+		{"cursor, a rare type", &driver.ListEventsParams{After: 0, EventTypes: rare, Limit: 1000}, false, ByType},
+		{"cursor, three types", &driver.ListEventsParams{After: mid, EventTypes: types(3), Limit: 1000}, false, ByType},
+		{"cursor, one aggregate (rehydration)", &driver.ListEventsParams{After: 0, AggregateIDs: aggs(1), Limit: 1000}, false, ByAggregate},
+		{"cursor, one aggregate after a snapshot", &driver.ListEventsParams{After: n * 9 / 10, AggregateIDs: aggs(1), Limit: 1000}, false, ByAggregate},
+		{"cursor, five aggregates and two types", &driver.ListEventsParams{After: mid, AggregateIDs: aggs(5), EventTypes: types(2), Limit: 1000}, false, ByAggregate},
+		{"cursor, 40 types (ANY)", &driver.ListEventsParams{After: mid, EventTypes: append(types(7), aggs(33)...), Limit: 1000}, false, ByPosition},
+		{"time range", timeRead(PlanTimestamp(mid), PlanTimestamp(mid+5000), driver.ListEventsParams{Limit: 1000}), false, ByTimestamp},
+		{"time range, one type", timeRead(PlanTimestamp(mid), PlanTimestamp(mid+50000), driver.ListEventsParams{EventTypes: types(1), Limit: 1000}), false, ByTimestamp},
+		{"latest, no filter", &driver.ListEventsParams{Limit: 1}, true, ByPosition},
+		{"latest, one type", &driver.ListEventsParams{EventTypes: types(1), Limit: 1}, true, ByType},
+		{"latest, a rare type", &driver.ListEventsParams{EventTypes: rare, Limit: 1}, true, ByType},
+		{"latest, one aggregate", &driver.ListEventsParams{AggregateIDs: aggs(1), Limit: 1}, true, ByAggregate},
+		{"latest, two aggregates and a type", &driver.ListEventsParams{AggregateIDs: aggs(2), EventTypes: types(1), Limit: 1}, true, ByAggregate},
 	}
 }
