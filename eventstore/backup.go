@@ -18,6 +18,7 @@ import (
 	"github.com/esctl/esctl/eventstore/internal/jsonx"
 
 	"github.com/esctl/esctl/eventstore/driver"
+	"github.com/esctl/esctl/eventstore/internal/ndjson"
 )
 
 // A backup is one NDJSON stream (docs/backup-format.md):
@@ -206,7 +207,7 @@ type backupWriter struct {
 
 // resume checks a mark against the store and continues from it.
 func (b *backupWriter) resume(ctx context.Context, tx driver.ReadTx, st *driver.StoreState, m *BackupMark) error {
-	h, err := restoreHash(m.HashState)
+	h, err := ndjson.RestoreHash(m.HashState)
 	if err != nil {
 		return fmt.Errorf("%w: backup mark: %v", ErrResumeMismatch, err)
 	}
@@ -230,7 +231,7 @@ func (b *backupWriter) resume(ctx context.Context, tx driver.ReadTx, st *driver.
 	if len(page.Events) == 0 || page.Events[0].Position != pos {
 		return fmt.Errorf("%w: the store has no event at position %d, the last one the backup wrote", ErrResumeMismatch, pos)
 	}
-	sum := sha256.Sum256(appendEventLine(nil, &page.Events[0]))
+	sum := sha256.Sum256(ndjson.AppendEvent(nil, &page.Events[0]))
 	if !bytes.Equal(sum[:], m.LastEventSHA256) {
 		return fmt.Errorf("%w: the store's event at position %d is not the one the backup wrote: another store", ErrResumeMismatch, pos)
 	}
@@ -295,7 +296,7 @@ func (b *backupWriter) events(ctx context.Context, tx driver.ReadTx) error {
 			if e.Position > b.m.EndPosition {
 				break
 			}
-			b.line = appendEventLine(b.line[:0], e)
+			b.line = ndjson.AppendEvent(b.line[:0], e)
 			if err := b.write(b.line); err != nil {
 				return err
 			}
@@ -487,16 +488,16 @@ func VerifyBackup(r io.Reader) (*BackupManifest, error) {
 			lr.accept(line)
 			break
 		}
-		ev, lerr := parseEventLine(line, DefaultMaxPayloadBytes)
+		ev, lerr := parseLine(line, DefaultMaxPayloadBytes, false)
 		if lerr != nil {
-			le := lr.errAt(lerr.column, lerr.field, lerr.reason)
+			le := lr.errAt(lerr.Column, lerr.Field, lerr.Reason)
 			le.Err = ErrBadBackup
 			return nil, le
 		}
-		if !ev.hasPosition || ev.position <= last || ev.position > head.EndPosition {
+		if !ev.HasPosition || ev.Position <= last || ev.Position > head.EndPosition {
 			return nil, bad("position", "positions must increase from line to line up to the header's end position %d (previous %d)", head.EndPosition, last)
 		}
-		last = ev.position
+		last = ev.Position
 		m.Events++
 		lr.accept(line)
 	}
@@ -511,7 +512,7 @@ func VerifyBackup(r io.Reader) (*BackupManifest, error) {
 		}
 		sec, lerr := parseSecretLine(line)
 		if lerr != nil {
-			le := lr.errAt(lerr.column, lerr.field, lerr.reason)
+			le := lr.errAt(lerr.Column, lerr.Field, lerr.Reason)
 			le.Err = ErrBadBackup
 			return nil, le
 		}
@@ -539,8 +540,8 @@ func VerifyBackup(r io.Reader) (*BackupManifest, error) {
 }
 
 func verifyManifest(lr *lineReader, line []byte, end, last int64, got *BackupManifest, bad func(string, string, ...any) error) (*BackupManifest, error) {
-	sum := hex.EncodeToString(lr.hash.Sum(nil))
-	bytesBefore := lr.offset
+	sum := hex.EncodeToString(lr.Hash.Sum(nil))
+	bytesBefore := lr.Offset
 	var wrap struct {
 		Manifest *BackupManifest `json:"manifest"`
 	}

@@ -23,7 +23,9 @@
 //     Filter and Cursor; Freeze and Unfreeze stop appends for maintenance;
 //     SaveSnapshot, LoadSnapshot and DropSnapshot keep snapshots; Secrets
 //     returns the SecretsManager for crypto-shredding keys; ExportEvents,
-//     ImportEvents, Backup and Restore move stores as NDJSON; Describe
+//     ImportEvents, Backup and Restore move stores as NDJSON, and Copy
+//     copies one store into another (package backup keeps backups in
+//     resumable files); Describe
 //     reports counts and the end cursor; Migrate, Drop and Close manage it.
 //   - Event is what an application appends, StoredEvent what it reads back:
 //     the event with its Position.

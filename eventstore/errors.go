@@ -241,6 +241,11 @@ func (e *NotEmptyError) Is(target error) bool { return target == ErrNotEmpty }
 // began). Nothing was written.
 var ErrResumeMismatch = errors.New("eventstore: resume does not match the recorded import")
 
+// ErrCopyMismatch: Copy's target is neither empty nor an earlier copy of
+// the source (its last event or its highest secret is not the source's).
+// Nothing was written.
+var ErrCopyMismatch = errors.New("eventstore: the target's history is not the source's")
+
 // ErrBadInput is matched by every *LineError: the input of an import is
 // malformed or does not fit the store.
 var ErrBadInput = errors.New("eventstore: bad input")

@@ -9,6 +9,7 @@ import (
 	"io"
 
 	"github.com/esctl/esctl/eventstore/driver"
+	"github.com/esctl/esctl/eventstore/internal/ndjson"
 )
 
 // DefaultExportPageSize is the number of events an export reads per query
@@ -128,7 +129,7 @@ func (s *Store) ExportEvents(ctx context.Context, w io.Writer, opts *ExportOptio
 		n := 0
 		last, err := tx.ScanEvents(ctx, p, func(e *driver.StoredEvent) error {
 			n++
-			line = appendEventLine(line[:0], e)
+			line = ndjson.AppendEvent(line[:0], e)
 			if o.MaxBytes > 0 && res.Events > 0 && res.Bytes+int64(len(line)) > o.MaxBytes {
 				return errExportFull
 			}

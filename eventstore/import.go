@@ -12,6 +12,7 @@ import (
 	"io"
 
 	"github.com/esctl/esctl/eventstore/driver"
+	"github.com/esctl/esctl/eventstore/internal/ndjson"
 )
 
 // MaintenanceMode selects how an import or export treats the store, as
@@ -184,15 +185,15 @@ type lineMarks struct {
 
 // add records the reader's position before it accepts a line.
 func (m *lineMarks) add(lr *lineReader) {
-	m.marks = append(m.marks, lineMark{line: lr.line, offset: lr.offset, hashAt: len(m.arena)})
-	m.arena = appendHashState(m.arena, lr.hash)
+	m.marks = append(m.marks, lineMark{line: lr.Line, offset: lr.Offset, hashAt: len(m.arena)})
+	m.arena = appendHashState(m.arena, lr.Hash)
 }
 
 // before returns the offset, the number of lines and the hash state just
 // before the batch's line n (n == len: after the batch, from the reader).
 func (m *lineMarks) before(n int, lr *lineReader) (offset, lines int64, state []byte) {
 	if n == len(m.marks) {
-		return lr.offset, lr.line - 1, lr.hashState()
+		return lr.Offset, lr.Line - 1, lr.HashState()
 	}
 	mk := m.marks[n]
 	end := len(m.arena)
@@ -217,11 +218,10 @@ type eventImport struct {
 	filePos    int   // 1: the file has positions; -1: it has none; 0: not seen yet
 	batchLimit int   // events in the current batch at most
 	growBatch  bool  // double batchLimit after each batch, up to the default
-	dec        lineDecoder
-	arena      payloadArena // the batch's payloads
-	ev         lineEvent    // the line being parsed
-	batch      []StoredEvent
-	rows       []driver.StoredEvent // the batch as the driver writes it
+	dec        ndjson.Decoder
+	arena      ndjson.Arena // the batch's payloads
+	ev         ndjson.Event // the line being parsed
+	batch      []driver.StoredEvent
 	marks      lineMarks
 	batchKeys  map[versionKey]int
 	batchBytes int
@@ -247,7 +247,7 @@ func (im *eventImport) run(ctx context.Context, r io.Reader) (*ImportResult, err
 func (im *eventImport) result() *ImportResult {
 	res := im.res
 	if im.lr != nil {
-		res.PrefixSHA256 = im.lr.hash.Sum(nil)
+		res.PrefixSHA256 = im.lr.Hash.Sum(nil)
 	}
 	return &res
 }
@@ -270,7 +270,7 @@ func (im *eventImport) open(ctx context.Context, r io.Reader) error {
 	if cp == nil {
 		return fmt.Errorf("%w: the store has no import of source %q to resume", ErrResumeMismatch, im.o.SourceID)
 	}
-	h, err := restoreHash(cp.HashState)
+	h, err := ndjson.RestoreHash(cp.HashState)
 	if err != nil {
 		return err
 	}
@@ -410,7 +410,7 @@ func (im *eventImport) readAll(ctx context.Context) error {
 	}
 	// Sized for a first batch, not for any BatchEvents a caller may give.
 	im.batchKeys = make(map[versionKey]int, min(im.batchLimit, firstImportBatchEvents))
-	im.dec = lineDecoder{maxPayload: im.s.opts.MaxPayloadBytes, arena: &im.arena}
+	im.dec = ndjson.Decoder{MaxPayload: im.s.opts.MaxPayloadBytes, Arena: &im.arena, Check: checkEnvelope}
 	for n := 0; ; n++ {
 		if n%256 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -452,15 +452,15 @@ func (im *eventImport) readAll(ctx context.Context) error {
 // accept parses a line, assigns its position and adds it to the batch.
 func (im *eventImport) accept(line []byte) error {
 	lr := im.lr
-	if col, reason := checkLineFrame(line, lr.offset == 0); reason != "" {
+	if col, reason := ndjson.CheckFrame(line, lr.Offset == 0); reason != "" {
 		return lr.errAt(col, "", reason)
 	}
 	ev := &im.ev
-	if lerr := im.dec.parse(ev, line); lerr != nil {
-		return lr.errAt(lerr.column, lerr.field, lerr.reason)
+	if lerr := im.dec.Parse(ev, line); lerr != nil {
+		return lr.errAt(lerr.Column, lerr.Field, lerr.Reason)
 	}
 	has := -1
-	if ev.hasPosition {
+	if ev.HasPosition {
 		has = 1
 	}
 	if im.filePos == 0 {
@@ -469,16 +469,16 @@ func (im *eventImport) accept(line []byte) error {
 		return lr.errAt(-1, "position", "some lines of this file have a position and others not")
 	}
 	pos := im.prevPos + 1
-	if ev.hasPosition && !im.o.Renumber {
-		if ev.position <= im.prevPos {
+	if ev.HasPosition && !im.o.Renumber {
+		if ev.Position <= im.prevPos {
 			where := "the previous line's"
 			if len(im.batch) == 0 && im.res.Events == 0 && im.target == driver.Events {
 				where = "the store's last"
 			}
 			return lr.errAt(-1, "position", fmt.Sprintf("position %d is not above %s position %d (positions must increase and continue the store; import with renumbering to assign new ones)",
-				ev.position, where, im.prevPos))
+				ev.Position, where, im.prevPos))
 		}
-		pos = ev.position
+		pos = ev.Position
 	}
 	k := versionKey{ev.AggregateID, ev.AggregateVersion}
 	if i, dup := im.batchKeys[k]; dup {
@@ -486,7 +486,7 @@ func (im *eventImport) accept(line []byte) error {
 	}
 	im.batchKeys[k] = len(im.batch)
 	im.marks.add(lr)
-	im.batch = append(im.batch, StoredEvent{Event: ev.Event, Position: pos})
+	im.batch = append(im.batch, driver.StoredEvent{Event: ev.Event, Position: pos})
 	im.batchBytes += len(line)
 	im.prevPos = pos
 	lr.accept(line)
@@ -528,7 +528,7 @@ func (im *eventImport) flush(ctx context.Context) error {
 	}
 	clear(im.batch) // drop the references into the arena and the ids
 	im.batch, im.batchBytes = im.batch[:0], 0
-	im.arena.reset()
+	im.arena.Reset()
 	im.marks.reset()
 	clear(im.batchKeys)
 	return err
@@ -538,12 +538,10 @@ func (im *eventImport) flush(ctx context.Context) error {
 func (im *eventImport) commit(ctx context.Context, n int, unfreeze, deleteSnapshots bool) error {
 	for attempt := 0; ; attempt++ {
 		cp := im.checkpointAt(n)
-		im.rows = appendDriverEvents(im.rows[:0], im.batch[:n])
 		res, err := importBatchTx(ctx, im.w, &importBatch{
-			table: im.target, events: im.rows, checkpoint: cp,
+			table: im.target, events: im.batch[:n], checkpoint: cp,
 			unfreeze: unfreeze, deleteSnapshots: deleteSnapshots,
 		})
-		clear(im.rows) // drop the references into the arena
 		if err != nil {
 			return fmt.Errorf("import: store lines %d to %d: %w", im.res.Lines+1, cp.Line, err)
 		}

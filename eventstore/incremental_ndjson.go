@@ -7,6 +7,7 @@ import (
 	"io"
 
 	"github.com/esctl/esctl/eventstore/driver"
+	"github.com/esctl/esctl/eventstore/internal/ndjson"
 )
 
 // DefaultIncrementalPushEvents is how many events one push of
@@ -77,7 +78,7 @@ func (s *Store) IncrementalImportFrom(ctx context.Context, r io.Reader, opts *In
 			}
 			batch = batch[:0]
 			if o.ProgressFunc != nil {
-				o.ProgressFunc(IncrementalProgress{Lines: lr.line - 1, ByteOffset: lr.offset})
+				o.ProgressFunc(IncrementalProgress{Lines: lr.Line - 1, ByteOffset: lr.Offset})
 			}
 			return nil
 		}
@@ -92,7 +93,7 @@ func (s *Store) IncrementalImportFrom(ctx context.Context, r io.Reader, opts *In
 			batch = append(batch, ev)
 			if len(batch) == o.PushEvents {
 				if err := push(); err != nil {
-					return nil, fmt.Errorf("incremental import, line %d: %w", lr.line-1, err)
+					return nil, fmt.Errorf("incremental import, line %d: %w", lr.Line-1, err)
 				}
 			}
 		}
@@ -117,12 +118,12 @@ func (s *Store) nextIncrementalLine(lr *lineReader) (VersionlessEvent, error) {
 	if err != nil {
 		return VersionlessEvent{}, err
 	}
-	if col, reason := checkLineFrame(line, lr.offset == 0); reason != "" {
+	if col, reason := ndjson.CheckFrame(line, lr.Offset == 0); reason != "" {
 		return VersionlessEvent{}, lr.errAt(col, "", reason)
 	}
 	ev, lerr := parseLine(line, s.opts.MaxPayloadBytes, true)
 	if lerr != nil {
-		return VersionlessEvent{}, lr.errAt(lerr.column, lerr.field, lerr.reason)
+		return VersionlessEvent{}, lr.errAt(lerr.Column, lerr.Field, lerr.Reason)
 	}
 	lr.accept(line)
 	return VersionlessEvent{AggregateID: ev.AggregateID, Type: ev.Type, Timestamp: ev.Timestamp, Payload: ev.Payload}, nil
@@ -145,11 +146,11 @@ func (s *Store) incrementalDryRun(ctx context.Context, r io.Reader, o Incrementa
 		}
 		e, err := s.stageable([]VersionlessEvent{ev})
 		if err != nil {
-			return nil, fmt.Errorf("incremental import, line %d: %w", lr.line-1, err)
+			return nil, fmt.Errorf("incremental import, line %d: %w", lr.Line-1, err)
 		}
 		staged = append(staged, e[0])
 		if o.ProgressFunc != nil && len(staged)%o.PushEvents == 0 {
-			o.ProgressFunc(IncrementalProgress{Lines: lr.line - 1, ByteOffset: lr.offset})
+			o.ProgressFunc(IncrementalProgress{Lines: lr.Line - 1, ByteOffset: lr.Offset})
 		}
 	}
 	if err := s.begin(ctx); err != nil {

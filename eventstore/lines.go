@@ -1,10 +1,13 @@
 package eventstore
 
-import "github.com/esctl/esctl/eventstore/driver"
+import (
+	"github.com/esctl/esctl/eventstore/driver"
+	"github.com/esctl/esctl/eventstore/internal/ndjson"
+)
 
 // AppendEventLine appends e to dst as one NDJSON line in the export format
 // (docs/ndjson-format.md), the final "\n" included: the bytes ExportEvents
 // writes for it.
 func AppendEventLine(dst []byte, e StoredEvent) []byte {
-	return appendEventLine(dst, &driver.StoredEvent{Event: driver.Event(e.Event), Position: e.Position})
+	return ndjson.AppendEvent(dst, &driver.StoredEvent{Event: driver.Event(e.Event), Position: e.Position})
 }

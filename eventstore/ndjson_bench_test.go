@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/esctl/esctl/eventstore/driver"
+	"github.com/esctl/esctl/eventstore/internal/ndjson"
 )
 
 // The benchmarks below measure the library's own work in an import and an
@@ -111,7 +112,7 @@ func benchEvents(n int) []driver.StoredEvent {
 func benchNDJSON(events []driver.StoredEvent) []byte {
 	var buf []byte
 	for i := range events {
-		buf = appendEventLine(buf, &events[i])
+		buf = ndjson.AppendEvent(buf, &events[i])
 	}
 	return buf
 }

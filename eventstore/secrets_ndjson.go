@@ -7,11 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
-
-	"github.com/esctl/esctl/eventstore/internal/jsonx"
 
 	"github.com/esctl/esctl/eventstore/driver"
+	"github.com/esctl/esctl/eventstore/internal/ndjson"
 )
 
 // Secrets travel as NDJSON too, one per line, keys in reSolve's order:
@@ -97,110 +95,6 @@ func (m *SecretsManager) ExportSecrets(ctx context.Context, w io.Writer, opts *S
 	}
 }
 
-func appendSecretLine(dst []byte, s *Secret) []byte {
-	dst = append(dst, `{"secret":`...)
-	if s.Secret == nil {
-		dst = append(dst, "null"...)
-	} else {
-		dst = jsonx.AppendString(dst, *s.Secret)
-	}
-	dst = append(dst, `,"id":`...)
-	dst = jsonx.AppendString(dst, s.ID)
-	dst = append(dst, `,"idx":`...)
-	dst = strconv.AppendInt(dst, s.Idx, 10)
-	return append(dst, "}\n"...)
-}
-
-var secretKeys = []string{"secret", "id", "idx"}
-
-// parseSecretLine parses one secret line strictly.
-func parseSecretLine(line []byte) (*Secret, *lineErr) {
-	p := jsonx.NewParser(line)
-	if p.Peek() != '{' {
-		if _, err := p.Value(nil); err != nil {
-			return nil, jsonLineErr(err, "")
-		}
-		return nil, &lineErr{column: 0, reason: "a line must be a JSON object"}
-	}
-	_ = p.Expect('{')
-	sec := &Secret{Idx: -1}
-	seen := map[string]bool{}
-	p.SkipSpace()
-	for p.Peek() != '}' {
-		if len(seen) > 0 {
-			if err := p.Expect(','); err != nil {
-				return nil, jsonLineErr(err, "")
-			}
-		}
-		p.SkipSpace()
-		keyAt := p.Offset()
-		key, err := p.String()
-		if err != nil {
-			return nil, jsonLineErr(err, "")
-		}
-		if seen[key] {
-			return nil, &lineErr{column: keyAt, field: key, reason: fmt.Sprintf("duplicate key %q", key)}
-		}
-		seen[key] = true
-		if err := p.Expect(':'); err != nil {
-			return nil, jsonLineErr(err, key)
-		}
-		p.SkipSpace()
-		valueAt := p.Offset()
-		switch key {
-		case "secret":
-			if p.Null() {
-				break
-			}
-			if p.Peek() != '"' {
-				return nil, &lineErr{column: valueAt, field: key, reason: "must be a string or null"}
-			}
-			v, err := p.String()
-			if err != nil {
-				return nil, jsonLineErr(err, key)
-			}
-			sec.Secret = &v
-		case "id":
-			if p.Peek() != '"' {
-				return nil, &lineErr{column: valueAt, field: key, reason: "must be a string"}
-			}
-			if sec.ID, err = p.String(); err != nil {
-				return nil, jsonLineErr(err, key)
-			}
-		case "idx":
-			n, err := p.Int()
-			if err != nil {
-				return nil, jsonLineErr(err, key)
-			}
-			if n < 0 {
-				return nil, &lineErr{column: valueAt, field: key, reason: fmt.Sprintf("must not be negative, got %d", n)}
-			}
-			sec.Idx = n
-		default:
-			return nil, &lineErr{column: keyAt, reason: unknownKey(key, secretKeys)}
-		}
-		p.SkipSpace()
-	}
-	_ = p.Expect('}')
-	if !p.AtEnd() {
-		return nil, &lineErr{column: p.Offset(), reason: "unexpected data after the JSON object (two values on one line?)"}
-	}
-	for _, k := range []string{"secret", "id"} {
-		if !seen[k] {
-			return nil, &lineErr{column: -1, field: k, reason: "is missing"}
-		}
-	}
-	if err := checkSecretID(sec.ID); err != nil {
-		return nil, &lineErr{column: -1, field: "id", reason: err.Error()}
-	}
-	if sec.Secret != nil {
-		if err := checkSecretValue(*sec.Secret); err != nil {
-			return nil, &lineErr{column: -1, field: "secret", reason: err.Error()}
-		}
-	}
-	return sec, nil
-}
-
 // SecretsImportOptions are the arguments of ImportSecrets.
 type SecretsImportOptions struct {
 	// SourceID, ByteOffset, Resume and MaxLineBytes work as for
@@ -248,7 +142,7 @@ func (m *SecretsManager) ImportSecrets(ctx context.Context, r io.Reader, opts *S
 	err := si.run(ctx, r)
 	res := si.res
 	if si.lr != nil {
-		res.PrefixSHA256 = si.lr.hash.Sum(nil)
+		res.PrefixSHA256 = si.lr.Hash.Sum(nil)
 	}
 	return &res, err
 }
@@ -280,7 +174,7 @@ func (si *secretsImport) run(ctx context.Context, r io.Reader) error {
 		if cp == nil {
 			return fmt.Errorf("%w: the store has no import of source %q to resume", ErrResumeMismatch, si.o.SourceID)
 		}
-		h, err := restoreHash(cp.HashState)
+		h, err := ndjson.RestoreHash(cp.HashState)
 		if err != nil {
 			return err
 		}
@@ -332,12 +226,12 @@ func (si *secretsImport) run(ctx context.Context, r io.Reader) error {
 
 func (si *secretsImport) accept(line []byte) error {
 	lr := si.lr
-	if col, reason := checkLineFrame(line, lr.offset == 0); reason != "" {
+	if col, reason := ndjson.CheckFrame(line, lr.Offset == 0); reason != "" {
 		return lr.errAt(col, "", reason)
 	}
 	sec, lerr := parseSecretLine(line)
 	if lerr != nil {
-		return lr.errAt(lerr.column, lerr.field, lerr.reason)
+		return lr.errAt(lerr.Column, lerr.Field, lerr.Reason)
 	}
 	if i, dup := si.ids[sec.ID]; dup {
 		return lr.errAt(-1, "id", fmt.Sprintf("secret id %q is also on line %d", sec.ID, si.marks.marks[i].line))

@@ -113,14 +113,6 @@ func storedEventsFrom(src []driver.StoredEvent) []StoredEvent {
 	return out
 }
 
-// appendDriverEvents appends src to dst as the driver writes them.
-func appendDriverEvents(dst []driver.StoredEvent, src []StoredEvent) []driver.StoredEvent {
-	for i := range src {
-		dst = append(dst, driver.StoredEvent{Event: driver.Event(src[i].Event), Position: src[i].Position})
-	}
-	return dst
-}
-
 // secretsFrom converts secrets the driver read.
 func secretsFrom(src []driver.Secret) []Secret {
 	if src == nil {

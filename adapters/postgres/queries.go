@@ -191,6 +191,7 @@ SELECT (SELECT i FROM c), (SELECT count(*) FROM ins)`
 	tombstoneSecretSQL = `UPDATE {s}.secrets SET secret = NULL WHERE id = $1 AND secret IS NOT NULL`
 	addSecretCountsSQL = `UPDATE {s}.store_state SET secret_count = secret_count + $1, deleted_secret_count = deleted_secret_count + $2 WHERE id = 1`
 	getSecretSQL       = `SELECT secret FROM {s}.secrets WHERE id = $1 AND secret IS NOT NULL`
+	lastSecretSQL      = `SELECT idx, id, secret FROM {s}.secrets ORDER BY idx DESC LIMIT 1`
 	listSecretsSQL     = `SELECT idx, id, secret FROM {s}.secrets WHERE idx >= $1 AND ($2 OR secret IS NOT NULL) ORDER BY idx LIMIT $3 OFFSET $4`
 	listSecretsIDsSQL  = `SELECT idx, id, secret FROM {s}.secrets WHERE idx >= $1 AND ($2 OR secret IS NOT NULL) AND id = ANY($5) ORDER BY idx LIMIT $3 OFFSET $4`
 )

@@ -392,3 +392,16 @@ func (d *Dialect) GetSecret(ctx context.Context, id string) (string, bool, error
 	}
 	return v, true, nil
 }
+
+// LastSecret implements driver.Driver: one probe of the idx index.
+func (d *Dialect) LastSecret(ctx context.Context) (*driver.Secret, error) {
+	var s driver.Secret
+	err := d.pool.QueryRow(ctx, d.q(lastSecretSQL)).Scan(&s.Idx, &s.ID, &s.Secret)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, interpretError(err)
+	}
+	return &s, nil
+}

@@ -74,6 +74,7 @@ ON CONFLICT (source_id) DO UPDATE SET kind = excluded.kind, mode = excluded.mode
 
 const (
 	getSecretSQL        = `SELECT secret FROM secrets WHERE id = ? AND secret IS NOT NULL`
+	lastSecretSQL       = `SELECT idx, id, secret FROM secrets ORDER BY idx DESC LIMIT 1`
 	listSecretsSQL      = `SELECT idx, id, secret FROM secrets WHERE idx >= ?`
 	listSecretsLiveSQL  = ` AND secret IS NOT NULL`
 	listSecretsOrderSQL = ` ORDER BY idx LIMIT ? OFFSET ?`

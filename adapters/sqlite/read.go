@@ -452,3 +452,20 @@ func (d *Dialect) GetSecret(ctx context.Context, id string) (string, bool, error
 	}
 	return v, true, nil
 }
+
+// LastSecret implements driver.Driver: one probe of the idx key.
+func (d *Dialect) LastSecret(ctx context.Context) (*driver.Secret, error) {
+	var s driver.Secret
+	var v sql.NullString
+	err := d.rdb.QueryRowContext(ctx, lastSecretSQL).Scan(&s.Idx, &s.ID, &v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, interpretError(err)
+	}
+	if v.Valid {
+		s.Secret = &v.String
+	}
+	return &s, nil
+}

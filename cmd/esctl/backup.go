@@ -1,65 +1,29 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
-	"compress/gzip"
 	"context"
-	"crypto/sha256"
-	"encoding"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
-	"io"
 	"os"
 	"path/filepath"
-	"strings"
 
-	"github.com/klauspost/compress/zstd"
 	"github.com/urfave/cli/v3"
 
+	"github.com/esctl/esctl/backup"
 	"github.com/esctl/esctl/eventstore"
 )
 
 // errBadBackup: a backup file that fails its checks (exit 3).
 var errBadBackup = eventstore.ErrBadBackup
 
-// compressions are the values of --compress.
-var compressions = []string{"zstd", "gzip", "none"}
-
-// frameBytes is how much of the backup stream goes into one compressed
-// frame (and between two checkpoints).
-const frameBytes = 4 << 20
-
-// backupCheckpoint is FILE.part.checkpoint: how much of FILE.part is whole
-// frames, and where the backup stream stands at that point.
-type backupCheckpoint struct {
-	Format    string                `json:"format"` // checkpointFormat
-	Compress  string                `json:"compress"`
-	FileBytes int64                 `json:"fileBytes"` // whole frames in FILE.part
-	FileHash  []byte                `json:"fileHash"`  // SHA-256 state over them
-	Mark      eventstore.BackupMark `json:"mark"`
-}
-
-const checkpointFormat = "esctl-backup-checkpoint/1"
-
-// backupPaths are the files of one backup.
-type backupPaths struct{ out, part, checkpoint, sidecar string }
-
-func pathsFor(out string) backupPaths {
-	return backupPaths{out: out, part: out + ".part", checkpoint: out + ".part.checkpoint", sidecar: out + ".sha256"}
-}
-
 func compressFlag() cli.Flag {
 	return &cli.StringFlag{
 		Name:  "compress",
-		Value: "zstd",
+		Value: string(backup.Zstd),
 		Usage: "zstd, gzip or none",
 		Validator: func(s string) error {
-			for _, c := range compressions {
-				if s == c {
+			for _, c := range backup.Compressions {
+				if s == string(c) {
 					return nil
 				}
 			}
@@ -92,7 +56,6 @@ func backupCommand(e *env) *cli.Command {
 			if out == "" || out == "-" {
 				return usagef("backup needs --out FILE: it writes a file it can resume (FILE.part), not a stream")
 			}
-			paths := pathsFor(out)
 			if _, err := os.Stat(out); err == nil && !cmd.Bool("force") {
 				return usagef("%s exists: pass --force to overwrite it", out)
 			}
@@ -101,82 +64,63 @@ func backupCommand(e *env) *cli.Command {
 				return err
 			}
 			defer s.Close()
-			return e.backup(ctx, cmd, s, paths, cmd.String("compress"))
+			return e.backup(ctx, cmd, s, out, backup.Compression(cmd.String("compress")))
 		},
 	}
 }
 
-func (e *env) backup(ctx context.Context, cmd *cli.Command, s *eventstore.Store, paths backupPaths, compress string) error {
-	ck, err := loadCheckpoint(paths)
+func (e *env) backup(ctx context.Context, cmd *cli.Command, s *eventstore.Store, out string, compress backup.Compression) error {
+	d, err := s.Describe(ctx, nil)
 	if err != nil {
 		return err
 	}
-	if ck != nil && ck.Compress != compress {
-		return usagef("%s was begun with --compress %s: re-run with --compress %s to resume it, or delete %s and %s to start over",
-			paths.part, ck.Compress, ck.Compress, paths.part, paths.checkpoint)
-	}
-	fw, err := openFrameWriter(paths, compress, ck)
-	if err != nil {
-		return err
-	}
-	defer fw.close()
-	var resume *eventstore.BackupMark
-	resumedAt := int64(0)
-	if ck != nil {
-		resume, resumedAt = &ck.Mark, ck.FileBytes
-		e.log.Info("resuming backup", "file", paths.part, "byte", ck.FileBytes, "section", ck.Mark.Section)
-		fmt.Fprintf(e.stderr, "esctl: resuming %s at byte %d (%s events written)\n", paths.part, ck.FileBytes, commas(ck.Mark.Events))
-	}
-	last := ck
-	if ck == nil || ck.Mark.Section != "done" {
-		d, err := s.Describe(ctx, nil)
-		if err != nil {
-			return err
-		}
-		p := e.newProgress(cmd, "backed up", "events", d.LastPosition)
-		_, err = s.Backup(ctx, fw, &eventstore.BackupOptions{
-			Resume:    resume,
-			MarkBytes: frameBytes,
-			Mark: func(m eventstore.BackupMark) error {
-				c, err := fw.frame(m)
-				if err != nil {
-					return err
-				}
-				last = c
-				done := m.After
-				if m.Section != "events" {
-					done = m.EndPosition
-				}
-				p.update(done, c.FileBytes, m.Section)
-				return nil
-			},
-		})
-		p.stop()
-		if err != nil {
-			if last != nil {
-				return withHint(err, fmt.Sprintf("%s holds %s of whole frames (%s events); re-run the same command to resume it",
-					paths.part, humanBytes(last.FileBytes), commas(last.Mark.Events)))
+	paths := backup.PathsFor(out)
+	var p *progress
+	res, err := backup.Write(ctx, s, out, &backup.WriteOptions{
+		Compression: compress,
+		ResumeFunc: func(r backup.Resume) {
+			e.log.Info("resuming backup", "file", paths.Part, "byte", r.FileBytes, "section", r.Mark.Section)
+			fmt.Fprintf(e.stderr, "esctl: resuming %s at byte %d (%s events written)\n", paths.Part, r.FileBytes, commas(r.Mark.Events))
+		},
+		ProgressFunc: func(bp backup.Progress) {
+			if p == nil {
+				p = e.newProgress(cmd, "backed up", "events", d.LastPosition)
 			}
-			return err
-		}
+			done := bp.Mark.After
+			if bp.Mark.Section != "events" {
+				done = bp.Mark.EndPosition
+			}
+			p.update(done, bp.FileBytes, bp.Mark.Section)
+		},
+	})
+	if p != nil {
+		p.stop()
 	}
-	sum, err := fw.finish()
-	if err != nil {
+	var mismatch *backup.CompressionMismatchError
+	var part *backup.PartError
+	switch {
+	case errors.As(err, &mismatch):
+		return usagef("%s was begun with --compress %s: re-run with --compress %s to resume it, or delete %s and %s to start over",
+			paths.Part, mismatch.Begun, mismatch.Begun, paths.Part, paths.Checkpoint)
+	case errors.As(err, &part):
+		return withHint(part.Err, fmt.Sprintf("%s holds %s of whole frames (%s events); re-run the same command to resume it",
+			paths.Part, humanBytes(part.FileBytes), commas(part.Events)))
+	case err != nil:
 		return err
 	}
-	m := last.Mark
+	m := res.Mark
 	return e.printSummary(cmd, (&summary{Command: "backup"}).
-		add("file", paths.out, paths.out).
+		add("file", paths.File, paths.File).
 		add("events", m.Events, fmt.Sprintf("%s events", commas(m.Events))).
 		add("secrets", m.Secrets, fmt.Sprintf("%s secrets (%s deleted)", commas(m.Secrets), commas(m.Tombstones))).
 		add("tombstones", m.Tombstones, "").
 		add("snapshots", m.Snapshots, fmt.Sprintf("%s snapshots", commas(m.Snapshots))).
 		add("endCursor", eventstore.CursorAt(m.EndPosition), "end cursor "+string(eventstore.CursorAt(m.EndPosition))).
-		add("bytes", last.FileBytes, humanBytes(last.FileBytes)+" "+compress).
+		add("bytes", res.FileBytes, humanBytes(res.FileBytes)+" "+string(compress)).
 		add("streamBytes", m.Bytes, "").
-		add("compress", compress, "").
-		add("sha256", sum, "sha256 "+sum+" (in "+filepath.Base(paths.sidecar)+")").
-		add("resumedAtByte", resumedAt, resumedText(resumedAt)), false)
+		add("compress", string(compress), "").
+		add("sha256", res.SHA256, "sha256 "+res.SHA256+" (in "+filepath.Base(paths.Sidecar)+")").
+		add("resumedAtByte", res.ResumedAtByte, resumedText(res.ResumedAtByte)), false)
 }
 
 func resumedText(at int64) string {
@@ -184,191 +128,6 @@ func resumedText(at int64) string {
 		return ""
 	}
 	return fmt.Sprintf("resumed at byte %d", at)
-}
-
-// loadCheckpoint reads FILE.part.checkpoint; nil when there is nothing to
-// resume (no .part, or a .part without a checkpoint: it held no whole frame).
-func loadCheckpoint(paths backupPaths) (*backupCheckpoint, error) {
-	b, err := os.ReadFile(paths.checkpoint)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	if _, err := os.Stat(paths.part); errors.Is(err, os.ErrNotExist) {
-		return nil, nil // a checkpoint left without its file: start over
-	}
-	var ck backupCheckpoint
-	if err := json.Unmarshal(b, &ck); err != nil || ck.Format != checkpointFormat {
-		return nil, fmt.Errorf("%s is not a backup checkpoint esctl can read (%v): delete it and %s to start over", paths.checkpoint, err, paths.part)
-	}
-	return &ck, nil
-}
-
-// frameWriter receives the backup stream and writes it to FILE.part in
-// frames: each frame is the stream between two marks, compressed on its own
-// (zstd and gzip readers read concatenated frames as one stream). Frames
-// cut at the same marks compress to the same bytes, so a resumed backup
-// equals an uninterrupted one.
-type frameWriter struct {
-	paths     backupPaths
-	compress  string
-	f         *os.File
-	buf       bytes.Buffer
-	zenc      *zstd.Encoder
-	fileHash  hash.Hash
-	fileBytes int64
-	scratch   []byte
-}
-
-func openFrameWriter(paths backupPaths, compress string, ck *backupCheckpoint) (*frameWriter, error) {
-	f, err := os.OpenFile(paths.part, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	fw := &frameWriter{paths: paths, compress: compress, f: f, fileHash: sha256.New()}
-	if ck != nil {
-		st, err := f.Stat()
-		if err == nil && st.Size() < ck.FileBytes {
-			err = fmt.Errorf("%s is %d bytes, shorter than the %d its checkpoint records: delete it and %s to start over",
-				paths.part, st.Size(), ck.FileBytes, paths.checkpoint)
-		}
-		if err == nil {
-			err = fw.fileHash.(encoding.BinaryUnmarshaler).UnmarshalBinary(ck.FileHash)
-		}
-		if err != nil {
-			f.Close()
-			return nil, err
-		}
-		fw.fileBytes = ck.FileBytes
-	}
-	// Cut what follows the last whole frame (a frame cut by the crash).
-	if err := f.Truncate(fw.fileBytes); err != nil {
-		f.Close()
-		return nil, err
-	}
-	if _, err := f.Seek(fw.fileBytes, io.SeekStart); err != nil {
-		f.Close()
-		return nil, err
-	}
-	if compress == "zstd" {
-		fw.zenc, err = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedDefault))
-		if err != nil {
-			f.Close()
-			return nil, err
-		}
-	}
-	return fw, nil
-}
-
-func (fw *frameWriter) Write(p []byte) (int, error) { return fw.buf.Write(p) }
-
-// frame writes the stream received since the last mark as one frame, syncs
-// it, and records the checkpoint for mark m.
-func (fw *frameWriter) frame(m eventstore.BackupMark) (*backupCheckpoint, error) {
-	data := fw.buf.Bytes()
-	switch fw.compress {
-	case "zstd":
-		fw.scratch = fw.zenc.EncodeAll(data, fw.scratch[:0])
-		data = fw.scratch
-	case "gzip":
-		var gb bytes.Buffer
-		zw, err := gzip.NewWriterLevel(&gb, gzip.DefaultCompression)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := zw.Write(data); err != nil {
-			return nil, err
-		}
-		if err := zw.Close(); err != nil {
-			return nil, err
-		}
-		data = gb.Bytes()
-	}
-	if _, err := fw.f.Write(data); err != nil {
-		return nil, fmt.Errorf("write %s: %w", fw.paths.part, err)
-	}
-	if err := fw.f.Sync(); err != nil {
-		return nil, fmt.Errorf("sync %s: %w", fw.paths.part, err)
-	}
-	fw.fileHash.Write(data)
-	fw.fileBytes += int64(len(data))
-	fw.buf.Reset()
-	st, err := fw.fileHash.(encoding.BinaryMarshaler).MarshalBinary()
-	if err != nil {
-		return nil, err
-	}
-	ck := &backupCheckpoint{Format: checkpointFormat, Compress: fw.compress, FileBytes: fw.fileBytes, FileHash: st, Mark: m}
-	b, err := json.Marshal(ck)
-	if err != nil {
-		return nil, err
-	}
-	if err := writeFileAtomic(fw.paths.checkpoint, b); err != nil {
-		return nil, err
-	}
-	return ck, nil
-}
-
-// finish completes the backup: the sidecar, then FILE.part renamed to FILE,
-// then the checkpoint removed. It returns the file's SHA-256.
-func (fw *frameWriter) finish() (string, error) {
-	sum := hex.EncodeToString(fw.fileHash.Sum(nil))
-	if err := fw.f.Sync(); err != nil {
-		return "", err
-	}
-	if err := fw.f.Close(); err != nil {
-		return "", err
-	}
-	fw.f = nil
-	line := fmt.Sprintf("%s  %s\n", sum, filepath.Base(fw.paths.out))
-	if err := writeFileAtomic(fw.paths.sidecar, []byte(line)); err != nil {
-		return "", err
-	}
-	if err := os.Rename(fw.paths.part, fw.paths.out); err != nil {
-		return "", err
-	}
-	if err := os.Remove(fw.paths.checkpoint); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return "", err
-	}
-	syncDir(filepath.Dir(fw.paths.out))
-	return sum, nil
-}
-
-func (fw *frameWriter) close() {
-	if fw.f != nil {
-		_ = fw.f.Close()
-	}
-	if fw.zenc != nil {
-		_ = fw.zenc.Close()
-	}
-}
-
-// writeFileAtomic writes path through a synced temporary file and a rename.
-func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	return err
-}
-
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		_ = d.Close()
-	}
 }
 
 func restoreCommand(e *env) *cli.Command {
@@ -395,12 +154,7 @@ func restoreCommand(e *env) *cli.Command {
 			if in == "" || in == "-" {
 				return usagef("restore needs --in FILE: it reads the backup twice (verify, then write)")
 			}
-			f, err := os.Open(in)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			man, err := e.verifyBackupFile(ctx, cmd, f, in)
+			man, err := e.verifyBackupFile(ctx, cmd, in)
 			if err != nil {
 				return err
 			}
@@ -415,7 +169,7 @@ func restoreCommand(e *env) *cli.Command {
 			if err := s.Init(ctx); err != nil {
 				return err
 			}
-			return e.restore(ctx, cmd, s, f, man)
+			return e.restore(ctx, cmd, s, in, man)
 		},
 	}
 }
@@ -475,79 +229,33 @@ func (e *env) restoreDryRun(ctx context.Context, cmd *cli.Command, man *eventsto
 
 // verifyBackupFile checks the file against its sidecar (when there is one)
 // and its manifest.
-func (e *env) verifyBackupFile(ctx context.Context, cmd *cli.Command, f *os.File, path string) (*eventstore.BackupManifest, error) {
-	st, err := f.Stat()
+func (e *env) verifyBackupFile(ctx context.Context, cmd *cli.Command, path string) (*eventstore.BackupManifest, error) {
+	st, err := os.Stat(path)
 	if err != nil {
 		return nil, err
 	}
 	p := e.newProgress(cmd, "verified", "bytes", st.Size())
-	fileHash := sha256.New()
-	cr := &countingReader{r: io.TeeReader(f, fileHash)}
-	r, closeR, err := decompress(&progressReader{r: cr, p: p})
-	if err != nil {
-		p.stop()
-		return nil, err
-	}
-	man, err := eventstore.VerifyBackup(r)
-	closeR()
-	if err == nil {
-		_, err = io.Copy(io.Discard, cr) // the file's last bytes, for its hash
-	}
+	v, err := backup.Verify(ctx, path, &backup.VerifyOptions{ProgressFunc: func(n int64) { p.update(n, n, "") }})
 	p.stop()
 	if err != nil {
-		if !errors.Is(err, eventstore.ErrBadBackup) && ctx.Err() == nil {
-			err = fmt.Errorf("%w: %s: %w", errBadBackup, path, err)
-		}
 		return nil, err
-	}
-	sum := hex.EncodeToString(fileHash.Sum(nil))
-	want, err := readSidecar(path + ".sha256")
-	if err != nil {
-		return nil, err
-	}
-	if want != "" && want != sum {
-		return nil, fmt.Errorf("%w: %s has SHA-256 %s, its sidecar %s.sha256 says %s: the file is corrupted or not the one the sidecar describes",
-			errBadBackup, path, sum, path, want)
 	}
 	check := "no sidecar"
-	if want != "" {
+	if v.Sidecar {
 		check = "matches " + filepath.Base(path) + ".sha256"
 	}
+	man := v.Manifest
 	fmt.Fprintf(e.stderr, "esctl: %s verified: %s events, %s secrets, %s snapshots, sha256 %s (%s)\n",
-		path, commas(man.Events), commas(man.Secrets), commas(man.Snapshots), sum, check)
+		path, commas(man.Events), commas(man.Secrets), commas(man.Snapshots), v.SHA256, check)
 	return man, nil
 }
 
-// readSidecar returns the hash a sha256sum file gives, "" when there is none.
-func readSidecar(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return "", nil
-	}
-	if err != nil {
-		return "", err
-	}
-	fields := strings.Fields(string(b))
-	if len(fields) < 1 || len(fields[0]) != 64 {
-		return "", fmt.Errorf("%w: %s is not a sha256sum line", errBadBackup, path)
-	}
-	return strings.ToLower(fields[0]), nil
-}
-
-func (e *env) restore(ctx context.Context, cmd *cli.Command, s *eventstore.Store, f *os.File, man *eventstore.BackupManifest) error {
+func (e *env) restore(ctx context.Context, cmd *cli.Command, s *eventstore.Store, path string, man *eventstore.BackupManifest) error {
 	target := eventstore.RedactURL(dbURL(cmd))
 	write := func() (*eventstore.RestoreResult, error) {
-		if _, err := f.Seek(0, io.SeekStart); err != nil {
-			return nil, err
-		}
-		r, closeR, err := decompress(bufio.NewReaderSize(f, 1<<20))
-		if err != nil {
-			return nil, err
-		}
-		defer closeR()
 		p := e.newProgress(cmd, "restored", "events", man.Events)
 		defer p.stop()
-		return s.Restore(ctx, r, man, &eventstore.RestoreOptions{
+		return backup.Restore(ctx, s, path, man, &eventstore.RestoreOptions{
 			ProgressFunc: func(rp eventstore.RestoreProgress) {
 				p.update(rp.Events, 0, rp.Section)
 			},
@@ -589,51 +297,4 @@ func (e *env) restore(ctx context.Context, cmd *cli.Command, s *eventstore.Store
 		add("resumed", res.Resumed, "").
 		add("endCursor", man.EndCursor, "end cursor "+string(man.EndCursor)).
 		add("sha256", man.SHA256, ""), false)
-}
-
-// decompress returns the backup stream of r, by its first bytes: zstd,
-// gzip, or plain NDJSON.
-func decompress(r io.Reader) (io.Reader, func(), error) {
-	br := bufio.NewReaderSize(r, 1<<20)
-	magic, _ := br.Peek(4)
-	switch {
-	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1))
-		if err != nil {
-			return nil, nil, err
-		}
-		return &badFrameReader{zr}, zr.Close, nil
-	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
-		gr, err := gzip.NewReader(br)
-		if err != nil {
-			return nil, nil, fmt.Errorf("%w: %v", errBadBackup, err)
-		}
-		return &badFrameReader{gr}, func() { _ = gr.Close() }, nil
-	}
-	return br, func() {}, nil
-}
-
-// badFrameReader marks decompression errors as a bad backup (exit 3).
-type badFrameReader struct{ r io.Reader }
-
-func (b *badFrameReader) Read(p []byte) (int, error) {
-	n, err := b.r.Read(p)
-	if err != nil && !errors.Is(err, io.EOF) {
-		err = fmt.Errorf("%w: the compressed data is corrupted: %v", errBadBackup, err)
-	}
-	return n, err
-}
-
-// progressReader reports the bytes read through it.
-type progressReader struct {
-	r io.Reader
-	p *progress
-	n int64
-}
-
-func (pr *progressReader) Read(b []byte) (int, error) {
-	n, err := pr.r.Read(b)
-	pr.n += int64(n)
-	pr.p.update(pr.n, pr.n, "")
-	return n, err
 }

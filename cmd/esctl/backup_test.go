@@ -17,6 +17,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/esctl/esctl/backup"
 	"github.com/esctl/esctl/eventstore"
 	"github.com/esctl/esctl/internal/testdb"
 )
@@ -28,7 +29,8 @@ func TestBackupRestore(t *testing.T) {
 	seed(t, src, 2_000, 37, 5)
 	mustEsctl(t, "", "--db", src, "snapshots", "set", "acc-1", "--value-file", writeFile(t, dir, "snap", []byte("\x00\xffstate")))
 	want := string(exportOf(t, src))
-	for _, compress := range compressions {
+	for _, c := range backup.Compressions {
+		compress := string(c)
 		t.Run(compress, func(t *testing.T) {
 			t.Parallel()
 			out := filepath.Join(t.TempDir(), "store.bk")

@@ -472,5 +472,3 @@ func withHint(err error, hint string) error {
 	}
 	return &hintError{err: err, hint: hint}
 }
-
-var errCopyMismatch = errors.New("the target's history is not the source's")

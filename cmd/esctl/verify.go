@@ -37,12 +37,8 @@ func verifyCommand(e *env) *cli.Command {
 				Store  *eventstore.VerifyReport   `json:"store,omitempty"`
 			}
 			if in != "" {
-				f, err := os.Open(in)
-				if err != nil {
-					return err
-				}
-				defer f.Close()
-				if out.Backup, err = e.verifyBackupFile(ctx, cmd, f, in); err != nil {
+				var err error
+				if out.Backup, err = e.verifyBackupFile(ctx, cmd, in); err != nil {
 					return err
 				}
 			}

@@ -95,6 +95,9 @@ type Driver interface {
 	// ListIncremental lists open imports by creation time.
 	ListIncremental(ctx context.Context) ([]IncrementalImport, error)
 
+	// LastSecret returns the secret (or tombstone) with the highest idx,
+	// or nil when there is none.
+	LastSecret(ctx context.Context) (*Secret, error)
 	// FirstStoredPair returns the index of the first event whose
 	// (aggregate id, version) pair is stored in events, or -1.
 	FirstStoredPair(ctx context.Context, events []StoredEvent) (int, error)

@@ -50,6 +50,7 @@ func Run(t *testing.T, h Harness) {
 		{"NDJSON", runNDJSON},
 		{"IncrementalImport", runIncremental},
 		{"Backup", runBackup},
+		{"Copy", runCopy},
 	}
 	for _, s := range suites {
 		t.Run(s.name, func(t *testing.T) {

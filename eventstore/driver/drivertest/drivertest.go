@@ -230,6 +230,9 @@ func testDeleteEvents(t *testing.T, d driver.Driver) {
 func testSecrets(t *testing.T, d driver.Driver) {
 	ctx := context.Background()
 	v := func(s string) *string { return &s }
+	last, err := d.LastSecret(ctx)
+	require.NoError(t, err)
+	require.Nil(t, last)
 	write(t, d, func(ctx context.Context, tx driver.Tx) error {
 		idx, err := tx.MaxSecretIdx(ctx)
 		require.NoError(t, err)
@@ -263,6 +266,9 @@ func testSecrets(t *testing.T, d driver.Driver) {
 		}
 		return tx.AddSecretCounts(ctx, &driver.AddSecretCountsParams{Secrets: 2, Deleted: 2})
 	})
+	last, err = d.LastSecret(ctx)
+	require.NoError(t, err)
+	require.Equal(t, &driver.Secret{Idx: 5, ID: "b"}, last)
 	list, err := d.ListSecrets(ctx, &driver.ListSecretsParams{IncludeDeleted: true, Limit: 10})
 	require.NoError(t, err)
 	require.Equal(t, []driver.Secret{{Idx: 1, ID: "a"}, {Idx: 5, ID: "b"}}, list, "nothing of the refused calls; a is a tombstone")

@@ -1,4 +1,4 @@
-package eventstore
+package ndjson
 
 import (
 	"bytes"
@@ -6,17 +6,26 @@ import (
 	"io"
 	"strings"
 	"testing"
+
+	"github.com/esctl/esctl/eventstore/driver"
 )
+
+const maxPayload = 16 << 20
+
+// enc encodes ev at pos.
+func enc(ev driver.Event, pos int64) []byte {
+	return AppendEvent(nil, &driver.StoredEvent{Event: ev, Position: pos})
+}
 
 const goodLineText = `{"threadCounter":0,"threadId":4,"type":"T","timestamp":5,"aggregateId":"a","aggregateVersion":1,"payload":{"z":[1,"é\u00e9"],"a":null},"position":5}`
 
 func TestParseAndEncodeEventLine(t *testing.T) {
 	t.Parallel()
-	ev, lerr := parseEventLine([]byte(goodLineText), DefaultMaxPayloadBytes)
+	ev, lerr := ParseEvent([]byte(goodLineText), maxPayload, false, nil)
 	if lerr != nil {
 		t.Fatal(lerr)
 	}
-	got := AppendEventLine(nil, StoredEvent{Event: ev.Event, Position: ev.position})
+	got := enc(ev.Event, ev.Position)
 	if string(got) != goodLineText+"\n" {
 		t.Fatalf("re-encoded:\n%s\nwant:\n%s", got, goodLineText)
 	}
@@ -25,25 +34,25 @@ func TestParseAndEncodeEventLine(t *testing.T) {
 func TestLineReader(t *testing.T) {
 	t.Parallel()
 	data := "a\n" + strings.Repeat("b", 3<<20) + "\nc"
-	lr := newLineReader(strings.NewReader(data), 4<<20, 0, 1, nil)
+	lr := NewReader(strings.NewReader(data), 4<<20, 0, 1, nil)
 	for _, want := range []int{1, 3 << 20} {
-		line, err := lr.next()
+		line, err := lr.Next()
 		if err != nil || len(line) != want {
 			t.Fatalf("line of %d bytes: %d, %v", want, len(line), err)
 		}
-		lr.accept(line)
+		lr.Accept(line)
 	}
-	_, err := lr.next()
+	_, err := lr.Next()
 	var le *LineError
 	if !errors.As(err, &le) || le.Line != 3 || le.Offset != int64(len(data)-1) || !strings.Contains(le.Reason, "truncated") {
 		t.Fatalf("truncated last line: %v", err)
 	}
-	lr = newLineReader(strings.NewReader(""), 10, 0, 1, nil)
-	if _, err := lr.next(); !errors.Is(err, io.EOF) {
+	lr = NewReader(strings.NewReader(""), 10, 0, 1, nil)
+	if _, err := lr.Next(); !errors.Is(err, io.EOF) {
 		t.Fatalf("empty input: %v", err)
 	}
-	lr = newLineReader(strings.NewReader(strings.Repeat("x", 50)+"\n"), 10, 0, 1, nil)
-	if _, err := lr.next(); !errors.As(err, &le) || !strings.Contains(le.Reason, "longer than the limit of 10 bytes") {
+	lr = NewReader(strings.NewReader(strings.Repeat("x", 50)+"\n"), 10, 0, 1, nil)
+	if _, err := lr.Next(); !errors.As(err, &le) || !strings.Contains(le.Reason, "longer than the limit of 10 bytes") {
 		t.Fatalf("long line: %v", err)
 	}
 }
@@ -59,36 +68,36 @@ func FuzzParseEventLine(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, line []byte) {
-		ev, lerr := parseEventLine(line, 1<<20)
+		ev, lerr := ParseEvent(line, 1<<20, false, nil)
 		if lerr != nil {
-			if lerr.column > len(line) {
-				t.Fatalf("column %d beyond the line (%d bytes)", lerr.column, len(line))
+			if lerr.Column > len(line) {
+				t.Fatalf("column %d beyond the line (%d bytes)", lerr.Column, len(line))
 			}
 			return
 		}
-		pos := ev.position
-		if !ev.hasPosition {
+		pos := ev.Position
+		if !ev.HasPosition {
 			pos = 1
 		}
-		enc := AppendEventLine(nil, StoredEvent{Event: ev.Event, Position: pos})
-		ev2, lerr := parseEventLine(bytes.TrimSuffix(enc, []byte("\n")), 1<<20)
+		line1 := enc(ev.Event, pos)
+		ev2, lerr := ParseEvent(bytes.TrimSuffix(line1, []byte("\n")), 1<<20, false, nil)
 		if lerr != nil {
-			t.Fatalf("re-encoded line %q does not parse: %v", enc, lerr)
+			t.Fatalf("re-encoded line %q does not parse: %v", line1, lerr)
 		}
 		if ev2.Event.AggregateID != ev.AggregateID || ev2.Type != ev.Type || ev2.Timestamp != ev.Timestamp ||
-			ev2.AggregateVersion != ev.AggregateVersion || !bytes.Equal(ev2.Payload, ev.Payload) || ev2.position != pos {
+			ev2.AggregateVersion != ev.AggregateVersion || !bytes.Equal(ev2.Payload, ev.Payload) || ev2.Position != pos {
 			t.Fatalf("round trip changed the event:\n%+v\n%+v", ev, ev2)
 		}
-		enc2 := AppendEventLine(nil, StoredEvent{Event: ev2.Event, Position: ev2.position})
-		if !bytes.Equal(enc, enc2) {
-			t.Fatalf("the export form is not a fixed point:\n%s%s", enc, enc2)
+		line2 := enc(ev2.Event, ev2.Position)
+		if !bytes.Equal(line1, line2) {
+			t.Fatalf("the export form is not a fixed point:\n%s%s", line1, line2)
 		}
 	})
 }
 
-// TestLineDecoderReuse: one lineDecoder with a payload arena, as an import
+// TestLineDecoderReuse: one Decoder with a payload arena, as an import
 // uses it, parses lines with escaped keys, types and ids exactly as
-// parseEventLine does, never writes into the lines, and the payloads of
+// ParseEvent does, never writes into the lines, and the payloads of
 // earlier lines stay intact while later ones are parsed, until the arena is
 // reset.
 func TestLineDecoderReuse(t *testing.T) {
@@ -100,14 +109,14 @@ func TestLineDecoderReuse(t *testing.T) {
 		`{"type":"T","timestamp":7,"aggregateId":"a","aggregateVersion":3,"payload":"` + strings.Repeat("p", 3000) + `"}`,
 		`{"type":"T\u00e9\"q","timestamp":8,"aggregateId":"b","aggregateVersion":1,"payload":null}`,
 	}
-	var arena payloadArena
-	d := lineDecoder{maxPayload: DefaultMaxPayloadBytes, arena: &arena}
+	var arena Arena
+	d := Decoder{MaxPayload: maxPayload, Arena: &arena}
 	for round := range 3 {
-		var got []Event
+		var got []driver.Event
 		for _, text := range lines {
 			line := []byte(text)
-			var ev lineEvent
-			if lerr := d.parse(&ev, line); lerr != nil {
+			var ev Event
+			if lerr := d.Parse(&ev, line); lerr != nil {
 				t.Fatalf("%s: %v", text, lerr)
 			}
 			if string(line) != text {
@@ -116,7 +125,7 @@ func TestLineDecoderReuse(t *testing.T) {
 			got = append(got, ev.Event)
 		}
 		for i, text := range lines {
-			want, lerr := parseEventLine([]byte(text), DefaultMaxPayloadBytes)
+			want, lerr := ParseEvent([]byte(text), maxPayload, false, nil)
 			if lerr != nil {
 				t.Fatal(lerr)
 			}
@@ -125,6 +134,6 @@ func TestLineDecoderReuse(t *testing.T) {
 				t.Fatalf("round %d, line %d:\n%+v\nwant\n%+v", round, i+1, g, want.Event)
 			}
 		}
-		arena.reset()
+		arena.Reset()
 	}
 }
