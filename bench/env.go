@@ -65,6 +65,8 @@ type engineEnv struct {
 	raw        rawReader         // open on the read store
 	typeCounts map[string]int    // events per type in the read store
 	latency    *latencyFigures   // memo of the single-aggregate reads
+	subLatency *subscribeLatency // memo of the subscription latency runs
+	fan        *fanOut           // memo of the fan-out runs
 }
 
 // shared is what the engines of one run share: the temporary directory and

@@ -25,6 +25,24 @@ var benchmarks = []benchmark{
 		Target: &target{Desc: "<= 100 MB", Check: storeAtMost(rssTargetMiB)}},
 	{ID: "export-rss", Name: "peak RSS, ExportEvents (MiB)", Unit: mebibytes, Run: runExportRSS,
 		Target: &target{Desc: "<= 100 MB", Check: storeAtMost(rssTargetMiB)}},
+
+	{ID: "subscribe-catchup", Name: "Subscribe catch-up of the whole store (events/s)", Unit: perSecond, Run: runSubscribeCatchUp,
+		Target: &target{Desc: ">= 0.8x limit", Check: storeOverLimitAtLeast(0.8)}},
+	{ID: "subscribe-p50", Name: "append-to-delivery at 1,000 events/s, p50 (ms)", Unit: millis, Run: runSubscribeP50},
+	{ID: "subscribe-p99", Name: "append-to-delivery at 1,000 events/s, p99 (ms)", Unit: millis, Run: runSubscribeP99,
+		Target: &target{Desc: "<= 10 ms", Check: storeAtMost(10)}},
+	{ID: "fanout-reads", Name: "100 subscribers at the end, reads/s (limit: 1 subscriber)", Unit: perSecond, Run: runFanOutReads,
+		Target: &target{Desc: "<= 2x limit", Check: storeOverLimitAtMost(2)}},
+	{ID: "fanout-cpu", Name: "100 subscribers at the end, CPU ms/s (limit: 1 subscriber)", Unit: millis, Run: runFanOutCPU,
+		Target: &target{Desc: "<= 2x limit", Check: storeOverLimitAtMost(2)}},
+}
+
+// storeOverLimitAtMost holds when the store's median is at most x times
+// the limit's.
+func storeOverLimitAtMost(x float64) func(*figures, *engineEnv) (bool, bool) {
+	return func(f *figures, _ *engineEnv) (bool, bool) {
+		return median(f.Store) <= x*median(f.Limit), true
+	}
 }
 
 // rssTargetMiB is the peak-RSS target of import and export, 100 MB

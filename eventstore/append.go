@@ -86,7 +86,7 @@ type versionKey struct {
 // commits in its own goroutine with no handoff at all.
 type appender struct {
 	d         driver.Driver
-	w         writer
+	w         driverWriter
 	maxEvents int
 	log       *slog.Logger
 
@@ -111,8 +111,8 @@ type appendOutcome struct {
 	lead  bool // not an outcome: take the leadership
 }
 
-func newAppender(d driver.Driver, maxEvents int, log *slog.Logger) *appender {
-	a := &appender{d: d, w: driverWriter{d}, maxEvents: maxEvents, log: log}
+func newAppender(d driver.Driver, w driverWriter, maxEvents int, log *slog.Logger) *appender {
+	a := &appender{d: d, w: w, maxEvents: maxEvents, log: log}
 	a.cond = sync.NewCond(&a.mu)
 	return a
 }
@@ -299,6 +299,9 @@ func (a *appender) send(group []*appendReq) []appendOutcome {
 	var err error
 	if ap, ok := a.d.(driver.Appender); ok {
 		res, err = ap.Append(context.Background(), p)
+		if err == nil && !res.Frozen && a.w.wake != nil {
+			a.w.wake.notify()
+		}
 	} else {
 		res, err = appendTx(context.Background(), a.w, p)
 	}

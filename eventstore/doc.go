@@ -26,7 +26,8 @@
 //     ImportEvents, Backup and Restore move stores as NDJSON, and Copy
 //     copies one store into another (package backup keeps backups in
 //     resumable files); Describe
-//     reports counts and the end cursor; Migrate, Drop and Close manage it.
+//     reports counts and the end cursor; Subscribe follows the store live
+//     from a cursor; Migrate, Drop and Close manage it.
 //   - Event is what an application appends, StoredEvent what it reads back:
 //     the event with its Position.
 //   - Positions are 1, 2, 3, ... dense and in commit order: when a reader

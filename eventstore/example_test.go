@@ -162,3 +162,42 @@ func ExampleStore_Freeze() {
 	// true
 	// <nil>
 }
+
+// Follow the store: the events so far, then each new one as it commits.
+// Keep Delivery.Cursor as the checkpoint; a progress step (Event nil) moves
+// it when nothing matching was appended.
+func ExampleStore_Subscribe() {
+	s, done := openExampleStore()
+	defer done()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if _, err := s.SaveEvent(ctx, eventstore.Event{AggregateID: "account-1", AggregateVersion: 1, Type: "Opened", Payload: []byte(`{}`)}); err != nil {
+		log.Fatal(err)
+	}
+	go func() { // another writer, later
+		for v := int64(2); v <= 3; v++ {
+			_, _ = s.SaveEvent(ctx, eventstore.Event{AggregateID: "account-1", AggregateVersion: v, Type: "Deposited", Payload: []byte(`{"amount":10}`)})
+		}
+	}()
+	var checkpoint eventstore.Cursor
+	for d, err := range s.Subscribe(ctx, eventstore.Filter{AggregateIDs: []string{"account-1"}}) {
+		if err != nil {
+			log.Fatal(err)
+		}
+		checkpoint = d.Cursor
+		if d.Event == nil {
+			continue // progress only
+		}
+		fmt.Println(d.Event.Position, d.Event.Type)
+		if d.Event.AggregateVersion == 3 {
+			break
+		}
+	}
+	pos, _ := checkpoint.Position()
+	fmt.Println("checkpoint at", pos)
+	// Output:
+	// 1 Opened
+	// 2 Deposited
+	// 3 Deposited
+	// checkpoint at 3
+}

@@ -39,6 +39,13 @@ type Options struct {
 	// MaxGroupEvents caps the events of one group-commit transaction.
 	// 0: DefaultMaxGroupEvents.
 	MaxGroupEvents int
+	// PollInterval is the longest a subscription at the end of the store
+	// waits between two reads when no wake-up arrives (idle waits double
+	// up to it). 0: DefaultPollInterval.
+	PollInterval time.Duration
+	// PollOnly turns cross-process wake-ups off (PostgreSQL: no LISTEN
+	// connection): subscriptions see other processes' appends by polling.
+	PollOnly bool
 }
 
 func (o *Options) resolved() Options {
@@ -55,6 +62,7 @@ func (o *Options) resolved() Options {
 	r.MaxPayloadBytes = cmp.Or(r.MaxPayloadBytes, DefaultMaxPayloadBytes)
 	r.MaxSnapshotBytes = cmp.Or(r.MaxSnapshotBytes, DefaultMaxSnapshotBytes)
 	r.MaxGroupEvents = cmp.Or(r.MaxGroupEvents, DefaultMaxGroupEvents)
+	r.PollInterval = cmp.Or(r.PollInterval, DefaultPollInterval)
 	return r
 }
 
@@ -74,6 +82,11 @@ type Store struct {
 
 	schemaOK atomic.Bool
 	appender *appender
+
+	wake       *notifier // woken by every write of this Store, and by the Listener
+	tail       tail      // the subscriptions' shared reader
+	listenOnce sync.Once
+	stopListen context.CancelFunc // stops the Listener, once started
 }
 
 // New returns a Store over an engine's driver (postgres.New(pool),
@@ -83,8 +96,10 @@ func New(d driver.Driver, opts *Options) (*Store, error) {
 	if d == nil {
 		return nil, errors.New("eventstore: New: nil driver")
 	}
-	s := &Store{d: d, w: driverWriter{d}, opts: opts.resolved()}
-	s.appender = newAppender(d, s.opts.MaxGroupEvents, s.opts.Logger)
+	s := &Store{d: d, opts: opts.resolved(), wake: newNotifier()}
+	w := driverWriter{d: d, wake: s.wake}
+	s.w = w
+	s.appender = newAppender(d, w, s.opts.MaxGroupEvents, s.opts.Logger)
 	return s, nil
 }
 
@@ -165,6 +180,11 @@ func (s *Store) Close() error {
 	s.mu.Unlock()
 	s.appender.close()
 	s.inflight.Wait()
+	s.listenOnce.Do(func() {}) // no Listener starts after this
+	if s.stopListen != nil {
+		s.stopListen()
+	}
+	s.dropTail(nil)
 	var err error
 	if c, ok := s.d.(io.Closer); ok {
 		// A driver may hold resources of its own (the SQLite driver keeps

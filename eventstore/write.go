@@ -25,13 +25,20 @@ type writer interface {
 	readState(ctx context.Context) (*driver.StoreState, error)
 }
 
-// driverWriter is a writer on the store's driver.
-type driverWriter struct{ d driver.Driver }
+// driverWriter is a writer on the store's driver; a committed write wakes
+// the store's subscriptions.
+type driverWriter struct {
+	d    driver.Driver
+	wake *notifier
+}
 
 func (w driverWriter) write(ctx context.Context, bulk bool, fn func(tx driver.Tx) error) error {
 	err := w.d.Write(ctx, &driver.WriteParams{Bulk: bulk}, fn)
-	if errors.Is(err, errRollback) {
+	switch {
+	case errors.Is(err, errRollback):
 		return nil
+	case err == nil && w.wake != nil:
+		w.wake.notify()
 	}
 	return err
 }

@@ -15,16 +15,19 @@ import (
 // A Bulk transaction may use any plan; the others are limited to index
 // access (see indexOnlySQL).
 func (d *Dialect) Write(ctx context.Context, p *driver.WriteParams, fn func(driver.Tx) error) error {
-	return d.writeTx(ctx, !p.Bulk, func(tx pgx.Tx, st driver.State) error {
-		return fn(&writeTx{d: d, tx: tx, state: st})
+	t := &writeTx{d: d}
+	return d.writeTx(ctx, !p.Bulk, &t.wroteEvents, func(tx pgx.Tx, st driver.State) error {
+		t.tx, t.state = tx, st
+		return fn(t)
 	})
 }
 
 // writeTx implements driver.Tx on a pgx transaction.
 type writeTx struct {
-	d     *Dialect
-	tx    pgx.Tx
-	state driver.State
+	d           *Dialect
+	tx          pgx.Tx
+	state       driver.State
+	wroteEvents bool // notify the store's channel at commit
 }
 
 var _ driver.Tx = (*writeTx)(nil)
@@ -72,6 +75,7 @@ func (t *writeTx) InsertEvents(ctx context.Context, p *driver.InsertEventsParams
 		case conflict != nil:
 			return int(*conflict), nil
 		}
+		t.wroteEvents = true
 		return -1, nil
 	}
 	if err := t.exec(ctx, savepointSQL); err != nil {
@@ -79,6 +83,7 @@ func (t *writeTx) InsertEvents(ctx context.Context, p *driver.InsertEventsParams
 	}
 	_, err := t.tx.CopyFrom(ctx, pgx.Identifier{t.d.schema, table}, copyColumns, &copyEvents{events: p.Events})
 	if err == nil {
+		t.wroteEvents = true
 		return -1, t.exec(ctx, releaseSavepointSQL)
 	}
 	if !isUniqueViolation(err) {
@@ -174,6 +179,7 @@ func (t *writeTx) DeleteEvents(ctx context.Context) error {
 // SwapStaging implements driver.Tx. DELETE (not TRUNCATE, which is not
 // MVCC-safe) keeps concurrent readers' snapshots intact.
 func (t *writeTx) SwapStaging(ctx context.Context) error {
+	t.wroteEvents = true
 	return t.batch(ctx, deleteEventsSQL, swapMoveSQL, clearStagingSQL, swapStateSQL)
 }
 
@@ -230,6 +236,7 @@ func (t *writeTx) ClassifyIncremental(ctx context.Context, id string) (*driver.I
 }
 
 func (t *writeTx) AppendIncremental(ctx context.Context, p *driver.AppendIncrementalParams) error {
+	t.wroteEvents = true
 	return t.exec(ctx, appendWorkSQL, p.After, driver.IncrementalFresh)
 }
 

@@ -138,7 +138,8 @@ func (d *Dialect) appendOnce(ctx context.Context, a *appendArgs, fast bool) (*dr
 			}},
 		}
 	}
-	body = append(body, pipelined{sql: commitSQL})
+	// The wake-up of subscriptions in every process, sent at commit.
+	body = append(body, pipelined{sql: notifySQL, args: []any{d.channel()}, scan: ignoreRow}, pipelined{sql: commitSQL})
 
 	// Prepared once per connection (pgx keeps them): only a connection's
 	// first append pays the round trips of Parse and Describe.
@@ -263,6 +264,9 @@ func runPipeline(ctx context.Context, c *pgx.Conn, stmts []pipelined, sds []*pgc
 	}
 	return nil
 }
+
+// ignoreRow reads a row nobody needs (pg_notify's void).
+func ignoreRow([]pgconn.FieldDescription, [][]byte) error { return nil }
 
 // encodeError is an argument that could not be encoded: nothing was sent.
 type encodeError struct{ err error }
@@ -443,9 +447,11 @@ func (d *Dialect) committedAppend(ctx context.Context, conn *pgx.Conn, cause err
 
 // writeTx runs fn in a transaction that holds the store-state row lock,
 // taken together with the transaction's settings in one round trip;
-// indexOnly also limits the planner to index access (see indexOnlySQL). It
-// returns fn's error unchanged and interprets its own.
-func (d *Dialect) writeTx(ctx context.Context, indexOnly bool, fn func(tx pgx.Tx, st driver.State) error) error {
+// indexOnly also limits the planner to index access (see indexOnlySQL).
+// When *notify is true after fn, the transaction notifies the store's
+// channel (it wrote events). It returns fn's error unchanged and
+// interprets its own.
+func (d *Dialect) writeTx(ctx context.Context, indexOnly bool, notify *bool, fn func(tx pgx.Tx, st driver.State) error) error {
 	tx, err := d.pool.Begin(ctx)
 	if err != nil {
 		return interpretError(err)
@@ -467,6 +473,11 @@ func (d *Dialect) writeTx(ctx context.Context, indexOnly bool, fn func(tx pgx.Tx
 	}
 	if err := fn(tx, st); err != nil {
 		return err
+	}
+	if notify != nil && *notify {
+		if _, err := tx.Exec(ctx, notifySQL, d.channel()); err != nil {
+			return interpretError(err)
+		}
 	}
 	if err := tx.Commit(ctx); err != nil {
 		if isServerError(err) {

@@ -37,9 +37,13 @@ func eventsCommand(e *env) *cli.Command {
 			"and/or --until (inclusive; milliseconds or RFC 3339). --type and --aggregate may be\n" +
 			"repeated (OR within each, AND between them). The cursor that continues the read is\n" +
 			"printed on stderr at the end (and in the -o json summary).\n\n" +
+			"With --follow, after the events so far it goes on printing new ones as they are appended\n" +
+			"(by any process), until Ctrl-C, which exits 0 and prints the cursor to resume from; a\n" +
+			"filter that matches nothing for a while still moves that cursor.\n\n" +
 			"Examples:\n  esctl events --limit 10\n  esctl events --aggregate account-7 --type Deposited\n" +
 			"  esctl events --since 2026-11-01T00:00:00Z --until 2026-11-02T00:00:00Z\n" +
-			"  esctl events --cursor \"$CURSOR\" --limit 1000 > page.ndjson",
+			"  esctl events --cursor \"$CURSOR\" --limit 1000 > page.ndjson\n" +
+			"  esctl events --follow --type Deposited | my-projection",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "cursor", Usage: "read after this cursor (from describe, export or a previous events)"},
 			&cli.IntFlag{Name: "limit", Usage: "print at most N events (0: all)"},
@@ -47,6 +51,7 @@ func eventsCommand(e *env) *cli.Command {
 			&cli.StringSliceFlag{Name: "aggregate", Usage: "only events of this aggregate id (repeatable)"},
 			&cli.StringFlag{Name: "since", Usage: "only events at or after this time (ms or RFC 3339); reads in time order"},
 			&cli.StringFlag{Name: "until", Usage: "only events at or before this time (ms or RFC 3339); reads in time order"},
+			&cli.BoolFlag{Name: "follow", Aliases: []string{"f"}, Usage: "after the events so far, print new ones as they are appended, until Ctrl-C"},
 		},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			f := eventstore.Filter{Cursor: eventstore.Cursor(cmd.String("cursor"))}
@@ -80,11 +85,18 @@ func eventsCommand(e *env) *cli.Command {
 			if limit > 0 && limit < f.Limit {
 				f.Limit = int(limit)
 			}
+			follow := cmd.Bool("follow")
+			if follow && byTime {
+				return usagef("--follow reads by cursor: it cannot be combined with --since/--until")
+			}
 			s, err := e.openExisting(ctx, cmd)
 			if err != nil {
 				return err
 			}
 			defer s.Close()
+			if follow {
+				return e.follow(ctx, cmd, s, f, int64(limit))
+			}
 
 			w := bufio.NewWriterSize(e.stdout, 64<<10)
 			var n int64
@@ -131,4 +143,47 @@ func orStart(c eventstore.Cursor) string {
 		return `"" (the start)`
 	}
 	return string(c)
+}
+
+// follow prints the events of f, then new ones as they commit, until ctx
+// ends (Ctrl-C: exit 0, the resume cursor on stderr) or limit events.
+func (e *env) follow(ctx context.Context, cmd *cli.Command, s *eventstore.Store, f eventstore.Filter, limit int64) error {
+	w := bufio.NewWriterSize(e.stdout, 64<<10)
+	var n int64
+	next := f.Cursor
+	var line []byte
+	var ferr error
+	for d, err := range s.Subscribe(ctx, f) {
+		if err != nil {
+			if ctx.Err() == nil {
+				ferr = err
+			}
+			break
+		}
+		next = d.Cursor
+		if d.Event == nil {
+			continue
+		}
+		line = eventstore.AppendEventLine(line[:0], *d.Event)
+		if _, err := w.Write(line); err != nil {
+			return err
+		}
+		n++
+		// A line is out as soon as it is read: a pipe's reader follows too.
+		if err := w.Flush(); err != nil {
+			return err
+		}
+		if limit > 0 && n == limit {
+			break
+		}
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if ferr != nil {
+		return withHint(ferr, fmt.Sprintf("%s events were printed; resume with: esctl events --follow --cursor %s", commas(n), orStart(next)))
+	}
+	sum := (&summary{Command: "events"}).add("events", n, commas(n)+" events").
+		add("cursor", next, fmt.Sprintf("next cursor %s (resume with: esctl events --follow --cursor %s)", orStart(next), next))
+	return e.printSummary(cmd, sum, true)
 }

@@ -3,8 +3,11 @@ package main
 import (
 	"bytes"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 
 	"github.com/esctl/esctl/eventstore"
 )
@@ -107,4 +110,37 @@ func TestEventsFailures(t *testing.T) {
 		}
 	}
 	wantCode(t, esctl(t, "", "--db", sqliteURL(t, "none.db"), "events"), exitStoreState, "does not exist")
+}
+
+// TestEventsFollow: --follow prints the events so far, then those another
+// process appends, as they commit; --limit ends it (exit 0).
+func TestEventsFollow(t *testing.T) {
+	t.Parallel()
+	url := sqliteURL(t, "f.db")
+	mustEsctl(t, string(eventLines(1, 5, 3)), "--db", url, "import", "--source-id", "first")
+	p := start(t, t.TempDir(), nil, "--db", url, "events", "--follow", "--limit", "8")
+	mustEsctl(t, string(eventLines(6, 3, 3)), "--db", url, "import", "--source-id", "second")
+	if code := p.wait(); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, p.stderrText())
+	}
+	wantBytes(t, "followed events", p.stdout.Bytes(), eventLines(1, 8, 3))
+	require.Contains(t, p.stderrText(), "8 events")
+}
+
+// TestEventsFollowInterrupt: Ctrl-C ends --follow with exit 0 and the
+// cursor to resume from, which a filter matching nothing still moved to the
+// store's end.
+func TestEventsFollowInterrupt(t *testing.T) {
+	t.Parallel()
+	url := sqliteURL(t, "f.db")
+	mustEsctl(t, string(eventLines(1, 5, 3)), "--db", url, "import")
+	p := start(t, t.TempDir(), nil, "--db", url, "events", "--follow", "--type", "Nothing")
+	time.Sleep(300 * time.Millisecond) // following
+	p.signal(syscall.SIGINT)
+	if code := p.wait(); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, p.stderrText())
+	}
+	require.Empty(t, p.stdout.Bytes())
+	end := string(eventstore.CursorAt(5))
+	require.Contains(t, p.stderrText(), "resume with: esctl events --follow --cursor "+end)
 }

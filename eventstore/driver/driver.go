@@ -116,6 +116,18 @@ type Appender interface {
 	Append(ctx context.Context, p *AppendParams) (*AppendResult, error)
 }
 
+// Listener is an engine's wake-up across processes (PostgreSQL: LISTEN
+// and NOTIFY): subscriptions read at once instead of at their next poll.
+// Wake-ups are hints; a lost one costs a poll interval.
+type Listener interface {
+	// Listen calls wake after each notification that events may have
+	// been committed, by any process, and after each (re)connection, until
+	// ctx ends. It returns an error, without waiting for ctx, when
+	// notifications cannot arrive (a pooler or a standby that does not
+	// pass them on): the store then polls.
+	Listen(ctx context.Context, wake func()) error
+}
+
 // WriteParams configure a Write transaction.
 type WriteParams struct {
 	// Bulk: the transaction processes whole tables (imports, incremental

@@ -51,6 +51,7 @@ func Run(t *testing.T, h Harness) {
 		{"IncrementalImport", runIncremental},
 		{"Backup", runBackup},
 		{"Copy", runCopy},
+		{"Subscribe", runSubscribe},
 	}
 	for _, s := range suites {
 		t.Run(s.name, func(t *testing.T) {

@@ -286,5 +286,12 @@ func childMain() (int, bool) {
 		}
 		return 0, true
 	}
+	if spec := os.Getenv(envAppendChild); spec != "" {
+		if err := appendChild(spec); err != nil {
+			fmt.Fprintln(os.Stderr, "append child:", err)
+			return 1, true
+		}
+		return 0, true
+	}
 	return 0, false
 }

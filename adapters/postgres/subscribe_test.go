@@ -1,0 +1,122 @@
+package postgres_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/esctl/esctl/adapters/postgres"
+	"github.com/esctl/esctl/eventstore"
+	"github.com/esctl/esctl/internal/testdb"
+)
+
+// TestSubscribeListenerKilled: the Store's LISTEN connection is killed
+// with pg_terminate_backend every 50-200 ms while 8 writers of another
+// Store append. The subscriber's poll interval is an hour, so only
+// notifications and the reads after each reconnection can deliver: every
+// event must still arrive, once, in order.
+func TestSubscribeListenerKilled(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := testdb.PostgresURL(t)
+	s, err := eventstore.Open(ctx, url, &eventstore.Options{PollInterval: time.Hour})
+	require.NoError(t, err)
+	defer s.Close()
+	writers, err := eventstore.Open(ctx, url, nil)
+	require.NoError(t, err)
+	defer writers.Close()
+
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var mu sync.Mutex
+	var got []int64
+	var subErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for d, err := range s.Subscribe(sctx, eventstore.Filter{}) {
+			if err != nil {
+				mu.Lock()
+				subErr = err
+				mu.Unlock()
+				return
+			}
+			if d.Event != nil {
+				mu.Lock()
+				got = append(got, d.Event.Position)
+				mu.Unlock()
+			}
+		}
+	}()
+
+	admin, err := pgx.Connect(ctx, url)
+	require.NoError(t, err)
+	defer admin.Close(ctx)
+	stopKill := make(chan struct{})
+	var kills atomic.Int64
+	killed := make(chan struct{})
+	go func() {
+		defer close(killed)
+		for {
+			select {
+			case <-stopKill:
+				return
+			case <-time.After(time.Duration(50+rand.IntN(150)) * time.Millisecond):
+			}
+			tag, err := admin.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()`, postgres.ListenApplicationName)
+			if err == nil && tag.RowsAffected() > 0 {
+				kills.Add(1)
+			}
+		}
+	}()
+
+	const perWriter = 250
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for v := int64(1); v <= perWriter; v++ {
+				_, err := writers.SaveEvent(ctx, eventstore.Event{AggregateID: fmt.Sprintf("w%d", w), AggregateVersion: v, Type: "T", Payload: []byte(`{}`)})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}()
+	}
+	wg.Wait()
+	close(stopKill)
+	<-killed
+	require.Greater(t, kills.Load(), int64(5), "the listener was not killed often enough to test anything")
+	const total = 8 * perWriter
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		mu.Lock()
+		n, err := len(got), subErr
+		mu.Unlock()
+		require.NoError(t, err)
+		if n >= total {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d events delivered after %d kills of the listener", n, total, kills.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	require.Len(t, got, total)
+	for i, p := range got {
+		require.EqualValues(t, i+1, p, "positions delivered in order, once")
+	}
+	t.Logf("%d events delivered in order through %d kills of the LISTEN connection", total, kills.Load())
+}

@@ -1,0 +1,317 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/esctl/esctl/eventstore"
+	"github.com/esctl/esctl/eventstore/driver"
+)
+
+// Subscriptions: catch-up throughput against LoadEvents, append-to-delivery
+// latency at a steady rate against the append's own commit latency, and
+// what 100 subscribers at the tail cost against one.
+
+// subscribeRate is the steady append rate of the latency and fan-out rows.
+const subscribeRate = 1_000
+
+// runSubscribeCatchUp reads the whole read store with one subscription
+// (until it reaches the store's end), next to paging it with LoadEvents.
+func runSubscribeCatchUp(ctx context.Context, e *engineEnv) (*figures, error) {
+	s, _, err := e.reader(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return e.measurePair(ctx, "subscribe-catchup", perSecond,
+		rate(e.cfg.Events, func(ctx context.Context) (int, error) { return catchUp(ctx, s, int64(e.cfg.Events)) }),
+		rate(e.cfg.Events, func(ctx context.Context) (int, error) { return scanStore(ctx, s, nil, pageSize) }))
+}
+
+// catchUp counts a subscription's events from the start until position end.
+func catchUp(ctx context.Context, s *eventstore.Store, end int64) (int, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	n := 0
+	for d, err := range s.Subscribe(ctx, eventstore.Filter{Limit: pageSize}) {
+		if err != nil {
+			return n, err
+		}
+		if d.Event != nil {
+			n++
+		}
+		if pos, _ := d.Cursor.Position(); pos >= end {
+			return n, nil
+		}
+	}
+	return n, errors.New("the subscription ended early")
+}
+
+// subscribeLatency is measured once for its p50 and p99 rows.
+type subscribeLatency struct{ p50, p99 figures }
+
+func runSubscribeP50(ctx context.Context, e *engineEnv) (*figures, error) {
+	l, err := e.subscribeLatency(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &l.p50, nil
+}
+
+func runSubscribeP99(ctx context.Context, e *engineEnv) (*figures, error) {
+	l, err := e.subscribeLatency(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &l.p99, nil
+}
+
+// subscribeLatency appends at subscribeRate events/s for the run duration
+// while a subscription at the end receives them: store = append call to
+// delivery, limit = the append call itself (its commit). On PostgreSQL the
+// writer is another Store (its NOTIFY wakes the subscription's LISTEN
+// connection, as another process's would); on SQLite, where wake-ups
+// cross no process, the subscription's own Store appends.
+func (e *engineEnv) subscribeLatency(ctx context.Context) (*subscribeLatency, error) {
+	if e.subLatency != nil {
+		return e.subLatency, nil
+	}
+	out := &subscribeLatency{}
+	for run := range e.cfg.Runs {
+		deliver, commit, err := e.latencyRun(ctx, run)
+		if err != nil {
+			return nil, err
+		}
+		out.p50.Store = append(out.p50.Store, percentile(deliver, 0.50))
+		out.p99.Store = append(out.p99.Store, percentile(deliver, 0.99))
+		out.p50.Limit = append(out.p50.Limit, percentile(commit, 0.50))
+		out.p99.Limit = append(out.p99.Limit, percentile(commit, 0.99))
+		e.log.printf("[%s] subscribe latency run %d/%d: delivery p50 %.2f p99 %.2f ms, commit p50 %.2f p99 %.2f ms",
+			e.name, run+1, e.cfg.Runs, out.p50.Store[run], out.p99.Store[run], out.p50.Limit[run], out.p99.Limit[run])
+	}
+	e.subLatency = out
+	return out, nil
+}
+
+// latencyRun is one latency run on a fresh store: delivery and commit
+// latencies in ms, one per event.
+func (e *engineEnv) latencyRun(ctx context.Context, run int) (deliver, commit []float64, err error) {
+	url, drop, err := initDatabase(ctx, e.b, fmt.Sprintf("sublat%d", run))
+	if err != nil {
+		return nil, nil, err
+	}
+	defer func() { err = errors.Join(err, drop()) }()
+	sub, err := openStore(ctx, url)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer func() { err = errors.Join(err, sub.Close()) }()
+	writer := sub
+	if e.name == "postgres" {
+		if writer, err = openStore(ctx, url); err != nil {
+			return nil, nil, err
+		}
+		defer func() { err = errors.Join(err, writer.Close()) }()
+	}
+	n := int(e.cfg.Duration.Seconds() * subscribeRate)
+	started := make([]time.Time, n+1)
+	received := make([]time.Time, n+1)
+	committed := make([]time.Duration, n+1)
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	got := make(chan error, 1)
+	go func() {
+		count := 0
+		for d, err := range sub.Subscribe(sctx, eventstore.Filter{}) {
+			if err != nil {
+				got <- err
+				return
+			}
+			if d.Event == nil {
+				continue
+			}
+			if v := d.Event.AggregateVersion; v >= 1 && v <= int64(n) {
+				received[v] = time.Now()
+			}
+			if count++; count == n {
+				got <- nil
+				return
+			}
+		}
+	}()
+	time.Sleep(200 * time.Millisecond) // the subscription is at the end, waiting
+	payloads := payloadPool(e.cfg.corpus(), 64)
+	start := time.Now()
+	for v := 1; v <= n; v++ {
+		if wait := time.Until(start.Add(time.Duration(v) * time.Second / subscribeRate)); wait > 0 {
+			time.Sleep(wait)
+		}
+		started[v] = time.Now()
+		if _, err := writer.SaveEvent(ctx, eventstore.Event{AggregateID: "latency", AggregateVersion: int64(v), Type: corpusTypes[0], Payload: []byte(payloads[v%len(payloads)])}); err != nil {
+			return nil, nil, err
+		}
+		committed[v] = time.Since(started[v])
+	}
+	select {
+	case err := <-got:
+		if err != nil {
+			return nil, nil, err
+		}
+	case <-time.After(30 * time.Second):
+		return nil, nil, errors.New("the subscription did not receive every event within 30 s")
+	}
+	for v := 1; v <= n; v++ {
+		deliver = append(deliver, float64(received[v].Sub(started[v]))/float64(time.Millisecond))
+		commit = append(commit, float64(committed[v])/float64(time.Millisecond))
+	}
+	slices.Sort(deliver)
+	slices.Sort(commit)
+	return deliver, commit, nil
+}
+
+// fanOut is measured once for its two rows.
+type fanOut struct{ reads, cpu figures }
+
+func runFanOutReads(ctx context.Context, e *engineEnv) (*figures, error) {
+	f, err := e.fanOut(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &f.reads, nil
+}
+
+func runFanOutCPU(ctx context.Context, e *engineEnv) (*figures, error) {
+	f, err := e.fanOut(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &f.cpu, nil
+}
+
+// fanOut appends at subscribeRate events/s for the run duration with 100
+// subscriptions at the end (store) and with 1 (limit), and counts the
+// subscriptions' Store's reads per second and the process's CPU time per
+// second of the run.
+func (e *engineEnv) fanOut(ctx context.Context) (*fanOut, error) {
+	if e.fan != nil {
+		return e.fan, nil
+	}
+	out := &fanOut{}
+	for run := range e.cfg.Runs {
+		for _, subs := range []int{100, 1} {
+			reads, cpu, err := e.fanOutRun(ctx, run, subs)
+			if err != nil {
+				return nil, err
+			}
+			if subs == 100 {
+				out.reads.Store, out.cpu.Store = append(out.reads.Store, reads), append(out.cpu.Store, cpu)
+			} else {
+				out.reads.Limit, out.cpu.Limit = append(out.reads.Limit, reads), append(out.cpu.Limit, cpu)
+			}
+			e.log.printf("[%s] fan-out run %d/%d, %d subscribers: %.0f reads/s, %.0f ms CPU/s", e.name, run+1, e.cfg.Runs, subs, reads, cpu)
+		}
+	}
+	e.fan = out
+	return out, nil
+}
+
+func (e *engineEnv) fanOutRun(ctx context.Context, run, subs int) (reads, cpuMillis float64, err error) {
+	url, drop, err := initDatabase(ctx, e.b, fmt.Sprintf("fanout%d_%d", run, subs))
+	if err != nil {
+		return 0, 0, err
+	}
+	defer func() { err = errors.Join(err, drop()) }()
+	plain, err := openStore(ctx, url)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer func() { err = errors.Join(err, plain.Close()) }()
+	counter := &countingDriver{Driver: plain.Driver()}
+	var d driver.Driver = counter
+	if _, ok := plain.Driver().(driver.Listener); ok {
+		d = countingListener{counter}
+	}
+	s, err := eventstore.New(d, nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer func() { err = errors.Join(err, s.Close()) }()
+	writer := plain // another Store on the same database: NOTIFY on PostgreSQL, polling on SQLite
+	if e.name == "sqlite" {
+		writer = s // wake-ups cross no process on SQLite
+	}
+	n := int(e.cfg.Duration.Seconds() * subscribeRate)
+	sctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	var failed atomic.Value
+	var delivered atomic.Int64
+	for range subs {
+		wg.Go(func() {
+			for d, err := range s.Subscribe(sctx, eventstore.Filter{}) {
+				if err != nil {
+					if sctx.Err() == nil {
+						failed.Store(err)
+					}
+					return
+				}
+				if d.Event != nil && delivered.Add(1) == int64(n*subs) {
+					return
+				}
+			}
+		})
+	}
+	time.Sleep(300 * time.Millisecond) // every subscription at the end
+	payloads := payloadPool(e.cfg.corpus(), 64)
+	counter.reads.Store(0)
+	cpu0 := cpuTime()
+	start := time.Now()
+	for v := 1; v <= n; v++ {
+		if wait := time.Until(start.Add(time.Duration(v) * time.Second / subscribeRate)); wait > 0 {
+			time.Sleep(wait)
+		}
+		if _, err := writer.SaveEvent(ctx, eventstore.Event{AggregateID: "fanout", AggregateVersion: int64(v), Type: corpusTypes[0], Payload: []byte(payloads[v%len(payloads)])}); err != nil {
+			cancel()
+			wg.Wait()
+			return 0, 0, err
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for delivered.Load() < int64(n*subs) && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	elapsed := time.Since(start).Seconds()
+	cpu := cpuTime() - cpu0
+	nreads := counter.reads.Load()
+	cancel()
+	wg.Wait()
+	if err, _ := failed.Load().(error); err != nil {
+		return 0, 0, err
+	}
+	if got := delivered.Load(); got < int64(n*subs) {
+		return 0, 0, fmt.Errorf("%d subscriptions received %d of %d deliveries", subs, got, n*subs)
+	}
+	return float64(nreads) / elapsed, float64(cpu) / float64(time.Millisecond) / elapsed, nil
+}
+
+// countingDriver counts a Store's event reads (the tail's and the
+// catch-ups').
+type countingDriver struct {
+	driver.Driver
+	reads atomic.Int64
+}
+
+func (c *countingDriver) ListEvents(ctx context.Context, p *driver.ListEventsParams) (*driver.ListEventsResult, error) {
+	c.reads.Add(1)
+	return c.Driver.ListEvents(ctx, p)
+}
+
+// countingListener keeps the counted driver's wake-ups.
+type countingListener struct{ *countingDriver }
+
+func (c countingListener) Listen(ctx context.Context, wake func()) error {
+	return c.Driver.(driver.Listener).Listen(ctx, wake)
+}
