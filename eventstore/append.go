@@ -42,7 +42,7 @@ func (s *Store) SaveEvents(ctx context.Context, events []Event) ([]StoredEvent, 
 	}
 	defer s.exit()
 	now := s.nowMillis()
-	batch := make([]Event, len(events))
+	batch := make([]driver.Event, len(events)) // as the driver writes them
 	seen := make(map[versionKey]int, len(events))
 	for i := range events {
 		e := events[i]
@@ -58,7 +58,7 @@ func (s *Store) SaveEvents(ctx context.Context, events []Event) ([]StoredEvent, 
 		seen[k] = i
 		e.Payload = payload
 		e.Timestamp = max(now, e.Timestamp)
-		batch[i] = e
+		batch[i] = driver.Event(e)
 	}
 	first, err := s.appender.append(ctx, batch, seen)
 	if err != nil {
@@ -66,7 +66,7 @@ func (s *Store) SaveEvents(ctx context.Context, events []Event) ([]StoredEvent, 
 	}
 	out := make([]StoredEvent, len(batch))
 	for i := range batch {
-		out[i] = StoredEvent{Event: batch[i], Position: first + int64(i)}
+		out[i] = StoredEvent{Event: Event(batch[i]), Position: first + int64(i)}
 	}
 	return out, nil
 }
@@ -98,7 +98,7 @@ type appender struct {
 }
 
 type appendReq struct {
-	events []Event
+	events []driver.Event
 	keys   map[versionKey]int
 	taken  bool               // in a group being sent (guarded by mu)
 	leader bool               // leadership handed to its goroutine (guarded by mu)
@@ -117,7 +117,7 @@ func newAppender(d driver.Driver, w driverWriter, maxEvents int, log *slog.Logge
 	return a
 }
 
-func (a *appender) append(ctx context.Context, events []Event, keys map[versionKey]int) (int64, error) {
+func (a *appender) append(ctx context.Context, events []driver.Event, keys map[versionKey]int) (int64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
@@ -289,11 +289,7 @@ func (a *appender) commit(group []*appendReq) {
 func (a *appender) send(group []*appendReq) []appendOutcome {
 	p := &driver.AppendParams{Requests: make([]driver.AppendRequest, len(group))}
 	for i, r := range group {
-		events := make([]driver.Event, len(r.events))
-		for j := range r.events {
-			events[j] = driver.Event(r.events[j])
-		}
-		p.Requests[i].Events = events
+		p.Requests[i].Events = r.events
 	}
 	var res *driver.AppendResult
 	var err error

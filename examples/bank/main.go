@@ -257,7 +257,9 @@ func run(ctx context.Context, out io.Writer, cfg config) (*report, error) {
 	}
 	fmt.Fprintln(out, "   then 25 was deposited on account-carol-1 and 5 on account-bob-1")
 
-	// 8. The projection restarts from its checkpoint.
+	// 8. The projection restarts from its checkpoint and follows the store
+	// live: it catches up, then a deposit made while it follows reaches it
+	// as it commits.
 	p2, resumed, err := openProjection(ctx, s, b.keys, projectionKey)
 	if err != nil {
 		return nil, err
@@ -266,12 +268,45 @@ func run(ctx context.Context, out io.Writer, cfg config) (*report, error) {
 		return nil, errors.New("the projection's checkpoint was not found")
 	}
 	from, _ := p2.Checkpoint().Position()
-	events, _, err = p2.CatchUp(ctx, projectionPage)
+	end, err := s.Describe(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
+	caughtUp := make(chan struct{})
+	var liveAt int64 // the live deposit's position, once made
+	var liveMu sync.Mutex
+	followed := make(chan error, 1)
+	go func() {
+		var once sync.Once
+		_, err := p2.Follow(ctx, projectionPage, func(p *projection) bool {
+			at, _ := p.Checkpoint().Position()
+			if at >= end.LastPosition {
+				once.Do(func() { close(caughtUp) })
+			}
+			liveMu.Lock()
+			defer liveMu.Unlock()
+			return liveAt > 0 && at >= liveAt
+		})
+		followed <- err
+	}()
+	select {
+	case <-caughtUp:
+	case err := <-followed:
+		return nil, fmt.Errorf("the projection stopped before catching up: %v", err)
+	}
+	liveMu.Lock()
+	liveAt = end.LastPosition + 1 // nothing else writes now: the deposit's position
+	liveMu.Unlock()
+	if _, err := b.Deposit(ctx, "account-alice-1", 10); err != nil {
+		return nil, err
+	}
+	if err := <-followed; err != nil {
+		return nil, err
+	}
+	events = int(end.LastPosition - from)
 	rep.ResumedEvents, rep.Erased, rep.ProjectionBalances = events, p2.Erased, p2.Balances()
-	fmt.Fprintf(out, "\n8. Projection restarted from its checkpoint at position %d: read %d new events;\n", from, events)
+	fmt.Fprintf(out, "\n8. Projection restarted from its checkpoint at position %d, following the store live: caught up %d new events,\n", from, events)
+	fmt.Fprintf(out, "   then got a deposit of 10 on account-alice-1 (position %d) as it committed;\n", liveAt)
 	fmt.Fprintf(out, "   it saw the %s event and erased %s from its read model.\n", eventstore.DeleteSecretEventType, strings.Join(p2.Erased, ", "))
 	same := "match"
 	for _, id := range accountIDs {

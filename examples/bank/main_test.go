@@ -60,7 +60,7 @@ func checkReport(t *testing.T, rep *report, engine string) {
 
 	// The projection, resumed from its checkpoint, agrees with the aggregates.
 	require.Equal(t, rep.Balances, rep.ProjectionBalances)
-	require.Equal(t, 3, rep.ResumedEvents, "the deletion's audit event and two deposits")
+	require.Equal(t, 3, rep.ResumedEvents, "the deletion's audit event and two deposits, caught up before the live deposit")
 	require.Equal(t, []string{forgetting}, rep.Erased)
 
 	// The forgotten customer cannot be recovered; the others can.

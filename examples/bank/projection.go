@@ -95,16 +95,60 @@ func (p *projection) CatchUp(ctx context.Context, pageSize int) (events, pages i
 		p.v.Cursor = page.Cursor
 		events += len(page.Events)
 		pages++
-		if p.key != "" {
-			b, err := json.Marshal(p.v)
-			if err != nil {
-				return events, pages, err
-			}
-			if err := p.store.SaveSnapshot(ctx, p.key, b); err != nil {
-				return events, pages, fmt.Errorf("projection: save checkpoint: %w", err)
-			}
+		if err := p.save(ctx); err != nil {
+			return events, pages, err
 		}
 	}
+}
+
+// Follow subscribes from the checkpoint and applies each event as it
+// commits, live, until done returns true (it is asked after each step) or
+// ctx ends. The read model is saved with its checkpoint whenever the
+// subscription reaches the end of the store (a progress step) or every
+// pageSize events: a restart resumes from the last save.
+func (p *projection) Follow(ctx context.Context, pageSize int, done func(*projection) bool) (events int, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	unsaved := 0
+	for d, err := range p.store.Subscribe(ctx, eventstore.Filter{Cursor: p.v.Cursor, Limit: pageSize}) {
+		if err != nil {
+			return events, fmt.Errorf("projection: follow after %s: %w", p.v.Cursor, err)
+		}
+		if d.Event != nil {
+			if err := p.apply(*d.Event); err != nil {
+				return events, fmt.Errorf("projection: event %d: %w", d.Event.Position, err)
+			}
+			events++
+			unsaved++
+		}
+		p.v.Cursor = d.Cursor
+		if d.Event == nil || unsaved >= pageSize || done(p) {
+			if err := p.save(ctx); err != nil {
+				return events, err
+			}
+			unsaved = 0
+		}
+		if done(p) {
+			return events, nil
+		}
+	}
+	return events, ctx.Err()
+}
+
+// save writes the read model with its checkpoint (nothing for an
+// in-memory projection).
+func (p *projection) save(ctx context.Context) error {
+	if p.key == "" {
+		return nil
+	}
+	b, err := json.Marshal(p.v)
+	if err != nil {
+		return err
+	}
+	if err := p.store.SaveSnapshot(ctx, p.key, b); err != nil {
+		return fmt.Errorf("projection: save checkpoint: %w", err)
+	}
+	return nil
 }
 
 func (p *projection) apply(e eventstore.StoredEvent) error {
