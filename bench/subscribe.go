@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -86,10 +85,10 @@ func (e *engineEnv) subscribeLatency(ctx context.Context) (*subscribeLatency, er
 		if err != nil {
 			return nil, err
 		}
-		out.p50.Store = append(out.p50.Store, percentile(deliver, 0.50))
-		out.p99.Store = append(out.p99.Store, percentile(deliver, 0.99))
-		out.p50.Limit = append(out.p50.Limit, percentile(commit, 0.50))
-		out.p99.Limit = append(out.p99.Limit, percentile(commit, 0.99))
+		out.p50.Store = append(out.p50.Store, percentile(deliver, 50))
+		out.p99.Store = append(out.p99.Store, percentile(deliver, 99))
+		out.p50.Limit = append(out.p50.Limit, percentile(commit, 50))
+		out.p99.Limit = append(out.p99.Limit, percentile(commit, 99))
 		e.log.printf("[%s] subscribe latency run %d/%d: delivery p50 %.2f p99 %.2f ms, commit p50 %.2f p99 %.2f ms",
 			e.name, run+1, e.cfg.Runs, out.p50.Store[run], out.p99.Store[run], out.p50.Limit[run], out.p99.Limit[run])
 	}
@@ -168,8 +167,6 @@ func (e *engineEnv) latencyRun(ctx context.Context, run int) (deliver, commit []
 		deliver = append(deliver, float64(received[v].Sub(started[v]))/float64(time.Millisecond))
 		commit = append(commit, float64(committed[v])/float64(time.Millisecond))
 	}
-	slices.Sort(deliver)
-	slices.Sort(commit)
 	return deliver, commit, nil
 }
 
