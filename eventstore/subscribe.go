@@ -20,6 +20,10 @@ const (
 	minPollInterval = 10 * time.Millisecond
 	// tailBatchEvents is the most events the shared tail reader reads at once.
 	tailBatchEvents = 1_000
+	// retryMin and retryMax bound the backoff of a subscription's reads
+	// while the database is unreachable.
+	retryMin = 100 * time.Millisecond
+	retryMax = 5 * time.Second
 	// subscriberBuffer is how many tail batches a subscriber may have
 	// waiting before it is dropped from the tail (it then reads on its own
 	// until it catches up): a slow subscriber never holds up the others.
@@ -47,9 +51,12 @@ type Delivery struct {
 // carry the store's end, so a checkpoint kept from Delivery.Cursor moves
 // too.
 //
-// The iteration runs until ctx ends or the loop body breaks; an error
-// (including ctx's) is yielded once and ends it. A cursor beyond the
-// store's end is *CursorBeyondEndError, as for LoadEvents.
+// The iteration runs until ctx ends or the loop body breaks. A database
+// that cannot be reached (ErrUnavailable, ErrTimeout: a restart, a
+// failover) is waited for, reads retried with backoff up to 5 s apart, and
+// the subscription resumes from its cursor; any other error (ctx's
+// included) is yielded once and ends it. A cursor beyond the store's end
+// is *CursorBeyondEndError, as for LoadEvents.
 //
 // How it follows: the store's own appends wake its subscriptions at once;
 // on PostgreSQL a LISTEN connection of the Store carries other processes'
@@ -152,8 +159,12 @@ func (sub *subscriber) deliver(events []driver.StoredEvent, upTo int64, filtered
 }
 
 // catchUp reads pages with the subscriber's filter until one is short: the
-// subscriber is then at the store's end as of that read.
+// subscriber is then at the store's end as of that read. A read that fails
+// because the database is unreachable or a lock timed out (ErrUnavailable,
+// ErrTimeout: a restart, a failover, a broken connection) is retried with
+// backoff, from the same cursor: the subscription outlives it.
 func (s *Store) catchUp(ctx context.Context, sub *subscriber, first bool, yield func(Delivery, error) bool) error {
+	backoff := retryMin
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -164,9 +175,20 @@ func (s *Store) catchUp(ctx context.Context, sub *subscriber, first bool, yield 
 			p.AggregateIDs, p.EventTypes = nil, nil // read to move the cursor; deliver nothing
 		}
 		res, err := s.listPage(ctx, p)
+		if errors.Is(err, ErrUnavailable) || errors.Is(err, ErrTimeout) {
+			s.opts.Logger.Warn("eventstore: subscription read failed; retrying", "err", err, "in", backoff)
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, retryMax)
+			continue
+		}
 		if err != nil {
 			return err
 		}
+		backoff = retryMin
 		if first && sub.pos > res.LastPosition {
 			return &CursorBeyondEndError{Position: sub.pos, End: res.LastPosition}
 		}

@@ -244,6 +244,39 @@ func StartCluster(conf []string) (adminURL string, stop func(), err error) {
 	return c.url, c.stop, nil
 }
 
+// Cluster is a throwaway cluster that one test owns, to restart it.
+type Cluster struct {
+	c   *localCluster
+	URL string // the maintenance database's URL
+}
+
+// NewCluster starts a cluster of the test's own (fsync off), stopped and
+// removed at the end of the test. Without the server binaries it skips (or
+// fails under ESCTL_REQUIRE_POSTGRES=1).
+func NewCluster(t testing.TB) *Cluster {
+	t.Helper()
+	c, err := startCluster()
+	if err != nil {
+		msg := fmt.Sprintf("\n*** no PostgreSQL cluster of the test's own, test skipped: %v\n", err)
+		if os.Getenv(EnvRequire) == "1" {
+			t.Fatalf("%s*** %s=1: failing instead of skipping.", msg, EnvRequire)
+		}
+		t.Skip(msg)
+	}
+	t.Cleanup(c.stop)
+	return &Cluster{c: c, URL: c.url}
+}
+
+// Restart stops the server (pg_ctl -m mode: "fast" ends the sessions,
+// "immediate" crashes it) and starts it again, waiting for both.
+func (c *Cluster) Restart(mode string) error {
+	data := filepath.Join(c.c.dir, "data")
+	if out, err := c.c.run("pg_ctl", "restart", "-w", "-t", "60", "-m", mode, "-D", data, "-l", filepath.Join(c.c.dir, "log.txt")); err != nil {
+		return fmt.Errorf("pg_ctl restart: %w: %s", err, out)
+	}
+	return nil
+}
+
 func startCluster() (*localCluster, error) {
 	return startClusterWith([]string{"fsync = off", "synchronous_commit = off", "full_page_writes = off"})
 }
