@@ -26,11 +26,23 @@ const (
 // maps them to eventstore errors, and the predicates below answer what the
 // append and import paths must know of an error before mapping it.
 
-// isServerError reports whether err came from the server (a definite
-// failure: the transaction did not commit) rather than from the connection.
+// isServerError reports whether err came from the server rather than from
+// the connection (whether the transaction committed: isStatementError).
 func isServerError(err error) bool {
 	var pe *pgconn.PgError
 	return errors.As(err, &pe)
+}
+
+// isStatementError reports a server error that refused a statement and
+// left the session alive: the transaction did not commit. A FATAL or PANIC
+// error ends the session instead (a shutdown, an administrator's
+// pg_terminate_backend), and can come after a COMMIT the server has
+// already carried out (the backend dies at its next interrupt check, before
+// or after sending COMMIT's answer): its outcome is unknown, like that of a
+// broken connection.
+func isStatementError(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Severity != "FATAL" && pe.Severity != "PANIC"
 }
 
 // isVersionConflict reports a unique violation of events' (aggregate id,

@@ -3,10 +3,12 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/esctl/esctl/eventstore"
@@ -156,5 +158,27 @@ func TestInterpretError(t *testing.T) {
 				t.Fatalf("the driver error left the chain: %v", got)
 			}
 		})
+	}
+}
+
+// TestIsStatementError: a server error that ends the session (FATAL, as a
+// shutdown's 57P01 after a COMMIT the server carried out) is not a refused
+// statement: the append path resolves it as in doubt instead of reporting
+// "nothing written". TestSubscribeServerRestart met that case: a writer got
+// ErrUnavailable for an append the restart had let commit.
+func TestIsStatementError(t *testing.T) {
+	for _, tt := range []struct {
+		err  error
+		want bool
+	}{
+		{&pgconn.PgError{Severity: "ERROR", Code: "23505"}, true},
+		{fmt.Errorf("append: %w", &pgconn.PgError{Severity: "ERROR", Code: "55P03"}), true},
+		{&pgconn.PgError{Severity: "FATAL", Code: "57P01"}, false},
+		{&pgconn.PgError{Severity: "PANIC", Code: "XX000"}, false},
+		{errors.New("unexpected EOF"), false},
+	} {
+		if got := isStatementError(tt.err); got != tt.want {
+			t.Errorf("isStatementError(%v) = %v, want %v", tt.err, got, tt.want)
+		}
 	}
 }

@@ -161,7 +161,7 @@ func (d *Dialect) appendOnce(ctx context.Context, a *appendArgs, fast bool) (*dr
 		if errors.As(err, &ee) {
 			return nil, err
 		}
-		if isServerError(err) {
+		if isStatementError(err) {
 			discard(conn)
 			if fast && isVersionConflict(err) {
 				return nil, err // the caller retries with appendSQL
@@ -480,7 +480,7 @@ func (d *Dialect) writeTx(ctx context.Context, indexOnly bool, notify *bool, fn 
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
-		if isServerError(err) {
+		if isStatementError(err) {
 			return interpretError(err)
 		}
 		return fmt.Errorf("%w: %w (transaction %s)", eventstore.ErrOutcomeUnknown, interpretError(err), xid)
