@@ -35,28 +35,7 @@ func TestSubscribeListenerKilled(t *testing.T) {
 	require.NoError(t, err)
 	defer writers.Close()
 
-	sctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var mu sync.Mutex
-	var got []int64
-	var subErr error
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for d, err := range s.Subscribe(sctx, eventstore.Filter{}) {
-			if err != nil {
-				mu.Lock()
-				subErr = err
-				mu.Unlock()
-				return
-			}
-			if d.Event != nil {
-				mu.Lock()
-				got = append(got, d.Event.Position)
-				mu.Unlock()
-			}
-		}
-	}()
+	f := follow(t, s)
 
 	admin, err := pgx.Connect(ctx, url)
 	require.NoError(t, err)
@@ -99,24 +78,7 @@ func TestSubscribeListenerKilled(t *testing.T) {
 	close(stopKill)
 	<-killed
 	require.Greater(t, kills.Load(), int64(5), "the listener was not killed often enough to test anything")
-	waitDelivered := func(total int, within time.Duration) {
-		t.Helper()
-		deadline := time.Now().Add(within)
-		for {
-			mu.Lock()
-			n, err := len(got), subErr
-			mu.Unlock()
-			require.NoError(t, err)
-			if n >= total {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%d of %d events delivered after %d kills of the listener", n, total, kills.Load())
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
-	waitDelivered(8*perWriter, 60*time.Second)
+	f.waitFor(t, 8*perWriter, 60*time.Second, func() string { return fmt.Sprintf("after %d kills of the listener", kills.Load()) })
 	// Idle: the tail's polls back off to seconds apart.
 	time.Sleep(6 * time.Second)
 	// Then one more event commits while the listener is down (the kill
@@ -138,9 +100,8 @@ func TestSubscribeListenerKilled(t *testing.T) {
 	_, err = writers.SaveEvent(ctx, eventstore.Event{AggregateID: "last", AggregateVersion: 1, Type: "T", Payload: []byte(`{}`)})
 	require.NoError(t, err)
 	const total = 8*perWriter + 1
-	waitDelivered(total, 2*time.Second)
-	cancel()
-	<-done
+	f.waitFor(t, total, 2*time.Second, func() string { return fmt.Sprintf("after %d kills of the listener", kills.Load()) })
+	got := f.stop()
 	require.Len(t, got, total)
 	for i, p := range got {
 		require.EqualValues(t, i+1, p, "positions delivered in order, once")
@@ -166,27 +127,7 @@ func TestSubscribeServerRestart(t *testing.T) {
 	require.NoError(t, err)
 	defer writers.Close()
 
-	sctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var mu sync.Mutex
-	var got []int64
-	var subErr error
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for d, err := range s.Subscribe(sctx, eventstore.Filter{}) {
-			mu.Lock()
-			if err != nil {
-				subErr = err
-				mu.Unlock()
-				return
-			}
-			if d.Event != nil {
-				got = append(got, d.Event.Position)
-			}
-			mu.Unlock()
-		}
-	}()
+	f := follow(t, s)
 
 	const perWriter = 400
 	var wg sync.WaitGroup
@@ -221,24 +162,69 @@ func TestSubscribeServerRestart(t *testing.T) {
 	d, err := writers.Describe(ctx, nil)
 	require.NoError(t, err)
 	require.EqualValues(t, 4*perWriter, d.LastPosition)
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		mu.Lock()
-		n, err := len(got), subErr
-		mu.Unlock()
-		require.NoError(t, err)
-		if n >= 4*perWriter {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d events delivered after the restart", n, 4*perWriter)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	cancel()
-	<-done
+	f.waitFor(t, 4*perWriter, 60*time.Second, func() string { return "after the restart" })
+	got := f.stop()
 	for i, p := range got {
 		require.EqualValues(t, i+1, p, "positions delivered in order, once")
 	}
 	t.Logf("%d events delivered in order across a server restart (%d appends refused during it and retried)", len(got), refused.Load())
+}
+
+// followed collects the positions a subscription from the start delivers.
+type followed struct {
+	mu     sync.Mutex
+	got    []int64
+	err    error
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func follow(t *testing.T, s *eventstore.Store) *followed {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	f := &followed{cancel: cancel, done: make(chan struct{})}
+	t.Cleanup(func() { cancel(); <-f.done })
+	go func() {
+		defer close(f.done)
+		for d, err := range s.Subscribe(ctx, eventstore.Filter{}) {
+			f.mu.Lock()
+			if err != nil {
+				f.err = err
+				f.mu.Unlock()
+				return
+			}
+			if d.Event != nil {
+				f.got = append(f.got, d.Event.Position)
+			}
+			f.mu.Unlock()
+		}
+	}()
+	return f
+}
+
+// waitFor waits until n events were delivered, failing the test after
+// within (when says under what).
+func (f *followed) waitFor(t *testing.T, n int, within time.Duration, when func() string) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		f.mu.Lock()
+		got, err := len(f.got), f.err
+		f.mu.Unlock()
+		require.NoError(t, err)
+		if got >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d events delivered %s", got, n, when())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// stop ends the subscription and returns what it delivered.
+func (f *followed) stop() []int64 {
+	f.cancel()
+	<-f.done
+	return f.got
 }
