@@ -172,7 +172,9 @@ func (s *Store) catchUp(ctx context.Context, sub *subscriber, first bool, yield 
 		p := sub.f.listParams(sub.pos)
 		filtered := !sub.f.matchesNothing()
 		if !filtered {
-			p.AggregateIDs, p.EventTypes = nil, nil // read to move the cursor; deliver nothing
+			// Nothing can match: one probe for the store's last position
+			// moves the cursor (no page of events read to be dropped).
+			p.AggregateIDs, p.EventTypes, p.Limit = nil, nil, 1
 		}
 		res, err := s.listPage(ctx, p)
 		if errors.Is(err, ErrUnavailable) || errors.Is(err, ErrTimeout) {
