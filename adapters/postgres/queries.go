@@ -45,7 +45,7 @@ const (
 )
 
 // dropStoreSQL drops every table the store may have created.
-const dropStoreSQL = `DROP TABLE IF EXISTS {s}.events_quarantine, {s}.incremental_import_events, {s}.incremental_imports, {s}.import_staging, {s}.import_checkpoints, {s}.secrets, {s}.snapshots, {s}.events, {s}.store_state, {s}.esctl_schema_migrations`
+const dropStoreSQL = `DROP TABLE IF EXISTS {s}.esctl_parked_events, {s}.esctl_consumers, {s}.events_quarantine, {s}.incremental_import_events, {s}.incremental_imports, {s}.import_staging, {s}.import_checkpoints, {s}.secrets, {s}.snapshots, {s}.events, {s}.store_state, {s}.esctl_schema_migrations`
 
 // appendSQL writes one group in one statement, after lockStateSQL took the
 // row lock in the same transaction (so this statement's snapshot sees every
@@ -337,3 +337,44 @@ FROM esctl_incremental_work w WHERE w.cls = $2::int`
 var stagedColumns = []string{"import_id", "aggregate_id", "type", "timestamp", "payload"}
 
 const stagedTable = "incremental_import_events"
+
+// Durable consumers (driver.Consumers). Lease times are the server's clock
+// in milliseconds (nowMS), so that the clocks of the machines running
+// consumers do not matter.
+const nowMS = `(extract(epoch FROM clock_timestamp()) * 1000)::bigint`
+
+const (
+	consumerColumns = `name, member, members, position, holder, lease_until, updated_at`
+	// lockConsumerSQL serializes the creators and resizers of one
+	// consumer name (a transaction-scoped advisory lock).
+	lockConsumerSQL   = `SELECT pg_advisory_xact_lock(hashtextextended('esctl_consumers ' || $1, 0))`
+	createConsumerSQL = `INSERT INTO {s}.esctl_consumers (name, member, members, position, updated_at)
+SELECT $1, m, $2, $3, $4 FROM generate_series(0, $2::int - 1) AS m
+WHERE NOT EXISTS (SELECT 1 FROM {s}.esctl_consumers WHERE name = $1)`
+	deleteConsumerRowsSQL = `DELETE FROM {s}.esctl_consumers WHERE name = $1`
+	insertConsumerRowsSQL = `INSERT INTO {s}.esctl_consumers (name, member, members, position, updated_at)
+SELECT $1, m, $2, $3, $4 FROM generate_series(0, $2::int - 1) AS m`
+	listConsumersSQL = `SELECT ` + consumerColumns + `, ` + nowMS + ` FROM {s}.esctl_consumers
+WHERE $1 = '' OR name = $1 ORDER BY name, member`
+	nowSQL       = `SELECT ` + nowMS
+	takeLeaseSQL = `UPDATE {s}.esctl_consumers SET holder = $3, lease_until = ` + nowMS + ` + $4
+WHERE name = $1 AND member = $2 AND (holder = $3 OR holder = '' OR lease_until <= ` + nowMS + `)
+RETURNING ` + consumerColumns
+	renewLeaseSQL = `UPDATE {s}.esctl_consumers SET lease_until = ` + nowMS + ` + $4
+WHERE name = $1 AND member = $2 AND holder = $3
+RETURNING ` + consumerColumns
+	consumerRowSQL    = `SELECT ` + consumerColumns + ` FROM {s}.esctl_consumers WHERE name = $1 AND member = $2`
+	releaseLeaseSQL   = `UPDATE {s}.esctl_consumers SET holder = '', lease_until = 0 WHERE name = $1 AND member = $2 AND holder = $3`
+	saveCheckpointSQL = `UPDATE {s}.esctl_consumers SET position = $4, updated_at = $5 WHERE name = $1 AND member = $2 AND holder = $3`
+	resetConsumerSQL  = `UPDATE {s}.esctl_consumers SET position = $2, updated_at = $3, holder = '', lease_until = 0 WHERE name = $1`
+	deleteParkedSQL   = `DELETE FROM {s}.esctl_parked_events WHERE name = $1`
+	parkEventSQL      = `INSERT INTO {s}.esctl_parked_events AS p (name, position, aggregate_id, error, attempts, parked_at)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (name, position) DO UPDATE SET error = excluded.error, attempts = p.attempts + excluded.attempts, parked_at = excluded.parked_at, replay = false`
+	listParkedSQL = `SELECT name, position, aggregate_id, error, attempts, parked_at, replay FROM {s}.esctl_parked_events
+WHERE name = $1 AND position > $2 AND (NOT $3 OR replay) ORDER BY position LIMIT $4`
+	countParkedSQL       = `SELECT name, count(*) FROM {s}.esctl_parked_events GROUP BY name ORDER BY name`
+	requestReplayAllSQL  = `UPDATE {s}.esctl_parked_events SET replay = true WHERE name = $1`
+	requestReplaySomeSQL = `UPDATE {s}.esctl_parked_events SET replay = true WHERE name = $1 AND position = ANY($2)`
+	unparkEventSQL       = `DELETE FROM {s}.esctl_parked_events WHERE name = $1 AND position = $2`
+)

@@ -30,6 +30,8 @@ const (
 
 // dropStoreSQL lists every table the store may have created, newest first.
 var dropStoreSQL = []string{
+	`DROP TABLE IF EXISTS esctl_parked_events`,
+	`DROP TABLE IF EXISTS esctl_consumers`,
 	`DROP TABLE IF EXISTS events_quarantine`,
 	`DROP TABLE IF EXISTS incremental_import_events`,
 	`DROP TABLE IF EXISTS incremental_imports`,
@@ -173,4 +175,36 @@ FROM (SELECT *, row_number() OVER (PARTITION BY aggregate_id, type, timestamp, p
 SELECT ?1 + row_number() OVER (ORDER BY timestamp, seq), aggregate_id,
        base + row_number() OVER (PARTITION BY aggregate_id ORDER BY timestamp, seq), type, timestamp, payload
 FROM temp.incremental_work WHERE cls = ?2 ORDER BY timestamp, seq`
+)
+
+// Durable consumers (driver.Consumers). Lease times are the caller's clock
+// (one machine) in milliseconds.
+const (
+	consumerColumns   = `name, member, members, position, holder, lease_until, updated_at`
+	consumerExistsSQL = `SELECT count(*) FROM esctl_consumers WHERE name = ?`
+	// insertConsumerRowsSQL inserts members 0..?2-1.
+	insertConsumerRowsSQL = `WITH RECURSIVE m(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM m WHERE i + 1 < ?2)
+INSERT INTO esctl_consumers (name, member, members, position, updated_at) SELECT ?1, i, ?2, ?3, ?4 FROM m`
+	deleteConsumerRowsSQL = `DELETE FROM esctl_consumers WHERE name = ?`
+	listConsumersSQL      = `SELECT ` + consumerColumns + ` FROM esctl_consumers WHERE ?1 = '' OR name = ?1 ORDER BY name, member`
+	takeLeaseSQL          = `UPDATE esctl_consumers SET holder = ?3, lease_until = ?5 + ?4
+WHERE name = ?1 AND member = ?2 AND (holder = ?3 OR holder = '' OR lease_until <= ?5)
+RETURNING ` + consumerColumns
+	renewLeaseSQL = `UPDATE esctl_consumers SET lease_until = ?5 + ?4
+WHERE name = ?1 AND member = ?2 AND holder = ?3
+RETURNING ` + consumerColumns
+	consumerRowSQL    = `SELECT ` + consumerColumns + ` FROM esctl_consumers WHERE name = ? AND member = ?`
+	releaseLeaseSQL   = `UPDATE esctl_consumers SET holder = '', lease_until = 0 WHERE name = ? AND member = ? AND holder = ?`
+	saveCheckpointSQL = `UPDATE esctl_consumers SET position = ?4, updated_at = ?5 WHERE name = ?1 AND member = ?2 AND holder = ?3`
+	resetConsumerSQL  = `UPDATE esctl_consumers SET position = ?2, updated_at = ?3, holder = '', lease_until = 0 WHERE name = ?1`
+	deleteParkedSQL   = `DELETE FROM esctl_parked_events WHERE name = ?`
+	parkEventSQL      = `INSERT INTO esctl_parked_events AS p (name, position, aggregate_id, error, attempts, parked_at)
+VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (name, position) DO UPDATE SET error = excluded.error, attempts = p.attempts + excluded.attempts, parked_at = excluded.parked_at, replay = 0`
+	listParkedSQL = `SELECT name, position, aggregate_id, error, attempts, parked_at, replay FROM esctl_parked_events
+WHERE name = ?1 AND position > ?2 AND (NOT ?3 OR replay) ORDER BY position LIMIT ?4`
+	countParkedSQL      = `SELECT name, count(*) FROM esctl_parked_events GROUP BY name ORDER BY name`
+	requestReplayAllSQL = `UPDATE esctl_parked_events SET replay = 1 WHERE name = ?`
+	requestReplayOneSQL = `UPDATE esctl_parked_events SET replay = 1 WHERE name = ? AND position = ?`
+	unparkEventSQL      = `DELETE FROM esctl_parked_events WHERE name = ? AND position = ?`
 )

@@ -93,7 +93,8 @@ func (d *Dialect) Name() string { return EngineName }
 // DSN returns the modernc.org/sqlite data source name the store recommends
 // for the file at path: WAL, synchronous=FULL, busy_timeout, secure_delete
 // and foreign keys on; readOnly adds query_only for a reader pool, and a
-// writer (readOnly false) gets a page cache of writerCacheKiB.
+// writer (readOnly false) gets a page cache of writerCacheKiB and begins
+// database/sql transactions IMMEDIATE.
 func DSN(path string, readOnly bool) string {
 	q := url.Values{}
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", DefaultBusyTimeoutMillis))
@@ -105,6 +106,9 @@ func DSN(path string, readOnly bool) string {
 		q.Add("_pragma", "query_only(ON)")
 	} else {
 		q.Add("_pragma", fmt.Sprintf("cache_size(-%d)", writerCacheKiB))
+		// A transaction begun through database/sql (a consumer's handler
+		// transaction) takes the write lock at BEGIN, as the store's own.
+		q.Add("_txlock", "immediate")
 	}
 	return "file:" + escapePath(path) + "?" + q.Encode()
 }

@@ -16,6 +16,7 @@ import (
 
 	_ "github.com/esctl/esctl/adapters/postgres"
 	_ "github.com/esctl/esctl/adapters/sqlite" // the embedded default engine
+	"github.com/esctl/esctl/consumer"
 	"github.com/esctl/esctl/eventstore"
 )
 
@@ -99,12 +100,13 @@ func hintFor(err error) string {
 	case errors.Is(err, eventstore.ErrNotInitialized):
 		return "create the store with: esctl --db URL init"
 	}
-	return ""
+	return consumerHint(err)
 }
 
 func exitCode(ctx context.Context, err error) int {
 	var ue *usageError
 	var se *storeStateError
+	var lhe *consumer.LeaseHeldError
 	switch {
 	case err == nil:
 		return exitOK
@@ -126,7 +128,7 @@ func exitCode(ctx context.Context, err error) int {
 	case errors.Is(err, eventstore.ErrFrozen), errors.Is(err, eventstore.ErrAlreadyFrozen),
 		errors.Is(err, eventstore.ErrAlreadyUnfrozen), errors.Is(err, eventstore.ErrNotInitialized),
 		errors.Is(err, eventstore.ErrSchemaVersion), errors.Is(err, eventstore.ErrSecretExists),
-		errors.Is(err, eventstore.ErrConflict):
+		errors.Is(err, eventstore.ErrConflict), errors.Is(err, consumer.ErrNotFound), errors.As(err, &lhe):
 		return exitStoreState
 	}
 	return exitFailure
@@ -234,6 +236,7 @@ func newApp(e *env) *cli.Command {
 			restoreCommand(e),
 			verifyCommand(e),
 			secretsCommand(e),
+			consumersCommand(e),
 			snapshotsCommand(e),
 			demoCommand(e),
 			versionCommand(e),

@@ -105,6 +105,10 @@ type Driver interface {
 	CountRows(ctx context.Context) (*RowCounts, error)
 	// ReadStats counts what Describe reports with its Stats option.
 	ReadStats(ctx context.Context) (*StoreStats, error)
+
+	// Consumers keeps durable consumers' checkpoints, leases and parked
+	// events.
+	Consumers
 }
 
 // Appender is an engine's own append, for engines that can do better than

@@ -52,6 +52,7 @@ func Run(t *testing.T, h Harness) {
 		{"Backup", runBackup},
 		{"Copy", runCopy},
 		{"Subscribe", runSubscribe},
+		{"Consumers", runConsumers},
 	}
 	for _, s := range suites {
 		t.Run(s.name, func(t *testing.T) {

@@ -286,6 +286,13 @@ func childMain() (int, bool) {
 		}
 		return 0, true
 	}
+	if spec := os.Getenv(envConsumerChild); spec != "" {
+		if err := consumerChild(spec); err != nil {
+			fmt.Fprintln(os.Stderr, "consumer child:", err)
+			return 1, true
+		}
+		return 0, true
+	}
 	if spec := os.Getenv(envAppendChild); spec != "" {
 		if err := appendChild(spec); err != nil {
 			fmt.Fprintln(os.Stderr, "append child:", err)

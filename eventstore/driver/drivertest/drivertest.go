@@ -36,6 +36,10 @@ func Exercise(t *testing.T, newURL func(testing.TB) string) {
 		{"Incremental", testIncremental},
 		{"StageIncrementalRollsBack", testStageIncrementalRollsBack},
 		{"Appender", testAppender},
+		{"ConsumerRows", testConsumerRows},
+		{"Leases", testLeases},
+		{"Parked", testParked},
+		{"ConsumerTx", testConsumerTx},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/esctl/esctl/consumer"
+	"github.com/esctl/esctl/eventstore"
+)
+
+// TestConsumers: list, parked, replay, reset, resize and delete on a
+// consumer a library run created, on both engines, in text and JSON.
+func TestConsumers(t *testing.T) {
+	t.Parallel()
+	eachEngine(t, func(t *testing.T, engine, url string) {
+		ctx := context.Background()
+		seed(t, url, 40, 4, 0)
+		s := openStore(t, url)
+		var failing atomic.Bool
+		failing.Store(true)
+		c, err := consumer.New(s, "proj", consumer.Func(func(_ context.Context, e *eventstore.StoredEvent) error {
+			if failing.Load() && e.Position == 10 {
+				return errors.New("no balance for\naccount")
+			}
+			return nil
+		}), &consumer.Options{MaxAttempts: 2, RetryMin: time.Millisecond, RetryMax: time.Millisecond, CheckpointInterval: 20 * time.Millisecond, LeaseTTL: time.Second, Instance: "test-instance"})
+		require.NoError(t, err)
+		rctx, cancel := context.WithCancel(ctx)
+		ran := make(chan error, 1)
+		go func() { ran <- c.Run(rctx) }()
+		for c.Stats().Checkpoint < 40 {
+			time.Sleep(10 * time.Millisecond)
+		}
+
+		out := mustEsctl(t, "", "--db", url, "consumers", "list").stdout
+		require.Contains(t, out, "NAME")
+		require.Contains(t, out, "proj")
+		require.Contains(t, out, "0:test-instance")
+		var infos []map[string]any
+		require.NoError(t, json.Unmarshal([]byte(mustEsctl(t, "", "--db", url, "-o", "json", "consumers", "list").stdout), &infos))
+		require.Len(t, infos, 1)
+		require.EqualValues(t, 40, infos[0]["checkpoint"])
+		require.EqualValues(t, 1, infos[0]["active"])
+		require.EqualValues(t, 1, infos[0]["parked"])
+		require.EqualValues(t, 0, infos[0]["lag"])
+
+		var parked []map[string]any
+		require.NoError(t, json.Unmarshal([]byte(mustEsctl(t, "", "--db", url, "-o", "json", "consumers", "parked", "proj").stdout), &parked))
+		require.Len(t, parked, 1)
+		require.EqualValues(t, 10, parked[0]["position"])
+		require.EqualValues(t, 2, parked[0]["attempts"])
+		require.Contains(t, mustEsctl(t, "", "--db", url, "consumers", "parked", "proj").stdout, "no balance for account")
+
+		// A reset while it runs is refused (exit 4) with the hint.
+		wantCode(t, esctl(t, "", "--db", url, "consumers", "reset", "proj", "--to", "start", "--yes"), exitStoreState, "is running", "--force")
+		wantCode(t, esctl(t, "", "--db", url, "consumers", "reset", "nope", "--to", "start", "--yes"), exitStoreState, "not found")
+		wantCode(t, esctl(t, "", "--db", url, "consumers", "reset", "proj", "--to", "sideways", "--yes"), exitUsage, "--to")
+		wantCode(t, esctl(t, "", "--db", url, "consumers", "reset", "proj", "--to", "start"), exitUsage, "--yes")
+
+		failing.Store(false)
+		r := mustEsctl(t, "", "--db", url, "-o", "json", "consumers", "replay", "proj")
+		require.EqualValues(t, 1, num(t, summaryJSON(t, r.stdout), "flagged"))
+		for c.Stats().Replayed < 1 {
+			time.Sleep(10 * time.Millisecond)
+		}
+		require.Equal(t, "[]\n", mustEsctl(t, "", "--db", url, "-o", "json", "consumers", "parked", "proj").stdout)
+		cancel()
+		require.NoError(t, <-ran)
+
+		// Stopped: reset, resize and delete go through.
+		r = mustEsctl(t, "", "--db", url, "consumers", "reset", "proj", "--to", "5", "--dry-run")
+		require.Contains(t, r.stderr, "dry run")
+		r = mustEsctl(t, "", "--db", url, "-o", "json", "consumers", "reset", "proj", "--to", string(eventstore.CursorAt(7)), "--yes")
+		require.EqualValues(t, 7, num(t, summaryJSON(t, r.stdout), "checkpoint"))
+		in, err := consumer.Get(ctx, s, "proj")
+		require.NoError(t, err)
+		require.EqualValues(t, 7, in.Checkpoint)
+		require.EqualValues(t, 33, in.Lag)
+		r = mustEsctl(t, "", "--db", url, "-o", "json", "consumers", "resize", "proj", "--members", "3", "--yes")
+		require.EqualValues(t, 7, num(t, summaryJSON(t, r.stdout), "checkpoint"))
+		in, err = consumer.Get(ctx, s, "proj")
+		require.NoError(t, err)
+		require.Equal(t, 3, in.Members)
+		require.Len(t, in.MemberStates, 3)
+		mustEsctl(t, "", "--db", url, "consumers", "delete", "proj", "--yes")
+		require.Equal(t, "[]\n", mustEsctl(t, "", "--db", url, "-o", "json", "consumers", "list").stdout)
+	})
+}

@@ -1,0 +1,447 @@
+// Package consumer runs durable consumers on an event store: named
+// projections and processes whose checkpoint the store keeps, that run once
+// across a fleet, in groups for parallelism, and that never lose or skip an
+// event.
+//
+// A Consumer follows the store (eventstore.Store.Subscribe) from its
+// checkpoint and hands each event to its Handler. The checkpoint is saved
+// every Options.CheckpointEvery events or Options.CheckpointInterval,
+// whichever comes first, and never moves past an event whose handler has
+// not returned successfully: delivery is at least once, and after a crash
+// the events since the last checkpoint (at most one batch) are delivered
+// again. A TxFunc handler writes its SQL read model in the transaction that
+// also saves the checkpoint, so that its effects happen exactly once.
+//
+// Each member of a consumer holds a lease (a row of the store's
+// esctl_consumers table, on the database server's clock on PostgreSQL):
+// one instance handles a member's events at a time, wherever the others
+// run. When the holder dies, another instance takes the member over within
+// LeaseTTL + LeaseTTL/4 (the lease runs out, and waiting instances try
+// every LeaseTTL/4). A holder that cannot renew its lease in time stops
+// handling before the lease can end.
+//
+// A group of N members splits the events by aggregate: member
+// Owner(aggregateID, N) handles every event of an aggregate, in version
+// order. Each member has its own checkpoint. Changing N is Resize, with
+// every member stopped: the new members start from the lowest checkpoint
+// of the old ones, so nothing is skipped (events some old member had
+// handled already are handled again).
+//
+// A handler that fails is retried with backoff (Options.MaxAttempts,
+// RetryMin, RetryMax); then the event is parked (esctl_parked_events, with
+// the error) and the consumer goes on. Replay (esctl consumers replay)
+// asks the running member to handle parked events again; a replay never
+// moves a checkpoint.
+package consumer
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode"
+
+	"github.com/esctl/esctl/eventstore"
+	"github.com/esctl/esctl/eventstore/driver"
+)
+
+// Defaults for Options.
+const (
+	DefaultCheckpointEvery    = 1_000
+	DefaultCheckpointInterval = time.Second
+	DefaultLeaseTTL           = 15 * time.Second
+	DefaultMaxAttempts        = 5
+	DefaultRetryMin           = 100 * time.Millisecond
+	DefaultRetryMax           = 10 * time.Second
+	// MaxNameLen is the longest consumer name, in bytes.
+	MaxNameLen = 200
+	// AnyMember as Options.Member runs whichever member of the group is
+	// free: N instances started with it share the group's N members.
+	AnyMember = -1
+	// pageSize is the consumer's subscription page size.
+	pageSize = 1_000
+	// deliveryBuffer is how many deliveries the reader keeps ready ahead
+	// of the handler.
+	deliveryBuffer = 1_024
+	// stopTimeout bounds the final checkpoint and lease release after
+	// Run's context ended.
+	stopTimeout = 5 * time.Second
+)
+
+// StartAt is where a consumer that the store has no record of begins.
+type StartAt int
+
+const (
+	// FromBeginning: the first event of the store is its first event.
+	FromBeginning StartAt = iota
+	// FromEnd: events appended after the consumer is first created.
+	FromEnd
+)
+
+// Options configure a Consumer. The zero value means the defaults.
+type Options struct {
+	// Members is the group's size (0 means 1). Every instance of a
+	// consumer is started with the same Members; see Resize.
+	Members int
+	// Member is the member this instance runs, 0..Members-1, or
+	// AnyMember.
+	Member int
+	// EventTypes, when set, are the only types handed to the handler;
+	// the others still move the checkpoint.
+	EventTypes []string
+	// StartAt is where a new consumer begins (a recorded one resumes
+	// from its checkpoint).
+	StartAt StartAt
+	// CheckpointEvery and CheckpointInterval: the checkpoint is saved
+	// after this many events or this long after the first unsaved one,
+	// whichever comes first. CheckpointInterval must be at most a third
+	// of LeaseTTL.
+	CheckpointEvery    int
+	CheckpointInterval time.Duration
+	// LeaseTTL is how long a lease lasts without renewal (renewed every
+	// LeaseTTL/3).
+	LeaseTTL time.Duration
+	// MaxAttempts is how many times an event is handed to the handler
+	// before it is parked (1: no retry); RetryMin and RetryMax bound the
+	// backoff between attempts, which doubles.
+	MaxAttempts int
+	RetryMin    time.Duration
+	RetryMax    time.Duration
+	// Instance names this instance as a lease holder; "" means
+	// host/pid/random.
+	Instance string
+	// Logger receives warnings (retries, parked events, lost leases);
+	// nil is silent. Payloads are never logged.
+	Logger *slog.Logger
+	// CheckpointFunc, when set, is called after each checkpoint saved,
+	// with the consumer's statistics (from the goroutine running Run:
+	// keep it short).
+	CheckpointFunc func(Stats)
+}
+
+func (o *Options) resolved() Options {
+	var r Options
+	if o != nil {
+		r = *o
+	}
+	r.Members = cmp.Or(r.Members, 1)
+	r.CheckpointEvery = cmp.Or(r.CheckpointEvery, DefaultCheckpointEvery)
+	r.CheckpointInterval = cmp.Or(r.CheckpointInterval, DefaultCheckpointInterval)
+	r.LeaseTTL = cmp.Or(r.LeaseTTL, DefaultLeaseTTL)
+	r.MaxAttempts = cmp.Or(r.MaxAttempts, DefaultMaxAttempts)
+	r.RetryMin = cmp.Or(r.RetryMin, DefaultRetryMin)
+	r.RetryMax = cmp.Or(r.RetryMax, DefaultRetryMax)
+	if r.Instance == "" {
+		r.Instance = defaultInstance()
+	}
+	if r.Logger == nil {
+		r.Logger = slog.New(slog.DiscardHandler)
+	}
+	return r
+}
+
+func defaultInstance() string {
+	host, _ := os.Hostname()
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%s/%d/%s", cmp.Or(host, "host"), os.Getpid(), hex.EncodeToString(b[:]))
+}
+
+// Stats are a consumer instance's figures.
+type Stats struct {
+	Name    string
+	Member  int // the member run, -1 while waiting for a lease
+	Members int
+	// Position is the last event handled (or skipped: not the member's,
+	// not of its types); Checkpoint the last saved.
+	Position   int64
+	Checkpoint int64
+	// End is the store's last position when the checkpoint was saved;
+	// Lag = End - Checkpoint events.
+	End int64
+	Lag int64
+	// Handled counts the events this instance handed to its handler
+	// successfully, Parked those it parked, Replayed the parked events it
+	// handled again; Rate is handled events per second between the last
+	// two checkpoints.
+	Handled  int64
+	Parked   int64
+	Replayed int64
+	Rate     float64
+	// Active reports whether the instance holds a lease.
+	Active bool
+}
+
+// Consumer is one instance of a named consumer. Run it; Stats may be read
+// from any goroutine.
+type Consumer struct {
+	s    *eventstore.Store
+	d    driver.Driver
+	name string
+	h    Handler
+	o    Options
+
+	mu    sync.Mutex
+	stats Stats
+
+	handled atomic.Int64
+}
+
+// New returns an instance of consumer name over store s.
+func New(s *eventstore.Store, name string, h Handler, opts *Options) (*Consumer, error) {
+	if err := ValidateName(name); err != nil {
+		return nil, err
+	}
+	if h == nil {
+		return nil, errors.New("consumer: nil handler")
+	}
+	o := opts.resolved()
+	switch {
+	case o.Members < 1:
+		return nil, fmt.Errorf("consumer: Members is %d: use 1 or more", o.Members)
+	case o.Member != AnyMember && (o.Member < 0 || o.Member >= o.Members):
+		return nil, fmt.Errorf("consumer: Member is %d: use 0..%d or AnyMember", o.Member, o.Members-1)
+	case o.CheckpointEvery < 1, o.MaxAttempts < 1, o.LeaseTTL < 3*time.Millisecond, o.RetryMin <= 0, o.RetryMax < o.RetryMin:
+		return nil, errors.New("consumer: CheckpointEvery, MaxAttempts, LeaseTTL and the retry bounds must be positive, RetryMax >= RetryMin")
+	case 3*o.CheckpointInterval > o.LeaseTTL:
+		return nil, fmt.Errorf("consumer: CheckpointInterval (%s) must be at most a third of LeaseTTL (%s)", o.CheckpointInterval, o.LeaseTTL)
+	}
+	c := &Consumer{s: s, d: s.Driver(), name: name, h: h, o: o}
+	c.stats = Stats{Name: name, Member: -1, Members: o.Members}
+	return c, nil
+}
+
+// ValidateName checks a consumer name: 1 to MaxNameLen bytes of UTF-8
+// without control characters.
+func ValidateName(name string) error {
+	if name == "" || len(name) > MaxNameLen {
+		return fmt.Errorf("%w: %q: use 1 to %d bytes", ErrInvalidName, name, MaxNameLen)
+	}
+	for _, r := range name {
+		if unicode.IsControl(r) || r == unicode.ReplacementChar {
+			return fmt.Errorf("%w: %q holds a control character or invalid UTF-8", ErrInvalidName, name)
+		}
+	}
+	return nil
+}
+
+// Owner returns the member of a group of members that handles the events
+// of aggregateID: FNV-1a (32 bits) of the id, modulo members. It is part
+// of the stored state's meaning (checkpoints per member) and never changes.
+func Owner(aggregateID string, members int) int {
+	if members <= 1 {
+		return 0
+	}
+	h := uint32(2166136261) // FNV-1a, 32 bits
+	for i := 0; i < len(aggregateID); i++ {
+		h ^= uint32(aggregateID[i])
+		h *= 16777619
+	}
+	return int(h % uint32(members))
+}
+
+// Name returns the consumer's name.
+func (c *Consumer) Name() string { return c.name }
+
+// Stats returns the instance's figures.
+func (c *Consumer) Stats() Stats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.stats
+	st.Handled = c.handled.Load()
+	return st
+}
+
+func (c *Consumer) update(fn func(st *Stats)) {
+	c.mu.Lock()
+	fn(&c.stats)
+	c.mu.Unlock()
+}
+
+// nowMillis is the clock of lease times where the engine uses the
+// caller's (SQLite).
+func nowMillis() int64 { return time.Now().UnixMilli() }
+
+// Run handles the consumer's events until ctx ends; it then saves the
+// checkpoint, releases its lease and returns nil. It first records the
+// consumer if the store has no record of it, then waits for a lease on its
+// member (or on any free member, with AnyMember), and follows the store
+// from the member's checkpoint. A lost lease sends it back to waiting; a
+// database that cannot be reached is waited for. Other errors end it: a
+// *GroupSizeError, a *TxTypeError, a checkpoint beyond the store's end
+// (*eventstore.CursorBeyondEndError: the store was replaced; reset the
+// consumer), or the store's errors.
+func (c *Consumer) Run(ctx context.Context) error {
+	if err := c.prepare(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	backoff := c.o.RetryMin
+	for {
+		member, row, err := c.acquire(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		c.update(func(st *Stats) {
+			st.Member, st.Active, st.Position, st.Checkpoint = member, true, row.Position, row.Position
+		})
+		c.o.Logger.Info("consumer: lease taken", "consumer", c.name, "member", member, "checkpoint", row.Position)
+		err = c.runLeased(ctx, member, row.Position)
+		c.update(func(st *Stats) { st.Active, st.Member = false, -1 })
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
+		_ = c.d.ReleaseLease(rctx, &driver.LeaseParams{Name: c.name, Member: member, Holder: c.o.Instance, Now: nowMillis()})
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case errors.Is(err, errLeaseLost):
+			c.o.Logger.Warn("consumer: lease lost", "consumer", c.name, "member", member)
+			backoff = c.o.RetryMin
+		case transient(err):
+			c.o.Logger.Warn("consumer: store unreachable; retrying", "consumer", c.name, "err", err, "in", backoff)
+			if !sleep(ctx, backoff) {
+				return nil
+			}
+			backoff = min(2*backoff, c.o.RetryMax)
+		default:
+			return err
+		}
+	}
+}
+
+// transient reports the errors Run waits out.
+func transient(err error) bool {
+	return errors.Is(err, eventstore.ErrUnavailable) || errors.Is(err, eventstore.ErrTimeout) || errors.Is(err, eventstore.ErrOutcomeUnknown)
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// retry runs fn until it succeeds, fails with a non-transient error, or
+// ctx ends.
+func (c *Consumer) retry(ctx context.Context, what string, fn func() error) error {
+	backoff := c.o.RetryMin
+	for {
+		err := fn()
+		if err == nil || !transient(err) {
+			return err
+		}
+		c.o.Logger.Warn("consumer: "+what+" failed; retrying", "consumer", c.name, "err", err, "in", backoff)
+		if !sleep(ctx, backoff) {
+			return ctx.Err()
+		}
+		backoff = min(2*backoff, c.o.RetryMax)
+	}
+}
+
+// prepare records the consumer when the store has none of that name, and
+// checks the group size and the handler's transaction type.
+func (c *Consumer) prepare(ctx context.Context) error {
+	if t := c.h.txType(); t != nil {
+		err := c.retry(ctx, "open a transaction", func() error {
+			tx, err := c.d.BeginConsumerTx(ctx)
+			if err != nil {
+				return err
+			}
+			raw := tx.Raw()
+			_ = tx.Rollback(ctx)
+			if !typeOf(raw).AssignableTo(t) {
+				return &TxTypeError{Want: t.String(), Got: typeOf(raw).String()}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return c.retry(ctx, "record the consumer", func() error {
+		start := int64(0)
+		if c.o.StartAt == FromEnd {
+			st, err := c.d.ReadState(ctx)
+			if err != nil {
+				return err
+			}
+			start = st.LastPosition
+		}
+		created, err := c.d.CreateConsumer(ctx, &driver.CreateConsumerParams{Name: c.name, Members: c.o.Members, Position: start, Now: nowMillis()})
+		if err != nil || created {
+			return err
+		}
+		l, err := c.d.ListConsumers(ctx, c.name)
+		if err != nil {
+			return err
+		}
+		for _, r := range l.Rows {
+			if r.Members != c.o.Members {
+				return &GroupSizeError{Name: c.name, Recorded: r.Members, Given: c.o.Members}
+			}
+		}
+		if len(l.Rows) != c.o.Members {
+			return &GroupSizeError{Name: c.name, Recorded: len(l.Rows), Given: c.o.Members}
+		}
+		return nil
+	})
+}
+
+// acquire waits until this instance holds the lease of its member (or of
+// a free one), trying every LeaseTTL/4.
+func (c *Consumer) acquire(ctx context.Context) (int, *driver.ConsumerRow, error) {
+	members := []int{c.o.Member}
+	if c.o.Member == AnyMember {
+		members = members[:0]
+		for m := range c.o.Members {
+			members = append(members, m)
+		}
+	}
+	poll := c.o.LeaseTTL / 4
+	for {
+		for _, m := range members {
+			var row *driver.ConsumerRow
+			var taken bool
+			err := c.retry(ctx, "take the lease", func() (err error) {
+				row, taken, err = c.d.TakeLease(ctx, c.leaseParams(m))
+				return err
+			})
+			switch {
+			case err != nil:
+				return 0, nil, err
+			case row == nil:
+				// Deleted or resized meanwhile: record it again.
+				if err := c.prepare(ctx); err != nil {
+					return 0, nil, err
+				}
+			case row.Members != c.o.Members:
+				return 0, nil, &GroupSizeError{Name: c.name, Recorded: row.Members, Given: c.o.Members}
+			case taken:
+				return m, row, nil
+			}
+		}
+		if !sleep(ctx, poll) {
+			return 0, nil, ctx.Err()
+		}
+	}
+}
+
+func (c *Consumer) leaseParams(member int) *driver.LeaseParams {
+	return &driver.LeaseParams{Name: c.name, Member: member, Holder: c.o.Instance, TTL: c.o.LeaseTTL.Milliseconds(), Now: nowMillis()}
+}

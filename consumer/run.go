@@ -1,0 +1,575 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync/atomic"
+	"time"
+
+	"github.com/esctl/esctl/eventstore"
+	"github.com/esctl/esctl/eventstore/driver"
+)
+
+func typeOf(v any) reflect.Type {
+	if v == nil {
+		return reflect.TypeFor[any]()
+	}
+	return reflect.TypeOf(v)
+}
+
+// lease is the local view of a held lease: handling stops at deadline
+// (monotonic), which is never later than the lease's end on the engine's
+// clock, because it counts from before the renewal was sent.
+type lease struct {
+	base     time.Time
+	deadline atomic.Int64 // ns since base
+	ttl      time.Duration
+}
+
+func newLease(ttl time.Duration, takenAt time.Time) *lease {
+	l := &lease{base: takenAt, ttl: ttl}
+	l.renewed(takenAt)
+	return l
+}
+
+// renewed records a renewal sent at sent; a margin of a tenth of the TTL
+// covers clock rate differences.
+func (l *lease) renewed(sent time.Time) {
+	l.deadline.Store(int64(sent.Sub(l.base) + l.ttl - l.ttl/10))
+}
+
+func (l *lease) valid() bool { return int64(time.Since(l.base)) < l.deadline.Load() }
+
+// item is one delivery from the reader goroutine.
+type item struct {
+	d   eventstore.Delivery
+	err error
+}
+
+// run is one leased run of a member.
+type run struct {
+	c      *Consumer
+	member int
+	lease  *lease
+	ctx    context.Context // ends when the lease is lost or Run's ctx ends
+	ch     <-chan item
+
+	pos      int64 // last position handled or skipped
+	saved    int64 // last checkpoint saved
+	pending  int   // deliveries since the last save
+	since    time.Time
+	lastSave time.Time
+	lastRate int64 // handled count at the last save
+
+	// TxFunc: the open transaction and the events handled in it.
+	tx      driver.ConsumerTx
+	inTx    []*eventstore.StoredEvent
+	txStart int64 // the checkpoint the open transaction started from
+}
+
+// runLeased follows the store from position pos for member while the
+// lease holds.
+func (c *Consumer) runLeased(parent context.Context, member int, pos int64) error {
+	takenAt := time.Now()
+	lctx, cancel := context.WithCancelCause(parent)
+	defer cancel(nil)
+	l := newLease(c.o.LeaseTTL, takenAt)
+	renewDone := make(chan struct{})
+	go func() {
+		defer close(renewDone)
+		c.renew(lctx, member, l, cancel)
+	}()
+	defer func() { cancel(nil); <-renewDone }()
+
+	ch := make(chan item, deliveryBuffer)
+	r := &run{c: c, member: member, lease: l, ctx: lctx, ch: ch, pos: pos, saved: pos, lastSave: time.Now()}
+	readDone := make(chan struct{})
+	go func() {
+		defer close(readDone)
+		defer close(ch)
+		f := eventstore.Filter{Cursor: eventstore.CursorAt(pos), EventTypes: c.o.EventTypes, Limit: pageSize}
+		for d, err := range c.s.Subscribe(lctx, f) {
+			select {
+			case ch <- item{d, err}:
+			case <-lctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	defer func() { cancel(nil); <-readDone }()
+
+	err := r.loop()
+	if lost := context.Cause(lctx); errors.Is(lost, errLeaseLost) {
+		r.abortTx()
+		return errLeaseLost
+	}
+	if parent.Err() != nil {
+		// Stopping: save what was handled, under a context of its own.
+		sctx, scancel := context.WithTimeout(context.WithoutCancel(parent), stopTimeout)
+		defer scancel()
+		r.ctx = sctx
+		if ferr := r.flush(); ferr != nil && !errors.Is(ferr, errLeaseLost) {
+			c.o.Logger.Warn("consumer: final checkpoint failed", "consumer", c.name, "member", member, "err", ferr)
+		}
+		return nil
+	}
+	r.abortTx()
+	return err
+}
+
+// renew renews the lease every LeaseTTL/3 until ctx ends; it ends the run
+// (errLeaseLost) when another instance holds the lease or when the local
+// deadline passes without a renewal.
+func (c *Consumer) renew(ctx context.Context, member int, l *lease, cancel context.CancelCauseFunc) {
+	every := c.o.LeaseTTL / 3
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if !l.valid() {
+			cancel(errLeaseLost)
+			return
+		}
+		sent := time.Now()
+		rctx, rcancel := context.WithTimeout(ctx, time.Until(l.base.Add(time.Duration(l.deadline.Load()))))
+		lp := c.leaseParams(member)
+		lp.Renew = true
+		_, taken, err := c.d.TakeLease(rctx, lp)
+		rcancel()
+		switch {
+		case err != nil:
+			if ctx.Err() == nil {
+				c.o.Logger.Warn("consumer: lease renewal failed", "consumer", c.name, "member", member, "err", err)
+			}
+		case !taken:
+			cancel(errLeaseLost)
+			return
+		default:
+			l.renewed(sent)
+		}
+	}
+}
+
+// loop handles deliveries until the run's context ends or an error.
+func (r *run) loop() error {
+	c := r.c
+	tick := time.NewTicker(max(c.o.CheckpointInterval/4, time.Millisecond))
+	defer tick.Stop()
+	if err := r.replay(); err != nil {
+		return err
+	}
+	lastReplay := time.Now()
+	for {
+		select {
+		case <-r.ctx.Done():
+			return r.ctx.Err()
+		case <-tick.C:
+			if r.pending > 0 && time.Since(r.since) >= c.o.CheckpointInterval {
+				if err := r.flush(); err != nil {
+					return err
+				}
+			}
+			if time.Since(lastReplay) >= c.o.CheckpointInterval {
+				if err := r.replay(); err != nil {
+					return err
+				}
+				lastReplay = time.Now()
+			}
+		case it, ok := <-r.ch:
+			switch {
+			case !ok:
+				return r.ctx.Err()
+			case it.err != nil:
+				return it.err
+			}
+			if err := r.deliver(&it.d); err != nil {
+				return err
+			}
+			if r.pending >= c.o.CheckpointEvery {
+				if err := r.flush(); err != nil {
+					return err
+				}
+			}
+		}
+	}
+}
+
+// deliver handles one delivery (or skips it: another member's event, a
+// progress step) and moves the position.
+func (r *run) deliver(d *eventstore.Delivery) error {
+	var pos int64
+	if e := d.Event; e != nil {
+		pos = e.Position
+		if Owner(e.AggregateID, r.c.o.Members) == r.member {
+			if !r.lease.valid() {
+				return errLeaseLost
+			}
+			if err := r.handle(e); err != nil {
+				return err
+			}
+		}
+	} else {
+		p, err := d.Cursor.Position()
+		if err != nil {
+			return err
+		}
+		pos = p
+	}
+	if r.pending == 0 {
+		r.since = time.Now()
+	}
+	r.pos = pos
+	r.pending++
+	return nil
+}
+
+// handle hands e to the handler with the retry policy; after the last
+// attempt fails the event is parked. It returns an error only when the run
+// must end (ctx, the store).
+func (r *run) handle(e *eventstore.StoredEvent) error {
+	c := r.c
+	if c.h.txType() != nil {
+		return r.handleTx(e)
+	}
+	backoff := c.o.RetryMin
+	for attempt := 1; ; attempt++ {
+		err := safeCall(r.ctx, c.h, nil, e)
+		if err == nil {
+			c.handled.Add(1)
+			return nil
+		}
+		if r.ctx.Err() != nil {
+			return r.ctx.Err() // stopping: the event stays unhandled
+		}
+		if attempt >= c.o.MaxAttempts {
+			return r.park(nil, e, err, attempt)
+		}
+		c.o.Logger.Warn("consumer: handler failed; retrying", "consumer", c.name, "position", e.Position, "attempt", attempt, "err", err, "in", backoff)
+		if !sleep(r.ctx, backoff) {
+			return r.ctx.Err()
+		}
+		backoff = min(2*backoff, c.o.RetryMax)
+	}
+}
+
+// park records e as parked (in tx when one is given) before the position
+// can move past it.
+func (r *run) park(tx driver.ConsumerTx, e *eventstore.StoredEvent, herr error, attempts int) error {
+	c := r.c
+	p := &driver.ParkedEvent{Name: c.name, Position: e.Position, AggregateID: e.AggregateID, Error: errorText(herr), Attempts: attempts, ParkedAt: nowMillis()}
+	c.o.Logger.Warn("consumer: event parked", "consumer", c.name, "position", e.Position, "attempts", attempts, "err", herr)
+	var err error
+	if tx != nil {
+		err = tx.ParkEvent(r.ctx, p)
+	} else {
+		err = c.retry(r.ctx, "park an event", func() error { return c.d.ParkEvent(r.ctx, p) })
+	}
+	if err == nil {
+		c.update(func(st *Stats) { st.Parked++ })
+	}
+	return err
+}
+
+// errorText is a handler error as stored with a parked event.
+func errorText(err error) string {
+	const max = 4_000
+	s := err.Error()
+	if len(s) > max {
+		s = s[:max] + "..."
+	}
+	return s
+}
+
+// handleTx hands e to a TxFunc handler in the open transaction (opened
+// if none). When the handler fails, the transaction is rolled back, its
+// earlier events are handled again in a new one and committed, and e is
+// retried alone.
+func (r *run) handleTx(e *eventstore.StoredEvent) error {
+	if err := r.openTx(); err != nil {
+		return err
+	}
+	herr := safeCall(r.ctx, r.c.h, r.tx.Raw(), e)
+	if herr == nil {
+		r.inTx = append(r.inTx, e)
+		return nil
+	}
+	if r.ctx.Err() != nil {
+		return r.ctx.Err()
+	}
+	redo, upTo := r.inTx, r.txUpTo(e)
+	r.abortTx()
+	if len(redo) > 0 {
+		if err := r.redo(redo, upTo); err != nil {
+			return err
+		}
+	}
+	return r.handleAlone(e, herr)
+}
+
+// txUpTo is the position the open transaction's events reach before e:
+// the checkpoint it may save without e.
+func (r *run) txUpTo(e *eventstore.StoredEvent) int64 {
+	if r.pos >= e.Position {
+		return e.Position - 1
+	}
+	return r.pos
+}
+
+func (r *run) openTx() error {
+	if r.tx != nil {
+		return nil
+	}
+	tx, err := r.c.d.BeginConsumerTx(r.ctx)
+	if err != nil {
+		return err
+	}
+	r.tx, r.inTx, r.txStart = tx, r.inTx[:0], r.saved
+	return nil
+}
+
+// abortTx rolls the open transaction back, if any.
+func (r *run) abortTx() {
+	if r.tx == nil {
+		return
+	}
+	_ = r.tx.Rollback(context.WithoutCancel(r.ctx))
+	r.tx, r.inTx = nil, nil
+}
+
+// commitTx saves the checkpoint pos in the open transaction and commits.
+func (r *run) commitTx(pos int64) error {
+	c := r.c
+	saved, err := r.tx.SaveCheckpoint(r.ctx, r.checkpoint(pos))
+	if err == nil && !saved {
+		err = errLeaseLost
+	}
+	if err != nil {
+		r.abortTx()
+		return err
+	}
+	err = r.tx.Commit(r.ctx)
+	n := int64(len(r.inTx))
+	r.tx, r.inTx = nil, nil
+	if err != nil {
+		return fmt.Errorf("consumer %q: commit the handler's transaction at position %d: %w", c.name, pos, err)
+	}
+	c.handled.Add(n)
+	r.saved = pos
+	return nil
+}
+
+// redo handles events that succeeded in a rolled-back transaction again,
+// in one new transaction committed at upTo; if one fails now, each is
+// handled alone.
+func (r *run) redo(events []*eventstore.StoredEvent, upTo int64) error {
+	if err := r.openTx(); err != nil {
+		return err
+	}
+	for i, e := range events {
+		if herr := safeCall(r.ctx, r.c.h, r.tx.Raw(), e); herr != nil {
+			if r.ctx.Err() != nil {
+				return r.ctx.Err()
+			}
+			r.abortTx()
+			for _, e := range events[i:] {
+				if err := r.handleAlone(e, herr); err != nil {
+					return err
+				}
+				herr = nil
+			}
+			return r.saveAt(upTo)
+		}
+		r.inTx = append(r.inTx, e)
+	}
+	return r.commitTx(upTo)
+}
+
+// saveAt moves the checkpoint to pos outside a transaction.
+func (r *run) saveAt(pos int64) error {
+	if pos <= r.saved {
+		return nil
+	}
+	saved, err := r.c.d.SaveCheckpoint(r.ctx, r.checkpoint(pos))
+	if err == nil && !saved {
+		err = errLeaseLost
+	}
+	if err == nil {
+		r.saved = pos
+	}
+	return err
+}
+
+// handleAlone handles e in transactions of its own, committed with the
+// checkpoint at e's position, retried with backoff; after the last attempt
+// e is parked in the transaction that moves the checkpoint past it. herr,
+// when not nil, is the failure of a first attempt already made.
+func (r *run) handleAlone(e *eventstore.StoredEvent, herr error) error {
+	c := r.c
+	backoff := c.o.RetryMin
+	attempt := 0
+	if herr != nil {
+		attempt = 1
+	}
+	for {
+		if attempt >= c.o.MaxAttempts {
+			if err := r.openTx(); err != nil {
+				return err
+			}
+			if err := r.park(r.tx, e, herr, attempt); err != nil {
+				r.abortTx()
+				return err
+			}
+			return r.commitTx(e.Position)
+		}
+		if attempt > 0 {
+			c.o.Logger.Warn("consumer: handler failed; retrying", "consumer", c.name, "position", e.Position, "attempt", attempt, "err", herr, "in", backoff)
+			if !sleep(r.ctx, backoff) {
+				return r.ctx.Err()
+			}
+			backoff = min(2*backoff, c.o.RetryMax)
+		}
+		attempt++
+		if err := r.openTx(); err != nil {
+			return err
+		}
+		herr = safeCall(r.ctx, c.h, r.tx.Raw(), e)
+		if herr == nil {
+			r.inTx = append(r.inTx, e)
+			return r.commitTx(e.Position)
+		}
+		if r.ctx.Err() != nil {
+			return r.ctx.Err()
+		}
+		r.abortTx()
+	}
+}
+
+func (r *run) checkpoint(pos int64) *driver.CheckpointParams {
+	return &driver.CheckpointParams{Name: r.c.name, Member: r.member, Holder: r.c.o.Instance, Position: pos, Now: nowMillis()}
+}
+
+// flush saves the checkpoint at the position reached (committing the open
+// transaction of a TxFunc handler with it).
+func (r *run) flush() error {
+	c := r.c
+	if r.pending == 0 && r.tx == nil {
+		return nil
+	}
+	var err error
+	if r.tx != nil {
+		err = r.commitTx(r.pos)
+	} else {
+		err = r.saveAt(r.pos)
+	}
+	if err != nil {
+		return err
+	}
+	r.pending = 0
+	now := time.Now()
+	handled := c.handled.Load()
+	rate := float64(handled-r.lastRate) / now.Sub(r.lastSave).Seconds()
+	r.lastSave, r.lastRate = now, handled
+	var end int64
+	if st, err := c.d.ReadState(r.ctx); err == nil {
+		end = st.LastPosition
+	}
+	c.update(func(st *Stats) {
+		st.Position, st.Checkpoint, st.Rate = r.pos, r.saved, rate
+		if end >= r.saved {
+			st.End, st.Lag = end, end-r.saved
+		}
+	})
+	if c.o.CheckpointFunc != nil {
+		c.o.CheckpointFunc(c.Stats())
+	}
+	return nil
+}
+
+// replay handles the parked events of the member that a replay request
+// flagged. A replay never moves the checkpoint: an event handled again
+// leaves the parked table; one that fails again stays, unflagged, with
+// its new error.
+func (r *run) replay() error {
+	c := r.c
+	list, err := c.d.ListParked(r.ctx, &driver.ListParkedParams{Name: c.name, ReplayOnly: true})
+	if err != nil || len(list) == 0 {
+		if transient(err) {
+			return nil // the next tick tries again
+		}
+		return err
+	}
+	if err := r.flush(); err != nil { // no transaction of the run stays open
+		return err
+	}
+	for _, p := range list {
+		if Owner(p.AggregateID, c.o.Members) != r.member {
+			continue
+		}
+		if err := r.replayOne(&p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *run) replayOne(p *driver.ParkedEvent) error {
+	c := r.c
+	page, err := c.s.LoadEvents(r.ctx, eventstore.Filter{Cursor: eventstore.CursorAt(p.Position - 1), Limit: 1})
+	if err != nil {
+		return err
+	}
+	if len(page.Events) == 0 || page.Events[0].Position != p.Position {
+		// The event is gone (the store was replaced): nothing to replay.
+		_, err := c.d.UnparkEvent(r.ctx, c.name, p.Position)
+		return err
+	}
+	e := &page.Events[0]
+	backoff := c.o.RetryMin
+	var herr error
+	for attempt := 1; attempt <= c.o.MaxAttempts; attempt++ {
+		if attempt > 1 && !sleep(r.ctx, backoff) {
+			return r.ctx.Err()
+		}
+		backoff = min(2*backoff, c.o.RetryMax)
+		if c.h.txType() == nil {
+			if herr = safeCall(r.ctx, c.h, nil, e); herr == nil {
+				_, err := c.d.UnparkEvent(r.ctx, c.name, p.Position)
+				return r.replayed(err)
+			}
+		} else {
+			tx, err := c.d.BeginConsumerTx(r.ctx)
+			if err != nil {
+				return err
+			}
+			if herr = safeCall(r.ctx, c.h, tx.Raw(), e); herr == nil {
+				if _, err := tx.UnparkEvent(r.ctx, c.name, p.Position); err != nil {
+					_ = tx.Rollback(r.ctx)
+					return err
+				}
+				return r.replayed(tx.Commit(r.ctx))
+			}
+			_ = tx.Rollback(r.ctx)
+		}
+		if r.ctx.Err() != nil {
+			return r.ctx.Err()
+		}
+	}
+	c.o.Logger.Warn("consumer: replayed event failed again; it stays parked", "consumer", c.name, "position", p.Position, "err", herr)
+	return c.d.ParkEvent(r.ctx, &driver.ParkedEvent{Name: c.name, Position: p.Position, AggregateID: p.AggregateID, Error: errorText(herr), Attempts: c.o.MaxAttempts, ParkedAt: nowMillis()})
+}
+
+func (r *run) replayed(err error) error {
+	if err == nil {
+		r.c.update(func(st *Stats) { st.Replayed++ })
+	}
+	return err
+}

@@ -1,0 +1,2 @@
+DROP TABLE IF EXISTS esctl_parked_events;
+DROP TABLE IF EXISTS esctl_consumers;
