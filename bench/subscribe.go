@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/esctl/esctl/consumer"
 	"github.com/esctl/esctl/eventstore"
 	"github.com/esctl/esctl/eventstore/driver"
 )
@@ -311,4 +312,59 @@ type countingListener struct{ *countingDriver }
 
 func (c countingListener) Listen(ctx context.Context, wake func()) error {
 	return c.Driver.(driver.Listener).Listen(ctx, wake)
+}
+
+// runConsumer runs a durable consumer with a no-op handler over the whole
+// read store, checkpoint every 1,000 events, next to paging the store
+// with LoadEvents: the consumer's cost over the reads it does anyway. Each
+// run is a new consumer (a name of its own), from the start of the store.
+func runConsumer(ctx context.Context, e *engineEnv) (*figures, error) {
+	s, _, err := e.reader(ctx)
+	if err != nil {
+		return nil, err
+	}
+	end := int64(e.cfg.Events)
+	return e.measurePair(ctx, "consumer", perSecond,
+		func(ctx context.Context, run int) (float64, error) {
+			return consumeAll(ctx, s, fmt.Sprintf("bench-%d-%d", time.Now().UnixNano(), run), end)
+		},
+		rate(e.cfg.Events, func(ctx context.Context) (int, error) { return scanStore(ctx, s, nil, pageSize) }))
+}
+
+// consumeAll runs consumer name from the start until its checkpoint
+// reaches end, and returns the events handled per second.
+func consumeAll(ctx context.Context, s *eventstore.Store, name string, end int64) (float64, error) {
+	var handled atomic.Int64
+	reached := make(chan struct{})
+	var once sync.Once
+	c, err := consumer.New(s, name, consumer.Func(func(context.Context, *eventstore.StoredEvent) error {
+		handled.Add(1)
+		return nil
+	}), &consumer.Options{CheckpointEvery: 1_000, CheckpointFunc: func(st consumer.Stats) {
+		if st.Checkpoint >= end {
+			once.Do(func() { close(reached) })
+		}
+	}})
+	if err != nil {
+		return 0, err
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ran := make(chan error, 1)
+	start := time.Now()
+	go func() { ran <- c.Run(rctx) }()
+	select {
+	case <-reached:
+	case err := <-ran:
+		return 0, fmt.Errorf("the consumer stopped early: %v", err)
+	}
+	elapsed := time.Since(start)
+	cancel()
+	if err := <-ran; err != nil {
+		return 0, err
+	}
+	if n := handled.Load(); n != end {
+		return 0, fmt.Errorf("the consumer handled %d events, want %d", n, end)
+	}
+	return float64(end) / elapsed.Seconds(), errors.Join(consumer.Delete(ctx, s, name, nil))
 }

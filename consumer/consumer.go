@@ -101,8 +101,11 @@ type Options struct {
 	StartAt StartAt
 	// CheckpointEvery and CheckpointInterval: the checkpoint is saved
 	// after this many events or this long after the first unsaved one,
-	// whichever comes first. CheckpointInterval must be at most a third
-	// of LeaseTTL.
+	// whichever comes first: at most CheckpointEvery events are handled
+	// again after a crash. (A Func handler's checkpoints are saved in the
+	// background every half batch, the handler waiting only for the save
+	// before the last one.) CheckpointInterval must be at most a third of
+	// LeaseTTL.
 	CheckpointEvery    int
 	CheckpointInterval time.Duration
 	// LeaseTTL is how long a lease lasts without renewal (renewed every
@@ -307,7 +310,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		case ctx.Err() != nil:
 			return nil
 		case errors.Is(err, errLeaseLost):
-			c.o.Logger.Warn("consumer: lease lost", "consumer", c.name, "member", member)
+			c.o.Logger.Warn("consumer: lease lost", "consumer", c.name, "member", member, "err", err)
 			backoff = c.o.RetryMin
 		case transient(err):
 			c.o.Logger.Warn("consumer: store unreachable; retrying", "consumer", c.name, "err", err, "in", backoff)

@@ -63,6 +63,9 @@ type run struct {
 	lastSave time.Time
 	lastRate int64 // handled count at the last save
 
+	saver *saver // Func handlers: saves checkpoints in the background
+	every int    // deliveries between two checkpoint saves
+
 	// TxFunc: the open transaction and the events handled in it.
 	tx      driver.ConsumerTx
 	inTx    []*eventstore.StoredEvent
@@ -103,17 +106,35 @@ func (c *Consumer) runLeased(parent context.Context, member int, pos int64) erro
 	}()
 	defer func() { cancel(nil); <-readDone }()
 
+	r.every = c.o.CheckpointEvery
+	if c.h.txType() == nil {
+		// Checkpoints of a Func handler are saved in the background, so
+		// that the handler does not wait for each commit: a save is asked
+		// for every half batch, and the handler waits only when the save
+		// before the last one has not finished, so that at most
+		// CheckpointEvery handled events are ever unsaved.
+		r.saver = newSaver(r, cancel)
+		r.every = max(c.o.CheckpointEvery/2, 1)
+	}
 	err := r.loop()
-	if lost := context.Cause(lctx); errors.Is(lost, errLeaseLost) {
+	r.saver.stop()
+	r.saver = nil
+	if cause := context.Cause(lctx); parent.Err() == nil && cause != nil && !errors.Is(cause, context.Canceled) {
 		r.abortTx()
-		return errLeaseLost
+		return cause // errLeaseLost, or what stopped the saver
 	}
 	if parent.Err() != nil {
 		// Stopping: save what was handled, under a context of its own.
 		sctx, scancel := context.WithTimeout(context.WithoutCancel(parent), stopTimeout)
 		defer scancel()
 		r.ctx = sctx
-		if ferr := r.flush(); ferr != nil && !errors.Is(ferr, errLeaseLost) {
+		var ferr error
+		if r.tx != nil {
+			ferr = r.commitTx(r.pos)
+		} else {
+			ferr = r.saveAt(r.pos)
+		}
+		if ferr != nil && !errors.Is(ferr, errLeaseLost) {
 			c.o.Logger.Warn("consumer: final checkpoint failed", "consumer", c.name, "member", member, "err", ferr)
 		}
 		return nil
@@ -136,7 +157,7 @@ func (c *Consumer) renew(ctx context.Context, member int, l *lease, cancel conte
 		case <-t.C:
 		}
 		if !l.valid() {
-			cancel(errLeaseLost)
+			cancel(fmt.Errorf("%w: not renewed in time", errLeaseLost))
 			return
 		}
 		sent := time.Now()
@@ -151,7 +172,7 @@ func (c *Consumer) renew(ctx context.Context, member int, l *lease, cancel conte
 				c.o.Logger.Warn("consumer: lease renewal failed", "consumer", c.name, "member", member, "err", err)
 			}
 		case !taken:
-			cancel(errLeaseLost)
+			cancel(fmt.Errorf("%w: the renewal was refused (another holder, or a reset)", errLeaseLost))
 			return
 		default:
 			l.renewed(sent)
@@ -194,7 +215,7 @@ func (r *run) loop() error {
 			if err := r.deliver(&it.d); err != nil {
 				return err
 			}
-			if r.pending >= c.o.CheckpointEvery {
+			if r.pending >= r.every {
 				if err := r.flush(); err != nil {
 					return err
 				}
@@ -211,7 +232,7 @@ func (r *run) deliver(d *eventstore.Delivery) error {
 		pos = e.Position
 		if Owner(e.AggregateID, r.c.o.Members) == r.member {
 			if !r.lease.valid() {
-				return errLeaseLost
+				return fmt.Errorf("%w: not renewed in time", errLeaseLost)
 			}
 			if err := r.handle(e); err != nil {
 				return err
@@ -350,7 +371,7 @@ func (r *run) commitTx(pos int64) error {
 	c := r.c
 	saved, err := r.tx.SaveCheckpoint(r.ctx, r.checkpoint(pos))
 	if err == nil && !saved {
-		err = errLeaseLost
+		err = fmt.Errorf("%w: the checkpoint save was fenced off", errLeaseLost)
 	}
 	if err != nil {
 		r.abortTx()
@@ -400,7 +421,7 @@ func (r *run) saveAt(pos int64) error {
 	}
 	saved, err := r.c.d.SaveCheckpoint(r.ctx, r.checkpoint(pos))
 	if err == nil && !saved {
-		err = errLeaseLost
+		err = fmt.Errorf("%w: the checkpoint save was fenced off", errLeaseLost)
 	}
 	if err == nil {
 		r.saved = pos
@@ -457,13 +478,20 @@ func (r *run) checkpoint(pos int64) *driver.CheckpointParams {
 	return &driver.CheckpointParams{Name: r.c.name, Member: r.member, Holder: r.c.o.Instance, Position: pos, Now: nowMillis()}
 }
 
-// flush saves the checkpoint at the position reached (committing the open
-// transaction of a TxFunc handler with it).
+// flush saves the checkpoint at the position reached: in the background
+// for a Func handler (the latest position wins), at once for a TxFunc
+// handler, whose open transaction commits with it.
 func (r *run) flush() error {
-	c := r.c
 	if r.pending == 0 && r.tx == nil {
 		return nil
 	}
+	if r.saver != nil {
+		if r.saver.want(r.ctx, r.pos, r.pending >= r.every) {
+			r.pending = 0
+		}
+		return r.ctx.Err()
+	}
+	r.pending = 0
 	var err error
 	if r.tx != nil {
 		err = r.commitTx(r.pos)
@@ -473,7 +501,14 @@ func (r *run) flush() error {
 	if err != nil {
 		return err
 	}
-	r.pending = 0
+	r.saved = r.pos
+	r.afterSave()
+	return nil
+}
+
+// afterSave updates the statistics after a checkpoint was saved.
+func (r *run) afterSave() {
+	c := r.c
 	now := time.Now()
 	handled := c.handled.Load()
 	rate := float64(handled-r.lastRate) / now.Sub(r.lastSave).Seconds()
@@ -482,16 +517,75 @@ func (r *run) flush() error {
 	if st, err := c.d.ReadState(r.ctx); err == nil {
 		end = st.LastPosition
 	}
+	saved := r.saved
 	c.update(func(st *Stats) {
-		st.Position, st.Checkpoint, st.Rate = r.pos, r.saved, rate
-		if end >= r.saved {
-			st.End, st.Lag = end, end-r.saved
+		st.Position, st.Checkpoint, st.Rate = max(st.Position, saved), saved, rate
+		if end >= saved {
+			st.End, st.Lag = end, end-saved
 		}
 	})
 	if c.o.CheckpointFunc != nil {
 		c.o.CheckpointFunc(c.Stats())
 	}
-	return nil
+}
+
+// saver saves a Func handler's checkpoints in the background: the handler
+// loop hands it positions it handled (the latest wins); an error it cannot
+// wait out (a lost lease: the save was fenced) ends the run.
+type saver struct {
+	r    *run
+	ch   chan int64
+	done chan struct{}
+}
+
+func newSaver(r *run, cancel context.CancelCauseFunc) *saver {
+	s := &saver{r: r, ch: make(chan int64), done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		c := r.c
+		for pos := range s.ch {
+			err := c.retry(r.ctx, "save the checkpoint", func() error { return r.saveAt(pos) })
+			if err != nil {
+				if r.ctx.Err() == nil {
+					cancel(err)
+				}
+				return
+			}
+			r.afterSave()
+		}
+	}()
+	return s
+}
+
+// want hands pos to the saver (an unbuffered channel: it takes pos when
+// its previous save is done). While that save runs, wait (a full half
+// batch: the handler must not run further ahead) or, for a time-based
+// save, skip it (false).
+func (s *saver) want(ctx context.Context, pos int64, wait bool) bool {
+	if !wait {
+		select {
+		case s.ch <- pos:
+			return true
+		default:
+			return false
+		}
+	}
+	select {
+	case s.ch <- pos:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// stop waits for the saver to end; a save in progress finishes (or fails
+// with the run's context).
+func (s *saver) stop() {
+	if s == nil {
+		return
+	}
+	close(s.ch)
+	<-s.done
 }
 
 // replay handles the parked events of the member that a replay request

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -57,7 +58,7 @@ const envConsumerChild = "ESCTL_CONSUMER_CHILD"
 // Lease and checkpoint settings of the consumer tests: a killed holder's
 // lease ends within childLeaseTTL.
 const (
-	childLeaseTTL          = 2 * time.Second
+	childLeaseTTL          = 3 * time.Second
 	childCheckpointEvery   = 1_000
 	childCheckpointEveryMs = 200
 )
@@ -105,6 +106,7 @@ func consumerChild(spec string) error {
 func childOptions(instance string) *consumer.Options {
 	return &consumer.Options{
 		Instance:           instance,
+		Logger:             slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		LeaseTTL:           childLeaseTTL,
 		CheckpointEvery:    childCheckpointEvery,
 		CheckpointInterval: childCheckpointEveryMs * time.Millisecond,
@@ -244,6 +246,15 @@ func rebuild(t *testing.T, s *eventstore.Store) map[string]readModelRow {
 // appendSpread appends n events over aggregates prefix-0..aggs-1, in calls
 // of batch events, each aggregate's versions in order.
 func appendSpread(ctx context.Context, s *eventstore.Store, prefix string, aggs, n, batch int) error {
+	return appendPaced(ctx, s, prefix, aggs, n, batch, 0)
+}
+
+// appendPaced is appendSpread with a pause after each call. On SQLite a
+// writer that never pauses starves the other processes' writers (their
+// busy handler sleeps between tries and seldom finds the lock free), which
+// would hold up a consumer process's checkpoints and lease renewals: the
+// kill tests pace their writer as a real application's would be.
+func appendPaced(ctx context.Context, s *eventstore.Store, prefix string, aggs, n, batch int, pause time.Duration) error {
 	versions := make([]int64, aggs)
 	for i := 0; i < n; {
 		k := min(batch, n-i)
@@ -257,6 +268,9 @@ func appendSpread(ctx context.Context, s *eventstore.Store, prefix string, aggs,
 			return err
 		}
 		i += k
+		if pause > 0 {
+			time.Sleep(pause)
+		}
 	}
 	return nil
 }
@@ -370,7 +384,7 @@ func testConsumerKillResume(t *testing.T, h Harness, mode string) {
 	name := "kill-" + mode
 
 	appended := make(chan error, 1)
-	go func() { appended <- appendSpread(ctx, s, "acc", 1_000, total, 100) }()
+	go func() { appended <- appendPaced(ctx, s, "acc", 1_000, total, 100, 2*time.Millisecond) }()
 
 	var logs []string
 	for run := 0; ; run++ {
