@@ -76,15 +76,11 @@ func ExampleTxFunc() {
 
 // createBalances creates the example's read model table.
 func createBalances(s *eventstore.Store) {
-	ctx := context.Background()
-	tx, err := s.Driver().BeginConsumerTx(ctx)
+	err := consumer.WithTx(context.Background(), s, func(ctx context.Context, tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `CREATE TABLE balances (id TEXT PRIMARY KEY, cents INTEGER NOT NULL)`)
+		return err
+	})
 	if err != nil {
-		log.Fatal(err)
-	}
-	if _, err := tx.Raw().(*sql.Tx).ExecContext(ctx, `CREATE TABLE balances (id TEXT PRIMARY KEY, cents INTEGER NOT NULL)`); err != nil {
-		log.Fatal(err)
-	}
-	if err := tx.Commit(ctx); err != nil {
 		log.Fatal(err)
 	}
 }

@@ -70,3 +70,26 @@ func safeCall(ctx context.Context, h Handler, tx any, e *eventstore.StoredEvent)
 	}()
 	return h.call(ctx, tx, e)
 }
+
+// WithTx runs fn in a transaction on the store's database, of the type a
+// TxFunc handler gets (pgx.Tx on PostgreSQL, *sql.Tx on SQLite), and
+// commits it when fn returns nil (otherwise rolls it back and returns fn's
+// error): create a read model's tables, read them. A T the engine does not
+// give is a *TxTypeError. On SQLite the transaction holds the store's
+// write lock: keep it short.
+func WithTx[T any](ctx context.Context, s *eventstore.Store, fn func(ctx context.Context, tx T) error) error {
+	tx, err := s.Driver().BeginConsumerTx(ctx)
+	if err != nil {
+		return err
+	}
+	t, ok := tx.Raw().(T)
+	if !ok {
+		_ = tx.Rollback(ctx)
+		return &TxTypeError{Want: reflect.TypeFor[T]().String(), Got: fmt.Sprintf("%T", tx.Raw())}
+	}
+	if err := fn(ctx, t); err != nil {
+		_ = tx.Rollback(ctx)
+		return err
+	}
+	return tx.Commit(ctx)
+}

@@ -1,7 +1,8 @@
 // Command bank is a small bank built on esctl: the event store, aggregates
 // rebuilt from snapshots (package snapshots), personal data encrypted per
 // customer and forgotten on request (package secrets), and a projection that
-// pages through the store by cursor and keeps its checkpoint.
+// is a durable consumer (package consumer): SQL tables in the store's
+// database, committed with its checkpoint.
 //
 //	go run ./examples/bank                                   # SQLite file ./bank-example.db, recreated
 //	go run ./examples/bank -db 'postgres://localhost/app?schema=bank_example'
@@ -31,6 +32,7 @@ import (
 
 	_ "github.com/esctl/esctl/adapters/postgres"
 	_ "github.com/esctl/esctl/adapters/sqlite"
+	"github.com/esctl/esctl/consumer"
 	"github.com/esctl/esctl/eventstore"
 )
 
@@ -41,10 +43,14 @@ const defaultDB = "sqlite://bank-example.db"
 // later run recognizes (and may recreate) a store it created.
 const markerKey = "examples/bank:marker"
 
-// projectionKey is where the projection saves its read model and checkpoint.
-const projectionKey = "projection:bank-overview"
+// The projections' consumer names (their tables are named after them):
+// the overview that runs, stops and resumes, and a rebuild from position 0.
+const (
+	overviewName = "bank-overview"
+	rebuildName  = "bank-rebuild"
+)
 
-// projectionPage is the page size of the projection's reads.
+// projectionPage is the projection's checkpoint batch.
 const projectionPage = 100
 
 type config struct {
@@ -210,18 +216,22 @@ func run(ctx context.Context, out io.Writer, cfg config) (*report, error) {
 			id, a.Version, a.State.Balance, from, a.Loaded.EventsRead, a.Version)
 	}
 
-	// 6. The projection, from the start, saving its checkpoint after every page.
-	p, _, err := openProjection(ctx, s, b.keys, projectionKey)
+	// 6. The projection, a durable consumer, from the start until it is
+	// caught up; its tables and checkpoint commit together.
+	p, err := newProjection(ctx, s, b.keys, overviewName)
 	if err != nil {
 		return nil, err
 	}
-	events, pages, err := p.CatchUp(ctx, projectionPage)
+	at, err := s.Describe(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
-	checkpoint, _ := p.Checkpoint().Position()
-	fmt.Fprintf(out, "\n6. Projection. Read %d events in %d pages of up to %d by cursor; checkpoint saved at position %d.\n",
-		events, pages, projectionPage, checkpoint)
+	events, err := p.Run(ctx, projectionPage, func(cp int64) bool { return cp >= at.LastPosition })
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(out, "\n6. Projection. The durable consumer %q handled %d events into its SQL tables, committing them with its\n", overviewName, events)
+	fmt.Fprintf(out, "   checkpoint every %d events; stopped at checkpoint %d.\n", projectionPage, at.LastPosition)
 	if err := printCustomers(ctx, out, p); err != nil {
 		return nil, err
 	}
@@ -260,32 +270,25 @@ func run(ctx context.Context, out io.Writer, cfg config) (*report, error) {
 	// 8. The projection restarts from its checkpoint and follows the store
 	// live: it catches up, then a deposit made while it follows reaches it
 	// as it commits.
-	p2, resumed, err := openProjection(ctx, s, b.keys, projectionKey)
+	resumedAt, err := consumer.Get(ctx, s, overviewName)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("the projection's checkpoint was not found: %w", err)
 	}
-	if !resumed {
-		return nil, errors.New("the projection's checkpoint was not found")
-	}
-	from, _ := p2.Checkpoint().Position()
+	from := resumedAt.Checkpoint
 	end, err := s.Describe(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
-	caughtUp := make(chan struct{})
-	var liveAt int64 // the live deposit's position, once made
-	var liveMu sync.Mutex
+	liveAt := end.LastPosition + 1 // nothing else writes now: the live deposit's position
 	followed := make(chan error, 1)
+	caughtUp := make(chan struct{})
 	go func() {
 		var once sync.Once
-		_, err := p2.Follow(ctx, projectionPage, func(p *projection) bool {
-			at, _ := p.Checkpoint().Position()
-			if at >= end.LastPosition {
+		_, err := p.Run(ctx, projectionPage, func(cp int64) bool {
+			if cp >= end.LastPosition {
 				once.Do(func() { close(caughtUp) })
 			}
-			liveMu.Lock()
-			defer liveMu.Unlock()
-			return liveAt > 0 && at >= liveAt
+			return cp >= liveAt
 		})
 		followed <- err
 	}()
@@ -294,20 +297,23 @@ func run(ctx context.Context, out io.Writer, cfg config) (*report, error) {
 	case err := <-followed:
 		return nil, fmt.Errorf("the projection stopped before catching up: %v", err)
 	}
-	liveMu.Lock()
-	liveAt = end.LastPosition + 1 // nothing else writes now: the deposit's position
-	liveMu.Unlock()
 	if _, err := b.Deposit(ctx, "account-alice-1", 10); err != nil {
 		return nil, err
 	}
 	if err := <-followed; err != nil {
 		return nil, err
 	}
-	events = int(end.LastPosition - from)
-	rep.ResumedEvents, rep.Erased, rep.ProjectionBalances = events, p2.Erased, p2.Balances()
+	events = end.LastPosition - from
+	rep.ResumedEvents = int(events)
+	if rep.Erased, err = p.Erased(ctx); err != nil {
+		return nil, err
+	}
+	if rep.ProjectionBalances, err = p.Balances(ctx); err != nil {
+		return nil, err
+	}
 	fmt.Fprintf(out, "\n8. Projection restarted from its checkpoint at position %d, following the store live: caught up %d new events,\n", from, events)
 	fmt.Fprintf(out, "   then got a deposit of 10 on account-alice-1 (position %d) as it committed;\n", liveAt)
-	fmt.Fprintf(out, "   it saw the %s event and erased %s from its read model.\n", eventstore.DeleteSecretEventType, strings.Join(p2.Erased, ", "))
+	fmt.Fprintf(out, "   it saw the %s event and erased %s from its read model.\n", eventstore.DeleteSecretEventType, strings.Join(rep.Erased, ", "))
 	same := "match"
 	for _, id := range accountIDs {
 		a, err := b.accounts.Load(ctx, id)
@@ -322,15 +328,19 @@ func run(ctx context.Context, out io.Writer, cfg config) (*report, error) {
 	fmt.Fprintf(out, "   its balances %s the aggregates' (%d accounts).\n", same, len(accountIDs))
 
 	// 9. A projection rebuilt from the first event cannot recover her data.
-	p3, _, err := openProjection(ctx, s, b.keys, "")
+	p3, err := newProjection(ctx, s, b.keys, rebuildName)
 	if err != nil {
 		return nil, err
 	}
-	events, pages, err = p3.CatchUp(ctx, projectionPage)
+	last, err := s.Describe(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(out, "\n9. Projection rebuilt from position 0 (%d events, %d pages): her fields no longer decrypt, the others' do.\n", events, pages)
+	events, err = p3.Run(ctx, projectionPage, func(cp int64) bool { return cp >= last.LastPosition })
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(out, "\n9. Projection rebuilt from position 0 (consumer %q, %d events): her fields no longer decrypt, the others' do.\n", rebuildName, events)
 	if err := printCustomers(ctx, out, p3); err != nil {
 		return nil, err
 	}
@@ -380,6 +390,11 @@ func openFresh(ctx context.Context, url string, ours bool) (*eventstore.Store, e
 		if (d.EventCount > 0 || d.SecretCount > 0) && !marked {
 			return fail(fmt.Errorf("the store at %s holds %d events and %d secrets and was not created by this example: "+
 				"give an empty database (or a new schema: ?schema=bank_example)", eventstore.RedactURL(url), d.EventCount, d.SecretCount))
+		}
+	}
+	for _, name := range []string{overviewName, rebuildName} {
+		if err := dropProjection(ctx, s, name); err != nil {
+			return fail(err)
 		}
 	}
 	if err := s.Drop(ctx); err != nil {
