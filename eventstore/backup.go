@@ -152,7 +152,7 @@ func (s *Store) Backup(ctx context.Context, w io.Writer, opts *BackupOptions) (*
 		return nil, err
 	}
 	defer s.exit()
-	tx, err := s.d.BeginRead(ctx)
+	tx, err := s.r.BeginRead(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
 	}

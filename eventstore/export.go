@@ -107,7 +107,7 @@ func (s *Store) ExportEvents(ctx context.Context, w io.Writer, opts *ExportOptio
 		}
 		defer unfreeze()
 	}
-	tx, err := s.d.BeginRead(ctx)
+	tx, err := s.r.BeginRead(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("export: %w", err)
 	}

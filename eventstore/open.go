@@ -2,6 +2,7 @@ package eventstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -167,5 +168,23 @@ func Open(ctx context.Context, rawURL string, opts *Options) (*Store, error) {
 		return nil, err
 	}
 	s.closeFunc = closeFunc
+	if s.opts.ReadURL != "" {
+		re, err := engineFor(s.opts.ReadURL)
+		if err == nil && re.Name != e.Name {
+			err = fmt.Errorf("the read URL's engine is %s, the store's %s", re.Name, e.Name)
+		}
+		var rd driver.Driver
+		var closeRead func() error
+		if err == nil {
+			rd, closeRead, err = re.Open(ctx, s.opts.ReadURL)
+		}
+		if err != nil {
+			_ = closeFunc()
+			msg := NewRedactor(s.opts.ReadURL).Redact(fmt.Sprintf("eventstore: open the read URL %s: %v", RedactURL(s.opts.ReadURL), err))
+			return nil, &redactedError{msg: msg, err: err}
+		}
+		s.r = rd
+		s.closeFunc = func() error { return errors.Join(closeRead(), closeFunc()) }
+	}
 	return s, nil
 }

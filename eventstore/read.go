@@ -131,7 +131,7 @@ func (s *Store) LoadEvents(ctx context.Context, f Filter) (*Page, error) {
 		return &Page{Cursor: CursorAt(pos)}, nil
 	}
 	p := f.listParams(pos)
-	res, err := s.d.ListEvents(ctx, p)
+	res, err := s.r.ListEvents(ctx, p)
 	if err != nil {
 		return nil, fmt.Errorf("load events after %d: %w", pos, err)
 	}
@@ -140,7 +140,10 @@ func (s *Store) LoadEvents(ctx context.Context, f Filter) (*Page, error) {
 		return &Page{Events: events}, nil
 	}
 	if pos > res.LastPosition {
-		return nil, &CursorBeyondEndError{Position: pos, End: res.LastPosition}
+		if err := s.beyondEnd(ctx, pos, res.LastPosition); err != nil {
+			return nil, err
+		}
+		return &Page{Cursor: CursorAt(pos)}, nil // a replica behind the cursor
 	}
 	next := pos
 	if n := len(events); n > 0 {
@@ -178,8 +181,10 @@ func (s *Store) Events(ctx context.Context, f Filter) iter.Seq2[StoredEvent, err
 				return
 			}
 			if first && !p.ByTime && pos > res.LastPosition {
-				yield(StoredEvent{}, &CursorBeyondEndError{Position: pos, End: res.LastPosition})
-				return
+				if err := s.beyondEnd(ctx, pos, res.LastPosition); err != nil {
+					yield(StoredEvent{}, err)
+				}
+				return // or a replica behind the cursor: nothing yet
 			}
 			first = false
 			for i := range res.Events {
@@ -204,11 +209,29 @@ func (s *Store) listPage(ctx context.Context, p *driver.ListEventsParams) (*driv
 		return nil, err
 	}
 	defer s.exit()
-	res, err := s.d.ListEvents(ctx, p)
+	res, err := s.r.ListEvents(ctx, p)
 	if err != nil {
 		return nil, fmt.Errorf("load events after %d: %w", p.After, err)
 	}
 	return res, nil
+}
+
+// beyondEnd is the answer to a cursor at pos past the end (end) of the
+// database events are read from: *CursorBeyondEndError, unless that is a
+// replica (Options.ReadURL) and pos is within the primary's end, which
+// the replica has not reached yet (nil: it lags).
+func (s *Store) beyondEnd(ctx context.Context, pos, end int64) error {
+	if s.r == s.d {
+		return &CursorBeyondEndError{Position: pos, End: end}
+	}
+	st, err := s.d.ReadState(ctx)
+	if err != nil {
+		return fmt.Errorf("read the primary's end: %w", err)
+	}
+	if pos > st.LastPosition {
+		return &CursorBeyondEndError{Position: pos, End: st.LastPosition}
+	}
+	return nil
 }
 
 // LatestEvent returns the matching event with the highest position, or nil

@@ -57,7 +57,7 @@ func (m *SecretsManager) ExportSecrets(ctx context.Context, w io.Writer, opts *S
 		return nil, err
 	}
 	defer s.exit()
-	tx, err := s.d.BeginRead(ctx)
+	tx, err := s.r.BeginRead(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("export secrets: %w", err)
 	}

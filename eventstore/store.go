@@ -46,6 +46,18 @@ type Options struct {
 	// PollOnly turns cross-process wake-ups off (PostgreSQL: no LISTEN
 	// connection): subscriptions see other processes' appends by polling.
 	PollOnly bool
+	// ReadURL (Open only) is a database the store reads events from: a
+	// streaming replica of the one given to Open, or several in one
+	// multi-host URL (postgres://a,b/db?target_session_attrs=prefer-standby).
+	// LoadEvents, Events, exports, backups and subscriptions read there;
+	// writes, and every read a write or a decision depends on (Describe,
+	// LatestEvent, secrets, snapshots, imports, consumers' checkpoints),
+	// go to the URL given to Open. A replica that lags shows a prefix of
+	// the store (positions commit in order); a cursor it has not reached
+	// yet is not beyond the end: LoadEvents returns an empty page at that
+	// cursor (try again), Events ends, and Subscribe waits. "": one
+	// database serves all.
+	ReadURL string
 }
 
 func (o *Options) resolved() Options {
@@ -72,7 +84,8 @@ func (o *Options) resolved() Options {
 // and Close it when done.
 type Store struct {
 	d         driver.Driver
-	w         writer // d's write transactions
+	r         driver.Driver // events are read here: d, or the ReadURL's replica
+	w         writer        // d's write transactions
 	opts      Options
 	closeFunc func() error // closes what Open opened; nil for New
 
@@ -96,7 +109,7 @@ func New(d driver.Driver, opts *Options) (*Store, error) {
 	if d == nil {
 		return nil, errors.New("eventstore: New: nil driver")
 	}
-	s := &Store{d: d, opts: opts.resolved(), wake: newNotifier()}
+	s := &Store{d: d, r: d, opts: opts.resolved(), wake: newNotifier()}
 	w := driverWriter{d: d, wake: s.wake}
 	s.w = w
 	s.appender = newAppender(d, w, s.opts.MaxGroupEvents, s.opts.Logger)
@@ -186,10 +199,16 @@ func (s *Store) Close() error {
 	}
 	s.dropTail(nil)
 	var err error
-	if c, ok := s.d.(io.Closer); ok {
-		// A driver may hold resources of its own (the SQLite driver keeps
-		// a writer connection); pools it was given stay open.
-		err = c.Close()
+	drivers := []driver.Driver{s.d}
+	if s.r != s.d {
+		drivers = append(drivers, s.r)
+	}
+	for _, d := range drivers {
+		if c, ok := d.(io.Closer); ok {
+			// A driver may hold resources of its own (the SQLite driver
+			// keeps a writer connection); pools it was given stay open.
+			err = errors.Join(err, c.Close())
+		}
 	}
 	if s.closeFunc != nil {
 		err = errors.Join(err, s.closeFunc())

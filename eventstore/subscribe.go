@@ -192,7 +192,10 @@ func (s *Store) catchUp(ctx context.Context, sub *subscriber, first bool, yield 
 		}
 		backoff = retryMin
 		if first && sub.pos > res.LastPosition {
-			return &CursorBeyondEndError{Position: sub.pos, End: res.LastPosition}
+			if err := s.beyondEnd(ctx, sub.pos, res.LastPosition); err != nil {
+				return err
+			}
+			return nil // a replica behind the cursor: the tail waits for it
 		}
 		first = false
 		if !filtered {
@@ -303,7 +306,7 @@ func (s *Store) readTail(ctx context.Context, r *tailRun) {
 		t.mu.Lock()
 		after := r.pos
 		t.mu.Unlock()
-		res, err := s.d.ListEvents(ctx, &driver.ListEventsParams{After: after, AfterTimestamp: -1, Limit: tailBatchEvents})
+		res, err := s.r.ListEvents(ctx, &driver.ListEventsParams{After: after, AfterTimestamp: -1, Limit: tailBatchEvents})
 		if ctx.Err() != nil {
 			return
 		}
@@ -409,7 +412,7 @@ func (n *notifier) notify() {
 // tail's lock held.
 func (s *Store) startWakeups() {
 	s.listenOnce.Do(func() {
-		l, ok := s.d.(driver.Listener)
+		l, ok := s.r.(driver.Listener)
 		if !ok || s.opts.PollOnly {
 			return
 		}

@@ -29,6 +29,10 @@ type Harness struct {
 	// Peers gives fresh databases of the other engines, by name, for the
 	// cross-engine round trips (export here, import there, and back).
 	Peers map[string]func(t testing.TB) string
+	// ReadURL, when set, gives the URL of a replica of the database at
+	// url (a streaming standby): RunTailCheck's readers then read there
+	// (eventstore.Options.ReadURL) while the writers write to url.
+	ReadURL func(t testing.TB, url string) string
 }
 
 // Run runs the whole suite.

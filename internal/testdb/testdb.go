@@ -197,6 +197,14 @@ type localCluster struct {
 // BinDir finds the PostgreSQL server binaries.
 func BinDir() (string, error) {
 	if p, err := exec.LookPath("pg_ctl"); err == nil {
+		// A link in PATH (/usr/local/bin/pg_ctl) to the server binaries'
+		// directory, which also holds pg_basebackup.
+		if real, err := filepath.EvalSymlinks(p); err == nil {
+			p = real
+		}
+		if _, err := os.Stat(filepath.Join(filepath.Dir(p), "initdb")); err == nil {
+			return filepath.Dir(p), nil
+		}
 		if _, err := exec.LookPath("initdb"); err == nil {
 			return filepath.Dir(p), nil
 		}
@@ -421,3 +429,124 @@ func dropDatabase(t testing.TB, admin, name string) {
 		t.Errorf("testdb: drop database %s: %v", name, err)
 	}
 }
+
+// Replicated is a primary with a hot standby streaming from it, both
+// throwaway clusters of one test.
+type Replicated struct {
+	primary, standby *localCluster
+	// PrimaryURL, StandbyURL: the maintenance databases' URLs.
+	PrimaryURL, StandbyURL string
+	// BothURL names both servers (host=primary,standby) with
+	// target_session_attrs=read-write: it reaches whichever is primary.
+	BothURL string
+}
+
+// StandbyName is the standby's application_name, which a synchronous
+// primary waits for.
+const StandbyName = "esctl_standby"
+
+// NewReplicated starts a primary and a hot standby made from it with
+// pg_basebackup (streaming replication). With sync, the primary commits
+// only once the standby has the commit's WAL (synchronous_commit = on,
+// synchronous_standby_names = the standby); otherwise replication is
+// asynchronous. fsync is off on both (the tests kill servers, not
+// machines). Both are stopped and removed at the end of the test; without
+// the server binaries the test skips (fails under ESCTL_REQUIRE_POSTGRES=1).
+func NewReplicated(t testing.TB, sync bool) *Replicated {
+	t.Helper()
+	r, err := startReplicated(sync)
+	if err != nil {
+		msg := fmt.Sprintf("\n*** no PostgreSQL primary and standby of the test's own, test skipped: %v\n", err)
+		if os.Getenv(EnvRequire) == "1" {
+			t.Fatalf("%s*** %s=1: failing instead of skipping.", msg, EnvRequire)
+		}
+		t.Skip(msg)
+	}
+	t.Cleanup(func() { r.standby.stop(); r.primary.stop() })
+	return r
+}
+
+func startReplicated(sync bool) (*Replicated, error) {
+	// synchronous_commit = on in both: a commit is acknowledged once its
+	// WAL is written on the primary (and, with sync, on the standby).
+	conf := []string{"fsync = off", "full_page_writes = off", "wal_level = replica", "max_wal_senders = 4", "wal_keep_size = 256MB", "synchronous_commit = on"}
+	if sync {
+		conf = append(conf, "synchronous_standby_names = '"+StandbyName+"'")
+	}
+	p, err := startClusterWith(conf)
+	if err != nil {
+		return nil, err
+	}
+	s, err := startStandby(p)
+	if err != nil {
+		p.stop()
+		return nil, err
+	}
+	r := &Replicated{primary: p, standby: s, PrimaryURL: p.url, StandbyURL: s.url}
+	r.BothURL = "postgres://postgres@/postgres?host=" + url.QueryEscape(p.dir+","+s.dir) + "&sslmode=disable&target_session_attrs=read-write"
+	return r, nil
+}
+
+// startStandby makes a hot standby of p in a directory of its own.
+func startStandby(p *localCluster) (*localCluster, error) {
+	dir, err := os.MkdirTemp("", "esctl-pg-standby-")
+	if err != nil {
+		return nil, err
+	}
+	s := &localCluster{bin: p.bin, dir: dir, asPG: p.asPG, owner: p.owner}
+	fail := func(err error) (*localCluster, error) { _ = os.RemoveAll(dir); return nil, err }
+	if s.owner != "" {
+		if out, err := exec.Command("chown", s.owner+":"+s.owner, dir).CombinedOutput(); err != nil {
+			return fail(fmt.Errorf("chown %s: %w: %s", dir, err, out))
+		}
+	}
+	data := filepath.Join(dir, "data")
+	if out, err := s.run("pg_basebackup", "-D", data, "-R", "-X", "stream", "-c", "fast", "-h", p.dir, "-U", "postgres"); err != nil {
+		return fail(fmt.Errorf("pg_basebackup: %w: %s", err, out))
+	}
+	// The standby listens on its own socket directory, names itself for
+	// synchronous replication, and, once promoted, waits for no standby.
+	lines := []string{
+		"unix_socket_directories = '" + dir + "'",
+		"primary_conninfo = 'host=" + p.dir + " user=postgres application_name=" + StandbyName + "'",
+		"synchronous_standby_names = ''",
+		"hot_standby = on",
+		"hot_standby_feedback = on",
+	}
+	f, err := os.OpenFile(filepath.Join(data, "postgresql.auto.conf"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		return fail(err)
+	}
+	_, err = f.WriteString("\n" + strings.Join(lines, "\n") + "\n")
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fail(err)
+	}
+	if out, err := s.run("pg_ctl", "start", "-w", "-t", "60", "-D", data, "-l", filepath.Join(dir, "log.txt")); err != nil {
+		log, _ := os.ReadFile(filepath.Join(dir, "log.txt"))
+		return fail(fmt.Errorf("pg_ctl start (standby): %w: %s\n%s", err, out, log))
+	}
+	s.url = "postgres://postgres@/postgres?host=" + url.QueryEscape(dir) + "&sslmode=disable"
+	return s, nil
+}
+
+// StopPrimary stops the primary (pg_ctl -m mode: "immediate" crashes it).
+func (r *Replicated) StopPrimary(mode string) error {
+	if out, err := r.primary.run("pg_ctl", "stop", "-w", "-t", "60", "-m", mode, "-D", filepath.Join(r.primary.dir, "data")); err != nil {
+		return fmt.Errorf("pg_ctl stop: %w: %s", err, out)
+	}
+	return nil
+}
+
+// Promote makes the standby the primary and waits until it accepts writes.
+func (r *Replicated) Promote() error {
+	if out, err := r.standby.run("pg_ctl", "promote", "-w", "-t", "60", "-D", filepath.Join(r.standby.dir, "data")); err != nil {
+		return fmt.Errorf("pg_ctl promote: %w: %s", err, out)
+	}
+	return nil
+}
+
+// WithDatabase returns u with its database name replaced.
+func WithDatabase(u, name string) string { return withDatabase(u, name) }
