@@ -51,8 +51,13 @@ bench: ## benchmark table, store vs limit, both engines (about 6 min; BENCHARGS=
 db/start: ## start a local PostgreSQL for the tests in $(DB_DIR); prints the TEST_DATABASE_URL to export
 	@scripts/pgcluster start $(DB_DIR)
 
+.PHONY: db/standby
+db/standby: ## start a hot standby of the db/start cluster in $(DB_DIR)-standby (PGCLUSTER_SYNC=1: synchronous); prints its URL
+	@scripts/pgcluster standby $(DB_DIR)-standby $(DB_DIR)
+
 .PHONY: db/stop
 db/stop: ## stop the PostgreSQL started by db/start (its data stays in $(DB_DIR))
+	@if [ -f $(DB_DIR)-standby/data/PG_VERSION ]; then scripts/pgcluster stop $(DB_DIR)-standby || true; fi
 	@scripts/pgcluster stop $(DB_DIR)
 
 .PHONY: fuzz

@@ -81,6 +81,10 @@ func requireEveryRow(t *testing.T, out, engine string) {
 	for _, b := range benchmarks {
 		cells, ok := rows[b.Name]
 		require.True(t, ok, "no row %q for %s in:\n%s", b.Name, engine, out)
+		if b.Only != "" && b.Only != engine {
+			require.Equal(t, b.OnlyWhy, cells[2], "row %q", b.Name)
+			continue
+		}
 		require.NotContains(t, cells[2], "error", "row %q", b.Name)
 		require.Regexp(t, `^[0-9]`, cells[2], "row %q has no figure", b.Name)
 		require.Regexp(t, `^[0-9]`, cells[3], "row %q has no limit", b.Name)

@@ -41,6 +41,9 @@ type benchmark struct {
 	Unit   unit
 	Target *target
 	Run    func(ctx context.Context, e *engineEnv) (*figures, error)
+	// Only, when set, is the one engine the row applies to (the others
+	// show why not).
+	Only, OnlyWhy string
 }
 
 // row is a benchmark's outcome on one engine.
@@ -134,6 +137,10 @@ func (h *harness) runEngine(ctx context.Context, e *engineEnv) []row {
 		r := row{Engine: e.name, Bench: b}
 		if ctx.Err() != nil {
 			return rows
+		}
+		if b.Only != "" && b.Only != e.name {
+			rows = append(rows, row{Engine: e.name, Bench: b, Note: b.OnlyWhy})
+			continue
 		}
 		h.log.printf("[%s] %s: %s", e.name, b.ID, b.Name)
 		start := time.Now()

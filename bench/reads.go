@@ -5,8 +5,14 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	neturl "net/url"
 	"slices"
+	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/esctl/esctl/internal/testdb"
 
 	"github.com/esctl/esctl/eventstore"
 )
@@ -203,4 +209,87 @@ func percentile(v []float64, p float64) float64 {
 	slices.Sort(s)
 	i := int(math.Ceil(float64(len(s))*p/100)) - 1
 	return s[min(max(i, 0), len(s)-1)]
+}
+
+// runStandbyScan pages through a store of the corpus's size from a
+// streaming standby (Options.ReadURL) next to the same from its primary,
+// on a primary and hot standby of the row's own (asynchronous streaming
+// replication, fsync off on both: reads do not depend on it).
+func runStandbyScan(ctx context.Context, e *engineEnv) (*figures, error) {
+	r, stop, err := testdb.StartReplicated(false)
+	if err != nil {
+		return nil, fmt.Errorf("start a primary and a standby: %w", err)
+	}
+	defer stop()
+	pc := &pgCluster{adminURL: r.PrimaryURL}
+	url, _, err := pc.createDatabase(ctx, "standby")
+	if err != nil {
+		return nil, err
+	}
+	primary, err := openStore(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	defer primary.Close()
+	c := e.cfg.corpus()
+	e.log.printf("[%s] loading %d events into the replicated primary", e.name, c.Events)
+	if err := pc.bulkLoad(ctx, url, c.All(), c.Events); err != nil {
+		return nil, err
+	}
+	standbyURL, err := withDatabase(r.StandbyURL, strings.TrimPrefix(mustPath(url), "/"))
+	if err != nil {
+		return nil, err
+	}
+	if err := waitReplayed(ctx, r.PrimaryURL, r.StandbyURL); err != nil {
+		return nil, err
+	}
+	reader, err := eventstore.Open(ctx, url, &eventstore.Options{ReadURL: standbyURL})
+	if err != nil {
+		return nil, err
+	}
+	defer reader.Close()
+	return e.measurePair(ctx, "standby-scan", perSecond,
+		rate(c.Events, func(ctx context.Context) (int, error) { return scanStore(ctx, reader, nil, pageSize) }),
+		rate(c.Events, func(ctx context.Context) (int, error) { return scanStore(ctx, primary, nil, pageSize) }))
+}
+
+func mustPath(rawURL string) string {
+	u, err := neturl.Parse(rawURL)
+	if err != nil {
+		return ""
+	}
+	return u.Path
+}
+
+// waitReplayed waits until the standby has replayed the primary's WAL up
+// to its current position.
+func waitReplayed(ctx context.Context, primaryURL, standbyURL string) error {
+	pconn, err := pgx.Connect(ctx, primaryURL)
+	if err != nil {
+		return err
+	}
+	defer pconn.Close(context.WithoutCancel(ctx))
+	var lsn string
+	if err := pconn.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&lsn); err != nil {
+		return err
+	}
+	sconn, err := pgx.Connect(ctx, standbyURL)
+	if err != nil {
+		return err
+	}
+	defer sconn.Close(context.WithoutCancel(ctx))
+	deadline := time.Now().Add(10 * time.Minute)
+	for {
+		var done bool
+		if err := sconn.QueryRow(ctx, `SELECT pg_last_wal_replay_lsn() >= $1::text::pg_lsn`, lsn).Scan(&done); err != nil {
+			return err
+		}
+		if done {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the standby has not replayed up to %s within 10 minutes", lsn)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

@@ -33,6 +33,8 @@ var benchmarks = []benchmark{
 		Target: &target{Desc: "<= 10 ms", Check: storeAtMost(10)}},
 	{ID: "fanout-reads", Name: "100 subscribers at the end, reads/s (limit: 1 subscriber)", Unit: perSecond, Run: runFanOutReads,
 		Target: &target{Desc: "<= 2x limit", Check: storeOverLimitAtMost(2)}},
+	{ID: "standby-scan", Name: "LoadEvents all from a streaming standby (events/s; limit: the same from its primary)", Unit: perSecond, Run: runStandbyScan,
+		Only: "postgres", OnlyWhy: "PostgreSQL only (streaming replication)"},
 	{ID: "consumer", Name: "durable consumer, no-op handler, checkpoint every 1,000 (events/s; limit: LoadEvents all)", Unit: perSecond, Run: runConsumer,
 		Target: &target{Desc: ">= 0.7x limit", Check: storeOverLimitAtLeast(0.7)}},
 	{ID: "fanout-cpu", Name: "100 subscribers at the end, CPU ms/s (limit: 1 subscriber)", Unit: millis, Run: runFanOutCPU,

@@ -19,11 +19,21 @@ package postgres
 // grows, until the next ANALYZE; and a bitmap scan reads every matching row
 // (a whole aggregate, a whole type) to sort it before the LIMIT applies.
 const (
-	beginSQL        = `BEGIN`
-	commitSQL       = `COMMIT`
-	rollbackSQL     = `ROLLBACK`
-	txSetupSQL      = `SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true), pg_current_xact_id()::text`
-	appendSetupSQL  = `SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true), set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true), set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true), pg_current_xact_id()::text`
+	beginSQL       = `BEGIN`
+	commitSQL      = `COMMIT`
+	rollbackSQL    = `ROLLBACK`
+	txSetupSQL     = `SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true), pg_current_xact_id()::text`
+	appendSetupSQL = `SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true), set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true), set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true), pg_current_xact_id()::text, ` + timelineExpr
+	// fastSetupSQL is txSetupSQL with the timeline, for the fast append.
+	fastSetupSQL = `SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true), pg_current_xact_id()::text, ` + timelineExpr
+	// timelineExpr is the server's WAL timeline (the first 8 hex digits of
+	// the current WAL file's name): a promotion starts a new one. An
+	// append in doubt compares it with the server it resolves on: after a
+	// failover, transaction ids of the old timeline that never reached the
+	// new primary are handed out again there, so pg_xact_status may answer
+	// for another transaction.
+	timelineExpr    = `substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)`
+	timelineSQL     = `SELECT ` + timelineExpr
 	notifySQL       = `SELECT pg_notify($1, '')`
 	endBackendSQL   = `SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity WHERE pid = $1`
 	backendAliveSQL = `SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)`

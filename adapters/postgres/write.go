@@ -101,7 +101,7 @@ func (d *Dialect) appendOnce(ctx context.Context, a *appendArgs, fast bool) (*dr
 	c := conn.Conn()
 	m := c.TypeMap()
 
-	var xid string
+	var xid, timeline string
 	res := &driver.AppendResult{}
 	var last int64
 	var reserved *int64 // fast path: the new last position, nil if none reserved
@@ -112,9 +112,9 @@ func (d *Dialect) appendOnce(ctx context.Context, a *appendArgs, fast bool) (*dr
 	head := []pipelined{{sql: beginSQL}}
 	var body []pipelined
 	if fast {
-		head = append(head, pipelined{sql: txSetupSQL, args: []any{d.lockTO, d.stmtTO}, scan: func(f []pgconn.FieldDescription, v [][]byte) error {
+		head = append(head, pipelined{sql: fastSetupSQL, args: []any{d.lockTO, d.stmtTO}, scan: func(f []pgconn.FieldDescription, v [][]byte) error {
 			var lockTO, stmtTO string
-			return pgx.ScanRow(m, f, v, &lockTO, &stmtTO, &xid)
+			return pgx.ScanRow(m, f, v, &lockTO, &stmtTO, &xid, &timeline)
 		}})
 		fastAppend := pipelined{sql: d.q(fastAppendSQL), args: []any{a.ids, a.versions, a.types, a.timestamps, a.payloads, a.n}}
 		if a.n == 1 {
@@ -127,7 +127,7 @@ func (d *Dialect) appendOnce(ctx context.Context, a *appendArgs, fast bool) (*dr
 	} else {
 		head = append(head, pipelined{sql: appendSetupSQL, args: []any{d.lockTO, d.stmtTO}, scan: func(f []pgconn.FieldDescription, v [][]byte) error {
 			var s [6]string
-			return pgx.ScanRow(m, f, v, &s[0], &s[1], &s[2], &s[3], &s[4], &s[5], &xid)
+			return pgx.ScanRow(m, f, v, &s[0], &s[1], &s[2], &s[3], &s[4], &s[5], &xid, &timeline)
 		}})
 		body = []pipelined{
 			{sql: d.q(lockStateSQL), scan: func(f []pgconn.FieldDescription, v [][]byte) error {
@@ -176,7 +176,7 @@ func (d *Dialect) appendOnce(ctx context.Context, a *appendArgs, fast bool) (*dr
 		if xid == "" {
 			return d.resolveWithoutXid(ctx, err, pid, a)
 		}
-		return d.resolveAppend(ctx, err, xid, a.p, a.ids, a.versions, fast)
+		return d.resolveAppend(ctx, err, xid, timeline, a, fast)
 	}
 	if fast {
 		switch {
@@ -320,6 +320,22 @@ func (d *Dialect) resolveWithoutXid(ctx context.Context, cause error, pid uint32
 	}
 }
 
+// resolveByKeys answers an append in doubt after a failover from its pairs
+// on the new primary: none stored, it is not on this history (nothing
+// written: retry); some stored, by it or by a concurrent writer, the
+// outcome is unknown.
+func (d *Dialect) resolveByKeys(ctx context.Context, conn *pgx.Conn, cause error, a *appendArgs) (*driver.AppendResult, error) {
+	var stored int64
+	if err := conn.QueryRow(ctx, d.q(keysStoredSQL), a.ids, a.versions).Scan(&stored); err != nil {
+		return nil, fmt.Errorf("%w: %w (after a failover, counting the append's stored events: %v)", eventstore.ErrOutcomeUnknown, cause, err)
+	}
+	if stored == 0 {
+		return nil, fmt.Errorf("%w: the server failed over while the append committed, and the new primary does not have it: %w", eventstore.ErrUnavailable, cause)
+	}
+	return nil, fmt.Errorf("%w: %w (the server failed over; %d of the append's %d events are on the new primary, by it or by a concurrent writer)",
+		eventstore.ErrOutcomeUnknown, cause, stored, len(a.ids))
+}
+
 // endBackend terminates server process pid, if it still runs, and returns
 // once it has exited.
 func (d *Dialect) endBackend(ctx context.Context, conn *pgx.Conn, pid uint32) error {
@@ -347,7 +363,14 @@ func (d *Dialect) endBackend(ctx context.Context, conn *pgx.Conn, pid uint32) er
 // connection says committed, aborted or in progress (polled until it ends).
 // A committed append's positions are recovered from the rows it wrote
 // (xmin is the writing transaction's id).
-func (d *Dialect) resolveAppend(ctx context.Context, cause error, xid string, p *driver.AppendParams, ids []string, versions []int64, fast bool) (*driver.AppendResult, error) {
+//
+// After a failover (the server's timeline is not the append's), the new
+// primary may have handed the append's transaction id to another
+// transaction: "committed" is believed only when the append's own rows are
+// there (its pairs, written by that id), and an id the server does not
+// know yet means the append is not on this history: its pairs decide.
+func (d *Dialect) resolveAppend(ctx context.Context, cause error, xid, timeline string, a *appendArgs, fast bool) (*driver.AppendResult, error) {
+	p, ids, versions := a.p, a.ids, a.versions
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.resolveT)
 	defer cancel()
 	full, err := strconv.ParseUint(xid, 10, 64)
@@ -365,23 +388,36 @@ func (d *Dialect) resolveAppend(ctx context.Context, cause error, xid string, p 
 	}()
 	for {
 		var status *string
+		failedOver := false
 		if conn == nil || conn.IsClosed() {
 			conn, err = pgx.ConnectConfig(ctx, d.pool.Config().ConnConfig)
 		}
 		if err == nil {
+			var now string
+			if err = conn.QueryRow(ctx, timelineSQL).Scan(&now); err == nil {
+				failedOver = timeline != "" && now != timeline
+			}
+		}
+		if err == nil {
 			err = conn.QueryRow(ctx, xactStatusSQL, xid).Scan(&status)
+			if err != nil && failedOver && isStatementError(err) {
+				// An id in the new timeline's future: the append never
+				// reached this server.
+				return d.resolveByKeys(ctx, conn, cause, a)
+			}
 		}
 		switch {
 		case err != nil && ctx.Err() != nil:
 			return nil, fmt.Errorf("%w: %w (checking the transaction's status: %v)", eventstore.ErrOutcomeUnknown, cause, err)
 		case err != nil:
-			// The server may be restarting: ask again.
+			// The server may be restarting (or a standby not promoted
+			// yet): ask again.
 		case status == nil:
 			return nil, fmt.Errorf("%w: %w (pg_xact_status has no record of transaction %s)", eventstore.ErrOutcomeUnknown, cause, xid)
 		case *status == "aborted":
 			return nil, fmt.Errorf("%w: the connection broke and the append was rolled back: %w", eventstore.ErrUnavailable, cause)
 		case *status == "committed":
-			return d.committedAppend(ctx, conn, cause, xid32, p, ids, versions, fast)
+			return d.committedAppend(ctx, conn, cause, xid32, p, ids, versions, fast, failedOver)
 		}
 		select {
 		case <-ctx.Done():
@@ -394,7 +430,7 @@ func (d *Dialect) resolveAppend(ctx context.Context, cause error, xid string, p 
 // fast says which statement the append ran: fastAppendSQL writes all of its
 // events or, on a frozen store, none (a conflict aborts it), so a committed
 // fast append that wrote nothing met a frozen store.
-func (d *Dialect) committedAppend(ctx context.Context, conn *pgx.Conn, cause error, xid32 string, p *driver.AppendParams, ids []string, versions []int64, fast bool) (*driver.AppendResult, error) {
+func (d *Dialect) committedAppend(ctx context.Context, conn *pgx.Conn, cause error, xid32 string, p *driver.AppendParams, ids []string, versions []int64, fast, failedOver bool) (*driver.AppendResult, error) {
 	rows, err := conn.Query(ctx, d.q(resolveAppendSQL), ids, versions, xid32)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w (the append committed; reading its positions: %v)", eventstore.ErrOutcomeUnknown, cause, err)
@@ -415,6 +451,11 @@ func (d *Dialect) committedAppend(ctx context.Context, conn *pgx.Conn, cause err
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("%w: %w", eventstore.ErrOutcomeUnknown, err)
+	}
+	if failedOver && len(written) == 0 {
+		// "committed" may be another transaction's, with the same id on
+		// the new timeline: none of the append's rows confirm it.
+		return d.resolveByKeys(ctx, conn, cause, &appendArgs{ids: ids, versions: versions})
 	}
 	res := &driver.AppendResult{FirstPosition: -1}
 	for i, r := range p.Requests {

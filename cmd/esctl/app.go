@@ -44,6 +44,9 @@ type env struct {
 	notFound string
 	// current is the full name of the command being run ("esctl export").
 	current string
+	// db and readDB are --db and --read-db: a store opened on db reads
+	// its events from readDB when set.
+	db, readDB string
 	// redactor masks the passwords of the database URLs esctl was given
 	// (and any URL's password) in every message (see redact).
 	redactor *eventstore.Redactor
@@ -63,7 +66,7 @@ func usagef(format string, args ...any) error {
 // the exit code. Data goes to stdout; logs, progress and errors to stderr.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, log: slog.New(slog.DiscardHandler)}
-	e.redactor = eventstore.NewRedactor(append(args, os.Getenv("ESCTL_DB"), os.Getenv("DATABASE_URL"))...)
+	e.redactor = eventstore.NewRedactor(append(args, os.Getenv("ESCTL_DB"), os.Getenv("DATABASE_URL"), os.Getenv("ESCTL_READ_DB"))...)
 	app := newApp(e)
 	err := app.Run(ctx, args)
 	if err == nil && e.notFound != "" {
@@ -180,6 +183,11 @@ func newApp(e *env) *cli.Command {
 				Sources: cli.EnvVars("ESCTL_DB", "DATABASE_URL"),
 			},
 			&cli.StringFlag{
+				Name:    "read-db",
+				Usage:   "a streaming replica of --db (or several hosts in one multi-host URL) to read events from: events, export and backup read there; writes, and reads that decide something, go to --db",
+				Sources: cli.EnvVars("ESCTL_READ_DB"),
+			},
+			&cli.StringFlag{
 				Name:    "output",
 				Aliases: []string{"o"},
 				Usage:   "output format: text or json",
@@ -212,6 +220,7 @@ func newApp(e *env) *cli.Command {
 			},
 		},
 		Before: func(ctx context.Context, cmd *cli.Command) (context.Context, error) {
+			e.db, e.readDB = cmd.String("db"), cmd.String("read-db")
 			var lvl slog.Level
 			if err := lvl.UnmarshalText([]byte(cmd.String("log-level"))); err != nil {
 				return ctx, usagef("--log-level: %v", err)
@@ -297,5 +306,15 @@ func (e *env) printJSON(v any) error {
 
 // openStore opens the store named by --db.
 func (e *env) openStore(ctx context.Context, cmd *cli.Command) (*eventstore.Store, error) {
-	return eventstore.Open(ctx, cmd.Root().String("db"), &eventstore.Options{Logger: e.log})
+	return eventstore.Open(ctx, cmd.Root().String("db"), e.storeOptions(cmd.Root().String("db")))
+}
+
+// storeOptions are the options of a store opened on rawURL: --read-db
+// serves its reads when rawURL is --db.
+func (e *env) storeOptions(rawURL string) *eventstore.Options {
+	o := &eventstore.Options{Logger: e.log}
+	if e.readDB != "" && rawURL == e.db {
+		o.ReadURL = e.readDB
+	}
+	return o
 }

@@ -58,7 +58,7 @@ func (e *env) openURL(ctx context.Context, rawURL string, create bool) (*eventst
 	if missing && !create {
 		return nil, stateErrorf("no store at %s: the file does not exist (create one with: esctl --db %s init)", path, eventstore.RedactURL(rawURL))
 	}
-	return eventstore.Open(ctx, rawURL, &eventstore.Options{Logger: e.log})
+	return eventstore.Open(ctx, rawURL, e.storeOptions(rawURL))
 }
 
 // missingFile reports whether rawURL names a SQLite file that does not

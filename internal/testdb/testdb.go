@@ -550,3 +550,13 @@ func (r *Replicated) Promote() error {
 
 // WithDatabase returns u with its database name replaced.
 func WithDatabase(u, name string) string { return withDatabase(u, name) }
+
+// StartReplicated is NewReplicated outside a test (the bench harness): it
+// returns the pair and a function that stops both and removes them.
+func StartReplicated(sync bool) (*Replicated, func(), error) {
+	r, err := startReplicated(sync)
+	if err != nil {
+		return nil, nil, err
+	}
+	return r, func() { r.standby.stop(); r.primary.stop() }, nil
+}
