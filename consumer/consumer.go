@@ -289,23 +289,45 @@ func (c *Consumer) Run(ctx context.Context) error {
 		return err
 	}
 	backoff := c.o.RetryMin
+	member, resume := -1, int64(-1)
 	for {
-		member, row, err := c.acquire(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
+		var row *driver.ConsumerRow
+		var err error
+		pos := int64(-1)
+		if resume >= 0 {
+			// The lease ran out locally: if this instance still holds
+			// it, nobody handled anything meanwhile, and it goes on from
+			// where it was.
+			if pos, err = c.renewExpired(ctx, member, resume); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return err
 			}
-			return err
+		}
+		if pos < 0 {
+			if member, row, err = c.acquire(ctx); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return err
+			}
+			pos = row.Position
+			c.o.Logger.Info("consumer: lease taken", "consumer", c.name, "member", member, "checkpoint", pos)
 		}
 		c.update(func(st *Stats) {
-			st.Member, st.Active, st.Position, st.Checkpoint = member, true, row.Position, row.Position
+			st.Member, st.Active, st.Position = member, true, pos
+			if row != nil {
+				st.Checkpoint = row.Position
+			}
 		})
-		c.o.Logger.Info("consumer: lease taken", "consumer", c.name, "member", member, "checkpoint", row.Position)
-		err = c.runLeased(ctx, member, row.Position)
+		resume, err = c.runLeased(ctx, member, pos)
 		c.update(func(st *Stats) { st.Active, st.Member = false, -1 })
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
-		_ = c.d.ReleaseLease(rctx, &driver.LeaseParams{Name: c.name, Member: member, Holder: c.o.Instance, Now: nowMillis()})
-		cancel()
+		if resume < 0 {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
+			_ = c.d.ReleaseLease(rctx, &driver.LeaseParams{Name: c.name, Member: member, Holder: c.o.Instance, Now: nowMillis()})
+			cancel()
+		}
 		switch {
 		case ctx.Err() != nil:
 			return nil
@@ -322,6 +344,25 @@ func (c *Consumer) Run(ctx context.Context) error {
 			return err
 		}
 	}
+}
+
+// renewExpired renews the lease of member that ran out locally, only if
+// this instance still holds it, and returns resume; -1 when another
+// instance took it, a reset or resize cleared it, or the member's row is
+// gone (Run then waits for a lease and starts from the checkpoint).
+func (c *Consumer) renewExpired(ctx context.Context, member int, resume int64) (int64, error) {
+	var taken bool
+	err := c.retry(ctx, "renew the lease", func() (err error) {
+		lp := c.leaseParams(member)
+		lp.Renew = true
+		_, taken, err = c.d.TakeLease(ctx, lp)
+		return err
+	})
+	if err != nil || !taken {
+		return -1, err
+	}
+	c.o.Logger.Info("consumer: lease renewed late; going on", "consumer", c.name, "member", member, "position", resume)
+	return resume, nil
 }
 
 // transient reports the errors Run waits out.

@@ -18,6 +18,12 @@ var ErrInvalidName = errors.New("consumer: invalid name")
 // then waits for a lease again.
 var errLeaseLost = errors.New("consumer: lease lost")
 
+// errLeaseExpired: the run stopped because its lease was not renewed in
+// time (the database was slow or unreachable). Nobody else may have taken
+// it: Run first tries to renew it and, when it still holds it, goes on
+// from where it was, without handling anything again.
+var errLeaseExpired = fmt.Errorf("%w: not renewed in time", errLeaseLost)
+
 // GroupSizeError: a consumer was started with a number of members other
 // than the group's recorded one. Change it with Resize (esctl consumers
 // resize), with every member stopped.

@@ -74,7 +74,15 @@ type run struct {
 
 // runLeased follows the store from position pos for member while the
 // lease holds.
-func (c *Consumer) runLeased(parent context.Context, member int, pos int64) error {
+//
+// After errLeaseExpired, resume is where a run that still holds the lease
+// may go on: the last event handled (Func) or committed (TxFunc).
+func (c *Consumer) runLeased(parent context.Context, member int, pos int64) (resume int64, err error) {
+	defer func() {
+		if !errors.Is(err, errLeaseExpired) {
+			resume = -1
+		}
+	}()
 	takenAt := time.Now()
 	lctx, cancel := context.WithCancelCause(parent)
 	defer cancel(nil)
@@ -116,12 +124,16 @@ func (c *Consumer) runLeased(parent context.Context, member int, pos int64) erro
 		r.saver = newSaver(r, cancel)
 		r.every = max(c.o.CheckpointEvery/2, 1)
 	}
-	err := r.loop()
+	err = r.loop()
 	r.saver.stop()
 	r.saver = nil
+	resumeAt := r.pos
+	if r.tx != nil {
+		resumeAt = r.saved // what the open transaction holds is rolled back
+	}
 	if cause := context.Cause(lctx); parent.Err() == nil && cause != nil && !errors.Is(cause, context.Canceled) {
 		r.abortTx()
-		return cause // errLeaseLost, or what stopped the saver
+		return resumeAt, cause // errLeaseLost, or what stopped the saver
 	}
 	if parent.Err() != nil {
 		// Stopping: save what was handled, under a context of its own.
@@ -137,10 +149,10 @@ func (c *Consumer) runLeased(parent context.Context, member int, pos int64) erro
 		if ferr != nil && !errors.Is(ferr, errLeaseLost) {
 			c.o.Logger.Warn("consumer: final checkpoint failed", "consumer", c.name, "member", member, "err", ferr)
 		}
-		return nil
+		return -1, nil
 	}
 	r.abortTx()
-	return err
+	return resumeAt, err
 }
 
 // renew renews the lease every LeaseTTL/3 until ctx ends; it ends the run
@@ -157,7 +169,7 @@ func (c *Consumer) renew(ctx context.Context, member int, l *lease, cancel conte
 		case <-t.C:
 		}
 		if !l.valid() {
-			cancel(fmt.Errorf("%w: not renewed in time", errLeaseLost))
+			cancel(errLeaseExpired)
 			return
 		}
 		sent := time.Now()
@@ -232,7 +244,7 @@ func (r *run) deliver(d *eventstore.Delivery) error {
 		pos = e.Position
 		if Owner(e.AggregateID, r.c.o.Members) == r.member {
 			if !r.lease.valid() {
-				return fmt.Errorf("%w: not renewed in time", errLeaseLost)
+				return errLeaseExpired
 			}
 			if err := r.handle(e); err != nil {
 				return err

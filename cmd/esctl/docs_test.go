@@ -228,7 +228,7 @@ func TestHelpFlagsParser(t *testing.T) {
 			t.Fatalf("global flags %v lack %s", globals, f)
 		}
 	}
-	if !slices.Equal(envs, []string{"ESCTL_DB", "DATABASE_URL", "ESCTL_PROGRESS", "ESCTL_LOG_LEVEL"}) {
+	if !slices.Equal(envs, []string{"ESCTL_DB", "DATABASE_URL", "ESCTL_READ_DB", "ESCTL_PROGRESS", "ESCTL_LOG_LEVEL"}) {
 		t.Fatalf("environment variables %v", envs)
 	}
 	if mentions("use --in-place", "--in") || !mentions("`--in FILE`", "--in") {

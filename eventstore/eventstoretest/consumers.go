@@ -673,6 +673,11 @@ func testConsumerParkReplay(t *testing.T, h Harness, mode string) {
 	require.Equal(t, 4, n)
 	waitParked(t, s, name, func(ps []consumer.ParkedEvent) bool { return len(ps) == 0 })
 	require.EqualValues(t, total, checkpoint(t, s, name), "a replay does not move the checkpoint")
+	// The statistics follow the replay's commit.
+	for deadline := time.Now().Add(time.Minute); c.Stats().Replayed < 4; {
+		require.True(t, time.Now().Before(deadline), "replayed: %d", c.Stats().Replayed)
+		time.Sleep(5 * time.Millisecond)
+	}
 	require.EqualValues(t, 4, c.Stats().Replayed)
 	if mode == "tx" {
 		// Every event counted once, the replayed ones after the rest.
