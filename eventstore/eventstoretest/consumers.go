@@ -58,10 +58,20 @@ const envConsumerChild = "ESCTL_CONSUMER_CHILD"
 // Lease and checkpoint settings of the consumer tests: a killed holder's
 // lease ends within childLeaseTTL.
 const (
-	childLeaseTTL          = 3 * time.Second
+	childLeaseTTL = 3 * time.Second
+	// childLeaseTTLRace is the lease under the race detector, where a
+	// consumer process runs about ten times slower.
+	childLeaseTTLRace      = 6 * time.Second
 	childCheckpointEvery   = 1_000
 	childCheckpointEveryMs = 200
 )
+
+func leaseTTL() time.Duration {
+	if raceEnabled {
+		return childLeaseTTLRace
+	}
+	return childLeaseTTL
+}
 
 func consumerChild(spec string) error {
 	parts := strings.Split(spec, "|")
@@ -107,7 +117,7 @@ func childOptions(instance string) *consumer.Options {
 	return &consumer.Options{
 		Instance:           instance,
 		Logger:             slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
-		LeaseTTL:           childLeaseTTL,
+		LeaseTTL:           leaseTTL(),
 		CheckpointEvery:    childCheckpointEvery,
 		CheckpointInterval: childCheckpointEveryMs * time.Millisecond,
 	}
@@ -404,7 +414,7 @@ func testConsumerKillResume(t *testing.T, h Harness, mode string) {
 	// Each run's positions are consecutive; the next run starts at most
 	// one batch before the previous run's last, and never after it.
 	var last int64
-	redelivered := 0
+	redelivered, redone := 0, 0
 	for i, log := range logs {
 		lines := readLog(t, log)
 		if len(lines) == 0 {
@@ -419,12 +429,23 @@ func testConsumerKillResume(t *testing.T, h Harness, mode string) {
 		}
 		redelivered += again
 		for j := 1; j < len(lines); j++ {
-			require.Equal(t, lines[j-1].pos+1, lines[j].pos, "run %d: position %d after %d", i, lines[j].pos, lines[j-1].pos)
+			prev, pos := lines[j-1].pos, lines[j].pos
+			if mode == "tx" && pos <= prev {
+				// A TxFunc handler's transaction rolled back (its lease
+				// ran out locally, on a busy machine) and its events are
+				// handled again in a new one: the log, written outside
+				// the transaction, shows the attempts; the read model,
+				// checked below, counts each event once.
+				require.LessOrEqual(t, int(prev-pos+1), childCheckpointEvery, "run %d: %d events redone after %d", i, prev-pos+1, prev)
+				redone += int(prev - pos + 1)
+				continue
+			}
+			require.Equal(t, prev+1, pos, "run %d: position %d after %d", i, pos, prev)
 		}
-		last = lines[len(lines)-1].pos
+		last = max(last, lines[len(lines)-1].pos)
 	}
 	require.EqualValues(t, total, last)
-	t.Logf("%s: %d events, %d kills, %d handled again after the kills", mode, total, kills, redelivered)
+	t.Logf("%s: %d events, %d kills, %d handled again after the kills, %d redone after a rollback", mode, total, kills, redelivered, redone)
 	if mode == "tx" {
 		require.Equal(t, rebuild(t, s), readReadModel(t, s), "the read model equals a rebuild")
 	}
@@ -473,7 +494,7 @@ func testConsumerSingleActive(t *testing.T, h Harness) {
 	killed := time.Now()
 	for len(readLog(t, otherLog)) == 0 {
 		require.NoError(t, other.exited())
-		require.Less(t, time.Since(killed), childLeaseTTL+childLeaseTTL/4+time.Second, "no takeover within the lease's time")
+		require.Less(t, time.Since(killed), leaseTTL()+leaseTTL()/4+time.Second, "no takeover within the lease's time")
 		time.Sleep(10 * time.Millisecond)
 	}
 	took := time.Since(killed)
@@ -500,7 +521,7 @@ func testConsumerSingleActive(t *testing.T, h Harness) {
 	for p := int64(1); p <= end; p++ {
 		require.True(t, seen[p], "position %d not handled", p)
 	}
-	t.Logf("takeover %s after the kill (lease %s)", took.Round(time.Millisecond), childLeaseTTL)
+	t.Logf("takeover %s after the kill (lease %s)", took.Round(time.Millisecond), leaseTTL())
 }
 
 // testConsumerGroup: 4 members over 100,000 events of 1,000 aggregates:
