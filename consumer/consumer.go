@@ -166,8 +166,8 @@ type Stats struct {
 	// not of its types); Checkpoint the last saved.
 	Position   int64
 	Checkpoint int64
-	// End is the store's last position when the checkpoint was saved;
-	// Lag = End - Checkpoint events.
+	// End is the store's last position (read at most once a second,
+	// after a checkpoint save); Lag = End - Checkpoint events.
 	End int64
 	Lag int64
 	// Handled counts the events this instance handed to its handler

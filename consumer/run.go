@@ -63,6 +63,9 @@ type run struct {
 	lastSave time.Time
 	lastRate int64 // handled count at the last save
 
+	end   int64     // the store's end as last read (Stats.End)
+	endAt time.Time // when
+
 	saver *saver // Func handlers: saves checkpoints in the background
 	every int    // deliveries between two checkpoint saves
 
@@ -518,6 +521,9 @@ func (r *run) flush() error {
 	return nil
 }
 
+// endEvery is how often the statistics read the store's end.
+const endEvery = time.Second
+
 // afterSave updates the statistics after a checkpoint was saved.
 func (r *run) afterSave() {
 	c := r.c
@@ -525,16 +531,18 @@ func (r *run) afterSave() {
 	handled := c.handled.Load()
 	rate := float64(handled-r.lastRate) / now.Sub(r.lastSave).Seconds()
 	r.lastSave, r.lastRate = now, handled
-	var end int64
-	if st, err := c.d.ReadState(r.ctx); err == nil {
-		end = st.LastPosition
+	// The store's end, for the lag, at most once per endEvery: a read per
+	// save would double the saver's round trips (measured: the consumer
+	// row fell to 0.65x of LoadEvents on PostgreSQL).
+	if now.Sub(r.endAt) >= endEvery {
+		if st, err := c.d.ReadState(r.ctx); err == nil {
+			r.end, r.endAt = st.LastPosition, now
+		}
 	}
-	saved := r.saved
+	saved, end := r.saved, max(r.end, r.saved)
 	c.update(func(st *Stats) {
 		st.Position, st.Checkpoint, st.Rate = max(st.Position, saved), saved, rate
-		if end >= saved {
-			st.End, st.Lag = end, end-saved
-		}
+		st.End, st.Lag = end, end-saved
 	})
 	if c.o.CheckpointFunc != nil {
 		c.o.CheckpointFunc(c.Stats())
