@@ -50,6 +50,26 @@ func waitForDatabase(t testing.TB, u string) {
 	}
 }
 
+// waitForStore waits until the standby at u has replayed the store's
+// creation.
+func waitForStore(t testing.TB, u string) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, u)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var ok bool
+		require.NoError(t, conn.QueryRow(ctx, `SELECT to_regclass('public.store_state') IS NOT NULL`).Scan(&ok))
+		if ok {
+			return
+		}
+		require.True(t, time.Now().Before(deadline), "the standby has no store at %s", u)
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func databaseOf(t testing.TB, rawURL string) string {
 	u, err := url.Parse(rawURL)
 	require.NoError(t, err)
@@ -72,6 +92,7 @@ func TestReplicaTailCheck(t *testing.T) {
 		ReadURL: func(t testing.TB, u string) string {
 			ru := testdb.WithDatabase(r.StandbyURL, databaseOf(t, u))
 			waitForDatabase(t, ru)
+			waitForStore(t, ru) // the suite initialized the store on the primary
 			return ru
 		},
 	}

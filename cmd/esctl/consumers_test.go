@@ -127,11 +127,31 @@ func TestReplicaCommands(t *testing.T) {
 	require.NoError(t, conn.Close(ctx))
 	both := testdb.WithDatabase(r.BothURL, "app")
 	standby := testdb.WithDatabase(r.StandbyURL, "app")
+	// Synchronous replication waits for the standby's flush, not its
+	// replay: wait until it has replayed the database's creation.
+	for deadline := time.Now().Add(time.Minute); ; {
+		c, err := pgx.Connect(ctx, standby)
+		if err == nil {
+			require.NoError(t, c.Close(ctx))
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "standby: %v", err)
+		time.Sleep(20 * time.Millisecond)
+	}
 
 	mustEsctl(t, "", "--db", both, "init")
 	seed(t, both, 30, 3, 0)
-	out := mustEsctl(t, "", "--db", both, "--read-db", standby, "events")
-	require.Equal(t, 30, ndjsonLines(t, out.stdout), "synchronous: the standby has every acknowledged event")
+	// Synchronous commit means flushed on the standby; replay follows
+	// within moments: read until the standby shows all 30.
+	var out result
+	for deadline := time.Now().Add(time.Minute); ; {
+		out = mustEsctl(t, "", "--db", both, "--read-db", standby, "events")
+		if ndjsonLines(t, out.stdout) == 30 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	require.Equal(t, 30, ndjsonLines(t, out.stdout), "the standby shows every acknowledged event")
 	bk := filepath.Join(t.TempDir(), "s.esbackup")
 	mustEsctl(t, "", "--db", both, "--read-db", standby, "backup", "--out", bk)
 	mustEsctl(t, "", "verify", "--in", bk)

@@ -33,6 +33,8 @@ type projection struct {
 const (
 	createCustomersSQL = `CREATE TABLE IF NOT EXISTS %s_customers (id TEXT PRIMARY KEY, name TEXT NOT NULL, email TEXT NOT NULL, forgotten BOOLEAN NOT NULL)`
 	createAccountsSQL  = `CREATE TABLE IF NOT EXISTS %s_accounts (id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, balance BIGINT NOT NULL, transactions BIGINT NOT NULL)`
+	dropCustomersSQL   = `DROP TABLE IF EXISTS %s_customers`
+	dropAccountsSQL    = `DROP TABLE IF EXISTS %s_accounts`
 	registerSQL        = `INSERT INTO %s_customers (id, name, email, forgotten) VALUES ($1, $2, $3, false)
 ON CONFLICT (id) DO UPDATE SET name = excluded.name, email = excluded.email`
 	changeEmailSQL = `UPDATE %s_customers SET email = $2 WHERE id = $1 AND NOT forgotten`
@@ -128,8 +130,8 @@ func newProjection(ctx context.Context, s *eventstore.Store, keys *secrets.Keyri
 func dropProjection(ctx context.Context, s *eventstore.Store, name string) error {
 	p := &projection{name: name}
 	err := withTx(ctx, s, func(ctx context.Context, t tx) error {
-		for _, table := range []string{"customers", "accounts"} {
-			if _, err := t.exec(ctx, fmt.Sprintf("DROP TABLE IF EXISTS %s_%s", p.prefix(), table)); err != nil {
+		for _, q := range []string{dropCustomersSQL, dropAccountsSQL} {
+			if _, err := t.exec(ctx, p.sql(q)); err != nil {
 				return err
 			}
 		}
