@@ -183,10 +183,6 @@ func RunTailCheck(t *testing.T, h Harness, cfg Concurrency) {
 		}
 	}
 
-	type view struct {
-		positions []int64
-		err       error
-	}
 	// Readers read from a replica when the harness has one: a replica
 	// that lags shows a prefix of the store, so they read on until they
 	// have seen every event.
@@ -195,7 +191,7 @@ func RunTailCheck(t *testing.T, h Harness, cfg Concurrency) {
 		readOpts.ReadURL = h.ReadURL(t, url)
 	}
 	deadline := time.Now().Add(5 * time.Minute)
-	read := func(pausing bool) (v view) {
+	read := func(pausing bool) (v tailView) {
 		s, err := eventstore.Open(ctx, url, readOpts)
 		if err != nil {
 			v.err = err
@@ -213,16 +209,9 @@ func RunTailCheck(t *testing.T, h Harness, cfg Concurrency) {
 				return v
 			}
 			for _, e := range page.Events {
-				if want := int64(len(v.positions) + 1); e.Position != want {
-					v.err = fmt.Errorf("position %d seen where %d was expected (skipped or reordered)", e.Position, want)
+				if v.err = v.see(&e, lastVersion); v.err != nil {
 					return v
 				}
-				if lastVersion[e.AggregateID]+1 != e.AggregateVersion {
-					v.err = fmt.Errorf("aggregate %s: version %d after %d", e.AggregateID, e.AggregateVersion, lastVersion[e.AggregateID])
-					return v
-				}
-				lastVersion[e.AggregateID] = e.AggregateVersion
-				v.positions = append(v.positions, e.Position)
 			}
 			cursor = page.Cursor
 			if done && len(page.Events) == 0 && (h.ReadURL == nil || len(v.positions) >= total) {
@@ -246,7 +235,7 @@ func RunTailCheck(t *testing.T, h Harness, cfg Concurrency) {
 	}
 	// And a subscription, which on a replica cannot be woken by NOTIFY
 	// (standbys do not pass it on): it must find that out and poll.
-	follow := func() (v view) {
+	follow := func() (v tailView) {
 		s, err := eventstore.Open(ctx, url, readOpts)
 		if err != nil {
 			v.err = err
@@ -262,16 +251,10 @@ func RunTailCheck(t *testing.T, h Harness, cfg Concurrency) {
 				return v
 			}
 			if e := d.Event; e != nil {
-				if want := int64(len(v.positions) + 1); e.Position != want {
-					v.err = fmt.Errorf("subscription: position %d delivered where %d was expected", e.Position, want)
+				if err := v.see(e, lastVersion); err != nil {
+					v.err = fmt.Errorf("subscription: %w", err)
 					return v
 				}
-				if lastVersion[e.AggregateID]+1 != e.AggregateVersion {
-					v.err = fmt.Errorf("subscription: aggregate %s: version %d after %d", e.AggregateID, e.AggregateVersion, lastVersion[e.AggregateID])
-					return v
-				}
-				lastVersion[e.AggregateID] = e.AggregateVersion
-				v.positions = append(v.positions, e.Position)
 			}
 			if len(v.positions) == total {
 				return v
@@ -279,7 +262,7 @@ func RunTailCheck(t *testing.T, h Harness, cfg Concurrency) {
 		}
 		return v
 	}
-	views := make(chan view, 3)
+	views := make(chan tailView, 3)
 	go func() { views <- read(false) }()
 	go func() { views <- read(true) }()
 	go func() { views <- follow() }()
@@ -299,6 +282,26 @@ func RunTailCheck(t *testing.T, h Harness, cfg Concurrency) {
 	require.NoError(t, err)
 	require.EqualValues(t, total, d.EventCount)
 	require.EqualValues(t, total, d.LastPosition, "positions 1..N, no gap")
+}
+
+// tailView is what one reader of the tail check saw.
+type tailView struct {
+	positions []int64
+	err       error
+}
+
+// see checks that e comes next: position len+1, its aggregate's next
+// version.
+func (v *tailView) see(e *eventstore.StoredEvent, lastVersion map[string]int64) error {
+	if want := int64(len(v.positions) + 1); e.Position != want {
+		return fmt.Errorf("position %d seen where %d was expected (skipped or reordered)", e.Position, want)
+	}
+	if lastVersion[e.AggregateID]+1 != e.AggregateVersion {
+		return fmt.Errorf("aggregate %s: version %d after %d", e.AggregateID, e.AggregateVersion, lastVersion[e.AggregateID])
+	}
+	lastVersion[e.AggregateID] = e.AggregateVersion
+	v.positions = append(v.positions, e.Position)
+	return nil
 }
 
 // groupRecorder wraps a driver and records the requests of every append,

@@ -66,12 +66,7 @@ func (t pgTx) query(ctx context.Context, q string, scan func(row func(dest ...an
 		return err
 	}
 	defer rows.Close()
-	for rows.Next() {
-		if err := scan(rows.Scan); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
+	return scanRows(rows, scan)
 }
 
 // liteTx is a SQLite transaction; $n becomes SQLite's ?n.
@@ -91,6 +86,15 @@ func (t liteTx) query(ctx context.Context, q string, scan func(row func(dest ...
 		return err
 	}
 	defer rows.Close()
+	return scanRows(rows, scan)
+}
+
+// scanRows hands each row of pgx.Rows or *sql.Rows to scan.
+func scanRows(rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}, scan func(row func(dest ...any) error) error) error {
 	for rows.Next() {
 		if err := scan(rows.Scan); err != nil {
 			return err
