@@ -2,6 +2,7 @@ package consumer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -179,8 +180,8 @@ func Reset(ctx context.Context, s *eventstore.Store, name string, position int64
 }
 
 func isHeld(err error) bool {
-	_, ok := err.(*LeaseHeldError)
-	return ok
+	var lhe *LeaseHeldError
+	return errors.As(err, &lhe)
 }
 
 // Resize changes the consumer's group to members members, all starting

@@ -70,9 +70,8 @@ type run struct {
 	every int    // deliveries between two checkpoint saves
 
 	// TxFunc: the open transaction and the events handled in it.
-	tx      driver.ConsumerTx
-	inTx    []*eventstore.StoredEvent
-	txStart int64 // the checkpoint the open transaction started from
+	tx   driver.ConsumerTx
+	inTx []*eventstore.StoredEvent
 }
 
 // runLeased follows the store from position pos for member while the
@@ -341,7 +340,9 @@ func (r *run) handleTx(e *eventstore.StoredEvent) error {
 	if r.ctx.Err() != nil {
 		return r.ctx.Err()
 	}
-	redo, upTo := r.inTx, r.txUpTo(e)
+	// r.pos is the position before e (deliver moves it past e only once
+	// e is handled): what the batch's earlier events may commit.
+	redo, upTo := r.inTx, r.pos
 	r.abortTx()
 	if len(redo) > 0 {
 		if err := r.redo(redo, upTo); err != nil {
@@ -349,15 +350,6 @@ func (r *run) handleTx(e *eventstore.StoredEvent) error {
 		}
 	}
 	return r.handleAlone(e, herr)
-}
-
-// txUpTo is the position the open transaction's events reach before e:
-// the checkpoint it may save without e.
-func (r *run) txUpTo(e *eventstore.StoredEvent) int64 {
-	if r.pos >= e.Position {
-		return e.Position - 1
-	}
-	return r.pos
 }
 
 func (r *run) openTx() error {
@@ -368,7 +360,7 @@ func (r *run) openTx() error {
 	if err != nil {
 		return err
 	}
-	r.tx, r.inTx, r.txStart = tx, r.inTx[:0], r.saved
+	r.tx, r.inTx = tx, r.inTx[:0]
 	return nil
 }
 
