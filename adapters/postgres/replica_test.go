@@ -20,36 +20,6 @@ import (
 	"github.com/esctl/esctl/internal/testdb"
 )
 
-// createDatabase creates database name on the server at admin and returns
-// its URL.
-func createDatabase(t testing.TB, admin, name string) string {
-	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, admin)
-	require.NoError(t, err)
-	defer conn.Close(ctx)
-	_, err = conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
-	require.NoError(t, err)
-	return testdb.WithDatabase(admin, name)
-}
-
-// waitForDatabase waits until the database at u accepts connections (a
-// standby has replayed its creation).
-func waitForDatabase(t testing.TB, u string) {
-	t.Helper()
-	ctx := context.Background()
-	deadline := time.Now().Add(time.Minute)
-	for {
-		conn, err := pgx.Connect(ctx, u)
-		if err == nil {
-			_ = conn.Close(ctx)
-			return
-		}
-		require.True(t, time.Now().Before(deadline), "database at %s: %v", u, err)
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // waitForStore waits until the standby at u has replayed the store's
 // creation.
 func waitForStore(t testing.TB, u string) {
@@ -87,11 +57,11 @@ func TestReplicaTailCheck(t *testing.T) {
 	var n atomic.Int64
 	h := eventstoretest.Harness{
 		NewURL: func(t testing.TB) string {
-			return createDatabase(t, r.PrimaryURL, fmt.Sprintf("tail_%d", n.Add(1)))
+			return testdb.CreateDatabase(t, r.PrimaryURL, fmt.Sprintf("tail_%d", n.Add(1)))
 		},
 		ReadURL: func(t testing.TB, u string) string {
 			ru := testdb.WithDatabase(r.StandbyURL, databaseOf(t, u))
-			waitForDatabase(t, ru)
+			testdb.WaitForDatabase(t, ru)
 			waitForStore(t, ru) // the suite initialized the store on the primary
 			return ru
 		},
@@ -106,13 +76,13 @@ func TestReplicaCursorAhead(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	r := testdb.NewReplicated(t, false)
-	pu := createDatabase(t, r.PrimaryURL, "ahead")
+	pu := testdb.CreateDatabase(t, r.PrimaryURL, "ahead")
 	w, err := eventstore.Open(ctx, pu, nil)
 	require.NoError(t, err)
 	defer w.Close()
 	require.NoError(t, w.Init(ctx))
 	su := testdb.WithDatabase(r.StandbyURL, "ahead")
-	waitForDatabase(t, su)
+	testdb.WaitForDatabase(t, su)
 	rs, err := eventstore.Open(ctx, pu, &eventstore.Options{ReadURL: su})
 	require.NoError(t, err)
 	defer rs.Close()
@@ -197,13 +167,13 @@ type acked struct {
 func testFailover(t *testing.T, syncRep bool) {
 	ctx := context.Background()
 	r := testdb.NewReplicated(t, syncRep)
-	createDatabase(t, r.PrimaryURL, "store")
+	testdb.CreateDatabase(t, r.PrimaryURL, "store")
 	both := testdb.WithDatabase(r.BothURL, "store")
 	s0, err := eventstore.Open(ctx, both, nil)
 	require.NoError(t, err)
 	require.NoError(t, s0.Init(ctx))
 	require.NoError(t, s0.Close())
-	waitForDatabase(t, testdb.WithDatabase(r.StandbyURL, "store"))
+	testdb.WaitForDatabase(t, testdb.WithDatabase(r.StandbyURL, "store"))
 
 	// The consumer, through the multi-host URL, checkpoint every 100.
 	cs, err := eventstore.Open(ctx, both, nil)

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/esctl/esctl/consumer"
@@ -119,25 +118,10 @@ func TestReadDB(t *testing.T) {
 func TestReplicaCommands(t *testing.T) {
 	t.Parallel()
 	r := testdb.NewReplicated(t, true)
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, r.PrimaryURL)
-	require.NoError(t, err)
-	_, err = conn.Exec(ctx, `CREATE DATABASE app`)
-	require.NoError(t, err)
-	require.NoError(t, conn.Close(ctx))
+	testdb.CreateDatabase(t, r.PrimaryURL, "app")
 	both := testdb.WithDatabase(r.BothURL, "app")
 	standby := testdb.WithDatabase(r.StandbyURL, "app")
-	// Synchronous replication waits for the standby's flush, not its
-	// replay: wait until it has replayed the database's creation.
-	for deadline := time.Now().Add(time.Minute); ; {
-		c, err := pgx.Connect(ctx, standby)
-		if err == nil {
-			require.NoError(t, c.Close(ctx))
-			break
-		}
-		require.True(t, time.Now().Before(deadline), "standby: %v", err)
-		time.Sleep(20 * time.Millisecond)
-	}
+	testdb.WaitForDatabase(t, standby)
 
 	mustEsctl(t, "", "--db", both, "init")
 	seed(t, both, 30, 3, 0)

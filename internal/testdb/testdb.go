@@ -560,3 +560,39 @@ func StartReplicated(sync bool) (*Replicated, func(), error) {
 	}
 	return r, func() { r.standby.stop(); r.primary.stop() }, nil
 }
+
+// CreateDatabase creates database name on the server whose maintenance
+// URL is admin and returns the new database's URL.
+func CreateDatabase(t testing.TB, admin, name string) string {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		t.Fatalf("connect to %s: %v", redact(admin), err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		t.Fatalf("create database %s: %v", name, err)
+	}
+	return withDatabase(admin, name)
+}
+
+// WaitForDatabase waits until the database at u accepts connections: a
+// standby has replayed its creation (synchronous replication waits for
+// the standby's flush, not for its replay).
+func WaitForDatabase(t testing.TB, u string) {
+	t.Helper()
+	ctx := context.Background()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		conn, err := pgx.Connect(ctx, u)
+		if err == nil {
+			_ = conn.Close(ctx)
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("database at %s: %v", redact(u), err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
