@@ -571,7 +571,7 @@ func CreateDatabase(t testing.TB, admin, name string) string {
 		t.Fatalf("connect to %s: %v", redact(admin), err)
 	}
 	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+	if err := pgadmin.CreateDatabase(ctx, conn, name, ""); err != nil {
 		t.Fatalf("create database %s: %v", name, err)
 	}
 	return withDatabase(admin, name)
