@@ -55,6 +55,33 @@ func TestEngineName(t *testing.T) {
 	}
 }
 
+// TestDSNSettings reads back, on a connection of each pool, the settings
+// DSN promises: the writer's durability, cache and WAL checkpoint interval,
+// the reader's query_only.
+func TestDSNSettings(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := strings.TrimPrefix(testdb.SQLiteURL(t), "sqlite://")
+	for _, tc := range []struct {
+		readOnly bool
+		want     map[string]string
+	}{
+		{false, map[string]string{"journal_mode": "wal", "synchronous": "2", "busy_timeout": "10000", "secure_delete": "1",
+			"foreign_keys": "1", "query_only": "0", "cache_size": "-8192", "wal_autocheckpoint": "4000"}},
+		{true, map[string]string{"journal_mode": "wal", "synchronous": "2", "busy_timeout": "10000", "secure_delete": "1",
+			"foreign_keys": "1", "query_only": "1", "wal_autocheckpoint": "1000"}},
+	} {
+		db, err := sql.Open("sqlite", sqlite.DSN(path, tc.readOnly))
+		require.NoError(t, err)
+		for name, want := range tc.want {
+			var got string
+			require.NoError(t, db.QueryRowContext(ctx, "PRAGMA "+name).Scan(&got), name)
+			require.Equal(t, want, got, "readOnly %v: PRAGMA %s", tc.readOnly, name)
+		}
+		require.NoError(t, db.Close())
+	}
+}
+
 // TestMigration4QuarantinesInvisibleEvents upgrades a store of schema
 // version 3 that holds events at positions <= 0 (the PostgreSQL twin of this
 // test has the history): migration 4 rebuilds events with the constraint,
