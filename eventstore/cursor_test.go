@@ -22,6 +22,20 @@ func TestCursorRoundTrip(t *testing.T) {
 	}
 }
 
+// TestCursorAtFormat pins the encoding (cursors are stored by
+// applications) and its cost: one allocation, the string (a subscription
+// makes a cursor per event it delivers).
+func TestCursorAtFormat(t *testing.T) { // not parallel: AllocsPerRun
+	if c := CursorAt(1); c != "AQAAAAAAAAAB" {
+		t.Fatalf("CursorAt(1) = %q, want AQAAAAAAAAAB", c)
+	}
+	var sink Cursor
+	if n := testing.AllocsPerRun(100, func() { sink = CursorAt(1 << 40) }); n > 1 {
+		t.Fatalf("CursorAt allocates %v times, want 1", n)
+	}
+	_ = sink
+}
+
 func TestCursorRejects(t *testing.T) {
 	t.Parallel()
 	for _, c := range []Cursor{"a", "AQAAAAAAAAA", "AQAAAAAAAAAAA", "AQAAAAAAAAA=", "AQAAAAAAAAA/", "AQAAAAAAAAA+",

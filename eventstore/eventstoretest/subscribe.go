@@ -154,6 +154,7 @@ func runSubscribe(t *testing.T, h Harness) {
 		run  func(t *testing.T, h Harness)
 	}{
 		{"FromAnyCursor", runSubscribeFromAnyCursor},
+		{"BreakDuringCatchUp", runSubscribeBreak},
 		{"SparseFilterProgress", runSubscribeSparse},
 		{"LiveAcrossProcesses", runSubscribeLive},
 		{"SlowSubscriber", runSubscribeSlow},
@@ -191,6 +192,41 @@ func runSubscribeFromAnyCursor(t *testing.T, h Harness) {
 		require.ErrorIs(t, err, eventstore.ErrInvalidFilter)
 		break
 	}
+}
+
+// A loop body that breaks in the middle of a catch-up (within a page, at a
+// page's end, one event before the end) ends the iteration at once; a
+// subscription from the cursor it kept delivers the rest, each event once,
+// and the store closes.
+func runSubscribeBreak(t *testing.T, h Harness) {
+	ctx := context.Background()
+	s, _ := newStore(t, h, nil)
+	require.NoError(t, appendSome(ctx, s, "agg", 250))
+	want, _ := loadAll(t, s, eventstore.Filter{})
+	// take returns the first n events from cursor on, pages of 10, and
+	// the cursor after the last.
+	take := func(n int, cursor eventstore.Cursor) ([]eventstore.StoredEvent, eventstore.Cursor) {
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second) // an event missed: the tail waits for it
+		defer cancel()
+		var got []eventstore.StoredEvent
+		for d, err := range s.Subscribe(ctx, eventstore.Filter{Cursor: cursor, Limit: 10}) {
+			require.NoError(t, err, "after %d of %d events", len(got), n)
+			cursor = d.Cursor
+			if d.Event != nil {
+				if got = append(got, *d.Event); len(got) == n {
+					break
+				}
+			}
+		}
+		return got, cursor
+	}
+	for _, stop := range []int{5, 10, 35, 249} {
+		got, cursor := take(stop, "")
+		require.Len(t, got, stop)
+		rest, _ := take(len(want)-stop, cursor)
+		require.Equal(t, positions(want), positions(append(got, rest...)), "stopped at %d", stop)
+	}
+	require.NoError(t, s.Close())
 }
 
 // A filter that matches nothing new still moves the cursor to the end,
