@@ -140,7 +140,14 @@ type AdminOptions struct {
 	// cleared, so that they stop at their next checkpoint (which is not
 	// saved) and start again from the new state.
 	Force bool
+	// DryRun runs every check the operation makes (the consumer exists,
+	// no member holds a live lease unless Force, the position is in the
+	// store) and returns what it would return, writing nothing.
+	DryRun bool
 }
+
+func (o *AdminOptions) force() bool  { return o != nil && o.Force }
+func (o *AdminOptions) dryRun() bool { return o != nil && o.DryRun }
 
 // Start and End are the positions Reset takes for the start and the end
 // of the store.
@@ -158,7 +165,7 @@ func Reset(ctx context.Context, s *eventstore.Store, name string, position int64
 		return 0, err
 	}
 	d := s.Driver()
-	if _, err := checkStopped(ctx, d, name); err != nil && !(opts != nil && opts.Force && isHeld(err)) {
+	if _, err := checkStopped(ctx, d, name); err != nil && !(opts.force() && isHeld(err)) {
 		return 0, err
 	}
 	st, err := d.ReadState(ctx)
@@ -172,6 +179,9 @@ func Reset(ctx context.Context, s *eventstore.Store, name string, position int64
 		return 0, fmt.Errorf("consumer %q: reset to position %d: use 0 (start), -1 (end) or a position", name, position)
 	case position > st.LastPosition:
 		return 0, &eventstore.CursorBeyondEndError{Position: position, End: st.LastPosition}
+	}
+	if opts.dryRun() {
+		return position, nil
 	}
 	if _, err := d.ResetConsumer(ctx, &driver.ResetConsumerParams{Name: name, Position: position, Now: nowMillis()}); err != nil {
 		return 0, fmt.Errorf("reset consumer %q: %w", name, err)
@@ -197,12 +207,15 @@ func Resize(ctx context.Context, s *eventstore.Store, name string, members int, 
 	}
 	d := s.Driver()
 	rows, err := checkStopped(ctx, d, name)
-	if err != nil && !(opts != nil && opts.Force && isHeld(err)) {
+	if err != nil && !(opts.force() && isHeld(err)) {
 		return 0, err
 	}
 	from := rows[0].Position
 	for _, r := range rows {
 		from = min(from, r.Position)
+	}
+	if opts.dryRun() {
+		return from, nil
 	}
 	if err := d.ResizeConsumer(ctx, &driver.CreateConsumerParams{Name: name, Members: members, Position: from, Now: nowMillis()}); err != nil {
 		return 0, fmt.Errorf("resize consumer %q: %w", name, err)
@@ -217,8 +230,11 @@ func Delete(ctx context.Context, s *eventstore.Store, name string, opts *AdminOp
 		return err
 	}
 	d := s.Driver()
-	if _, err := checkStopped(ctx, d, name); err != nil && !(opts != nil && opts.Force && isHeld(err)) {
+	if _, err := checkStopped(ctx, d, name); err != nil && !(opts.force() && isHeld(err)) {
 		return err
+	}
+	if opts.dryRun() {
+		return nil
 	}
 	if _, err := d.DeleteConsumer(ctx, name); err != nil {
 		return fmt.Errorf("delete consumer %q: %w", name, err)

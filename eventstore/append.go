@@ -351,9 +351,9 @@ func (a *appender) send(group []*appendReq) []appendOutcome {
 // isolatable reports whether a failed group should be retried request by
 // request: definite failures that one request could have caused (a unique
 // key violation the pre-check did not predict, a value the engine refused),
-// not connection, timeout or unknown-outcome errors, which would fail alone
-// too or must not be re-sent.
+// not connection, timeout, out-of-resources or unknown-outcome errors, which
+// would fail alone too or must not be re-sent.
 func isolatable(err error) bool {
 	return !errors.Is(err, ErrUnavailable) && !errors.Is(err, ErrTimeout) &&
-		!errors.Is(err, ErrOutcomeUnknown) && !errors.Is(err, ErrClosed)
+		!errors.Is(err, ErrOutcomeUnknown) && !errors.Is(err, ErrClosed) && !errors.Is(err, ErrResources)
 }

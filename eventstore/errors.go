@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Sentinel errors. Test for them with errors.Is; the typed errors below match
@@ -55,12 +56,63 @@ var (
 	ErrOutcomeUnknown = errors.New("eventstore: commit outcome unknown")
 	// ErrUnknownScheme: Open was given a URL no registered adapter accepts.
 	ErrUnknownScheme = errors.New("eventstore: unsupported database URL")
+	// ErrResources: the database ran out of a resource: disk space, memory,
+	// connection slots or a configured limit (PostgreSQL's SQLSTATE class
+	// 53; SQLite's SQLITE_FULL and SQLITE_NOMEM). Nothing of the failed
+	// write was stored; an interrupted import, backup or copy resumes from
+	// its last checkpoint once the resource is freed. Returned as
+	// *ResourceError, which says which resource and what to do.
+	ErrResources = errors.New("eventstore: database out of resources")
 	// ErrInvariant: the database refused a write that would have broken one
 	// of the store's invariants (for example an event at a position <= 0).
 	// Nothing of that write was stored. It means a bug in esctl: please
 	// report it. Returned as *InvariantError.
 	ErrInvariant = errors.New("eventstore: internal error: store invariant violated")
 )
+
+// Resource names what a *ResourceError ran out of.
+type Resource string
+
+// The resources of ResourceError.
+const (
+	ResourceDisk        Resource = "disk space"
+	ResourceMemory      Resource = "memory"
+	ResourceConnections Resource = "connection slots"
+	ResourceLimit       Resource = "a configured limit"
+)
+
+// ResourceError reports that the database ran out of Resource. Err is the
+// engine's error (its SQLSTATE or SQLite code is in the chain).
+type ResourceError struct {
+	Resource Resource
+	Err      error
+}
+
+func (e *ResourceError) Error() string {
+	return fmt.Sprintf("eventstore: the database is out of %s (%s): %v", e.Resource, e.Advice(), e.Err)
+}
+
+// Advice says what an operator does about it.
+func (e *ResourceError) Advice() string {
+	switch e.Resource {
+	case ResourceDisk:
+		return "free space on the disk of the database (the PostgreSQL server's data directory, or the SQLite file's disk), then run the command again; nothing of the failed write was stored"
+	case ResourceMemory:
+		return "the database ran out of memory: lower the concurrent work or give the server more memory, then run the command again"
+	case ResourceConnections:
+		return "the server has no free connection slot: lower the clients' pool sizes (pool_max_conns) or raise the server's max_connections, then run the command again"
+	}
+	return "a limit of the server's configuration was reached (for example temp_file_limit or max_locks_per_transaction; its log says which): raise it, then run the command again"
+}
+
+// Is reports whether target is ErrResources; running out of connection
+// slots is also ErrUnavailable (the operation did not reach the store).
+func (e *ResourceError) Is(target error) bool {
+	return target == ErrResources || (target == ErrUnavailable && e.Resource == ResourceConnections)
+}
+
+// Unwrap returns the engine's error.
+func (e *ResourceError) Unwrap() error { return e.Err }
 
 // ConflictError reports an optimistic-concurrency conflict: the event at
 // AggregateVersion of AggregateID already exists.
@@ -240,6 +292,38 @@ func (e *NotEmptyError) Is(target error) bool { return target == ErrNotEmpty }
 // that is not the recorded one, a store changed since a replacing import
 // began). Nothing was written.
 var ErrResumeMismatch = errors.New("eventstore: resume does not match the recorded import")
+
+// ErrImportRecorded: a new MANUAL import (neither Resume nor ByteOffset)
+// of a source the store already has a checkpoint of: re-reading it from
+// its start would append its events a second time or fail on their
+// positions. Matched by *ImportRecordedError. Nothing was written.
+var ErrImportRecorded = errors.New("eventstore: the store has an import of this source")
+
+// ImportRecordedError is ErrImportRecorded with what the store recorded of
+// the source.
+type ImportRecordedError struct {
+	SourceID string
+	// Done: the source was imported to its end. Otherwise the import is
+	// unfinished: resume it (ImportOptions.Resume) or abort it
+	// (Store.AbortImport).
+	Done       bool
+	Lines      int64
+	Events     int64
+	ByteOffset int64
+	UpdatedAt  int64 // ms since the Unix epoch
+}
+
+func (e *ImportRecordedError) Error() string {
+	at := time.UnixMilli(e.UpdatedAt).UTC().Format(time.RFC3339)
+	if e.Done {
+		return fmt.Sprintf("%v: source %q was imported completely (%d lines, %d events, finished %s)", ErrImportRecorded, e.SourceID, e.Lines, e.Events, at)
+	}
+	return fmt.Sprintf("%v: source %q has an unfinished import (%d lines, %d events committed, through byte offset %d, last at %s)",
+		ErrImportRecorded, e.SourceID, e.Lines, e.Events, e.ByteOffset, at)
+}
+
+// Is reports whether target is ErrImportRecorded.
+func (e *ImportRecordedError) Is(target error) bool { return target == ErrImportRecorded }
 
 // ErrCopyMismatch: Copy's target is neither empty nor an earlier copy of
 // the source (its last event or its highest secret is not the source's).

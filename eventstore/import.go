@@ -63,7 +63,11 @@ type ImportOptions struct {
 	// events and snapshots (see ImportEvents).
 	Mode MaintenanceMode
 	// SourceID names the source in the store's import checkpoints, so that
-	// an interrupted import can be resumed. "" means DefaultSourceID.
+	// an interrupted import can be resumed. "" means DefaultSourceID. A
+	// MANUAL import of a source the store has a checkpoint of must resume
+	// it (Resume or ByteOffset): starting it again fails with
+	// *ImportRecordedError, whether it is done or not. To import the same
+	// data again on purpose, name it anew.
 	SourceID string
 	// ByteOffset resumes reSolve-style: the reader starts at this offset of
 	// the source, which must be the offset the store recorded for SourceID
@@ -348,6 +352,12 @@ func (im *eventImport) openFresh(ctx context.Context, r io.Reader, prev *ImportC
 	im.prevPos = st.LastPosition
 	im.lr = newLineReader(r, im.o.MaxLineBytes, 0, 1, nil)
 	if im.o.Mode != MaintenanceAuto {
+		if prev != nil {
+			// Read again from its start, a recorded source would append
+			// its events twice (renumbered) or fail on their positions.
+			return &ImportRecordedError{SourceID: prev.SourceID, Done: prev.Done, Lines: prev.Line, Events: prev.Events,
+				ByteOffset: prev.ByteOffset, UpdatedAt: prev.UpdatedAt}
+		}
 		return nil
 	}
 	im.cp.Mode = CheckpointAuto

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/puddle/v2"
@@ -21,6 +22,16 @@ const (
 	secretsIDKey      = "secrets_id_key"
 	stagingVersionKey = "import_staging_aggregate_version_key"
 )
+
+// resources are the SQLSTATEs of class 53 (insufficient resources); any
+// other code of the class is a configured limit.
+var resources = map[string]eventstore.Resource{
+	"53000": eventstore.ResourceLimit,       // insufficient_resources
+	"53100": eventstore.ResourceDisk,        // disk_full
+	"53200": eventstore.ResourceMemory,      // out_of_memory
+	"53300": eventstore.ResourceConnections, // too_many_connections
+	"53400": eventstore.ResourceLimit,       // configuration_limit_exceeded
+}
 
 // This file is the only one that inspects driver errors: interpretError
 // maps them to eventstore errors, and the predicates below answer what the
@@ -95,10 +106,16 @@ func interpretError(err error) error {
 			"3F000": // invalid_schema_name
 			return fmt.Errorf("%w: %w", eventstore.ErrNotInitialized, err)
 		case "57P01", "57P02", "57P03", // admin_shutdown, crash_shutdown, cannot_connect_now
-			"53300",                            // too_many_connections
 			"08000", "08003", "08006", "08001", // connection exceptions
 			"08004":
 			return fmt.Errorf("%w: %w", eventstore.ErrUnavailable, err)
+		}
+		if strings.HasPrefix(pe.Code, "53") { // insufficient_resources
+			r, ok := resources[pe.Code]
+			if !ok {
+				r = eventstore.ResourceLimit
+			}
+			return &eventstore.ResourceError{Resource: r, Err: err}
 		}
 		return err
 	}

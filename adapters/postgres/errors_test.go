@@ -101,6 +101,40 @@ func TestInterpretError(t *testing.T) {
 		return err
 	}()
 
+	// SQLSTATE class 53, from the server: a temporary file over
+	// temp_file_limit (53400), a role over its connection limit (53300).
+	tempFileLimit := func() error {
+		tx, err := pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback(ctx)
+		for _, q := range []string{`SET LOCAL work_mem = '64kB'`, `SET LOCAL temp_file_limit = '64kB'`} {
+			if _, err := tx.Exec(ctx, q); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_, err = tx.Exec(ctx, `SELECT count(DISTINCT g::text) FROM generate_series(1, 200000) g`)
+		return err
+	}()
+	tooManyConnections := func() error {
+		role := fmt.Sprintf("esctl_limited_%d", time.Now().UnixNano())
+		if err := exec(`CREATE ROLE ` + role + ` LOGIN CONNECTION LIMIT 0`); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = exec(`DROP ROLE ` + role) }()
+		cfg, err := pgx.ParseConfig(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.User = role
+		conn, err := pgx.ConnectConfig(ctx, cfg)
+		if err == nil {
+			conn.Close(ctx)
+		}
+		return err
+	}()
+
 	tests := []struct {
 		name   string
 		err    error
@@ -133,6 +167,12 @@ func TestInterpretError(t *testing.T) {
 		{name: "ClosedPool", err: closedPool, is: eventstore.ErrClosed},
 		{name: "ConnectionRefused", err: refused, is: eventstore.ErrUnavailable},
 		{name: "BackendTerminated", err: terminated, is: eventstore.ErrUnavailable},
+		{name: "TempFileLimit", err: tempFileLimit, is: eventstore.ErrResources, as: resource(eventstore.ResourceLimit)},
+		{name: "TooManyConnections", err: tooManyConnections, is: eventstore.ErrUnavailable, as: resource(eventstore.ResourceConnections)},
+		{name: "DiskFull", err: &pgconn.PgError{Severity: "ERROR", Code: "53100", Message: `could not extend file "base/1/2": No space left on device`},
+			is: eventstore.ErrResources, as: resource(eventstore.ResourceDisk)},
+		{name: "OutOfMemory", err: &pgconn.PgError{Severity: "ERROR", Code: "53200", Message: "out of memory"},
+			is: eventstore.ErrResources, as: resource(eventstore.ResourceMemory)},
 		{name: "SyntaxPassesThrough", err: exec(`SELEC 1`), passes: true},
 		{name: "InvalidJSONPassesThrough", err: exec(`SELECT '{'::json`), passes: true},
 	}
@@ -158,6 +198,14 @@ func TestInterpretError(t *testing.T) {
 				t.Fatalf("the driver error left the chain: %v", got)
 			}
 		})
+	}
+}
+
+// resource matches a *eventstore.ResourceError of resource r.
+func resource(r eventstore.Resource) func(error) bool {
+	return func(err error) bool {
+		var re *eventstore.ResourceError
+		return errors.As(err, &re) && re.Resource == r && errors.Is(err, eventstore.ErrResources)
 	}
 }
 

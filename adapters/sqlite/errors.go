@@ -43,6 +43,11 @@ func interpretError(err error) error {
 			return fmt.Errorf("%w: database is locked by another writer: %w", eventstore.ErrTimeout, err)
 		case code&0xff == sqlite3.SQLITE_CANTOPEN:
 			return fmt.Errorf("%w: %w", eventstore.ErrUnavailable, err)
+		case code&0xff == sqlite3.SQLITE_FULL:
+			// The disk is full, or the file reached max_page_count.
+			return &eventstore.ResourceError{Resource: eventstore.ResourceDisk, Err: err}
+		case code&0xff == sqlite3.SQLITE_NOMEM:
+			return &eventstore.ResourceError{Resource: eventstore.ResourceMemory, Err: err}
 		}
 		return err
 	}

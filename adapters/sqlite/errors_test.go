@@ -68,6 +68,28 @@ func TestInterpretError(t *testing.T) {
 		return err
 	}()
 
+	// A file that cannot grow (max_page_count): SQLITE_FULL, as on a full
+	// disk.
+	full := func() error {
+		c, err := db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := c.ExecContext(ctx, `CREATE TABLE filler (b BLOB)`); err != nil {
+			t.Fatal(err)
+		}
+		var pages int
+		if err := c.QueryRowContext(ctx, `PRAGMA page_count`).Scan(&pages); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.ExecContext(ctx, fmt.Sprintf(`PRAGMA max_page_count = %d`, pages+2)); err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.ExecContext(ctx, `INSERT INTO filler VALUES (zeroblob(1000000))`)
+		return err
+	}()
+
 	closed, _ := sql.Open("sqlite", DSN(path, false))
 	_ = closed.Close()
 
@@ -104,6 +126,10 @@ func TestInterpretError(t *testing.T) {
 		}(), is: eventstore.ErrUnavailable},
 		{name: "ClosedDB", err: closed.PingContext(ctx), is: eventstore.ErrClosed},
 		{name: "ConnDone", err: fmt.Errorf("wrapped: %w", sql.ErrConnDone), is: eventstore.ErrClosed},
+		{name: "Full", err: full, is: eventstore.ErrResources, as: func(err error) bool {
+			var re *eventstore.ResourceError
+			return errors.As(err, &re) && re.Resource == eventstore.ResourceDisk
+		}},
 		{name: "SyntaxPassesThrough", err: exec(`SELEC 1`), passes: true},
 		{name: "DeadlinePassesThrough", err: context.DeadlineExceeded, is: context.DeadlineExceeded},
 	}

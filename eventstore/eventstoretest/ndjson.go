@@ -507,6 +507,48 @@ func runImportResume(t *testing.T, h Harness) {
 		require.True(t, imports[0].Done)
 		require.EqualValues(t, len(data), imports[0].ByteOffset)
 	})
+
+	// A MANUAL import of a recorded source starts again only by resuming:
+	// from its start, it would append the source twice (renumbered) or
+	// fail at its first line. It is refused before anything is read,
+	// saying whether the recorded import is done.
+	t.Run("RecordedSourceRefused", func(t *testing.T) {
+		t.Parallel()
+		s, _ := newStore(t, h, nil)
+		small := []byte(goodLines(1, 30))
+		_, err := s.ImportEvents(ctx, bytes.NewReader(small), &eventstore.ImportOptions{SourceID: "file"})
+		require.NoError(t, err)
+		for _, o := range []*eventstore.ImportOptions{{SourceID: "file"}, {SourceID: "file", Renumber: true}, {SourceID: "file", DryRun: true}} {
+			_, err = s.ImportEvents(ctx, bytes.NewReader(small), o)
+			var rec *eventstore.ImportRecordedError
+			require.ErrorAs(t, err, &rec, "%+v", o)
+			require.ErrorIs(t, err, eventstore.ErrImportRecorded)
+			require.True(t, rec.Done)
+			require.EqualValues(t, 30, rec.Events)
+			require.EqualValues(t, 30, rec.Lines)
+		}
+		require.Equal(t, small, exportAll(t, s), "nothing was written")
+
+		// Unfinished: the same refusal, not done.
+		cctx, cancel := context.WithCancel(ctx)
+		_, err = s.ImportEvents(cctx, bytes.NewReader([]byte(goodLines(31, 500))), &eventstore.ImportOptions{SourceID: "more", BatchEvents: 100,
+			ProgressFunc: func(eventstore.ImportProgress) { cancel() }})
+		cancel()
+		require.ErrorIs(t, err, context.Canceled)
+		_, err = s.ImportEvents(ctx, bytes.NewReader([]byte(goodLines(31, 500))), &eventstore.ImportOptions{SourceID: "more"})
+		var rec *eventstore.ImportRecordedError
+		require.ErrorAs(t, err, &rec)
+		require.False(t, rec.Done)
+		d, err := s.Describe(ctx, nil)
+		require.NoError(t, err)
+		require.Positive(t, rec.Lines)
+		require.Equal(t, d.EventCount-30, rec.Lines, "the lines committed before the cancel")
+
+		// Forgotten (AbortImport), the source imports anew.
+		require.NoError(t, s.AbortImport(ctx, "file"))
+		_, err = s.ImportEvents(ctx, bytes.NewReader([]byte(goodLines(1, 30))), &eventstore.ImportOptions{SourceID: "file", Renumber: true})
+		require.ErrorIs(t, err, eventstore.ErrBadInput, "its pairs are stored: now the lines are refused, not the source")
+	})
 }
 
 // runAutoMode checks replacing imports and what a failed one leaves.
