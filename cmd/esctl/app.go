@@ -27,6 +27,7 @@ const (
 	exitUsage       = 2
 	exitBadInput    = 3
 	exitStoreState  = 4
+	exitResources   = 5
 	exitInterrupted = 130
 )
 
@@ -44,6 +45,9 @@ type env struct {
 	notFound string
 	// current is the full name of the command being run ("esctl export").
 	current string
+	// args are the arguments esctl was given, without the program name
+	// (rerun builds the command that continues a job from them).
+	args []string
 	// db and readDB are --db and --read-db: a store opened on db reads
 	// its events from readDB when set.
 	db, readDB string
@@ -65,7 +69,7 @@ func usagef(format string, args ...any) error {
 // run is esctl's main, testable: it parses args, runs the command and returns
 // the exit code. Data goes to stdout; logs, progress and errors to stderr.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, log: slog.New(slog.DiscardHandler)}
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, log: slog.New(slog.DiscardHandler), args: args[min(1, len(args)):]}
 	e.redactor = eventstore.NewRedactor(append(args, os.Getenv("ESCTL_DB"), os.Getenv("DATABASE_URL"), os.Getenv("ESCTL_READ_DB"))...)
 	app := newApp(e)
 	err := app.Run(ctx, args)
@@ -76,17 +80,23 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err == nil {
 		return code
 	}
-	if code != exitInterrupted || err.Error() != context.Canceled.Error() {
-		fmt.Fprintf(stderr, "esctl: %s\n", e.redact(err.Error()))
+	if code == exitInterrupted {
+		// One line: what is done and the command that continues (the
+		// error itself is the interrupt; it goes to the debug log).
+		e.log.Debug("interrupted", "err", e.redact(err.Error()))
+		line := "interrupted"
+		if hint := hintFor(err); hint != "" {
+			line += ": " + hint
+		}
+		fmt.Fprintf(stderr, "esctl: %s\n", e.redact(line))
+		return code
 	}
+	fmt.Fprintf(stderr, "esctl: %s\n", e.redact(err.Error()))
 	if hint := hintFor(err); hint != "" {
 		fmt.Fprintf(stderr, "esctl: %s\n", e.redact(hint))
 	}
-	switch code {
-	case exitUsage:
+	if code == exitUsage {
 		fmt.Fprintf(stderr, "Try: %s --help\n", cmp.Or(e.current, "esctl"))
-	case exitInterrupted:
-		fmt.Fprintln(stderr, "esctl: interrupted")
 	}
 	return code
 }
@@ -117,6 +127,8 @@ func exitCode(ctx context.Context, err error) int {
 		// Interrupted (Ctrl-C, SIGTERM): whatever failed, failed because
 		// of it, and the hint says where to resume.
 		return exitInterrupted
+	case errors.Is(err, eventstore.ErrResources):
+		return exitResources
 	case errors.As(err, &ue), errors.Is(err, eventstore.ErrUnknownScheme):
 		return exitUsage
 	case errors.As(err, &se):
@@ -131,7 +143,8 @@ func exitCode(ctx context.Context, err error) int {
 	case errors.Is(err, eventstore.ErrFrozen), errors.Is(err, eventstore.ErrAlreadyFrozen),
 		errors.Is(err, eventstore.ErrAlreadyUnfrozen), errors.Is(err, eventstore.ErrNotInitialized),
 		errors.Is(err, eventstore.ErrSchemaVersion), errors.Is(err, eventstore.ErrSecretExists),
-		errors.Is(err, eventstore.ErrConflict), errors.Is(err, consumer.ErrNotFound), errors.As(err, &lhe):
+		errors.Is(err, eventstore.ErrConflict), errors.Is(err, consumer.ErrNotFound), errors.As(err, &lhe),
+		errors.Is(err, eventstore.ErrImportRecorded):
 		return exitStoreState
 	}
 	return exitFailure

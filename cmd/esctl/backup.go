@@ -49,15 +49,16 @@ func backupCommand(e *env) *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "out", Usage: "the backup file (required; FILE.part while it is written)"},
 			compressFlag(),
-			&cli.BoolFlag{Name: "force", Usage: "overwrite an existing backup file"},
+			&cli.BoolFlag{Name: "force", Usage: "overwrite an existing backup file (asks first; --yes answers)"},
+			yesFlag(),
 		},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			out := cmd.String("out")
 			if out == "" || out == "-" {
 				return usagef("backup needs --out FILE: it writes a file it can resume (FILE.part), not a stream")
 			}
-			if _, err := os.Stat(out); err == nil && !cmd.Bool("force") {
-				return usagef("%s exists: pass --force to overwrite it", out)
+			if err := e.overwrite(ctx, cmd, out); err != nil {
+				return err
 			}
 			s, err := e.openExisting(ctx, cmd)
 			if err != nil {
@@ -80,7 +81,7 @@ func (e *env) backup(ctx context.Context, cmd *cli.Command, s *eventstore.Store,
 		Compression: compress,
 		ResumeFunc: func(r backup.Resume) {
 			e.log.Info("resuming backup", "file", paths.Part, "byte", r.FileBytes, "section", r.Mark.Section)
-			fmt.Fprintf(e.stderr, "esctl: resuming %s at byte %d (%s events written)\n", paths.Part, r.FileBytes, commas(r.Mark.Events))
+			fmt.Fprintf(e.stderr, "esctl: resuming %s at byte %d (%s written)\n", paths.Part, r.FileBytes, plural(r.Mark.Events, "event"))
 		},
 		ProgressFunc: func(bp backup.Progress) {
 			if p == nil {
@@ -103,23 +104,23 @@ func (e *env) backup(ctx context.Context, cmd *cli.Command, s *eventstore.Store,
 		return usagef("%s was begun with --compress %s: re-run with --compress %s to resume it, or delete %s and %s to start over",
 			paths.Part, mismatch.Begun, mismatch.Begun, paths.Part, paths.Checkpoint)
 	case errors.As(err, &part):
-		return withHint(part.Err, fmt.Sprintf("%s holds %s of whole frames (%s events); re-run the same command to resume it",
-			paths.Part, humanBytes(part.FileBytes), commas(part.Events)))
+		return withHint(part.Err, fmt.Sprintf("%s holds %s of whole frames (%s); continue with: %s",
+			paths.Part, humanBytes(part.FileBytes), plural(part.Events, "event"), e.rerun(cmd, nil)))
 	case err != nil:
 		return err
 	}
 	m := res.Mark
 	return e.printSummary(cmd, (&summary{Command: "backup"}).
 		add("file", paths.File, paths.File).
-		add("events", m.Events, fmt.Sprintf("%s events", commas(m.Events))).
-		add("secrets", m.Secrets, fmt.Sprintf("%s secrets (%s deleted)", commas(m.Secrets), commas(m.Tombstones))).
+		add("events", m.Events, plural(m.Events, "event")).
+		add("secrets", m.Secrets, fmt.Sprintf("%s (%s deleted)", plural(m.Secrets, "secret"), commas(m.Tombstones))).
 		add("tombstones", m.Tombstones, "").
-		add("snapshots", m.Snapshots, fmt.Sprintf("%s snapshots", commas(m.Snapshots))).
+		add("snapshots", m.Snapshots, plural(m.Snapshots, "snapshot")).
 		add("endCursor", eventstore.CursorAt(m.EndPosition), "end cursor "+string(eventstore.CursorAt(m.EndPosition))).
 		add("bytes", res.FileBytes, humanBytes(res.FileBytes)+" "+string(compress)).
 		add("streamBytes", m.Bytes, "").
 		add("compress", string(compress), "").
-		add("sha256", res.SHA256, "sha256 "+res.SHA256+" (in "+filepath.Base(paths.Sidecar)+")").
+		add("fileSha256", res.SHA256, "file sha256 "+res.SHA256+" (in "+filepath.Base(paths.Sidecar)+")").
 		add("resumedAtByte", res.ResumedAtByte, resumedText(res.ResumedAtByte)), false)
 }
 
@@ -159,7 +160,7 @@ func restoreCommand(e *env) *cli.Command {
 				return err
 			}
 			if cmd.Bool("dry-run") {
-				return e.restoreDryRun(ctx, cmd, man)
+				return e.restoreDryRun(ctx, cmd, man.BackupManifest)
 			}
 			s, err := e.openURL(ctx, dbURL(cmd), true)
 			if err != nil {
@@ -179,7 +180,7 @@ func restoreCommand(e *env) *cli.Command {
 func (e *env) restoreDryRun(ctx context.Context, cmd *cli.Command, man *eventstore.BackupManifest) error {
 	target := eventstore.RedactURL(dbURL(cmd))
 	sum := (&summary{Command: "restore"}).add("events", man.Events, "").add("secrets", man.Secrets, "").add("snapshots", man.Snapshots, "")
-	what := fmt.Sprintf("%s events, %s secrets, %s snapshots", commas(man.Events), commas(man.Secrets), commas(man.Snapshots))
+	what := fmt.Sprintf("%s, %s, %s", plural(man.Events, "event"), plural(man.Secrets, "secret"), plural(man.Snapshots, "snapshot"))
 	path, missing, err := missingFile(dbURL(cmd))
 	if err != nil {
 		return err
@@ -210,7 +211,7 @@ func (e *env) restoreDryRun(ctx context.Context, cmd *cli.Command, man *eventsto
 	srcEvents, srcSecrets := eventstore.RestoreSourceIDs(man)
 	for _, cp := range cps {
 		if cp.SourceID == srcEvents || cp.SourceID == srcSecrets {
-			return e.printDryRun(cmd, sum, fmt.Sprintf("the backup is sound; would resume its restore into %s (%s events and %s secrets there now)", target, commas(d.EventCount), commas(d.SecretCount)))
+			return e.printDryRun(cmd, sum, fmt.Sprintf("the backup is sound; would resume its restore into %s (%s and %s there now)", target, plural(d.EventCount, "event"), plural(d.SecretCount, "secret")))
 		}
 	}
 	snaps, err := s.ListSnapshots(ctx, "", 1)
@@ -221,15 +222,15 @@ func (e *env) restoreDryRun(ctx context.Context, cmd *cli.Command, man *eventsto
 	case d.EventCount == 0 && d.SecretCount == 0 && len(snaps) == 0:
 		return e.printDryRun(cmd, sum, fmt.Sprintf("the backup is sound; would restore %s into %s", what, target))
 	case !cmd.Bool("force"):
-		return withHint(&storeStateError{fmt.Errorf("%w: %s holds %s events, %s secrets, %d+ snapshots (dry run: nothing was written)", eventstore.ErrNotEmpty, target, commas(d.EventCount), commas(d.SecretCount), len(snaps))},
+		return withHint(&storeStateError{fmt.Errorf("%w: %s holds %s, %s and snapshots (dry run: nothing was written)", eventstore.ErrNotEmpty, target, plural(d.EventCount, "event"), plural(d.SecretCount, "secret"))},
 			"restore into an empty store, or pass --force to replace this one")
 	}
-	return e.printDryRun(cmd, sum, fmt.Sprintf("the backup is sound; would drop the %s events and %s secrets of %s and restore %s", commas(d.EventCount), commas(d.SecretCount), target, what))
+	return e.printDryRun(cmd, sum, fmt.Sprintf("the backup is sound; would drop the %s and %s of %s and restore %s", plural(d.EventCount, "event"), plural(d.SecretCount, "secret"), target, what))
 }
 
 // verifyBackupFile checks the file against its sidecar (when there is one)
-// and its manifest.
-func (e *env) verifyBackupFile(ctx context.Context, cmd *cli.Command, path string) (*eventstore.BackupManifest, error) {
+// and its manifest, and says so on stderr (unless --quiet).
+func (e *env) verifyBackupFile(ctx context.Context, cmd *cli.Command, path string) (*verifiedBackup, error) {
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, err
@@ -240,17 +241,41 @@ func (e *env) verifyBackupFile(ctx context.Context, cmd *cli.Command, path strin
 	if err != nil {
 		return nil, err
 	}
-	check := "no sidecar"
+	vb := &verifiedBackup{BackupManifest: v.Manifest, FileSHA256: v.SHA256, ContentSHA256: v.Manifest.SHA256, Sidecar: v.Sidecar}
+	if !cmd.Root().Bool("quiet") {
+		fmt.Fprintf(e.stderr, "esctl: %s verified: %s, %s, %s; %s\n",
+			path, plural(vb.Events, "event"), plural(vb.Secrets, "secret"), plural(vb.Snapshots, "snapshot"), vb.sums(path))
+	}
+	return vb, nil
+}
+
+// verifiedBackup is a backup file that passed verification: its manifest
+// and both of its checksums, each named for what it covers (-o json).
+type verifiedBackup struct {
+	*eventstore.BackupManifest
+	// SHA256 hides the manifest's unlabelled field: ContentSHA256 is it.
+	SHA256 string `json:"sha256,omitempty"`
+	// FileSHA256 is the SHA-256 of the file's bytes, as in FILE.sha256
+	// (sha256sum -c checks it).
+	FileSHA256 string `json:"fileSha256"`
+	// ContentSHA256 is the SHA-256 of the uncompressed stream before the
+	// manifest, as recorded in the manifest (restore checks it).
+	ContentSHA256 string `json:"contentSha256"`
+	// Sidecar: FILE.sha256 exists and matches the file.
+	Sidecar bool `json:"sidecar"`
+}
+
+// sums is the text form of the two checksums.
+func (v *verifiedBackup) sums(path string) string {
+	check := "no " + filepath.Base(path) + ".sha256 to check it against"
 	if v.Sidecar {
 		check = "matches " + filepath.Base(path) + ".sha256"
 	}
-	man := v.Manifest
-	fmt.Fprintf(e.stderr, "esctl: %s verified: %s events, %s secrets, %s snapshots, sha256 %s (%s)\n",
-		path, commas(man.Events), commas(man.Secrets), commas(man.Snapshots), v.SHA256, check)
-	return man, nil
+	return fmt.Sprintf("file sha256 %s (%s), content sha256 %s (matches its manifest)", v.FileSHA256, check, v.ContentSHA256)
 }
 
-func (e *env) restore(ctx context.Context, cmd *cli.Command, s *eventstore.Store, path string, man *eventstore.BackupManifest) error {
+func (e *env) restore(ctx context.Context, cmd *cli.Command, s *eventstore.Store, path string, vb *verifiedBackup) error {
+	man := vb.BackupManifest
 	target := eventstore.RedactURL(dbURL(cmd))
 	write := func() (*eventstore.RestoreResult, error) {
 		p := e.newProgress(cmd, "restored", "events", man.Events)
@@ -266,10 +291,8 @@ func (e *env) restore(ctx context.Context, cmd *cli.Command, s *eventstore.Store
 		if !cmd.Bool("force") {
 			return withHint(&storeStateError{err}, "restore into an empty store, or pass --force to replace this one")
 		}
-		if isTerminal(e.stdin) {
-			if err := e.confirm(ctx, cmd, fmt.Sprintf("replace everything in %s with the backup", target)); err != nil {
-				return err
-			}
+		if err := e.confirm(ctx, cmd, fmt.Sprintf("replace everything in %s with the backup", target)); err != nil {
+			return err
 		}
 		fmt.Fprintf(e.stderr, "esctl: --force: dropping %s before the restore\n", target)
 		if err := s.Drop(ctx); err != nil {
@@ -282,11 +305,11 @@ func (e *env) restore(ctx context.Context, cmd *cli.Command, s *eventstore.Store
 	}
 	if err != nil {
 		if res != nil && ctx.Err() != nil {
-			return withHint(err, fmt.Sprintf("%s events and %s secrets are committed; re-run the same command to resume", commas(res.Events), commas(res.Secrets)))
+			return withHint(err, fmt.Sprintf("%s and %s are committed; continue with: %s", plural(res.Events, "event"), plural(res.Secrets, "secret"), e.rerun(cmd, nil)))
 		}
 		return err
 	}
-	text := fmt.Sprintf("%s events, %s secrets, %s snapshots restored into %s", commas(res.Events), commas(res.Secrets), commas(res.Snapshots), target)
+	text := fmt.Sprintf("%s, %s, %s restored into %s", plural(res.Events, "event"), plural(res.Secrets, "secret"), plural(res.Snapshots, "snapshot"), target)
 	if res.Resumed {
 		text += " (resumed)"
 	}
@@ -296,5 +319,6 @@ func (e *env) restore(ctx context.Context, cmd *cli.Command, s *eventstore.Store
 		add("snapshots", res.Snapshots, "").
 		add("resumed", res.Resumed, "").
 		add("endCursor", man.EndCursor, "end cursor "+string(man.EndCursor)).
-		add("sha256", man.SHA256, ""), false)
+		add("fileSha256", vb.FileSHA256, "").
+		add("contentSha256", vb.ContentSHA256, "content sha256 "+vb.ContentSHA256), false)
 }

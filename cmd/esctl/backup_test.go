@@ -77,7 +77,7 @@ func TestBackupFailures(t *testing.T) {
 	mustEsctl(t, "", "--db", src, "backup", "--out", out, "--compress", "none")
 
 	wantCode(t, esctl(t, "", "--db", src, "backup", "--out", out), exitUsage, "exists", "--force")
-	mustEsctl(t, "", "--db", src, "backup", "--out", out, "--force", "--compress", "none")
+	mustEsctl(t, "", "--db", src, "backup", "--out", out, "--force", "--yes", "--compress", "none")
 	wantCode(t, esctl(t, "", "--db", src, "backup"), exitUsage, "--out FILE")
 	wantCode(t, esctl(t, "", "--db", src, "backup", "--out", filepath.Join(dir, "x"), "--compress", "lz4"), exitUsage, "zstd, gzip or none")
 	wantCode(t, esctl(t, "", "--db", "sqlite://"+filepath.Join(dir, "missing.db"), "backup", "--out", filepath.Join(dir, "y")), exitStoreState, "does not exist")
@@ -87,7 +87,10 @@ func TestBackupFailures(t *testing.T) {
 	seed(t, busy, 10, 2, 0)
 	wantCode(t, esctl(t, "", "--db", busy, "restore", "--in", out), exitStoreState, "not empty", "--force")
 	require.Contains(t, string(exportOf(t, busy)), `"position":10}`)
-	r := mustEsctl(t, "", "--db", busy, "restore", "--in", out, "--force")
+	// --force replaces it after asking: off a terminal, only with --yes.
+	wantCode(t, esctl(t, "", "--db", busy, "restore", "--in", out, "--force"), exitUsage, "refusing to replace everything in", "pass --yes")
+	require.Contains(t, string(exportOf(t, busy)), `"position":10}`)
+	r := mustEsctl(t, "", "--db", busy, "restore", "--in", out, "--force", "--yes")
 	require.Contains(t, r.stderr, "dropping")
 	require.Equal(t, exportOf(t, src), exportOf(t, busy))
 

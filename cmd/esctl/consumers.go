@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -89,13 +90,20 @@ func consumersCommand(e *env) *cli.Command {
 					}
 					sum := (&summary{Command: "consumers reset"}).add("name", name, "")
 					target := cmd.String("to")
+					// The checks first (a dry run of the same call): a dry
+					// run fails as the real command would, and nobody is
+					// asked to confirm what would be refused.
+					got, err := consumer.Reset(ctx, s, name, pos, e.adminOptions(cmd, true))
+					if err != nil {
+						return err
+					}
 					if cmd.Bool("dry-run") {
-						return e.printDryRun(cmd, sum.add("from", in.Checkpoint, ""), fmt.Sprintf("would reset consumer %q from checkpoint %d to %s", name, in.Checkpoint, target))
+						return e.printDryRun(cmd, sum.add("from", in.Checkpoint, "").add("checkpoint", got, ""), fmt.Sprintf("would reset consumer %q from checkpoint %d to %d (%s)", name, in.Checkpoint, got, target))
 					}
 					if err := e.confirm(ctx, cmd, fmt.Sprintf("reset consumer %q (checkpoint %d) to %s", name, in.Checkpoint, target)); err != nil {
 						return err
 					}
-					got, err := consumer.Reset(ctx, s, name, pos, &consumer.AdminOptions{Force: cmd.Bool("force")})
+					got, err = consumer.Reset(ctx, s, name, pos, e.adminOptions(cmd, false))
 					if err != nil {
 						return err
 					}
@@ -117,13 +125,17 @@ func consumersCommand(e *env) *cli.Command {
 						return err
 					}
 					sum := (&summary{Command: "consumers resize"}).add("name", name, "")
+					from, err := consumer.Resize(ctx, s, name, n, e.adminOptions(cmd, true))
+					if err != nil {
+						return err
+					}
 					if cmd.Bool("dry-run") {
-						return e.printDryRun(cmd, sum, fmt.Sprintf("would resize consumer %q from %d to %d members, all at checkpoint %d", name, in.Members, n, in.Checkpoint))
+						return e.printDryRun(cmd, sum.add("members", n, "").add("checkpoint", from, ""), fmt.Sprintf("would resize consumer %q from %d to %d members, all at checkpoint %d", name, in.Members, n, from))
 					}
 					if err := e.confirm(ctx, cmd, fmt.Sprintf("resize consumer %q from %d to %d members", name, in.Members, n)); err != nil {
 						return err
 					}
-					from, err := consumer.Resize(ctx, s, name, n, &consumer.AdminOptions{Force: cmd.Bool("force")})
+					from, err = consumer.Resize(ctx, s, name, n, e.adminOptions(cmd, false))
 					if err != nil {
 						return err
 					}
@@ -138,13 +150,16 @@ func consumersCommand(e *env) *cli.Command {
 						return err
 					}
 					sum := (&summary{Command: "consumers delete"}).add("name", name, "")
+					if err := consumer.Delete(ctx, s, name, e.adminOptions(cmd, true)); err != nil {
+						return err
+					}
 					if cmd.Bool("dry-run") {
 						return e.printDryRun(cmd, sum, fmt.Sprintf("would delete consumer %q (%d members, checkpoint %d, %d parked events)", name, in.Members, in.Checkpoint, in.Parked))
 					}
 					if err := e.confirm(ctx, cmd, fmt.Sprintf("delete consumer %q and its %d parked events", name, in.Parked)); err != nil {
 						return err
 					}
-					if err := consumer.Delete(ctx, s, name, &consumer.AdminOptions{Force: cmd.Bool("force")}); err != nil {
+					if err := consumer.Delete(ctx, s, name, e.adminOptions(cmd, false)); err != nil {
 						return err
 					}
 					return e.printSummary(cmd, sum.add("deleted", true, fmt.Sprintf("consumer %q deleted", name)), false)
@@ -175,21 +190,51 @@ func consumersCommand(e *env) *cli.Command {
 			nameCmd("replay", "ask the running members to handle parked events again (the checkpoint does not move)",
 				[]cli.Flag{
 					&cli.Int64SliceFlag{Name: "position", Usage: "replay only the parked event at this position (repeatable; default: all)"},
+					dryRunFlag(),
 				},
 				func(ctx context.Context, cmd *cli.Command, s *eventstore.Store, name string) error {
 					positions := cmd.Int64Slice("position")
 					if len(positions) == 0 {
 						positions = nil // all
 					}
+					// The same checks for a dry run and a real one: the
+					// consumer exists, and each position given is parked.
+					parked, err := consumer.Parked(ctx, s, name, 0, 0)
+					if err != nil {
+						return err
+					}
+					would := len(parked)
+					if positions != nil {
+						at := make(map[int64]bool, len(parked))
+						for _, p := range parked {
+							at[p.Position] = true
+						}
+						for _, p := range positions {
+							if !at[p] {
+								return fmt.Errorf("%w: consumer %q has no parked event at position %d (esctl consumers parked %s lists them)", eventstore.ErrBadInput, name, p, name)
+							}
+						}
+						would = len(slices.Compact(slices.Sorted(slices.Values(positions))))
+					}
+					sum := (&summary{Command: "consumers replay"}).add("name", name, "")
+					if cmd.Bool("dry-run") {
+						return e.printDryRun(cmd, sum.add("flagged", would, ""), fmt.Sprintf("would flag %s of consumer %q for replay", plural(int64(would), "parked event"), name))
+					}
 					n, err := consumer.Replay(ctx, s, name, positions)
 					if err != nil {
 						return err
 					}
-					text := fmt.Sprintf("%d parked events of consumer %q flagged for replay: its running members handle them within about a checkpoint interval (esctl consumers parked %s shows what is left)", n, name, name)
-					return e.printSummary(cmd, (&summary{Command: "consumers replay"}).add("name", name, "").add("flagged", n, text), false)
+					text := fmt.Sprintf("%s of consumer %q flagged for replay: its running members handle them within about a checkpoint interval (esctl consumers parked %s shows what is left)", plural(int64(n), "parked event"), name, name)
+					return e.printSummary(cmd, sum.add("flagged", n, text), false)
 				}),
 		},
 	}
+}
+
+// adminOptions are the options of consumer.Reset, Resize and Delete: a
+// dry run (the checks alone) or the real call.
+func (e *env) adminOptions(cmd *cli.Command, dryRun bool) *consumer.AdminOptions {
+	return &consumer.AdminOptions{Force: cmd.Bool("force"), DryRun: dryRun}
 }
 
 // parseResetTarget reads --to: start, end, a cursor, or a position.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -64,7 +65,34 @@ func TestConsumers(t *testing.T) {
 		wantCode(t, esctl(t, "", "--db", url, "consumers", "reset", "proj", "--to", "start", "--yes"), exitStoreState, "is running", "--force")
 		wantCode(t, esctl(t, "", "--db", url, "consumers", "reset", "nope", "--to", "start", "--yes"), exitStoreState, "not found")
 		wantCode(t, esctl(t, "", "--db", url, "consumers", "reset", "proj", "--to", "sideways", "--yes"), exitUsage, "--to")
-		wantCode(t, esctl(t, "", "--db", url, "consumers", "reset", "proj", "--to", "start"), exitUsage, "--yes")
+		// The checks come before the question: what would be refused is
+		// not asked (off a terminal, without --yes, it is exit 4, not 2).
+		wantCode(t, esctl(t, "", "--db", url, "consumers", "reset", "proj", "--to", "start"), exitStoreState, "is running")
+		// A dry run makes the real command's checks: refused alike while a
+		// member holds its lease (it said "would reset" and exit 0 before).
+		leaseTime := regexp.MustCompile(`until [0-9T:.Z-]+`)
+		for _, args := range [][]string{{"reset", "proj", "--to", "start"}, {"resize", "proj", "--members", "2"}, {"delete", "proj"}} {
+			cmdArgs := append([]string{"--db", url, "consumers"}, args...)
+			real := esctl(t, "", append(cmdArgs, "--yes")...)
+			dry := esctl(t, "", append(cmdArgs, "--dry-run")...)
+			wantCode(t, real, exitStoreState, "is running", "--force")
+			require.Equal(t, real.code, dry.code, "consumers %s --dry-run: %s", args[0], dry)
+			require.Equal(t, leaseTime.ReplaceAllString(real.stderr, "until T"), leaseTime.ReplaceAllString(dry.stderr, "until T"))
+		}
+		wantCode(t, mustEsctl(t, "", "--db", url, "consumers", "reset", "proj", "--to", "start", "--dry-run", "--force"), 0, "would reset")
+		// replay --dry-run counts what replay would flag, with the same
+		// checks: a position that is not parked is refused by both.
+		wantCode(t, mustEsctl(t, "", "--db", url, "consumers", "replay", "proj", "--dry-run"), 0, "would flag 1 parked event of consumer")
+		for _, extra := range []string{"--dry-run", ""} {
+			args := []string{"--db", url, "consumers", "replay", "proj", "--position", "11"}
+			if extra != "" {
+				args = append(args, extra)
+			}
+			wantCode(t, esctl(t, "", args...), exitBadInput, "has no parked event at position 11")
+		}
+		before, err := consumer.Get(ctx, s, "proj")
+		require.NoError(t, err)
+		require.EqualValues(t, 40, before.Checkpoint, "a dry run moved the checkpoint")
 
 		failing.Store(false)
 		r := mustEsctl(t, "", "--db", url, "-o", "json", "consumers", "replay", "proj")

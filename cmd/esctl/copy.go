@@ -77,17 +77,17 @@ func copyCommand(e *env) *cli.Command {
 				if res != nil {
 					at = res.LastPosition
 				}
-				return withHint(err, fmt.Sprintf("the target holds the source's events up to position %d; resume point: position %d: run the same esctl copy again to continue after the last committed batch", at, at))
+				return withHint(err, fmt.Sprintf("the target holds the source's events up to position %s; continue with: %s", commas(at), e.rerun(cmd, nil)))
 			}
 			if dry {
 				return e.printDryRun(cmd, (&summary{Command: "copy"}).add("events", res.Events, "").add("secrets", res.Secrets, ""),
-					fmt.Sprintf("the target is empty or an earlier copy; every event and secret checked: would copy %s events (to position %s) and %s secrets; nothing written",
-						commas(res.Events), commas(res.LastPosition), commas(res.Secrets)))
+					fmt.Sprintf("the target is empty or an earlier copy; every event and secret checked: would copy %s (to position %s) and %s; nothing written",
+						plural(res.Events, "event"), commas(res.LastPosition), plural(res.Secrets, "secret")))
 			}
 			return e.printSummary(cmd, (&summary{Command: "copy"}).
-				add("events", res.Events, fmt.Sprintf("%s events copied", commas(res.Events))).
+				add("events", res.Events, fmt.Sprintf("%s copied", plural(res.Events, "event"))).
 				add("lastPosition", res.LastPosition, fmt.Sprintf("target at position %s", commas(res.LastPosition))).
-				add("secrets", res.Secrets, fmt.Sprintf("%s secrets copied", commas(res.Secrets))), false)
+				add("secrets", res.Secrets, fmt.Sprintf("%s copied", plural(res.Secrets, "secret"))), false)
 		},
 	}
 }
@@ -121,6 +121,6 @@ func (e *env) copyDryRunToNothing(ctx context.Context, cmd *cli.Command, src *ev
 		return true, fmt.Errorf("source: %w", err)
 	}
 	return true, e.printDryRun(cmd, (&summary{Command: "copy"}).add("events", sd.EventCount, "").add("secrets", sd.SecretCount, ""),
-		fmt.Sprintf("would create the store in %s and copy all %s events (to position %s) and %s secrets; nothing written",
-			where, commas(sd.EventCount), commas(sd.LastPosition), commas(sd.SecretCount)))
+		fmt.Sprintf("would create the store in %s and copy all %s (to position %s) and %s; nothing written",
+			where, plural(sd.EventCount, "event"), commas(sd.LastPosition), plural(sd.SecretCount, "secret")))
 }

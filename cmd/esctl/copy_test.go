@@ -128,7 +128,7 @@ func TestCopyResumes(t *testing.T) {
 	if at2 <= at1 || at2 >= bigEvents {
 		t.Fatalf("the second run did not continue from %d: target at %d", at1, at2)
 	}
-	if !strings.Contains(p.stderrText(), "resume point: position") || !strings.Contains(p.stderrText(), "run the same esctl copy again") {
+	if !strings.Contains(p.stderrText(), "esctl: interrupted: the target holds the source's events up to position") || !strings.Contains(p.stderrText(), "continue with: esctl copy --from") {
 		t.Fatalf("no resume point:\n%s", p.stderrText())
 	}
 

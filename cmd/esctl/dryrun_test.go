@@ -195,7 +195,7 @@ func TestIncrementalImportDryRun(t *testing.T) {
 			`{"type":"T","timestamp":5,"aggregateId":"old","payload":{}}`+"\n"))
 	wantCode(t, esctl(t, "", "--db", url, "incremental-import", "--in", late, "--dry-run"), exitBadInput, "older", "dry run: nothing was written")
 	wantCode(t, mustEsctl(t, "", "--db", url, "incremental-import", "--in", late, "--older", "skip", "--dry-run"), 0,
-		"would append 1 events (positions 11 to 11), drop 1 duplicates and skip 1 older events", "(dry run)")
+		"would append 1 event (positions 11 to 11), drop 1 duplicate and skip 1 older event", "(dry run)")
 	require.Equal(t, sums, fileSums(t, url), "the store's files are unchanged")
-	wantCode(t, mustEsctl(t, "", "--db", url, "incremental-import", "--in", late, "--older", "skip"), 0, "1 events appended", "1 duplicates dropped", "1 older events skipped")
+	wantCode(t, mustEsctl(t, "", "--db", url, "incremental-import", "--in", late, "--older", "skip"), 0, "1 event appended", "1 duplicate dropped", "1 older event skipped")
 }

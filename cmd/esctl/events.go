@@ -108,8 +108,8 @@ func eventsCommand(e *env) *cli.Command {
 					if last == nil || byTime {
 						return err
 					}
-					return withHint(err, fmt.Sprintf("%s events were printed; resume point: cursor %s (continue with the same command and --cursor %s)",
-						commas(n), last.Cursor(), last.Cursor()))
+					return withHint(err, fmt.Sprintf("%s printed, through cursor %s; continue with: %s",
+						plural(n, "event"), last.Cursor(), e.rerun(cmd, []string{"cursor"}, "--cursor", string(last.Cursor()))))
 				}
 				line = eventstore.AppendEventLine(line[:0], ev)
 				if _, err := w.Write(line); err != nil {
@@ -124,7 +124,7 @@ func eventsCommand(e *env) *cli.Command {
 			if err := w.Flush(); err != nil {
 				return err
 			}
-			sum := (&summary{Command: "events"}).add("events", n, commas(n)+" events")
+			sum := (&summary{Command: "events"}).add("events", n, plural(n, "event"))
 			if !byTime {
 				next := f.Cursor
 				if last != nil {
@@ -181,9 +181,9 @@ func (e *env) follow(ctx context.Context, cmd *cli.Command, s *eventstore.Store,
 		return err
 	}
 	if ferr != nil {
-		return withHint(ferr, fmt.Sprintf("%s events were printed; resume with: esctl events --follow --cursor %s", commas(n), orStart(next)))
+		return withHint(ferr, fmt.Sprintf("%s printed, through cursor %s; continue with: %s", plural(n, "event"), orStart(next), e.rerun(cmd, []string{"cursor"}, "--cursor", string(next))))
 	}
-	sum := (&summary{Command: "events"}).add("events", n, commas(n)+" events").
-		add("cursor", next, fmt.Sprintf("next cursor %s (resume with: esctl events --follow --cursor %s)", orStart(next), next))
+	sum := (&summary{Command: "events"}).add("events", n, plural(n, "event")).
+		add("cursor", next, fmt.Sprintf("next cursor %s; continue with: %s", orStart(next), e.rerun(cmd, []string{"cursor"}, "--cursor", string(next))))
 	return e.printSummary(cmd, sum, true)
 }

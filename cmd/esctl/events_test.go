@@ -142,5 +142,6 @@ func TestEventsFollowInterrupt(t *testing.T) {
 	}
 	require.Empty(t, p.stdout.Bytes())
 	end := string(eventstore.CursorAt(5))
-	require.Contains(t, p.stderrText(), "resume with: esctl events --follow --cursor "+end)
+	require.Contains(t, p.stderrText(), "continue with: esctl --db "+url+" events --follow --type Nothing --cursor "+end+"\n")
+	require.NotContains(t, p.stderrText(), "committed whole", "a read has no batch to commit")
 }

@@ -53,7 +53,7 @@ func incrementalImportCommand(e *env) *cli.Command {
 				Older:  older,
 				DryRun: dry,
 				ProgressFunc: func(ip eventstore.IncrementalProgress) {
-					p.update(ip.ByteOffset, ip.ByteOffset, fmt.Sprintf("%s lines", commas(ip.Lines)))
+					p.update(ip.ByteOffset, ip.ByteOffset, (plural(ip.Lines, "line")))
 				},
 			})
 			p.stop()
@@ -64,17 +64,17 @@ func incrementalImportCommand(e *env) *cli.Command {
 				return e.printDryRun(cmd, (&summary{Command: "incremental-import"}).
 					add("appended", res.Appended, "").add("duplicates", res.Duplicates, "").add("skipped", res.Skipped, "").
 					add("firstPosition", res.FirstPosition, "").add("lastPosition", res.LastPosition, ""),
-					fmt.Sprintf("every line checked: would append %s events (positions %s to %s), drop %s duplicates and skip %s older events; nothing written",
-						commas(res.Appended), commas(res.FirstPosition), commas(res.LastPosition), commas(res.Duplicates), commas(res.Skipped)))
+					fmt.Sprintf("every line checked: would append %s (positions %s to %s), drop %s and skip %s; nothing written",
+						plural(res.Appended, "event"), commas(res.FirstPosition), commas(res.LastPosition), plural(res.Duplicates, "duplicate"), plural(res.Skipped, "older event")))
 			case errors.Is(err, eventstore.ErrOlderEvents):
 				return withHint(err, "nothing was written: run again with --older skip to drop the older events")
 			case err != nil:
 				return withHint(err, "nothing was written: fix the input and run the import again")
 			}
 			return e.printSummary(cmd, (&summary{Command: "incremental-import"}).
-				add("appended", res.Appended, fmt.Sprintf("%s events appended", commas(res.Appended))).
-				add("duplicates", res.Duplicates, fmt.Sprintf("%s duplicates dropped", commas(res.Duplicates))).
-				add("skipped", res.Skipped, fmt.Sprintf("%s older events skipped", commas(res.Skipped))).
+				add("appended", res.Appended, fmt.Sprintf("%s appended", plural(res.Appended, "event"))).
+				add("duplicates", res.Duplicates, fmt.Sprintf("%s dropped", plural(res.Duplicates, "duplicate"))).
+				add("skipped", res.Skipped, fmt.Sprintf("%s skipped", plural(res.Skipped, "older event"))).
 				add("firstPosition", res.FirstPosition, "").
 				add("lastPosition", res.LastPosition, ""), false)
 		}),

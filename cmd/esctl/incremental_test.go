@@ -69,7 +69,7 @@ func TestIncrementalImportOlder(t *testing.T) {
 	if num(t, s, "appended") != 1 || num(t, s, "skipped") != 1 || num(t, s, "duplicates") != 0 || num(t, s, "lastPosition") != 11 {
 		t.Fatalf("--older skip: %v", s)
 	}
-	wantCode(t, mustEsctl(t, in, "--db", url, "incremental-import", "--older", "skip"), 0, "0 events appended", "1 duplicates dropped", "1 older events skipped")
+	wantCode(t, mustEsctl(t, in, "--db", url, "incremental-import", "--older", "skip"), 0, "0 events appended", "1 duplicate dropped", "1 older event skipped")
 }
 
 // TestIncrementalImportBadLine: a bad line fails the whole import with its
@@ -101,5 +101,5 @@ func TestIncrementalImportFailures(t *testing.T) {
 	mustEsctl(t, "", "--db", url, "freeze")
 	wantCode(t, esctl(t, in, "--db", url, "incremental-import"), exitStoreState, "frozen")
 	mustEsctl(t, "", "--db", url, "unfreeze")
-	wantCode(t, mustEsctl(t, in, "--db", url, "incremental-import"), 0, "1 events appended")
+	wantCode(t, mustEsctl(t, in, "--db", url, "incremental-import"), 0, "1 event appended")
 }

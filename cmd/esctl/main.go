@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 )
 
 func main() {
@@ -25,14 +26,23 @@ func main() {
 // interrupts handles Ctrl-C (SIGINT) and SIGTERM: the first cancels the
 // command, which stops at a batch boundary (an import commits the lines it
 // has read; a write the cancel reaches in flight rolls back whole), prints
-// where to resume and exits 130; the second exits 130 at once.
+// one line, what is done and the command that continues, and exits 130;
+// the second exits 130 at once. A command that takes longer than
+// stoppingAfter to stop says that it is stopping, so that the operator
+// knows the interrupt was heard.
 func interrupts(sigs <-chan os.Signal, cancel context.CancelFunc, stderr io.Writer, exit func(int)) {
 	<-sigs
-	// Cancel first: whoever reads the message may rely on the work being
-	// told to stop (a test closes the input once it sees it).
 	cancel()
-	fmt.Fprintln(stderr, "esctl: interrupted: stopping; a batch is committed whole or not at all, and the resume point follows (interrupt again to stop at once)")
-	<-sigs
+	select {
+	case <-sigs:
+	case <-time.After(stoppingAfter):
+		fmt.Fprintln(stderr, "esctl: stopping after the batch in flight (interrupt again to stop at once)")
+		<-sigs
+	}
 	fmt.Fprintln(stderr, "esctl: interrupted again: stopping at once (committed batches stay; resume as usual)")
 	exit(exitInterrupted)
 }
+
+// stoppingAfter is how long an interrupted command may take to stop before
+// esctl says it is stopping.
+const stoppingAfter = time.Second

@@ -48,6 +48,13 @@ func (e *env) readValue(cmd *cli.Command, raw bool) ([]byte, error) {
 	if !raw {
 		b = []byte(strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r"))
 	}
+	if len(b) == 0 && !cmd.Bool("allow-empty") {
+		from := "stdin"
+		if path != "" && path != "-" {
+			from = path
+		}
+		return nil, fmt.Errorf("%w: the value read from %s is empty: nothing was stored (pass --allow-empty to store an empty value)", eventstore.ErrBadInput, from)
+	}
 	return b, nil
 }
 
@@ -91,7 +98,8 @@ type keyed struct {
 func (k keyed) command(e *env) *cli.Command {
 	flags := k.flags
 	if k.value != "" {
-		flags = append([]cli.Flag{valueFileFlag(k.value), rawFlag()}, flags...)
+		flags = append([]cli.Flag{valueFileFlag(k.value), rawFlag(),
+			&cli.BoolFlag{Name: "allow-empty", Usage: "store an empty " + k.value + " (an empty input is refused otherwise)"}}, flags...)
 	}
 	return &cli.Command{
 		Name:      k.name,
@@ -170,6 +178,7 @@ func secretsCommand(e *env) *cli.Command {
 				Flags: []cli.Flag{
 					outFlag(),
 					forceFlag(),
+					yesFlag(),
 				},
 				Action: func(ctx context.Context, cmd *cli.Command) error {
 					s, err := e.openExisting(ctx, cmd)
@@ -177,7 +186,7 @@ func secretsCommand(e *env) *cli.Command {
 						return err
 					}
 					defer s.Close()
-					out, err := e.createOutput(cmd.String("out"), cmd.Bool("force"))
+					out, err := e.createOutput(ctx, cmd, cmd.String("out"))
 					if err != nil {
 						return err
 					}
@@ -190,7 +199,7 @@ func secretsCommand(e *env) *cli.Command {
 						return err
 					}
 					return e.printSummary(cmd, (&summary{Command: "secrets export"}).
-						add("secrets", res.Secrets, fmt.Sprintf("%s secrets including %s tombstones, %s", commas(res.Secrets), commas(res.Tombstones), humanBytes(res.Bytes))).
+						add("secrets", res.Secrets, fmt.Sprintf("%s including %s tombstones, %s", plural(res.Secrets, "secret"), commas(res.Tombstones), humanBytes(res.Bytes))).
 						add("tombstones", res.Tombstones, "").add("bytes", res.Bytes, ""), out.path == "")
 				},
 			},
@@ -221,16 +230,16 @@ func secretsCommand(e *env) *cli.Command {
 							return err
 						}
 						if err != nil {
-							return fmt.Errorf("%w (dry run: nothing was written; a real import would commit the %s lines before it)", err, commas(res.Lines))
+							return fmt.Errorf("%w (dry run: nothing was written; a real import would commit the %s before it)", err, plural(res.Lines, "line"))
 						}
 						return e.printDryRun(cmd, (&summary{Command: "secrets import"}).add("secrets", res.Events, "").add("lines", res.Lines, "").add("sourceId", sourceID, ""),
-							fmt.Sprintf("every line checked: would import %s secrets (%s lines); nothing written", commas(res.Events), commas(res.Lines)))
+							fmt.Sprintf("every line checked: would import %s (%s); nothing written", plural(res.Events, "secret"), plural(res.Lines, "line")))
 					}
 					if err != nil {
-						return withHint(err, importResumeHint(cmd, res, sourceID, err))
+						return withHint(err, e.importResumeHint(cmd, res, err))
 					}
 					return e.printSummary(cmd, (&summary{Command: "secrets import"}).
-						add("secrets", res.Events, fmt.Sprintf("%s secrets imported", commas(res.Events))).
+						add("secrets", res.Events, fmt.Sprintf("%s imported", plural(res.Events, "secret"))).
 						add("lines", res.Lines, "").add("byteOffset", res.ByteOffset, fmt.Sprintf("byte offset %d", res.ByteOffset)).
 						add("sourceId", sourceID, ""), false)
 				},
@@ -260,12 +269,12 @@ func secretsCommand(e *env) *cli.Command {
 				run: func(ctx context.Context, cmd *cli.Command, s *eventstore.Store, id string, v []byte) error {
 					sum := (&summary{Command: "secrets set"}).add("id", id, "").add("fingerprint", fingerprint(v), "")
 					if cmd.Bool("dry-run") {
-						return e.printDryRun(cmd, sum, fmt.Sprintf("would set secret %q (%d bytes, %s)", id, len(v), fingerprint(v)))
+						return e.printDryRun(cmd, sum, fmt.Sprintf("would set secret %q (%s, %s)", id, plural(int64(len(v)), "byte"), fingerprint(v)))
 					}
 					if err := s.Secrets().SetSecret(ctx, id, string(v)); err != nil {
 						return err
 					}
-					return e.printSummary(cmd, sum.add("bytes", len(v), fmt.Sprintf("secret %q set (%d bytes, %s)", id, len(v), fingerprint(v))), false)
+					return e.printSummary(cmd, sum.add("bytes", len(v), fmt.Sprintf("secret %q set (%s, %s)", id, plural(int64(len(v)), "byte"), fingerprint(v))), false)
 				},
 			}.command(e),
 			keyed{
@@ -360,12 +369,12 @@ func snapshotsCommand(e *env) *cli.Command {
 				run: func(ctx context.Context, cmd *cli.Command, s *eventstore.Store, key string, v []byte) error {
 					sum := (&summary{Command: "snapshots set"}).add("key", key, "")
 					if cmd.Bool("dry-run") {
-						return e.printDryRun(cmd, sum, fmt.Sprintf("would set snapshot %q (%d bytes)", key, len(v)))
+						return e.printDryRun(cmd, sum, fmt.Sprintf("would set snapshot %q (%s)", key, plural(int64(len(v)), "byte")))
 					}
 					if err := s.SaveSnapshot(ctx, key, v); err != nil {
 						return err
 					}
-					return e.printSummary(cmd, sum.add("bytes", len(v), fmt.Sprintf("snapshot %q set (%d bytes)", key, len(v))), false)
+					return e.printSummary(cmd, sum.add("bytes", len(v), fmt.Sprintf("snapshot %q set (%s)", key, plural(int64(len(v)), "byte"))), false)
 				},
 			}.command(e),
 			keyed{

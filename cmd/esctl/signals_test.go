@@ -88,15 +88,18 @@ func TestImportInterrupt(t *testing.T) {
 	}
 	cp := checkpoint(t, dst)
 	stderr := p.stderrText()
-	for _, want := range []string{
-		"esctl: interrupted: stopping; a batch is committed whole or not at all",
-		fmt.Sprintf("resume point: byte offset %d (", num(t, cp, "byteOffset")),
-		"resume with: esctl import --in " + file + " --resume",
-		"esctl: interrupted\n",
-	} {
-		if !strings.Contains(stderr, want) {
-			t.Fatalf("stderr lacks %q:\n%s", want, stderr)
+	// One line: what is done and the exact command that continues (the
+	// progress lines before it aside).
+	var said []string
+	for _, l := range strings.Split(strings.TrimSpace(stderr), "\n") {
+		if !strings.HasPrefix(l, "esctl: imported ") {
+			said = append(said, l)
 		}
+	}
+	want := fmt.Sprintf("esctl: interrupted: %s (%s) of this source committed, through byte offset %d; continue with: esctl --db %s import --in %s --resume",
+		plural(num(t, cp, "lines"), "line"), plural(num(t, cp, "events"), "event"), num(t, cp, "byteOffset"), dst, file)
+	if len(said) != 1 || said[0] != want {
+		t.Fatalf("after the interrupt, want the one line\n%s\ngot:\n%s", want, strings.Join(said, "\n"))
 	}
 	if p.stdout.Len() != 0 {
 		t.Fatalf("stdout: %s", p.stdout.String())
@@ -107,8 +110,8 @@ func TestImportInterrupt(t *testing.T) {
 	if r := binary(t, dir, nil, nil, "--db", dst, "import", "--in", file, "--resume"); r.code != 0 {
 		t.Fatalf("--resume: %s", r)
 	}
-	want, _ := os.ReadFile(file)
-	wantBytes(t, "export after interrupt and --resume", []byte(binary(t, dir, nil, nil, "--db", dst, "export").stdout), want)
+	whole, _ := os.ReadFile(file)
+	wantBytes(t, "export after interrupt and --resume", []byte(binary(t, dir, nil, nil, "--db", dst, "export").stdout), whole)
 }
 
 // interruptedPipeImport starts esctl import reading a pipe, writes lines
@@ -129,7 +132,7 @@ func interruptedPipeImport(t *testing.T, lines []byte) (*proc, *os.File, string)
 	}
 	p.waitFor("esctl: imported", 1) // the batch is in
 	p.signal(syscall.SIGINT)
-	p.waitFor("a batch is committed whole or not at all", 1)
+	p.waitFor("esctl: stopping after the batch in flight (interrupt again to stop at once)", 1)
 	return p, pw, dst
 }
 
@@ -144,7 +147,7 @@ func TestImportInterruptedInputEnds(t *testing.T) {
 	if code := p.wait(); code != exitInterrupted {
 		t.Fatalf("exit %d:\n%s", code, p.stderrText())
 	}
-	if !strings.Contains(p.stderrText(), "resume with: esctl import --resume < SAME-FILE") {
+	if !strings.Contains(p.stderrText(), "continue with: esctl --db "+dst+" import --resume < SAME-INPUT") {
 		t.Fatalf("no resume hint:\n%s", p.stderrText())
 	}
 	wantBytes(t, "what was read is in", exportOf(t, dst), lines)
@@ -185,11 +188,10 @@ func TestExportInterrupt(t *testing.T) {
 		t.Fatalf("exit %d:\n%s", code, p.stderrText())
 	}
 	stderr := p.stderrText()
-	_, after, ok := strings.Cut(stderr, "continue with: esctl export --cursor ")
+	cursor, ok := continueCursor(stderr, "esctl --db "+src+" export --cursor ")
 	if !ok {
 		t.Fatalf("no resume cursor:\n%s", stderr)
 	}
-	cursor, _, _ := strings.Cut(after, ")")
 	first := p.stdout.Bytes()
 	if len(first) == 0 || len(first) >= len(want) || !bytes.HasPrefix(want, first) {
 		t.Fatalf("the interrupted export wrote %d bytes, not a proper prefix of whole lines", len(first))
@@ -219,6 +221,26 @@ func TestExportInterrupt(t *testing.T) {
 	if err != nil || !bytes.HasPrefix(want, part) || !strings.Contains(p.stderrText(), "written to "+out+".part") {
 		t.Fatalf("%s.part: %v\n%s", out, err, p.stderrText())
 	}
+	// The command it prints completes the file.
+	_, again, ok := strings.Cut(p.stderrText(), "continue with: ")
+	if !ok {
+		t.Fatalf("no command to continue with:\n%s", p.stderrText())
+	}
+	again = strings.TrimSpace(again)
+	wantCmd := fmt.Sprintf("esctl --db %s export --cursor %s >> %s.part && mv %s.part %s", src, eventstore.CursorAt(int64(bytes.Count(part, []byte("\n")))), out, out, out)
+	if again != wantCmd {
+		t.Fatalf("continue with:\n%s\nwant:\n%s", again, wantCmd)
+	}
+	sh := exec.Command("sh", "-c", strings.Replace(again, "esctl ", esctlBin+" --quiet ", 1))
+	sh.Dir = dir
+	if b, err := sh.CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", again, err, b)
+	}
+	got, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantBytes(t, "the interrupted export to a file, completed by the command it printed", got, want)
 }
 
 // TestInterruptsHandler: the first signal cancels, the second exits 130.
@@ -231,6 +253,13 @@ func TestInterruptsHandler(t *testing.T) {
 	go interrupts(sigs, cancel, &stderr, func(code int) { exited <- code })
 	sigs <- os.Interrupt
 	<-ctx.Done()
+	// A command still running a while later is told that it is stopping.
+	for deadline := time.Now().Add(time.Minute); !strings.Contains(stderr.String(), "interrupt again"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("no word of stopping: %q", stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	select {
 	case code := <-exited:
 		t.Fatalf("exited (%d) on the first signal", code)
@@ -248,6 +277,18 @@ func TestInterruptsHandler(t *testing.T) {
 	if !strings.Contains(stderr.String(), "interrupt again") || !strings.Contains(stderr.String(), "stopping at once") {
 		t.Fatalf("stderr: %s", stderr.String())
 	}
+}
+
+// continueCursor returns the cursor of the "continue with: " command in
+// stderr, which must begin with prefix (up to and including "--cursor ").
+func continueCursor(stderr, prefix string) (string, bool) {
+	_, after, ok := strings.Cut(stderr, "continue with: "+prefix)
+	if !ok {
+		return "", false
+	}
+	cursor, _, _ := strings.Cut(after, " ")
+	cursor, _, _ = strings.Cut(cursor, "\n")
+	return cursor, true
 }
 
 // lockedBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
@@ -301,11 +342,10 @@ func TestEventsInterrupt(t *testing.T) {
 		t.Fatalf("events interrupted: %v\n%s", err, stderr.String())
 	}
 	got := append(first, rest...)
-	_, after, ok := strings.Cut(stderr.String(), "continue with the same command and --cursor ")
+	cursor, ok := continueCursor(stderr.String(), "esctl --db "+src+" events --cursor ")
 	if !ok || len(got) == 0 || len(got) >= len(want) || !bytes.HasPrefix(want, got) {
 		t.Fatalf("%d bytes printed, not a proper prefix of whole lines, or no cursor:\n%s", len(got), stderr.String())
 	}
-	cursor, _, _ := strings.Cut(after, ")")
 	if pos, err := eventstore.Cursor(cursor).Position(); err != nil || int(pos) != bytes.Count(got, []byte("\n")) {
 		t.Fatalf("cursor %q (position %d, %v) does not follow the %d lines printed", cursor, pos, err, bytes.Count(got, []byte("\n")))
 	}

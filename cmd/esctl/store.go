@@ -319,7 +319,7 @@ func dropCommand(e *env) *cli.Command {
 			if err == nil {
 				count = d.EventCount
 			}
-			what := fmt.Sprintf("drop the store at %s (%s events)", eventstore.RedactURL(dbURL(cmd)), commas(count))
+			what := fmt.Sprintf("drop the store at %s (%s)", eventstore.RedactURL(dbURL(cmd)), plural(count, "event"))
 			if cmd.Bool("dry-run") {
 				return e.printDryRun(cmd, (&summary{Command: "drop"}).add("events", count, ""), "would "+what)
 			}
@@ -329,7 +329,7 @@ func dropCommand(e *env) *cli.Command {
 			if err := s.Drop(ctx); err != nil {
 				return err
 			}
-			return e.printSummary(cmd, (&summary{Command: "drop"}).add("events", count, fmt.Sprintf("store dropped (%s events)", commas(count))), false)
+			return e.printSummary(cmd, (&summary{Command: "drop"}).add("events", count, fmt.Sprintf("store dropped (%s)", plural(count, "event"))), false)
 		}),
 	}
 }

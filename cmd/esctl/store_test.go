@@ -3,12 +3,18 @@ package main
 import (
 	"context"
 	"database/sql"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/esctl/esctl/eventstore"
+	"github.com/esctl/esctl/internal/testdb"
 )
 
 func TestInit(t *testing.T) {
@@ -76,7 +82,7 @@ func TestMigrate(t *testing.T) {
 	}
 
 	// down asks: without a terminal and without --yes it refuses.
-	wantCode(t, esctl(t, "", "--db", url, "migrate", "down", "1"), exitUsage, "refusing without --yes")
+	wantCode(t, esctl(t, "", "--db", url, "migrate", "down", "1"), exitUsage, "refusing to revert the schema", "pass --yes")
 	wantCode(t, mustEsctl(t, "", "--db", url, "migrate", "down", "1", "--dry-run"), 0, "(dry run)")
 	if v := num(t, describe(t, url), "schemaVersion"); v != latest {
 		t.Fatalf("a refused or dry down changed the schema: %d", v)
@@ -150,7 +156,7 @@ func TestMigrateDirtyAndForce(t *testing.T) {
 	}
 
 	v := strings.TrimSpace(strings.Fields(r.stdout)[1])
-	wantCode(t, esctl(t, "", "--db", url, "migrate", "force", v), exitUsage, "refusing without --yes")
+	wantCode(t, esctl(t, "", "--db", url, "migrate", "force", v), exitUsage, "refusing to record schema version", "pass --yes")
 	wantCode(t, mustEsctl(t, "", "--db", url, "migrate", "force", v, "--dry-run"), 0, "would record schema version", "(dry run)")
 	wantCode(t, esctl(t, "", "--db", url, "migrate", "status"), exitStoreState, "dirty")
 	wantCode(t, mustEsctl(t, "", "--db", url, "migrate", "force", v, "--yes"), 0, "dirty flag cleared")
@@ -166,7 +172,7 @@ func TestDrop(t *testing.T) {
 	seed(t, url, 10, 2, 0)
 	// No terminal, no --yes: refused, the store is intact.
 	r := esctl(t, "", "--db", url, "drop")
-	wantCode(t, r, exitUsage, "drop the store", "10 events", "refusing without --yes")
+	wantCode(t, r, exitUsage, "refusing to drop the store", "10 events", "pass --yes")
 	wantCode(t, mustEsctl(t, "", "--db", url, "drop", "--dry-run"), 0, "would drop the store", "(dry run)")
 	if n := num(t, describe(t, url), "eventCount"); n != 10 {
 		t.Fatalf("store changed by a refused drop: %d events", n)
@@ -549,6 +555,9 @@ func TestExitCodeMapping(t *testing.T) {
 		{live, &eventstore.SchemaVersionError{Current: 1, Expected: 3}, exitStoreState},
 		{live, stateErrorf("not empty"), exitStoreState},
 		{live, eventstore.ErrUnavailable, exitFailure},
+		{live, &eventstore.ResourceError{Resource: eventstore.ResourceDisk, Err: errors.New("ENOSPC")}, exitResources},
+		{live, fmt.Errorf("import: %w", &eventstore.ResourceError{Resource: eventstore.ResourceConnections}), exitResources},
+		{live, &eventstore.ImportRecordedError{SourceID: "s", Done: true}, exitStoreState},
 		{live, context.Canceled, exitFailure},
 		{cancelled, context.Canceled, exitInterrupted},
 		{cancelled, withHint(eventstore.ErrUnavailable, "h"), exitInterrupted},
@@ -556,5 +565,32 @@ func TestExitCodeMapping(t *testing.T) {
 		if got := exitCode(c.ctx, c.err); got != c.want {
 			t.Errorf("exitCode(%v) = %d, want %d", c.err, got, c.want)
 		}
+	}
+}
+
+// TestLibpqEnvironment: libpq's variables fill in what a postgres:// URL
+// leaves out, as docs/cli.md says: host, port, user and password from
+// PGHOST, PGPORT, PGUSER and PGPASSWORD.
+func TestLibpqEnvironment(t *testing.T) {
+	t.Parallel()
+	full := testdb.PostgresURL(t)
+	cfg, err := pgx.ParseConfig(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := []string{
+		"PGHOST=" + cfg.Host, "PGPORT=" + strconv.Itoa(int(cfg.Port)), "PGUSER=" + cfg.User,
+		"PGPASSWORD=" + cfg.Password, "PGSSLMODE=disable", "ESCTL_DB=", "DATABASE_URL=",
+	}
+	short := "postgres:///" + cfg.Database
+	for _, args := range [][]string{{"init"}, {"-o", "json", "describe"}} {
+		r := binary(t, t.TempDir(), nil, env, append([]string{"--db", short}, args...)...)
+		if r.code != 0 {
+			t.Fatalf("esctl --db %s %v with PG* variables: %s", short, args, r)
+		}
+	}
+	// The same store, through the full URL.
+	if d := describe(t, full); d["engine"] != "postgres" || num(t, d, "schemaVersion") == 0 {
+		t.Fatalf("describe %s: %v", full, d)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -51,7 +53,7 @@ func outFlag() cli.Flag {
 }
 
 func forceFlag() cli.Flag {
-	return &cli.BoolFlag{Name: "force", Usage: "overwrite an existing output file"}
+	return &cli.BoolFlag{Name: "force", Usage: "overwrite an existing output file (asks first; --yes answers)"}
 }
 
 // outputFile is a file written as PATH.part and renamed to PATH when
@@ -63,13 +65,13 @@ type outputFile struct {
 }
 
 // createOutput opens path for writing ("-": stdout). An existing path is
-// refused unless force.
-func (e *env) createOutput(path string, force bool) (*outputFile, error) {
+// refused unless --force, and then confirmed (overwrite).
+func (e *env) createOutput(ctx context.Context, cmd *cli.Command, path string) (*outputFile, error) {
 	if isStdio(path) {
 		return &outputFile{w: bufio.NewWriterSize(e.stdout, 256<<10)}, nil
 	}
-	if _, err := os.Stat(path); err == nil && !force {
-		return nil, usagef("%s exists: pass --force to overwrite it", path)
+	if err := e.overwrite(ctx, cmd, path); err != nil {
+		return nil, err
 	}
 	f, err := os.OpenFile(path+".part", os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
@@ -155,6 +157,7 @@ func exportCommand(e *env) *cli.Command {
 			&cli.StringFlag{Name: "cursor", Usage: "export the events after this cursor (default: from the start)"},
 			outFlag(),
 			forceFlag(),
+			yesFlag(),
 			maintenanceFlag("auto freezes the store for the export's duration (unfreezing only if it froze it); manual leaves it alone"),
 		},
 		Action: e.storeAction(func(ctx context.Context, cmd *cli.Command, s *eventstore.Store) error {
@@ -167,7 +170,7 @@ func exportCommand(e *env) *cli.Command {
 			if err != nil {
 				return err
 			}
-			out, err := e.createOutput(cmd.String("out"), cmd.Bool("force"))
+			out, err := e.createOutput(ctx, cmd, cmd.String("out"))
 			if err != nil {
 				return err
 			}
@@ -185,14 +188,14 @@ func exportCommand(e *env) *cli.Command {
 			}
 			if err != nil {
 				out.abandon()
-				return withHint(err, exportResumeHint(out, res))
+				return withHint(err, e.exportResumeHint(cmd, out, res))
 			}
 			dest := "stdout"
 			if out.path != "" {
 				dest = out.path
 			}
 			return e.printSummary(cmd, (&summary{Command: "export"}).
-				add("events", res.Events, fmt.Sprintf("%s events, %s to %s", commas(res.Events), humanBytes(res.Bytes), dest)).
+				add("events", res.Events, fmt.Sprintf("%s, %s to %s", plural(res.Events, "event"), humanBytes(res.Bytes), dest)).
 				add("bytes", res.Bytes, "").
 				add("lastPosition", res.LastPosition, "").
 				add("cursor", res.Cursor, "continue with --cursor "+string(res.Cursor)), out.path == "")
@@ -201,17 +204,19 @@ func exportCommand(e *env) *cli.Command {
 }
 
 // exportResumeHint says what an interrupted or failed export wrote and
-// how to go on.
-func exportResumeHint(out *outputFile, res *eventstore.ExportResult) string {
+// the command that continues it.
+func (e *env) exportResumeHint(cmd *cli.Command, out *outputFile, res *eventstore.ExportResult) string {
 	if res == nil {
 		return ""
 	}
 	if out.path == "" {
-		return fmt.Sprintf("%s events were written to stdout; resume point: cursor %s (continue with: esctl export --cursor %s)",
-			commas(res.Events), res.Cursor, res.Cursor)
+		return fmt.Sprintf("%s written to stdout, through cursor %s; continue with: %s",
+			plural(res.Events, "event"), orStart(res.Cursor), e.rerun(cmd, []string{"cursor"}, "--cursor", string(res.Cursor)))
 	}
-	return fmt.Sprintf("%s events were written to %s.part; resume point: cursor %s (continue in another file with: esctl export --cursor %s)",
-		commas(res.Events), out.path, res.Cursor, res.Cursor)
+	part := shellQuote(out.path + ".part")
+	return fmt.Sprintf("%s written to %s, through cursor %s; continue with: %s >> %s && mv %s %s",
+		plural(res.Events, "event"), out.path+".part", orStart(res.Cursor),
+		e.rerun(cmd, []string{"cursor", "out", "force", "yes", "y"}, "--cursor", string(res.Cursor)), part, part, shellQuote(out.path))
 }
 
 // isStdio reports whether a file argument means stdin or stdout.
@@ -273,7 +278,7 @@ func importCommand(e *env) *cli.Command {
 			}
 			defer s.Close()
 			if cmd.Bool("abort") {
-				if err := e.confirm(ctx, cmd, fmt.Sprintf("abort the unfinished import of %s", sourceID)); err != nil {
+				if err := e.confirm(ctx, cmd, abortQuestion(ctx, s, sourceID)); err != nil {
 					return err
 				}
 				if err := s.AbortImport(ctx, sourceID); err != nil {
@@ -288,7 +293,7 @@ func importCommand(e *env) *cli.Command {
 					return err
 				}
 				if d.EventCount > 0 {
-					if err := e.confirm(ctx, cmd, fmt.Sprintf("replace the %s events of %s with the file's", commas(d.EventCount), eventstore.RedactURL(dbURL(cmd)))); err != nil {
+					if err := e.confirm(ctx, cmd, fmt.Sprintf("replace the %s of %s with the file's", plural(d.EventCount, "event"), eventstore.RedactURL(dbURL(cmd)))); err != nil {
 						return err
 					}
 				}
@@ -315,7 +320,7 @@ func importCommand(e *env) *cli.Command {
 				Renumber:   cmd.Bool("renumber"),
 				DryRun:     dry,
 				ProgressFunc: func(ip eventstore.ImportProgress) {
-					p.update(ip.ByteOffset, ip.ByteOffset, fmt.Sprintf("%s events", commas(ip.Events)))
+					p.update(ip.ByteOffset, ip.ByteOffset, (plural(ip.Events, "event")))
 				},
 			})
 			p.stop()
@@ -324,26 +329,26 @@ func importCommand(e *env) *cli.Command {
 					return err
 				}
 				if err != nil {
-					return fmt.Errorf("%w (dry run: nothing was written; a real import would commit the %s lines before it)", err, commas(res.Lines))
+					return fmt.Errorf("%w (dry run: nothing was written; a real import would commit the %s before it)", err, plural(res.Lines, "line"))
 				}
 				return e.printDryRun(cmd, (&summary{Command: "import"}).
 					add("events", res.Events, "").add("lines", res.Lines, "").add("byteOffset", res.ByteOffset, "").
 					add("lastPosition", res.LastPosition, "").add("sourceId", sourceID, ""),
-					fmt.Sprintf("every line checked: would import %s events (%s lines, %s bytes, last position %s); nothing written",
-						commas(res.Events), commas(res.Lines), commas(res.ByteOffset), commas(res.LastPosition)))
+					fmt.Sprintf("every line checked: would import %s (%s, %s, last position %s); nothing written",
+						plural(res.Events, "event"), plural(res.Lines, "line"), plural(res.ByteOffset, "byte"), commas(res.LastPosition)))
 			}
 			if err != nil {
-				return withHint(err, importResumeHint(cmd, res, sourceID, err))
+				return withHint(err, e.importResumeHint(cmd, res, err))
 			}
 			if ctx.Err() != nil && isStdio(cmd.String("in")) {
 				// Interrupted, then the input ended: the writer of the pipe
 				// was interrupted too, so the input may be cut short.
-				return withHint(ctx.Err(), importResumeHint(cmd, res, sourceID, nil))
+				return withHint(ctx.Err(), e.importResumeHint(cmd, res, nil))
 			}
 			return e.printSummary(cmd, (&summary{Command: "import"}).
-				add("events", res.Events, fmt.Sprintf("%s events imported (%s in all for this source)", commas(res.Events), commas(res.TotalEvents))).
+				add("events", res.Events, fmt.Sprintf("%s imported (%s in all for this source)", plural(res.Events, "event"), commas(res.TotalEvents))).
 				add("totalEvents", res.TotalEvents, "").
-				add("lines", res.Lines, fmt.Sprintf("%s lines", commas(res.Lines))).
+				add("lines", res.Lines, plural(res.Lines, "line")).
 				add("byteOffset", res.ByteOffset, fmt.Sprintf("byte offset %d", res.ByteOffset)).
 				add("lastPosition", res.LastPosition, "").
 				add("done", res.Done, "").
@@ -382,30 +387,68 @@ func sourceIDFlag(kind string) cli.Flag {
 }
 
 // importResumeHint says what an interrupted or failed import (of events or
-// of secrets) committed and how to go on.
-func importResumeHint(cmd *cli.Command, res *eventstore.ImportResult, sourceID string, err error) string {
+// of secrets) committed and the command that continues it.
+func (e *env) importResumeHint(cmd *cli.Command, res *eventstore.ImportResult, err error) string {
 	if errors.Is(err, eventstore.ErrResumeMismatch) {
 		return "nothing was written; esctl imports lists the imports this store recorded"
+	}
+	var rec *eventstore.ImportRecordedError
+	if errors.As(err, &rec) {
+		if rec.Done {
+			return fmt.Sprintf("it is done: nothing was written. If the input grew since, %s imports what was added; to import it from its start again on purpose, forget the record first: %s",
+				e.rerun(cmd, []string{"resume", "byte-offset"}, "--resume"), e.rerun(cmd, []string{"resume", "byte-offset", "renumber", "maintenance"}, "--abort"))
+		}
+		return fmt.Sprintf("nothing was written; continue it with: %s (or forget it with: %s)",
+			e.rerun(cmd, []string{"resume", "byte-offset"}, "--resume"), e.rerun(cmd, []string{"resume", "byte-offset", "renumber"}, "--abort"))
 	}
 	if res == nil {
 		return ""
 	}
-	in := cmd.String("in")
-	how := fmt.Sprintf("%s --in %s --resume", cmd.FullName(), in)
-	if isStdio(in) {
-		how = fmt.Sprintf("%s --resume < SAME-FILE", cmd.FullName())
+	if res.Lines == 0 {
+		again := e.rerun(cmd, []string{"resume", "byte-offset"})
+		if isStdio(cmd.String("in")) {
+			again += " < SAME-INPUT"
+		}
+		return "nothing of this source was committed; run it again with: " + again
+	}
+	again := e.rerun(cmd, []string{"resume", "byte-offset", "yes", "y"}, "--resume")
+	if isStdio(cmd.String("in")) {
+		again += " < SAME-INPUT"
 		if hasFlag(cmd, "byte-offset") {
-			how += fmt.Sprintf(" (or --byte-offset %d with the input starting there)", res.ByteOffset)
+			again += fmt.Sprintf(" (or, with the input starting at byte %d: %s)", res.ByteOffset,
+				e.rerun(cmd, []string{"resume", "byte-offset", "yes", "y"}, "--byte-offset", strconv.FormatInt(res.ByteOffset, 10)))
 		}
 	}
-	if cmd.String("source-id") != "" {
-		how += " --source-id " + sourceID
+	return fmt.Sprintf("%s (%s) of this source committed, through byte offset %d; continue with: %s",
+		plural(res.Lines, "line"), plural(res.TotalEvents, importNoun(cmd)), res.ByteOffset, again)
+}
+
+// abortQuestion is what import --abort asks: what it removes depends on
+// the import's mode and state.
+func abortQuestion(ctx context.Context, s *eventstore.Store, sourceID string) string {
+	cps, err := s.Imports(ctx)
+	if err == nil {
+		for _, cp := range cps {
+			switch {
+			case cp.SourceID != sourceID:
+			case cp.Done:
+				return fmt.Sprintf("forget the finished import of %s (its %s stay)", sourceID, plural(cp.Events, "event"))
+			case cp.Mode == eventstore.CheckpointManual:
+				return fmt.Sprintf("forget the unfinished import of %s (its %s committed so far stay)", sourceID, plural(cp.Events, "event"))
+			default:
+				return fmt.Sprintf("abort the unfinished replacing import of %s (its %s are removed and the store is as before it)", sourceID, plural(cp.Events, "event"))
+			}
+		}
 	}
-	if hasFlag(cmd, "maintenance") && cmd.String("maintenance") == "auto" {
-		how += " --maintenance auto"
+	return fmt.Sprintf("abort the unfinished import of %s", sourceID)
+}
+
+// importNoun is what an import command reads: events or secrets.
+func importNoun(cmd *cli.Command) string {
+	if strings.HasPrefix(cmd.FullName(), "esctl secrets") {
+		return "secret"
 	}
-	return fmt.Sprintf("resume point: byte offset %d (%s lines and %s events of this source committed); resume with: %s",
-		res.ByteOffset, commas(res.Lines), commas(res.TotalEvents), how)
+	return "event"
 }
 
 // hasFlag reports whether cmd defines the flag name.

@@ -52,7 +52,10 @@ func TestExport(t *testing.T) {
 	// An existing file is kept unless --force.
 	r = esctl(t, "", "--db", url, "export", "--out", out, "--cursor", string(eventstore.CursorAt(20)))
 	wantCode(t, r, exitUsage, "exists", "--force")
-	mustEsctl(t, "", "--db", url, "export", "--out", out, "--cursor", string(eventstore.CursorAt(20)), "--force")
+	// --force replaces a file: asked (off a terminal, --yes answers).
+	r = esctl(t, "", "--db", url, "export", "--out", out, "--cursor", string(eventstore.CursorAt(20)), "--force")
+	wantCode(t, r, exitUsage, "refusing to overwrite "+out, "pass --yes")
+	mustEsctl(t, "", "--db", url, "export", "--out", out, "--cursor", string(eventstore.CursorAt(20)), "--force", "--yes")
 	got, _ = os.ReadFile(out)
 	wantBytes(t, "export --cursor --force", got, []byte(pick(lines, func(p int) bool { return p > 20 })))
 
@@ -125,7 +128,7 @@ func TestImport(t *testing.T) {
 
 	// --maintenance auto replaces the store's events: it asks first.
 	r = esctl(t, "", "--db", dst2, "import", "--in", file, "--maintenance", "auto")
-	wantCode(t, r, exitUsage, "replace the 100 events", "refusing without --yes")
+	wantCode(t, r, exitUsage, "refusing to replace the 100 events", "pass --yes")
 	mustEsctl(t, "", "--db", dst2, "import", "--in", file, "--maintenance", "auto", "--yes")
 	wantBytes(t, "export after --maintenance auto", exportOf(t, dst2), lines)
 	if d := describe(t, dst2); d["isFrozen"] != false {
@@ -161,7 +164,7 @@ func TestImportBadLine(t *testing.T) {
 
 	r := esctl(t, "", "--db", url, "import", "--in", file)
 	wantCode(t, r, exitBadInput, fmt.Sprintf("line %d (byte offset %d", bad, offset),
-		fmt.Sprintf("resume point: byte offset %d (%s lines", offset, commas(bad-1)), "--resume")
+		fmt.Sprintf("%s (%s) of this source committed, through byte offset %d; continue with: esctl --db %s import --in %s --resume", plural(bad-1, "line"), plural(bad-1, "event"), offset, url, file))
 	if r.stdout != "" {
 		t.Fatalf("import error on stdout: %s", r)
 	}
@@ -218,7 +221,7 @@ func TestImportAbortAndFailures(t *testing.T) {
 	if r := mustEsctl(t, "", "--db", url, "imports"); !strings.Contains(r.stdout, "events:"+file) {
 		t.Fatalf("imports: %s", r)
 	}
-	wantCode(t, esctl(t, "", "--db", url, "import", "--in", file, "--abort"), exitUsage, "abort the unfinished import", "--yes")
+	wantCode(t, esctl(t, "", "--db", url, "import", "--in", file, "--abort"), exitUsage, "refusing to forget the unfinished import", "(its 20 events committed so far stay)", "--yes")
 	wantCode(t, mustEsctl(t, "", "--db", url, "import", "--in", file, "--abort", "--yes"), 0, "aborted")
 	if r := mustEsctl(t, "", "--db", url, "imports"); strings.Contains(r.stdout, "events:"+file) {
 		t.Fatalf("the aborted import is still listed: %s", r)

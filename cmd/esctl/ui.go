@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -114,7 +115,7 @@ func (p *progress) update(n, bytes int64, detail string) {
 func (p *progress) status(now time.Time) string {
 	elapsed := now.Sub(p.start)
 	var b strings.Builder
-	count := func(n int64) string { return commas(n) + " " + p.unit }
+	count := func(n int64) string { return plural(n, strings.TrimSuffix(p.unit, "s")) }
 	if p.unit == "bytes" {
 		count = humanBytes
 	}
@@ -136,18 +137,7 @@ func (p *progress) status(now time.Time) string {
 }
 
 func (p *progress) drawBar(now time.Time) {
-	const width = 24
-	bar := ""
-	if p.total > 0 {
-		filled := int(int64(width) * min(p.n, p.total) / p.total)
-		bar = "[" + strings.Repeat("=", filled) + strings.Repeat(" ", width-filled) + "] "
-	}
-	line := bar + p.status(now)
-	if p.total > 0 && p.n > 0 && p.n < p.total {
-		rate := float64(p.n) / now.Sub(p.start).Seconds()
-		eta := time.Duration(float64(p.total-p.n) / rate * float64(time.Second))
-		line += ", ETA " + eta.Round(time.Second).String()
-	}
+	line := p.barLine(now, terminalWidth(p.w))
 	// \r, the line, then clear to the end of the line (with spaces over
 	// the rest of the previous line on a dumb terminal).
 	if p.dumb {
@@ -157,6 +147,82 @@ func (p *progress) drawBar(now time.Time) {
 	}
 	p.width = max(p.width, len(line))
 	p.drawn = true
+}
+
+// barLine is the bar's line for a terminal width columns wide, one column
+// kept free (a line as wide as the terminal wraps on some): the bar, what
+// is done, then bytes, rate, ETA and detail while they fit; the bar
+// narrows, then the least useful parts go.
+func (p *progress) barLine(now time.Time, width int) string {
+	limit := max(width-1, 1)
+	elapsed := now.Sub(p.start)
+	count := func(n int64) string { return plural(n, strings.TrimSuffix(p.unit, "s")) }
+	if p.unit == "bytes" {
+		count = humanBytes
+	}
+	head := p.verb + " " + count(p.n)
+	if p.total > 0 {
+		done := commas(p.n) // "12,345 of 100,000 events"
+		if p.unit == "bytes" {
+			done = humanBytes(p.n)
+		}
+		head = fmt.Sprintf("%s %s of %s (%d%%)", p.verb, done, count(p.total), percent(p.n, p.total))
+	}
+	// The optional parts, most useful first.
+	var parts []string
+	if p.total > 0 && p.n > 0 && p.n < p.total && elapsed > 0 {
+		rate := float64(p.n) / elapsed.Seconds()
+		eta := time.Duration(float64(p.total-p.n) / rate * float64(time.Second))
+		parts = append(parts, "ETA "+eta.Round(time.Second).String())
+	} else {
+		parts = append(parts, elapsed.Round(100*time.Millisecond).String())
+	}
+	if secs := elapsed.Seconds(); secs > 0 {
+		rate := int64(float64(p.n) / secs)
+		if p.unit == "bytes" {
+			parts = append(parts, humanBytes(rate)+"/s")
+		} else {
+			parts = append(parts, commas(rate)+"/s")
+		}
+	}
+	if p.bytes > 0 && p.unit != "bytes" {
+		parts = append(parts, humanBytes(p.bytes))
+	}
+	if p.detail != "" {
+		parts = append(parts, p.detail)
+	}
+	text := head
+	for _, part := range parts {
+		if len(text)+2+len(part) > limit {
+			break
+		}
+		text += ", " + part
+	}
+	if len(text) > limit {
+		return string([]rune(text)[:limit])
+	}
+	// The bar takes what is left, up to 24 columns; under 8 it is left out.
+	if p.total > 0 {
+		if w := min(24, limit-len(text)-3); w >= 8 {
+			filled := int(int64(w) * min(p.n, p.total) / p.total)
+			text = "[" + strings.Repeat("=", filled) + strings.Repeat(" ", w-filled) + "] " + text
+		}
+	}
+	return text
+}
+
+// terminalWidth is the width of the terminal w writes to: its size, else
+// $COLUMNS, else 80.
+func terminalWidth(w io.Writer) int {
+	if f, ok := w.(*os.File); ok {
+		if cols, _, err := term.GetSize(int(f.Fd())); err == nil && cols > 0 {
+			return cols
+		}
+	}
+	if n, err := strconv.Atoi(os.Getenv("COLUMNS")); err == nil && n > 0 {
+		return n
+	}
+	return 80
 }
 
 // stop ends the report, removing the bar from the screen; the caller then
@@ -199,6 +265,15 @@ func commas(n int64) string {
 		return "-" + b.String()
 	}
 	return b.String()
+}
+
+// plural is n with thousands separators and noun, in the plural unless n is
+// 1: "1 event", "2,000 events", "0 parked events".
+func plural(n int64, noun string) string {
+	if n == 1 || n == -1 {
+		return commas(n) + " " + noun
+	}
+	return commas(n) + " " + noun + "s"
 }
 
 // humanBytes formats a byte count in binary units.
@@ -267,18 +342,21 @@ func (e *env) printSummary(cmd *cli.Command, s *summary, dataOnStdout bool) erro
 	return err
 }
 
-// confirm asks a yes/no question on stderr when stdin is a terminal; --yes
-// answers it. Without a terminal and without --yes it refuses, naming the
-// flag. The default answer, and the answer at end of input, is no. An
-// interrupt while it waits is an interrupt, not an answer.
+// confirm is the one rule of every command that drops, replaces or
+// rewrites existing data (docs/cli.md, "Destructive commands"): on a
+// terminal it asks question (default no, and no at end of input); off a
+// terminal it refuses with a usage error (exit 2) naming --yes; --yes
+// answers yes. An interrupt while it waits is an interrupt, not an answer.
+// Callers ask before they write anything, and never skip it: the tests
+// run every command that has --yes off a terminal.
 func (e *env) confirm(ctx context.Context, cmd *cli.Command, question string) error {
 	if cmd.Bool("yes") {
 		return nil
 	}
 	if !isTerminal(e.stdin) {
-		return usagef("%s: refusing without --yes (stdin is not a terminal)", question)
+		return usagef("refusing to %s: stdin is not a terminal, so esctl cannot ask; pass --yes to go ahead", question)
 	}
-	fmt.Fprintf(e.stderr, "%s? [y/N] ", question)
+	fmt.Fprintf(e.stderr, "%s? [y/N] ", capitalize(question))
 	answer := make(chan string, 1)
 	go func() {
 		line, _ := bufio.NewReader(e.stdin).ReadString('\n')
@@ -296,6 +374,28 @@ func (e *env) confirm(ctx context.Context, cmd *cli.Command, question string) er
 		return nil
 	}
 	return &refusedError{question: question}
+}
+
+// capitalize upper-cases the first letter of an ASCII question.
+func capitalize(s string) string {
+	if s != "" && s[0] >= 'a' && s[0] <= 'z' {
+		return string(s[0]-'a'+'A') + s[1:]
+	}
+	return s
+}
+
+// overwrite is the check before a command replaces the file at path
+// (export --out, secrets export --out, backup --out): a missing file goes
+// ahead; an existing one needs --force, then confirm.
+func (e *env) overwrite(ctx context.Context, cmd *cli.Command, path string) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil
+	}
+	if !cmd.Bool("force") {
+		return usagef("%s exists: pass --force to overwrite it", path)
+	}
+	return e.confirm(ctx, cmd, fmt.Sprintf("overwrite %s (%s)", path, humanBytes(st.Size())))
 }
 
 // refusedError: the operator answered no.

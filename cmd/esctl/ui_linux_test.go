@@ -66,6 +66,15 @@ func openPTY(t testing.TB) *pty {
 	return p
 }
 
+// setWidth sets the terminal's width in columns (as stty cols does).
+func (p *pty) setWidth(t testing.TB, cols uint16) {
+	t.Helper()
+	ws := struct{ rows, cols, x, y uint16 }{24, cols, 0, 0}
+	if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, p.master.Fd(), syscall.TIOCSWINSZ, uintptr(unsafe.Pointer(&ws))); e != 0 {
+		t.Fatalf("TIOCSWINSZ: %v", e)
+	}
+}
+
 // output closes the test's copy of the slave side and returns everything
 // written to the terminal, once esctl (which must have ended) has no copy
 // open either.
@@ -119,13 +128,39 @@ func TestProgressBarOnTerminal(t *testing.T) {
 		t.Fatalf("export on a terminal: exit %d\n%s", code, p.output())
 	}
 	screen := p.output()
-	for _, want := range []string{"\r[", "] exported ", " events of 100,000 events (", "\x1b[K", "esctl export: 100,000 events"} {
+	for _, want := range []string{"\r[", "] exported ", " of 100,000 events (", "\x1b[K", "esctl export: 100,000 events"} {
 		if !strings.Contains(screen, want) {
 			t.Fatalf("the terminal lacks %q:\n%q", want, screen)
 		}
 	}
 	want, _ := os.ReadFile(file)
 	wantBytes(t, "stdout of an export with a bar", stdout.Bytes(), want)
+
+	// The bar fits the terminal's width (stty cols): every line drawn
+	// leaves the last column free, narrower terminals get shorter lines.
+	for _, cols := range []uint16{80, 50, 30} {
+		p = openPTY(t)
+		p.setWidth(t, cols)
+		if code := runOnTerminal(t, p, strings.NewReader(""), io.Discard, nil, "--db", src, "export"); code != 0 {
+			t.Fatalf("export on a %d-column terminal: exit %d", cols, code)
+		}
+		screen := p.output()
+		drawn := 0
+		for _, seg := range strings.Split(screen, "\r") {
+			line, _, _ := strings.Cut(seg, "\x1b[K")
+			line, _, _ = strings.Cut(line, "\n")
+			if !strings.Contains(line, "exported") {
+				continue
+			}
+			drawn++
+			if n := len([]rune(line)); n >= int(cols) {
+				t.Fatalf("%d-column terminal: a %d-column bar line %q", cols, n, line)
+			}
+		}
+		if drawn == 0 {
+			t.Fatalf("%d-column terminal: no bar drawn: %q", cols, screen)
+		}
+	}
 
 	// TERM=dumb takes no escape codes: auto progress is plain lines, and
 	// --progress=bar redraws with spaces.

@@ -71,21 +71,21 @@ func TestProgressRedirected(t *testing.T) {
 	}
 
 	// --progress none: the summary only. --quiet: nothing.
-	code, stderr = runToFile(t, fast, "--db", src, "--progress", "none", "export", "--out", out, "--force")
+	code, stderr = runToFile(t, fast, "--db", src, "--progress", "none", "export", "--out", out, "--force", "--yes")
 	if code != 0 || !strings.HasPrefix(stderr, "esctl export: 100,000 events") || strings.Count(stderr, "\n") != 1 {
 		t.Fatalf("--progress none: exit %d\n%q", code, stderr)
 	}
-	code, stderr = runToFile(t, fast, "--db", src, "-q", "export", "--out", out, "--force")
+	code, stderr = runToFile(t, fast, "--db", src, "-q", "export", "--out", out, "--force", "--yes")
 	if code != 0 || stderr != "" {
 		t.Fatalf("--quiet: exit %d\n%q", code, stderr)
 	}
 	// ESCTL_PROGRESS=none works like the flag.
-	code, stderr = runToFile(t, append(fast, "ESCTL_PROGRESS=none"), "--db", src, "export", "--out", out, "--force")
+	code, stderr = runToFile(t, append(fast, "ESCTL_PROGRESS=none"), "--db", src, "export", "--out", out, "--force", "--yes")
 	if code != 0 || strings.Count(stderr, "\n") != 1 {
 		t.Fatalf("ESCTL_PROGRESS=none: exit %d\n%q", code, stderr)
 	}
 	// --progress bar draws the bar even on a file.
-	code, stderr = runToFile(t, fast, "--db", src, "--progress", "bar", "export", "--out", out, "--force")
+	code, stderr = runToFile(t, fast, "--db", src, "--progress", "bar", "export", "--out", out, "--force", "--yes")
 	if code != 0 || !strings.Contains(stderr, "\r[") {
 		t.Fatalf("--progress bar: exit %d\n%q", code, stderr)
 	}

@@ -33,8 +33,8 @@ func verifyCommand(e *env) *cli.Command {
 			}
 			storeToo := in == "" || cmd.Root().IsSet("db") || os.Getenv("ESCTL_DB") != "" || os.Getenv("DATABASE_URL") != ""
 			var out struct {
-				Backup *eventstore.BackupManifest `json:"backup,omitempty"`
-				Store  *eventstore.VerifyReport   `json:"store,omitempty"`
+				Backup *verifiedBackup          `json:"backup,omitempty"`
+				Store  *eventstore.VerifyReport `json:"store,omitempty"`
 			}
 			if in != "" {
 				var err error
@@ -58,16 +58,17 @@ func verifyCommand(e *env) *cli.Command {
 				}
 			} else {
 				if out.Backup != nil {
-					fmt.Fprintf(e.stdout, "backup  %s: sound (%s events, %s secrets, %s snapshots, last position %s)\n",
-						in, commas(out.Backup.Events), commas(out.Backup.Secrets), commas(out.Backup.Snapshots), commas(out.Backup.LastPosition))
+					b := out.Backup
+					fmt.Fprintf(e.stdout, "backup  %s: sound (%s, %s, %s, last position %s); %s\n",
+						in, plural(b.Events, "event"), plural(b.Secrets, "secret"), plural(b.Snapshots, "snapshot"), commas(b.LastPosition), b.sums(in))
 				}
 				if r := out.Store; r != nil {
 					state := "consistent"
 					if !r.OK() {
 						state = fmt.Sprintf("%d problem(s)", len(r.Problems))
 					}
-					fmt.Fprintf(e.stdout, "store   %s: %s (%s events, last position %s, %s secrets of which %s deleted, %d import checkpoints)\n",
-						eventstore.RedactURL(dbURL(cmd)), state, commas(r.Events), commas(r.LastPosition), commas(r.Secrets), commas(r.Tombstones), r.Checkpoints)
+					fmt.Fprintf(e.stdout, "store   %s: %s (%s, last position %s, %s of which %s deleted, %s)\n",
+						eventstore.RedactURL(dbURL(cmd)), state, plural(r.Events, "event"), commas(r.LastPosition), plural(r.Secrets, "secret"), commas(r.Tombstones), plural(int64(r.Checkpoints), "import checkpoint"))
 					for _, p := range r.Problems {
 						fmt.Fprintf(e.stdout, "problem %s\n", p)
 					}

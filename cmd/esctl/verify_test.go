@@ -1,8 +1,10 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -59,4 +61,60 @@ func TestVerifyStore(t *testing.T) {
 			require.Contains(t, r.stdout, want)
 		}
 	})
+}
+
+// TestChecksumsLabelled: verify and restore name each checksum for what it
+// covers, in text and in JSON: the file's (the sidecar's, sha256sum -c)
+// and the content's (the manifest's). restore -q prints nothing, and a
+// count of one is singular. (verify printed the file's sum as "sha256"
+// and -o json only the manifest's, both unlabelled; restore -q printed
+// its "verified" line.)
+func TestChecksumsLabelled(t *testing.T) {
+	t.Parallel()
+	src := sqliteURL(t, "src.db")
+	seed(t, src, 1, 1, 1) // one event, one secret (whose audit event is the second event)
+	dir := t.TempDir()
+	bk := filepath.Join(dir, "s.bk")
+	mustEsctl(t, "", "--db", src, "backup", "--out", bk)
+	side, err := os.ReadFile(bk + ".sha256")
+	require.NoError(t, err)
+	fileSum := strings.Fields(string(side))[0]
+
+	var man struct {
+		SHA256        string `json:"sha256"`
+		FileSHA256    string `json:"fileSha256"`
+		ContentSHA256 string `json:"contentSha256"`
+		Sidecar       bool   `json:"sidecar"`
+	}
+	var out struct {
+		Backup json.RawMessage `json:"backup"`
+	}
+	r := mustEsctl(t, "", "-o", "json", "verify", "--in", bk)
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &out))
+	require.NoError(t, json.Unmarshal(out.Backup, &man))
+	require.Equal(t, fileSum, man.FileSHA256)
+	require.NotEmpty(t, man.ContentSHA256)
+	require.NotEqual(t, man.FileSHA256, man.ContentSHA256)
+	require.Empty(t, man.SHA256, "an unlabelled sha256 in verify -o json")
+	require.True(t, man.Sidecar)
+
+	r = mustEsctl(t, "", "verify", "--in", bk)
+	require.Contains(t, r.stdout, "(2 events, 1 secret, 0 snapshots, last position 2)")
+	require.Contains(t, r.stdout, "file sha256 "+fileSum+" (matches s.bk.sha256), content sha256 "+man.ContentSHA256+" (matches its manifest)")
+
+	dst := sqliteURL(t, "dst.db")
+	r = mustEsctl(t, "", "--db", dst, "restore", "--in", bk)
+	require.Contains(t, r.stderr, "verified: 2 events, 1 secret, 0 snapshots; file sha256 "+fileSum)
+	require.Contains(t, r.stderr, "2 events, 1 secret, 0 snapshots restored into")
+	require.Contains(t, r.stderr, "content sha256 "+man.ContentSHA256)
+	var sum map[string]any
+	r = mustEsctl(t, "", "--db", sqliteURL(t, "dst2.db"), "-o", "json", "restore", "--in", bk)
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &sum))
+	require.Equal(t, fileSum, sum["fileSha256"])
+	require.Equal(t, man.ContentSHA256, sum["contentSha256"])
+	require.NotContains(t, sum, "sha256")
+
+	r = mustEsctl(t, "", "--db", sqliteURL(t, "dst3.db"), "-q", "restore", "--in", bk)
+	require.Empty(t, r.stderr, "restore -q")
+	require.Empty(t, r.stdout, "restore -q")
 }
