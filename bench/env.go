@@ -67,6 +67,7 @@ type engineEnv struct {
 	latency    *latencyFigures   // memo of the single-aggregate reads
 	subLatency *subscribeLatency // memo of the subscription latency runs
 	fan        *fanOut           // memo of the fan-out runs
+	procs      *processFigures   // memo of the several-processes runs
 }
 
 // shared is what the engines of one run share: the temporary directory and

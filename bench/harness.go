@@ -18,6 +18,7 @@ const (
 	millis                // latency in milliseconds: lower is better
 	mebibytes             // peak resident memory in MiB: lower is better
 	seconds               // duration in seconds: lower is better
+	percent               // a share in percent: higher is better
 )
 
 // figures are one row's measurements, one value per run.

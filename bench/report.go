@@ -33,6 +33,8 @@ func format(u unit, v float64) string {
 	switch u {
 	case perSecond:
 		return groupThousands(int64(v + 0.5))
+	case percent:
+		return strconv.FormatFloat(v, 'f', 1, 64) + "%"
 	case millis, seconds:
 		switch {
 		case v < 1:

@@ -38,12 +38,20 @@ type childArgs struct {
 	URL    string `json:"url"`
 	File   string `json:"file,omitempty"`  // the corpus as NDJSON, for import-store
 	Corpus corpus `json:"corpus,omitzero"` // the corpus, for import-raw
+	// For append-writer and freeze-toggler: how long, how many
+	// goroutines, and the writer's number (its aggregates' prefix).
+	Seconds    int `json:"seconds,omitempty"`
+	Goroutines int `json:"goroutines,omitempty"`
+	Seq        int `json:"seq,omitempty"`
 }
 
 // childResult is what a child task reports on stdout, as JSON.
 type childResult struct {
 	Events int   `json:"events"`
 	Bytes  int64 `json:"bytes,omitempty"` // written by export-store
+	// P99Ms and MaxMs: an append-writer's append latency.
+	P99Ms float64 `json:"p99Ms,omitempty"`
+	MaxMs float64 `json:"maxMs,omitempty"`
 	// PeakRSSBytes is the child's own peak RSS (VmHWM), set by childMain;
 	// 0 when the system does not report it.
 	PeakRSSBytes int64 `json:"peakRSSBytes,omitempty"`
@@ -60,6 +68,9 @@ var childTasks = map[string]childTask{
 	"import-raw":   childImportRaw,
 	"export-store": childExportStore,
 	"export-raw":   childExportRaw,
+	// processes.go
+	"append-writer":  childAppendWriter,
+	"freeze-toggler": childFreezeToggler,
 }
 
 // childRun is the outcome of a child: its result and its peak RSS.

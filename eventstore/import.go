@@ -66,8 +66,9 @@ type ImportOptions struct {
 	// an interrupted import can be resumed. "" means DefaultSourceID. A
 	// MANUAL import of a source the store has a checkpoint of must resume
 	// it (Resume or ByteOffset): starting it again fails with
-	// *ImportRecordedError, whether it is done or not. To import the same
-	// data again on purpose, name it anew.
+	// *ImportRecordedError, whether it is done or not, unless it committed
+	// no line yet. To import the same data again on purpose, forget the
+	// record first (AbortImport).
 	SourceID string
 	// ByteOffset resumes reSolve-style: the reader starts at this offset of
 	// the source, which must be the offset the store recorded for SourceID
@@ -352,9 +353,10 @@ func (im *eventImport) openFresh(ctx context.Context, r io.Reader, prev *ImportC
 	im.prevPos = st.LastPosition
 	im.lr = newLineReader(r, im.o.MaxLineBytes, 0, 1, nil)
 	if im.o.Mode != MaintenanceAuto {
-		if prev != nil {
+		if prev != nil && prev.Line > 0 {
 			// Read again from its start, a recorded source would append
 			// its events twice (renumbered) or fail on their positions.
+			// (One that committed no line can start again.)
 			return &ImportRecordedError{SourceID: prev.SourceID, Done: prev.Done, Lines: prev.Line, Events: prev.Events,
 				ByteOffset: prev.ByteOffset, UpdatedAt: prev.UpdatedAt}
 		}

@@ -262,13 +262,19 @@ func (d *Dialect) BeginConsumerTx(ctx context.Context) (driver.ConsumerTx, error
 		d.wmu.Unlock()
 		return nil, err
 	}
+	if err := d.enqueue(ctx); err != nil {
+		release()
+		d.wmu.Unlock()
+		return nil, err
+	}
 	// Not bound to ctx: database/sql would roll the transaction back when
 	// ctx ends, and a consumer that stops commits what it handled.
 	tx, err := w.c.BeginTx(context.WithoutCancel(ctx), nil)
 	if err != nil {
+		d.queue.release()
 		release()
 		d.wmu.Unlock()
-		return nil, interpretError(err)
+		return nil, d.lockedBy(interpretError(err))
 	}
 	return &consumerTx{d: d, w: w, tx: tx, release: release}, nil
 }
@@ -297,6 +303,7 @@ func (t *consumerTx) ParkEvent(ctx context.Context, p *driver.ParkedEvent) error
 func (t *consumerTx) end(err error) error {
 	if !t.done {
 		t.done = true
+		t.d.queue.release()
 		t.release()
 		t.d.wmu.Unlock()
 	}

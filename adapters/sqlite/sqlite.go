@@ -22,6 +22,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"time"
 
 	sqlitemigrate "github.com/golang-migrate/migrate/v4/database/sqlite"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
@@ -58,6 +59,12 @@ type Dialect struct {
 	rdb *sql.DB // reads
 	wmu sync.Mutex
 	w   *wconn // the held writer connection, when rdb is a separate pool
+	// queue shares the write lock with other processes' writers (see
+	// writers.go); path is the database file's, learned at the first
+	// write. Both guarded by wmu.
+	queue     writerQueue
+	path      string
+	pathKnown bool
 }
 
 var _ driver.Driver = (*Dialect)(nil)
@@ -291,6 +298,7 @@ func (d *Dialect) Close() error {
 		d.w.close()
 		d.w = nil
 	}
+	d.queue.close()
 	return nil
 }
 
@@ -311,6 +319,10 @@ func (d *Dialect) writeRaw(ctx context.Context, fn func(c *wconn) error) error {
 		return err
 	}
 	defer release()
+	if err := d.enqueue(ctx); err != nil {
+		return err
+	}
+	defer d.queue.release()
 	// The transaction must end whatever happens to ctx: a connection left
 	// inside a transaction would poison the pool.
 	endCtx := context.WithoutCancel(ctx)
@@ -319,7 +331,7 @@ func (d *Dialect) writeRaw(ctx context.Context, fn func(c *wconn) error) error {
 		// so BEGIN may have succeeded: end the transaction (or discard the
 		// connection) before using the connection again.
 		d.rollback(endCtx, w)
-		return interpretError(err)
+		return d.lockedBy(interpretError(err))
 	}
 	if err := fn(w); err != nil {
 		d.rollback(endCtx, w)
@@ -330,6 +342,32 @@ func (d *Dialect) writeRaw(ctx context.Context, fn func(c *wconn) error) error {
 		return interpretError(err)
 	}
 	return nil
+}
+
+// enqueue waits for this process's turn at the write lock among the
+// writers of other processes (writers.go). Called with wmu held; the caller
+// calls d.queue.release() once its transaction has ended.
+func (d *Dialect) enqueue(ctx context.Context) error {
+	if !d.pathKnown {
+		if err := d.rdb.QueryRowContext(ctx, databaseListSQL).Scan(&d.path); err != nil {
+			return interpretError(err)
+		}
+		d.pathKnown = true
+		d.queue.open(d.path)
+	}
+	return d.queue.acquire(ctx, d.path, DefaultBusyTimeoutMillis*time.Millisecond)
+}
+
+// lockedBy adds to a lock timeout who held SQLite's write lock and what to
+// do: busy_timeout expired while a writer that does not share esctl's
+// queue (another tool, an older esctl, a long transaction of the
+// application's own) kept it.
+func (d *Dialect) lockedBy(err error) error {
+	if !errors.Is(err, eventstore.ErrTimeout) {
+		return err
+	}
+	return fmt.Errorf("%w (the write lock was held for %d ms by %s, a writer outside esctl's queue: end its transaction or stop it, then retry)",
+		err, DefaultBusyTimeoutMillis, holderOf(d.path))
 }
 
 // rollback ends the transaction on w; if that fails (including "no
@@ -362,6 +400,10 @@ func (d *Dialect) Migrate(ctx context.Context, p *driver.MigrateParams) (*driver
 	}
 	d.wmu.Lock()
 	defer d.wmu.Unlock()
+	if err := d.enqueue(ctx); err != nil {
+		return nil, err
+	}
+	defer d.queue.release()
 	mdb, err := sql.Open("sqlite", DSN(path, false)+"&_txlock=immediate")
 	if err != nil {
 		return nil, err

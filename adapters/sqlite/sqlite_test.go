@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 
@@ -20,6 +21,9 @@ import (
 
 func TestMain(m *testing.M) {
 	eventstoretest.Child() // when this process is one of the suite's child processes
+	if code, ok := processChild(); ok {
+		os.Exit(code)
+	}
 	testdb.InitStoreFunc = func(ctx context.Context, url string) error {
 		s, err := eventstore.Open(ctx, url, nil)
 		if err != nil {

@@ -16,6 +16,10 @@ func (d *Dialect) checkpoint(ctx context.Context) {
 		return
 	}
 	defer release()
+	if err := d.enqueue(ctx); err != nil {
+		return
+	}
+	defer d.queue.release()
 	_, _ = w.c.ExecContext(ctx, checkpointSQL)
 }
 
