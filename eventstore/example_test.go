@@ -145,12 +145,12 @@ func ExampleStore_Freeze() {
 	defer done()
 	ctx := context.Background()
 
-	if err := s.Freeze(ctx); err != nil {
+	if err := s.Freeze(ctx, "nightly backup"); err != nil {
 		log.Fatal(err)
 	}
 	_, err := s.SaveEvent(ctx, eventstore.Event{AggregateID: "a", AggregateVersion: 1, Type: "T"})
 	fmt.Println(errors.Is(err, eventstore.ErrFrozen))
-	fmt.Println(errors.Is(s.Freeze(ctx), eventstore.ErrAlreadyFrozen))
+	fmt.Println(errors.Is(s.Freeze(ctx, ""), eventstore.ErrAlreadyFrozen))
 
 	if err := s.Unfreeze(ctx); err != nil {
 		log.Fatal(err)

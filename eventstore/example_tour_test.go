@@ -74,7 +74,7 @@ func Example_tour() {
 	}
 
 	// Maintenance, snapshots, secrets.
-	if err := s.Freeze(ctx); err != nil { // appends fail with ErrFrozen until Unfreeze; survives restarts
+	if err := s.Freeze(ctx, "migrating"); err != nil { // appends fail with ErrFrozen until Unfreeze; survives restarts
 		log.Fatal(err)
 	}
 	_, err = s.SaveEvent(ctx, eventstore.Event{AggregateID: "account-2", AggregateVersion: 2, Type: "AccountClosed"})

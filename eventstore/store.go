@@ -336,12 +336,18 @@ type DescribeOptions struct {
 	// kept in the store-state row in the same transaction as every write,
 	// so they are always exact and cheap; this option changes nothing.
 	EstimateCounts bool
-	// Stats also counts the first position, the distinct aggregates and
+	// Stats also reports the first position, the distinct aggregates and
 	// the snapshots (Description.FirstPosition, AggregateCount,
-	// SnapshotCount). Counting aggregates reads an index of every event:
-	// seconds on a store of tens of millions.
+	// SnapshotCount). The aggregate count is kept by the writes (schema
+	// version 6), so it costs the same at any size; on a store whose
+	// migrations are pending it is counted, reading an index of every
+	// event (seconds on a store of tens of millions).
 	Stats bool
 }
+
+// aggregateCountVersion is the schema version from which the state row
+// keeps the aggregate count.
+const aggregateCountVersion = 6
 
 // Describe returns the store's counts, frozen state, newest timestamp, end
 // cursor and schema version. It works on a store whose migrations are
@@ -369,7 +375,7 @@ func (s *Store) Describe(ctx context.Context, opts *DescribeOptions) (*Descripti
 	}
 	var stats driver.StoreStats
 	if opts != nil && opts.Stats {
-		p, err := s.d.ReadStats(ctx)
+		p, err := s.d.ReadStats(ctx, &driver.ReadStatsParams{Counted: schema.Version >= aggregateCountVersion})
 		if err != nil {
 			return nil, fmt.Errorf("describe: %w", err)
 		}
@@ -398,10 +404,13 @@ func (s *Store) Describe(ctx context.Context, opts *DescribeOptions) (*Descripti
 // Unfreeze. It is a barrier: it waits for appends already holding the store
 // lock, and when it returns no append can commit any more. Reads, snapshots
 // and maintenance imports are not blocked. The flag is stored in the
-// database, so it survives restarts and is seen by every process. Freeze on
+// database, so it survives restarts and is seen by every process, and the
+// database itself refuses an INSERT into a frozen store's events, from any
+// tool (a trigger, schema version 6). reason, kept with the flag, says why
+// (Describe reports it as Description.FrozenReason; "" gives none). Freeze on
 // a frozen store returns ErrAlreadyFrozen.
-func (s *Store) Freeze(ctx context.Context) error {
-	return s.setFrozen(ctx, true, "")
+func (s *Store) Freeze(ctx context.Context, reason string) error {
+	return s.setFrozen(ctx, true, reason)
 }
 
 // Unfreeze lifts a freeze. On a store that is not frozen it returns

@@ -28,7 +28,7 @@ const verifyAttempts = 3
 
 // Verify checks the store's invariants against its rows: positions dense
 // from 1 to the last position, the counters of the state row equal to the
-// rows they count, and the import checkpoints consistent with the store
+// rows they count (events, aggregates, secrets), and the import checkpoints consistent with the store
 // (no checkpoint beyond the last position, staging rows only for an
 // unfinished replacing import, a freeze held by an unfinished import only
 // while the store is frozen). It counts every row: as slow as a full scan.
@@ -42,12 +42,16 @@ func (s *Store) Verify(ctx context.Context) (*VerifyReport, error) {
 	defer s.exit()
 	var st, after *driver.StoreState
 	var rows *driver.RowCounts
+	var stats *driver.StoreStats
 	var err error
 	for attempt := 0; ; attempt++ {
 		if st, err = s.d.ReadState(ctx); err != nil {
 			return nil, fmt.Errorf("verify: %w", err)
 		}
 		if rows, err = s.d.CountRows(ctx); err != nil {
+			return nil, fmt.Errorf("verify: %w", err)
+		}
+		if stats, err = s.d.ReadStats(ctx, &driver.ReadStatsParams{Counted: true}); err != nil {
 			return nil, fmt.Errorf("verify: %w", err)
 		}
 		if after, err = s.d.ReadState(ctx); err != nil {
@@ -71,6 +75,9 @@ func (s *Store) Verify(ctx context.Context) (*VerifyReport, error) {
 		problem("the store holds no event but its last position is %d", st.LastPosition)
 	case rows.Events > 0 && (rows.MinPosition != 1 || rows.MaxPosition != st.LastPosition || rows.Events != st.LastPosition):
 		problem("positions are not dense from 1 to the last position %d: %d events from position %d to %d", st.LastPosition, rows.Events, rows.MinPosition, rows.MaxPosition)
+	}
+	if rows.Aggregates != stats.AggregateCount {
+		problem("the state row counts %d aggregates, the events table holds %d", stats.AggregateCount, rows.Aggregates)
 	}
 	if rows.Secrets != st.SecretCount {
 		problem("the state row counts %d secrets, the secrets table holds %d", st.SecretCount, rows.Secrets)

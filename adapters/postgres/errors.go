@@ -98,6 +98,10 @@ func interpretError(err error) error {
 			if pe.ConstraintName == eventsPositionChk {
 				return &eventstore.InvariantError{Invariant: eventstore.InvariantPositionPositive, Err: err}
 			}
+		case "55000": // object_not_in_prerequisite_state: the freeze trigger
+			if strings.HasPrefix(pe.Message, "esctl: the store is frozen") {
+				return fmt.Errorf("%w: %w", eventstore.ErrFrozen, err)
+			}
 		case "55P03", // lock_not_available: lock_timeout
 			"57014", // query_canceled: statement_timeout
 			"40P01": // deadlock_detected

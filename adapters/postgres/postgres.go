@@ -301,6 +301,9 @@ func (d *Dialect) DropStore(ctx context.Context) error {
 	if _, err := d.pool.Exec(ctx, d.q(dropStoreSQL)); err != nil {
 		return interpretError(err)
 	}
+	if _, err := d.pool.Exec(ctx, d.q(dropFunctionsSQL)); err != nil {
+		return interpretError(err)
+	}
 	if d.schema == DefaultSchema {
 		return nil
 	}

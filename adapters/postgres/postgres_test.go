@@ -79,7 +79,7 @@ func TestStoreInSchema(t *testing.T) {
 	require.NoError(t, err)
 	_, err = b.SaveEvent(ctx, eventstore.Event{AggregateID: "x", AggregateVersion: 1, Type: "T"})
 	require.NoError(t, err, "stores in two schemas are independent")
-	require.NoError(t, a.Freeze(ctx))
+	require.NoError(t, a.Freeze(ctx, ""))
 	_, err = b.SaveEvent(ctx, eventstore.Event{AggregateID: "x", AggregateVersion: 2, Type: "T"})
 	require.NoError(t, err, "freezing one store leaves the other writable")
 	require.NoError(t, a.Drop(ctx))
@@ -225,7 +225,7 @@ CREATE TRIGGER hold_append BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION
 	require.NoError(t, err)
 	defer other.Close()
 	frozen := make(chan error, 1)
-	go func() { frozen <- other.Freeze(ctx) }()
+	go func() { frozen <- other.Freeze(ctx, "") }()
 	select {
 	case err := <-frozen:
 		t.Fatalf("Freeze returned (%v) while an append held the store lock", err)
@@ -276,7 +276,7 @@ func TestLockTimeout(t *testing.T) {
 	start := time.Now()
 	_, err = s.SaveEvent(ctx, eventstore.Event{AggregateID: "a", AggregateVersion: 1, Type: "T"})
 	require.ErrorIs(t, err, eventstore.ErrTimeout)
-	require.ErrorIs(t, s.Freeze(ctx), eventstore.ErrTimeout)
+	require.ErrorIs(t, s.Freeze(ctx, ""), eventstore.ErrTimeout)
 	require.ErrorIs(t, s.Secrets().SetSecret(ctx, "k", "v"), eventstore.ErrTimeout)
 	t.Logf("three writes timed out in %v", time.Since(start))
 	require.NoError(t, stuck.Rollback(ctx))
@@ -400,4 +400,84 @@ func TestMigration4QuarantinesInvisibleEvents(t *testing.T) {
 	require.NoError(t, s.Drop(ctx))
 	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM pg_tables WHERE schemaname = 'public'`).Scan(&n))
 	require.Zero(t, n, "Drop removes events_quarantine with the rest")
+}
+
+// TestFreezeHoldsInTheDatabase: an INSERT into a frozen store's events
+// from outside the store (another tool, raw SQL, an older esctl) fails in
+// the database itself, in a schema of its own too; the store's own
+// maintenance import into the frozen store still goes in; and migration 6
+// counts the aggregates of a store it upgrades, then the writes (appends,
+// COPY, raw inserts) keep the count.
+func TestFreezeHoldsInTheDatabase(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := testdb.PostgresURL(t)
+	s, err := eventstore.Open(ctx, withSchema(url, "frozen_s"), nil)
+	require.NoError(t, err)
+	defer s.Close()
+	require.NoError(t, s.Init(ctx))
+	_, err = s.SaveEvents(ctx, []eventstore.Event{{AggregateID: "a", AggregateVersion: 1, Type: "T"}, {AggregateID: "a", AggregateVersion: 2, Type: "T"}, {AggregateID: "b", AggregateVersion: 1, Type: "T"}})
+	require.NoError(t, err)
+
+	st, err := s.Migrate(ctx, &eventstore.MigrateOptions{Op: eventstore.MigrateDown, Steps: int(migrations.Latest(postgres.EngineName)) - 5})
+	require.NoError(t, err)
+	require.EqualValues(t, 5, st.Version)
+	d, err := s.Describe(ctx, &eventstore.DescribeOptions{Stats: true})
+	require.NoError(t, err)
+	require.EqualValues(t, 2, d.AggregateCount, "counted on a store whose migrations are pending")
+	require.NoError(t, s.Init(ctx))
+	d, err = s.Describe(ctx, &eventstore.DescribeOptions{Stats: true})
+	require.NoError(t, err)
+	require.EqualValues(t, 2, d.AggregateCount, "backfilled by migration 6")
+
+	// A connection whose search_path does not name the store's schema:
+	// the trigger functions find their tables all the same.
+	conn, err := pgx.Connect(ctx, url)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	const raw = `INSERT INTO frozen_s.events (position, aggregate_id, aggregate_version, type, timestamp, payload) VALUES ($1, $2, 1, 'T', 5, '{}')`
+	require.NoError(t, s.Freeze(ctx, "raw SQL test"))
+	d, err = s.Describe(ctx, nil)
+	require.NoError(t, err)
+	require.Equal(t, "raw SQL test", d.FrozenReason)
+	_, err = conn.Exec(ctx, raw, 4, "raw")
+	require.ErrorContains(t, err, "esctl: the store is frozen")
+	var n int
+	require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FROM frozen_s.events`).Scan(&n))
+	require.Equal(t, 3, n, "the frozen store's events are unchanged")
+
+	// The store's own maintenance import, 200 events (COPY), into the
+	// frozen store.
+	var in strings.Builder
+	for i := range 200 {
+		fmt.Fprintf(&in, `{"aggregateId":"c%d","aggregateVersion":1,"type":"T","timestamp":1,"payload":{}}`+"\n", i%50)
+		_ = i
+	}
+	lines := strings.Split(strings.TrimSpace(in.String()), "\n")
+	in.Reset()
+	for i, l := range lines {
+		in.WriteString(strings.Replace(l, `"aggregateVersion":1`, fmt.Sprintf(`"aggregateVersion":%d`, i/50+1), 1) + "\n")
+	}
+	res, err := s.ImportEvents(ctx, strings.NewReader(in.String()), &eventstore.ImportOptions{Mode: eventstore.MaintenanceManual})
+	require.NoError(t, err)
+	require.EqualValues(t, 200, res.Events)
+	d, err = s.Describe(ctx, &eventstore.DescribeOptions{Stats: true})
+	require.NoError(t, err)
+	require.True(t, d.IsFrozen)
+	require.EqualValues(t, 52, d.AggregateCount)
+	var maintenance bool
+	require.NoError(t, conn.QueryRow(ctx, `SELECT maintenance FROM frozen_s.store_state`).Scan(&maintenance))
+	require.False(t, maintenance, "the bypass is closed after the store's write")
+	_, err = conn.Exec(ctx, raw, 204, "raw")
+	require.ErrorContains(t, err, "esctl: the store is frozen", "still refused after the import")
+
+	require.NoError(t, s.Unfreeze(ctx))
+	_, err = conn.Exec(ctx, raw, 204, "raw")
+	require.NoError(t, err, "an unfrozen store takes the insert")
+	require.NoError(t, conn.QueryRow(ctx, `SELECT aggregate_count FROM frozen_s.store_state`).Scan(&n))
+	require.Equal(t, 53, n, "the raw insert was counted by the trigger")
+
+	require.NoError(t, s.Drop(ctx))
+	require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FROM pg_namespace WHERE nspname = 'frozen_s'`).Scan(&n))
+	require.Zero(t, n, "Drop removed the trigger functions and the schema")
 }

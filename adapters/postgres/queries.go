@@ -55,6 +55,15 @@ const (
 )
 
 // dropStoreSQL drops every table the store may have created.
+// dropFunctionsSQL drops the trigger functions of migration 6 (their
+// triggers went with the events table).
+const dropFunctionsSQL = `DROP FUNCTION IF EXISTS {s}.esctl_refuse_frozen(), {s}.esctl_count_aggregates(), {s}.esctl_uncount_aggregates()`
+
+// setMaintenanceSQL opens (true) and closes (false) the frozen-store
+// trigger's bypass for the store's own writes into a frozen store, inside
+// the transaction that holds the state row's lock.
+const setMaintenanceSQL = `UPDATE {s}.store_state SET maintenance = $1 WHERE id = 1`
+
 const dropStoreSQL = `DROP TABLE IF EXISTS {s}.esctl_parked_events, {s}.esctl_consumers, {s}.events_quarantine, {s}.incremental_import_events, {s}.incremental_imports, {s}.import_staging, {s}.import_checkpoints, {s}.secrets, {s}.snapshots, {s}.events, {s}.store_state, {s}.esctl_schema_migrations`
 
 // appendSQL writes one group in one statement, after lockStateSQL took the
@@ -218,8 +227,11 @@ const (
 	readStateSQL = `SELECT last_position, event_count, secret_count, deleted_secret_count, frozen, frozen_reason,
        (SELECT max(timestamp) FROM {s}.events) FROM {s}.store_state WHERE id = 1`
 	lastPositionSQL = `SELECT last_position FROM {s}.store_state WHERE id = 1`
-	countRowsSQL    = `SELECT (SELECT count(*) FROM {s}.events), coalesce((SELECT min(position) FROM {s}.events), 0), coalesce((SELECT max(position) FROM {s}.events), 0), (SELECT count(*) FROM {s}.secrets), (SELECT count(*) FROM {s}.secrets WHERE secret IS NULL), (SELECT count(*) FROM {s}.events_quarantine), (SELECT count(*) FROM {s}.import_staging)`
+	countRowsSQL    = `SELECT (SELECT count(*) FROM {s}.events), coalesce((SELECT min(position) FROM {s}.events), 0), coalesce((SELECT max(position) FROM {s}.events), 0), (SELECT count(*) FROM {s}.secrets), (SELECT count(*) FROM {s}.secrets WHERE secret IS NULL), (SELECT count(*) FROM {s}.events_quarantine), (SELECT count(*) FROM {s}.import_staging), (SELECT count(DISTINCT aggregate_id) FROM {s}.events)`
 	readStatsSQL    = `SELECT coalesce((SELECT min(position) FROM {s}.events), 0), (SELECT count(DISTINCT aggregate_id) FROM {s}.events), (SELECT count(*) FROM {s}.snapshots)`
+	// readCountedStatsSQL reads the aggregate count kept by migration 6's
+	// triggers: the same cost at any size.
+	readCountedStatsSQL = `SELECT coalesce((SELECT min(position) FROM {s}.events), 0), (SELECT aggregate_count FROM {s}.store_state WHERE id = 1), (SELECT count(*) FROM {s}.snapshots)`
 )
 
 // Event reads are assembled by buildEventQuery from these fragments, with

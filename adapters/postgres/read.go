@@ -297,7 +297,7 @@ func (d *Dialect) LatestEvent(ctx context.Context, p *driver.LatestEventParams) 
 // CountRows implements driver.Driver.
 func (d *Dialect) CountRows(ctx context.Context) (*driver.RowCounts, error) {
 	c := &driver.RowCounts{}
-	err := d.pool.QueryRow(ctx, d.q(countRowsSQL)).Scan(&c.Events, &c.MinPosition, &c.MaxPosition, &c.Secrets, &c.Tombstones, &c.Quarantined, &c.StagedImports)
+	err := d.pool.QueryRow(ctx, d.q(countRowsSQL)).Scan(&c.Events, &c.MinPosition, &c.MaxPosition, &c.Secrets, &c.Tombstones, &c.Quarantined, &c.StagedImports, &c.Aggregates)
 	if err != nil {
 		return nil, interpretError(err)
 	}
@@ -305,9 +305,13 @@ func (d *Dialect) CountRows(ctx context.Context) (*driver.RowCounts, error) {
 }
 
 // ReadStats implements driver.Driver.
-func (d *Dialect) ReadStats(ctx context.Context) (*driver.StoreStats, error) {
+func (d *Dialect) ReadStats(ctx context.Context, p *driver.ReadStatsParams) (*driver.StoreStats, error) {
 	st := &driver.StoreStats{}
-	err := d.pool.QueryRow(ctx, d.q(readStatsSQL)).Scan(&st.FirstPosition, &st.AggregateCount, &st.SnapshotCount)
+	q := readStatsSQL
+	if p.Counted {
+		q = readCountedStatsSQL
+	}
+	err := d.pool.QueryRow(ctx, d.q(q)).Scan(&st.FirstPosition, &st.AggregateCount, &st.SnapshotCount)
 	if err != nil {
 		return nil, interpretError(err)
 	}

@@ -18,7 +18,21 @@ func (d *Dialect) Write(ctx context.Context, p *driver.WriteParams, fn func(driv
 	t := &writeTx{d: d}
 	return d.writeTx(ctx, !p.Bulk, &t.wroteEvents, func(tx pgx.Tx, st driver.State) error {
 		t.tx, t.state = tx, st
-		return fn(t)
+		// The store's own writes into a frozen store (imports, restores)
+		// pass the database's freeze trigger (migration 6); no other
+		// transaction sees the bypass, which is closed before commit.
+		if st.Frozen {
+			if err := t.exec(ctx, setMaintenanceSQL, true); err != nil {
+				return err
+			}
+		}
+		if err := fn(t); err != nil {
+			return err
+		}
+		if st.Frozen {
+			return t.exec(ctx, setMaintenanceSQL, false)
+		}
+		return nil
 	})
 }
 

@@ -43,7 +43,12 @@ func (d *Dialect) Append(ctx context.Context, p *driver.AppendParams) (*driver.A
 	a := newAppendArgs(p)
 	res, err := d.appendOnce(ctx, a, true)
 	if isVersionConflict(err) {
-		return d.appendOnce(ctx, a, false)
+		res, err = d.appendOnce(ctx, a, false)
+	}
+	if errors.Is(err, eventstore.ErrFrozen) {
+		// The freeze trigger (migration 6) refused the statement when the
+		// store was frozen before it started: nothing was written.
+		return &driver.AppendResult{Frozen: true}, nil
 	}
 	return res, err
 }

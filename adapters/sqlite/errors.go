@@ -34,6 +34,11 @@ func interpretError(err error) error {
 			case strings.Contains(se.Error(), "events.position"):
 				return &eventstore.InvariantError{Invariant: eventstore.InvariantPositionUnique, Err: err}
 			}
+		case code == sqlite3.SQLITE_CONSTRAINT_TRIGGER:
+			// RAISE(ABORT) of migration 6's freeze trigger.
+			if strings.Contains(se.Error(), "esctl: the store is frozen") {
+				return fmt.Errorf("%w: %w", eventstore.ErrFrozen, err)
+			}
 		case code == sqlite3.SQLITE_CONSTRAINT_CHECK:
 			// "CHECK constraint failed: events_position_positive"
 			if strings.Contains(se.Error(), "events_position_positive") {

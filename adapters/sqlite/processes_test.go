@@ -178,7 +178,7 @@ func togglerChild(url string) error {
 			return nil
 		case <-time.After(950 * time.Millisecond):
 		}
-		if err := s.Freeze(ctx); err != nil {
+		if err := s.Freeze(ctx, ""); err != nil {
 			return fmt.Errorf("freeze %d: %w", toggles, err)
 		}
 		time.Sleep(50 * time.Millisecond)

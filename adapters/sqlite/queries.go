@@ -54,6 +54,7 @@ const (
 	insertEventSQL         = `INSERT INTO events (position, aggregate_id, aggregate_version, type, timestamp, payload) VALUES (?, ?, ?, ?, ?, ?)`
 	insertStagingSQL       = `INSERT INTO import_staging (position, aggregate_id, aggregate_version, type, timestamp, payload) VALUES (?, ?, ?, ?, ?, ?)`
 	advanceStateSQL        = `UPDATE store_state SET last_position = ?, event_count = event_count + ? WHERE id = 1`
+	setMaintenanceSQL      = `UPDATE store_state SET maintenance = ? WHERE id = 1`
 	setFrozenSQL           = `UPDATE store_state SET frozen = ?, frozen_reason = ? WHERE id = 1`
 	maxSecretIdxSQL        = `SELECT COALESCE(MAX(idx), 0) FROM secrets`
 	secretIdxUsedSQL       = `SELECT 1 FROM secrets WHERE idx = ?`
@@ -91,12 +92,15 @@ const (
 )
 
 const (
-	readStateSQL     = `SELECT last_position, event_count, secret_count, deleted_secret_count, frozen, frozen_reason FROM store_state WHERE id = 1`
-	pairStoredSQL    = `SELECT EXISTS (SELECT 1 FROM events WHERE aggregate_id = ? AND aggregate_version = ?)`
-	countRowsSQL     = `SELECT (SELECT count(*) FROM events), coalesce((SELECT min(position) FROM events), 0), coalesce((SELECT max(position) FROM events), 0), (SELECT count(*) FROM secrets), (SELECT count(*) FROM secrets WHERE secret IS NULL), (SELECT count(*) FROM events_quarantine), (SELECT count(*) FROM import_staging)`
-	readStatsSQL     = `SELECT coalesce((SELECT min(position) FROM events), 0), (SELECT count(DISTINCT aggregate_id) FROM events), (SELECT count(*) FROM snapshots)`
-	lastTimestampSQL = `SELECT MAX(timestamp) FROM events`
-	lastPositionSQL  = `SELECT last_position FROM store_state WHERE id = 1`
+	readStateSQL  = `SELECT last_position, event_count, secret_count, deleted_secret_count, frozen, frozen_reason FROM store_state WHERE id = 1`
+	pairStoredSQL = `SELECT EXISTS (SELECT 1 FROM events WHERE aggregate_id = ? AND aggregate_version = ?)`
+	countRowsSQL  = `SELECT (SELECT count(*) FROM events), coalesce((SELECT min(position) FROM events), 0), coalesce((SELECT max(position) FROM events), 0), (SELECT count(*) FROM secrets), (SELECT count(*) FROM secrets WHERE secret IS NULL), (SELECT count(*) FROM events_quarantine), (SELECT count(*) FROM import_staging), (SELECT count(DISTINCT aggregate_id) FROM events)`
+	readStatsSQL  = `SELECT coalesce((SELECT min(position) FROM events), 0), (SELECT count(DISTINCT aggregate_id) FROM events), (SELECT count(*) FROM snapshots)`
+	// readCountedStatsSQL reads the aggregate count kept by migration 6's
+	// triggers: the same cost at any size.
+	readCountedStatsSQL = `SELECT coalesce((SELECT min(position) FROM events), 0), (SELECT aggregate_count FROM store_state WHERE id = 1), (SELECT count(*) FROM snapshots)`
+	lastTimestampSQL    = `SELECT MAX(timestamp) FROM events`
+	lastPositionSQL     = `SELECT last_position FROM store_state WHERE id = 1`
 )
 
 // Event reads are assembled from these fragments by buildEventQuery: a base

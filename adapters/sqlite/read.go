@@ -332,7 +332,7 @@ func (d *Dialect) FirstStoredPair(ctx context.Context, events []driver.StoredEve
 // CountRows implements driver.Driver on the reader pool.
 func (d *Dialect) CountRows(ctx context.Context) (*driver.RowCounts, error) {
 	c := &driver.RowCounts{}
-	err := d.rdb.QueryRowContext(ctx, countRowsSQL).Scan(&c.Events, &c.MinPosition, &c.MaxPosition, &c.Secrets, &c.Tombstones, &c.Quarantined, &c.StagedImports)
+	err := d.rdb.QueryRowContext(ctx, countRowsSQL).Scan(&c.Events, &c.MinPosition, &c.MaxPosition, &c.Secrets, &c.Tombstones, &c.Quarantined, &c.StagedImports, &c.Aggregates)
 	if err != nil {
 		return nil, interpretError(err)
 	}
@@ -340,9 +340,13 @@ func (d *Dialect) CountRows(ctx context.Context) (*driver.RowCounts, error) {
 }
 
 // ReadStats implements driver.Driver on the reader pool.
-func (d *Dialect) ReadStats(ctx context.Context) (*driver.StoreStats, error) {
+func (d *Dialect) ReadStats(ctx context.Context, p *driver.ReadStatsParams) (*driver.StoreStats, error) {
 	st := &driver.StoreStats{}
-	err := d.rdb.QueryRowContext(ctx, readStatsSQL).Scan(&st.FirstPosition, &st.AggregateCount, &st.SnapshotCount)
+	q := readStatsSQL
+	if p.Counted {
+		q = readCountedStatsSQL
+	}
+	err := d.rdb.QueryRowContext(ctx, q).Scan(&st.FirstPosition, &st.AggregateCount, &st.SnapshotCount)
 	if err != nil {
 		return nil, interpretError(err)
 	}

@@ -150,3 +150,67 @@ func TestMigration4QuarantinesInvisibleEvents(t *testing.T) {
 	require.NoError(t, db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%'`).Scan(&n))
 	require.Zero(t, n, "Drop removes events_quarantine with the rest")
 }
+
+// TestFreezeHoldsInTheDatabase: an INSERT into a frozen store's events
+// from outside the store (another tool, raw SQL, an older esctl) fails in
+// the database itself; the store's own maintenance import into the frozen
+// store still goes in; and migration 6 counts the aggregates of a store it
+// upgrades, then the writes keep the count.
+func TestFreezeHoldsInTheDatabase(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := testdb.SQLiteURL(t)
+	s, err := eventstore.Open(ctx, url, nil)
+	require.NoError(t, err)
+	defer s.Close()
+	require.NoError(t, s.Init(ctx))
+	_, err = s.SaveEvents(ctx, []eventstore.Event{{AggregateID: "a", AggregateVersion: 1, Type: "T"}, {AggregateID: "a", AggregateVersion: 2, Type: "T"}, {AggregateID: "b", AggregateVersion: 1, Type: "T"}})
+	require.NoError(t, err)
+
+	// Down to schema 5 and up again: the count is backfilled.
+	st, err := s.Migrate(ctx, &eventstore.MigrateOptions{Op: eventstore.MigrateDown, Steps: int(migrations.Latest(sqlite.EngineName)) - 5})
+	require.NoError(t, err)
+	require.EqualValues(t, 5, st.Version)
+	d, err := s.Describe(ctx, &eventstore.DescribeOptions{Stats: true})
+	require.NoError(t, err)
+	require.EqualValues(t, 2, d.AggregateCount, "counted on a store whose migrations are pending")
+	require.NoError(t, s.Init(ctx))
+	d, err = s.Describe(ctx, &eventstore.DescribeOptions{Stats: true})
+	require.NoError(t, err)
+	require.EqualValues(t, 2, d.AggregateCount, "backfilled by migration 6")
+
+	db, err := sql.Open("sqlite", sqlite.DSN(strings.TrimPrefix(url, "sqlite://"), false))
+	require.NoError(t, err)
+	defer db.Close()
+	const raw = `INSERT INTO events (position, aggregate_id, aggregate_version, type, timestamp, payload) VALUES (?, ?, 1, 'T', 5, '{}')`
+	require.NoError(t, s.Freeze(ctx, "raw SQL test"))
+	d, err = s.Describe(ctx, nil)
+	require.NoError(t, err)
+	require.Equal(t, "raw SQL test", d.FrozenReason)
+	_, err = db.ExecContext(ctx, raw, 4, "raw")
+	require.ErrorContains(t, err, "esctl: the store is frozen")
+	var n int
+	require.NoError(t, db.QueryRowContext(ctx, `SELECT count(*) FROM events`).Scan(&n))
+	require.Equal(t, 3, n, "the frozen store's events are unchanged")
+
+	// The store's own maintenance import writes into the frozen store.
+	in := `{"aggregateId":"c","aggregateVersion":1,"type":"T","timestamp":1,"payload":{}}` + "\n"
+	res, err := s.ImportEvents(ctx, strings.NewReader(in), &eventstore.ImportOptions{Mode: eventstore.MaintenanceManual})
+	require.NoError(t, err)
+	require.EqualValues(t, 1, res.Events)
+	d, err = s.Describe(ctx, &eventstore.DescribeOptions{Stats: true})
+	require.NoError(t, err)
+	require.True(t, d.IsFrozen)
+	require.EqualValues(t, 3, d.AggregateCount)
+	var maintenance int
+	require.NoError(t, db.QueryRowContext(ctx, `SELECT maintenance FROM store_state`).Scan(&maintenance))
+	require.Zero(t, maintenance, "the bypass is closed after the store's write")
+	_, err = db.ExecContext(ctx, raw, 5, "raw")
+	require.ErrorContains(t, err, "esctl: the store is frozen", "still refused after the import")
+
+	require.NoError(t, s.Unfreeze(ctx))
+	_, err = db.ExecContext(ctx, raw, 5, "raw")
+	require.NoError(t, err, "an unfrozen store takes the insert")
+	require.NoError(t, db.QueryRowContext(ctx, `SELECT aggregate_count FROM store_state`).Scan(&n))
+	require.Equal(t, 4, n, "the raw insert was counted by the trigger")
+}

@@ -22,7 +22,22 @@ func (d *Dialect) Write(ctx context.Context, _ *driver.WriteParams, fn func(driv
 		if err := c.QueryRowContext(ctx, lockedStateSQL).Scan(&st.Frozen, &st.FrozenReason, &st.LastPosition); err != nil {
 			return interpretError(err)
 		}
-		return fn(tx)
+		// The store's own writes into a frozen store (imports, restores)
+		// pass the database's freeze trigger (migration 6); the bypass is
+		// closed before commit, and SQLite has one writer at a time, so no
+		// other connection sees it.
+		if st.Frozen {
+			if err := tx.exec(ctx, setMaintenanceSQL, 1); err != nil {
+				return err
+			}
+		}
+		if err := fn(tx); err != nil {
+			return err
+		}
+		if st.Frozen {
+			return tx.exec(ctx, setMaintenanceSQL, 0)
+		}
+		return nil
 	})
 	if err == nil && tx.tombstoned {
 		d.checkpoint(ctx)

@@ -247,7 +247,7 @@ func runDemo(ctx context.Context, e *env, commands, workers int) error {
 	}
 
 	// Freeze: appends are refused until unfreeze.
-	if err := s.Freeze(ctx); err != nil {
+	if err := s.Freeze(ctx, "esctl demo"); err != nil {
 		return err
 	}
 	err = handle(ctx, s, "account-bob", "MoneyDeposited", 1, &retries)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/user"
 	"strconv"
 	"text/tabwriter"
 	"time"
@@ -412,13 +413,31 @@ func unfreezeCommand(e *env) *cli.Command {
 	return setFrozenCommand(e, "unfreeze", false, "accept appends and secret writes again")
 }
 
+// defaultFreezeReason says who froze the store, from where and when, for a
+// freeze without --reason.
+func defaultFreezeReason(now time.Time) string {
+	who := "unknown"
+	if u, err := user.Current(); err == nil {
+		who = u.Username
+	}
+	host, err := os.Hostname()
+	if err != nil {
+		host = "unknown"
+	}
+	return fmt.Sprintf("by %s@%s at %s", who, host, now.UTC().Format(time.RFC3339))
+}
+
 var frozenText = map[bool]string{true: "frozen", false: "not frozen"}
 
 func setFrozenCommand(e *env, name string, freeze bool, usage string) *cli.Command {
+	flags := []cli.Flag{dryRunFlag()}
+	if freeze {
+		flags = append(flags, &cli.StringFlag{Name: "reason", Usage: "why the store is frozen, shown by describe and in the error of a refused append (default: by USER@HOST at TIME)"})
+	}
 	return &cli.Command{
 		Name:  name,
 		Usage: usage,
-		Flags: []cli.Flag{dryRunFlag()},
+		Flags: flags,
 		Action: e.storeAction(func(ctx context.Context, cmd *cli.Command, s *eventstore.Store) error {
 			if cmd.Bool("dry-run") {
 				d, err := s.Describe(ctx, nil)
@@ -431,14 +450,21 @@ func setFrozenCommand(e *env, name string, freeze bool, usage string) *cli.Comma
 				}
 				return e.printDryRun(cmd, (&summary{Command: name}).add("frozen", d.IsFrozen, ""), text)
 			}
-			set := s.Unfreeze
+			sum := &summary{Command: name}
 			if freeze {
-				set = s.Freeze
+				reason := cmd.String("reason")
+				if !cmd.IsSet("reason") {
+					reason = defaultFreezeReason(time.Now())
+				}
+				if err := s.Freeze(ctx, reason); err != nil {
+					return err
+				}
+				return e.printSummary(cmd, sum.add("frozen", true, "store frozen").add("reason", reason, "reason: "+reason), false)
 			}
-			if err := set(ctx); err != nil {
+			if err := s.Unfreeze(ctx); err != nil {
 				return err
 			}
-			return e.printSummary(cmd, (&summary{Command: name}).add("frozen", freeze, "store "+map[bool]string{true: "frozen", false: "unfrozen"}[freeze]), false)
+			return e.printSummary(cmd, sum.add("frozen", false, "store unfrozen"), false)
 		}),
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -242,12 +243,21 @@ func TestFreezeUnfreeze(t *testing.T) {
 	if describe(t, url)["isFrozen"] != false {
 		t.Fatal("freeze --dry-run froze the store")
 	}
-	wantCode(t, mustEsctl(t, "", "--db", url, "freeze"), 0, "store frozen")
+	// Without --reason the reason says who froze it, from where and when.
+	wantCode(t, mustEsctl(t, "", "--db", url, "freeze"), 0, "store frozen", "reason: by ")
 	d := describe(t, url)
 	if d["isFrozen"] != true {
 		t.Fatalf("after freeze: %v", d)
 	}
-	if r := mustEsctl(t, "", "--db", url, "describe"); !strings.Contains(r.stdout, "frozen          yes") {
+	if r, _ := d["frozenReason"].(string); !regexp.MustCompile(`^by .+@.+ at \d{4}-\d\d-\d\dT`).MatchString(r) {
+		t.Fatalf("default reason: %q", r)
+	}
+	mustEsctl(t, "", "--db", url, "unfreeze")
+	wantCode(t, mustEsctl(t, "", "--db", url, "freeze", "--reason", "moving to PostgreSQL"), 0, "store frozen", "reason: moving to PostgreSQL")
+	if d := describe(t, url); d["frozenReason"] != "moving to PostgreSQL" {
+		t.Fatalf("describe -o json after freeze --reason: %v", d)
+	}
+	if r := mustEsctl(t, "", "--db", url, "describe"); !strings.Contains(r.stdout, "frozen          yes (moving to PostgreSQL)") {
 		t.Fatalf("describe of a frozen store: %s", r)
 	}
 	// Frozen: freezing again and writes are refused with exit 4.

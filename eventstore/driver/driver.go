@@ -104,7 +104,7 @@ type Driver interface {
 	// CountRows counts the rows of the store's tables (full scans).
 	CountRows(ctx context.Context) (*RowCounts, error)
 	// ReadStats counts what Describe reports with its Stats option.
-	ReadStats(ctx context.Context) (*StoreStats, error)
+	ReadStats(ctx context.Context, p *ReadStatsParams) (*StoreStats, error)
 
 	// Consumers keeps durable consumers' checkpoints, leases and parked
 	// events.
@@ -463,6 +463,14 @@ type RowCounts struct {
 	Tombstones    int64
 	Quarantined   int64 // rows of events_quarantine
 	StagedImports int64 // rows of import_staging
+	Aggregates    int64 // distinct aggregate ids of events
+}
+
+// ReadStatsParams are the arguments of ReadStats.
+type ReadStatsParams struct {
+	// Counted reads the aggregate count the writes keep (schema version 6
+	// and later) instead of counting distinct aggregates.
+	Counted bool
 }
 
 // StoreStats are the counts ReadStats returns.

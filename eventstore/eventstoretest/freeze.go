@@ -1,9 +1,11 @@
 package eventstoretest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -17,6 +19,25 @@ import (
 func runFreeze(t *testing.T, h Harness) {
 	ctx := context.Background()
 
+	t.Run("AggregateCount", func(t *testing.T) {
+		t.Parallel()
+		runAggregateCount(t, h)
+	})
+
+	t.Run("Reason", func(t *testing.T) {
+		t.Parallel()
+		s, _ := newStore(t, h, nil)
+		require.NoError(t, s.Freeze(ctx, "moving to PostgreSQL"))
+		d, err := s.Describe(ctx, nil)
+		require.NoError(t, err)
+		require.True(t, d.IsFrozen)
+		require.Equal(t, "moving to PostgreSQL", d.FrozenReason)
+		require.NoError(t, s.Unfreeze(ctx))
+		d, err = s.Describe(ctx, nil)
+		require.NoError(t, err)
+		require.Empty(t, d.FrozenReason, "Unfreeze clears the reason")
+	})
+
 	t.Run("FreezeUnfreeze", func(t *testing.T) {
 		// reSolve's eventstore-freeze-unfreeze tests, in order.
 		t.Parallel()
@@ -26,17 +47,17 @@ func runFreeze(t *testing.T, h Harness) {
 		require.False(t, d.IsFrozen)
 		require.ErrorIs(t, s.Unfreeze(ctx), eventstore.ErrAlreadyUnfrozen)
 
-		require.NoError(t, s.Freeze(ctx))
+		require.NoError(t, s.Freeze(ctx, ""))
 		d, err = s.Describe(ctx, nil)
 		require.NoError(t, err)
 		require.True(t, d.IsFrozen)
-		require.ErrorIs(t, s.Freeze(ctx), eventstore.ErrAlreadyFrozen)
+		require.ErrorIs(t, s.Freeze(ctx, ""), eventstore.ErrAlreadyFrozen)
 		require.NoError(t, s.Unfreeze(ctx))
 		d, err = s.Describe(ctx, nil)
 		require.NoError(t, err)
 		require.False(t, d.IsFrozen)
 
-		require.NoError(t, s.Freeze(ctx))
+		require.NoError(t, s.Freeze(ctx, ""))
 		_, err = s.SaveEvent(ctx, testEvent(0))
 		require.ErrorIs(t, err, eventstore.ErrFrozen)
 		_, err = s.SaveEvents(ctx, []eventstore.Event{testEvent(0), testEvent(1)})
@@ -45,14 +66,14 @@ func runFreeze(t *testing.T, h Harness) {
 		_, err = s.SaveEvent(ctx, testEvent(0))
 		require.NoError(t, err)
 
-		require.NoError(t, s.Freeze(ctx))
+		require.NoError(t, s.Freeze(ctx, ""))
 		require.ErrorIs(t, s.Secrets().SetSecret(ctx, "secret_id", "secret_content"), eventstore.ErrFrozen)
 		require.NoError(t, s.Unfreeze(ctx))
 		require.NoError(t, s.Secrets().SetSecret(ctx, "secret_id", "secret_content"))
 
 		// deleteSecret while frozen is the same typed error (reSolve's
 		// PostgreSQL adapter threw a plain Error here).
-		require.NoError(t, s.Freeze(ctx))
+		require.NoError(t, s.Freeze(ctx, ""))
 		_, err = s.Secrets().DeleteSecret(ctx, "secret_id")
 		require.ErrorIs(t, err, eventstore.ErrFrozen)
 		_, err = s.Secrets().DeleteSecret(ctx, "no_such_id")
@@ -69,7 +90,7 @@ func runFreeze(t *testing.T, h Harness) {
 		saved, err := s.SaveEvent(ctx, testEvent(0))
 		require.NoError(t, err)
 		require.NoError(t, s.Secrets().SetSecret(ctx, "k", "v"))
-		require.NoError(t, s.Freeze(ctx))
+		require.NoError(t, s.Freeze(ctx, ""))
 		page, err := s.LoadEvents(ctx, eventstore.Filter{Limit: 10})
 		require.NoError(t, err)
 		require.Equal(t, saved, page.Events[0])
@@ -92,10 +113,10 @@ func runFreeze(t *testing.T, h Harness) {
 		b := open(t, url, nil)
 		_, err := b.SaveEvent(ctx, testEvent(0))
 		require.NoError(t, err)
-		require.NoError(t, a.Freeze(ctx))
+		require.NoError(t, a.Freeze(ctx, ""))
 		_, err = b.SaveEvent(ctx, testEvent(1))
 		require.ErrorIs(t, err, eventstore.ErrFrozen)
-		require.ErrorIs(t, b.Freeze(ctx), eventstore.ErrAlreadyFrozen)
+		require.ErrorIs(t, b.Freeze(ctx, ""), eventstore.ErrAlreadyFrozen)
 		require.NoError(t, b.Unfreeze(ctx))
 		_, err = a.SaveEvent(ctx, testEvent(1))
 		require.NoError(t, err)
@@ -163,7 +184,7 @@ func runFreezeBarrier(t *testing.T, h Harness) {
 	for maxOK.Load() < 200 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
-	require.NoError(t, a.Freeze(ctx))
+	require.NoError(t, a.Freeze(ctx, ""))
 	d, err := a.Describe(ctx, nil)
 	require.NoError(t, err)
 	frozenAt.Store(max(d.LastPosition, 1))
@@ -181,4 +202,78 @@ func runFreezeBarrier(t *testing.T, h Harness) {
 	require.Equal(t, d.LastPosition, d2.LastPosition, "the store moved while frozen")
 	require.Equal(t, d.EventCount, d2.EventCount)
 	require.Positive(t, d.LastPosition)
+}
+
+// runAggregateCount checks the aggregate count the writes keep (migration 6)
+// after every kind of write: appends, a MANUAL and an AUTO import (the AUTO
+// one replaces the events, into an empty store through staging or over
+// existing events), an incremental import, a restore and a copy. Each
+// time the count must equal the distinct aggregates LoadEvents returns, and
+// Verify (which counts them) must find nothing wrong.
+func runAggregateCount(t *testing.T, h Harness) {
+	ctx := context.Background()
+	check := func(t *testing.T, s *eventstore.Store, step string) {
+		t.Helper()
+		ids := map[string]bool{}
+		for e, err := range s.Events(ctx, eventstore.Filter{}) {
+			require.NoError(t, err, step)
+			ids[e.AggregateID] = true
+		}
+		d, err := s.Describe(ctx, &eventstore.DescribeOptions{Stats: true})
+		require.NoError(t, err, step)
+		require.EqualValues(t, len(ids), d.AggregateCount, "%s: the kept aggregate count", step)
+		rep, err := s.Verify(ctx)
+		require.NoError(t, err, step)
+		require.Empty(t, rep.Problems, step)
+	}
+	s, _ := newStore(t, h, nil)
+	check(t, s, "empty")
+	_, err := s.SaveEvents(ctx, []eventstore.Event{
+		{AggregateID: "a", AggregateVersion: 1, Type: "T"}, {AggregateID: "a", AggregateVersion: 2, Type: "T"},
+		{AggregateID: "b", AggregateVersion: 3, Type: "T"}, {AggregateID: "b", AggregateVersion: 1, Type: "T"},
+	})
+	require.NoError(t, err)
+	_, err = s.SaveEvent(ctx, eventstore.Event{AggregateID: "a", AggregateVersion: 3, Type: "T"})
+	require.NoError(t, err)
+	check(t, s, "appends")
+	require.NoError(t, s.Secrets().SetSecret(ctx, "k", "v"))
+	check(t, s, "a secret's audit event")
+
+	var manual strings.Builder
+	for i := range 150 {
+		fmt.Fprintf(&manual, `{"aggregateId":"m%d","aggregateVersion":%d,"type":"T","timestamp":1,"payload":{}}`+"\n", i%40, i/40+1)
+	}
+	_, err = s.ImportEvents(ctx, strings.NewReader(manual.String()), &eventstore.ImportOptions{SourceID: "manual"})
+	require.NoError(t, err)
+	check(t, s, "MANUAL import")
+
+	far := time.Now().Add(24 * time.Hour).UnixMilli() // newer than every stored event
+	_, err = s.IncrementalImport(ctx, []eventstore.VersionlessEvent{{AggregateID: "a", Type: "T", Timestamp: far}, {AggregateID: "n", Type: "T", Timestamp: far}, {AggregateID: "n", Type: "T", Timestamp: far + 1}}, nil)
+	require.NoError(t, err)
+	check(t, s, "incremental import")
+
+	var backup bytes.Buffer
+	m, err := s.Backup(ctx, &backup, nil)
+	require.NoError(t, err)
+	r, _ := newStore(t, h, nil)
+	_, err = r.Restore(ctx, bytes.NewReader(backup.Bytes()), m, nil)
+	require.NoError(t, err)
+	check(t, r, "restore")
+
+	c, _ := newStore(t, h, nil)
+	_, err = eventstore.Copy(ctx, s, c, nil)
+	require.NoError(t, err)
+	check(t, c, "copy")
+
+	var auto strings.Builder
+	for i := range 90 {
+		fmt.Fprintf(&auto, `{"aggregateId":"z%d","aggregateVersion":%d,"type":"T","timestamp":1,"payload":{}}`+"\n", i%7, i/7+1)
+	}
+	_, err = c.ImportEvents(ctx, strings.NewReader(auto.String()), &eventstore.ImportOptions{SourceID: "auto", Mode: eventstore.MaintenanceAuto})
+	require.NoError(t, err)
+	check(t, c, "AUTO import over a store")
+	e, _ := newStore(t, h, nil)
+	_, err = e.ImportEvents(ctx, strings.NewReader(auto.String()), &eventstore.ImportOptions{SourceID: "auto", Mode: eventstore.MaintenanceAuto})
+	require.NoError(t, err)
+	check(t, e, "AUTO import into an empty store")
 }

@@ -59,7 +59,7 @@ func toggleFreeze(ctx context.Context, s *eventstore.Store, stop <-chan struct{}
 			}
 		default:
 		}
-		set := s.Freeze
+		set := func(ctx context.Context) error { return s.Freeze(ctx, "FreezeRace") }
 		if frozen {
 			set = s.Unfreeze
 		}

@@ -215,7 +215,7 @@ func runIncremental(t *testing.T, h Harness) {
 	t.Run("FreezeBlocksCommitOnly", func(t *testing.T) {
 		t.Parallel()
 		s, _ := newStore(t, h, nil)
-		require.NoError(t, s.Freeze(ctx))
+		require.NoError(t, s.Freeze(ctx, ""))
 		id, err := s.BeginIncrementalImport(ctx)
 		require.NoError(t, err, "begin is not blocked by freeze")
 		require.NoError(t, s.PushIncrementalImport(ctx, id, []eventstore.VersionlessEvent{vevent("a", "T", 1, `{}`)}), "push is not blocked")

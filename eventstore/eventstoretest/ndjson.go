@@ -606,7 +606,7 @@ func runAutoMode(t *testing.T, h Harness) {
 	t.Run("FrozenStoreStaysFrozen", func(t *testing.T) {
 		t.Parallel()
 		s, _ := newStore(t, h, nil)
-		require.NoError(t, s.Freeze(ctx))
+		require.NoError(t, s.Freeze(ctx, ""))
 		importAll(t, s, file, auto())
 		d, err := s.Describe(ctx, nil)
 		require.NoError(t, err)
