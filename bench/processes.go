@@ -218,7 +218,7 @@ func childFreezeToggler(ctx context.Context, a childArgs) (childResult, error) {
 	n := 0
 	for time.Now().Add(time.Second).Before(deadline) {
 		time.Sleep(950 * time.Millisecond)
-		if err := s.Freeze(ctx); err != nil {
+		if err := s.Freeze(ctx, ""); err != nil {
 			return childResult{}, fmt.Errorf("freeze: %w", err)
 		}
 		time.Sleep(50 * time.Millisecond)

@@ -326,7 +326,7 @@ func TestFrozenStore(t *testing.T) {
 		k := newKeyring(t, s, nil)
 		v, err := k.Encrypt(ctx, "gina", "Gina")
 		require.NoError(t, err)
-		require.NoError(t, s.Freeze(ctx))
+		require.NoError(t, s.Freeze(ctx, ""))
 
 		_, err = k.Encrypt(ctx, "hank", "Hank")
 		require.ErrorIs(t, err, eventstore.ErrFrozen)
