@@ -99,7 +99,8 @@ type appender struct {
 
 type appendReq struct {
 	events []driver.Event
-	keys   map[versionKey]int
+	keys   map[versionKey]int // nil when expect is resolved: the versions are not chosen yet
+	expect Expect             // Append's; the zero Expect for SaveEvents
 	taken  bool               // in a group being sent (guarded by mu)
 	leader bool               // leadership handed to its goroutine (guarded by mu)
 	done   chan appendOutcome // buffered: the leadership signal, then the outcome
@@ -118,10 +119,16 @@ func newAppender(d driver.Driver, w driverWriter, maxEvents int, log *slog.Logge
 }
 
 func (a *appender) append(ctx context.Context, events []driver.Event, keys map[versionKey]int) (int64, error) {
+	return a.appendExpect(ctx, events, keys, Expect{})
+}
+
+// appendExpect is append with Append's expectation. When expect is
+// resolved the events' versions are set in the write transaction.
+func (a *appender) appendExpect(ctx context.Context, events []driver.Event, keys map[versionKey]int, expect Expect) (int64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	req := &appendReq{events: events, keys: keys, done: make(chan appendOutcome, 2)}
+	req := &appendReq{events: events, keys: keys, expect: expect, done: make(chan appendOutcome, 2)}
 	a.mu.Lock()
 	if a.closed {
 		a.mu.Unlock()
@@ -288,18 +295,30 @@ func (a *appender) commit(group []*appendReq) {
 
 func (a *appender) send(group []*appendReq) []appendOutcome {
 	p := &driver.AppendParams{Requests: make([]driver.AppendRequest, len(group))}
+	var expects []Expect // set when a request's versions are resolved in the transaction
 	for i, r := range group {
 		p.Requests[i].Events = r.events
+		if r.expect.resolved() && expects == nil {
+			expects = make([]Expect, len(group))
+		}
+	}
+	for i, r := range group {
+		if expects != nil {
+			expects[i] = r.expect
+		}
 	}
 	var res *driver.AppendResult
+	var failed map[int]error
 	var err error
-	if ap, ok := a.d.(driver.Appender); ok {
+	if ap, ok := a.d.(driver.Appender); ok && expects == nil {
 		res, err = ap.Append(context.Background(), p)
 		if err == nil && !res.Frozen && a.w.wake != nil {
 			a.w.wake.notify()
 		}
 	} else {
-		res, err = appendTx(context.Background(), a.w, p)
+		// An Appender's contract has no expectations: a group with one
+		// runs as the generic append, which resolves them under the lock.
+		res, failed, err = appendTx(context.Background(), a.w, p, expects)
 	}
 	outcomes := make([]appendOutcome, len(group))
 	if err != nil {
@@ -314,7 +333,7 @@ func (a *appender) send(group []*appendReq) []appendOutcome {
 		if len(group) == 1 && errors.As(err, &ce) && ce.AggregateID == "" && len(group[0].events) == 1 {
 			// The unique key, not the pre-check, caught it: name the pair.
 			e := group[0].events[0]
-			outcomes[0].err = &ConflictError{AggregateID: e.AggregateID, AggregateVersion: e.AggregateVersion}
+			outcomes[0].err = &ConflictError{AggregateID: e.AggregateID, AggregateVersion: e.AggregateVersion, Expected: group[0].expect}
 			return outcomes
 		}
 		for i := range outcomes {
@@ -334,15 +353,19 @@ func (a *appender) send(group []*appendReq) []appendOutcome {
 	}
 	next := res.FirstPosition
 	for i, r := range group {
+		if err := failed[i]; err != nil {
+			outcomes[i].err = err
+			continue
+		}
 		if c, bad := conflicted[i]; bad {
-			outcomes[i].err = &ConflictError{AggregateID: c.AggregateID, AggregateVersion: c.AggregateVersion}
+			outcomes[i].err = &ConflictError{AggregateID: c.AggregateID, AggregateVersion: c.AggregateVersion, Expected: r.expect}
 			continue
 		}
 		outcomes[i].first = next
 		next += int64(len(r.events))
 	}
 	if a.log.Enabled(context.Background(), slog.LevelDebug) {
-		a.log.Debug("eventstore: group committed", "requests", len(group), "conflicts", len(res.Conflicts),
+		a.log.Debug("eventstore: group committed", "requests", len(group), "conflicts", len(res.Conflicts)+len(failed),
 			"first_position", strconv.FormatInt(res.FirstPosition, 10))
 	}
 	return outcomes
