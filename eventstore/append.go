@@ -106,6 +106,18 @@ type appendReq struct {
 	done   chan appendOutcome // buffered: the leadership signal, then the outcome
 }
 
+// conflict is the error of a request whose pair (id, version) was taken.
+// It names Exactly's expectation; a resolved expectation's versions were
+// free under the lock, so should the unique key still fire the error says
+// only what it found.
+func (r *appendReq) conflict(id string, version int64) *ConflictError {
+	ce := &ConflictError{AggregateID: id, AggregateVersion: version}
+	if !r.expect.resolved() {
+		ce.Expected = r.expect
+	}
+	return ce
+}
+
 type appendOutcome struct {
 	first int64
 	err   error
@@ -333,7 +345,7 @@ func (a *appender) send(group []*appendReq) []appendOutcome {
 		if len(group) == 1 && errors.As(err, &ce) && ce.AggregateID == "" && len(group[0].events) == 1 {
 			// The unique key, not the pre-check, caught it: name the pair.
 			e := group[0].events[0]
-			outcomes[0].err = &ConflictError{AggregateID: e.AggregateID, AggregateVersion: e.AggregateVersion, Expected: group[0].expect}
+			outcomes[0].err = group[0].conflict(e.AggregateID, e.AggregateVersion)
 			return outcomes
 		}
 		for i := range outcomes {
@@ -358,7 +370,7 @@ func (a *appender) send(group []*appendReq) []appendOutcome {
 			continue
 		}
 		if c, bad := conflicted[i]; bad {
-			outcomes[i].err = &ConflictError{AggregateID: c.AggregateID, AggregateVersion: c.AggregateVersion, Expected: r.expect}
+			outcomes[i].err = r.conflict(c.AggregateID, c.AggregateVersion)
 			continue
 		}
 		outcomes[i].first = next
