@@ -173,3 +173,29 @@ func sqlLiteral(t *testing.T, v any) string {
 	t.Fatalf("sqlLiteral: %T", v)
 	return ""
 }
+
+// TestLastVersionsPlan: the last version of an aggregate, read under the
+// store lock by Append's expectations, is a backward probe of the unique
+// index per aggregate, in the generic plan too: never a scan of events or
+// of an aggregate's events.
+func TestLastVersionsPlan(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, _ := testdb.PostgresPool(t)
+	d := New(pool)
+	if _, err := d.Migrate(ctx, &driver.MigrateParams{Op: driver.MigrateUp}); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{`INSERT INTO events SELECT g, 'a' || (g % 20), g / 20 + 1, 'T', g, '{}' FROM generate_series(1, 2000) g`, `ANALYZE events`} {
+		if _, err := pool.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, mode := range []string{"custom", "generic"} {
+		plan := explain(t, ctx, pool.Config().ConnConfig, d.q(lastVersionsSQL), []any{[]string{"a7", "none"}}, mode)
+		if strings.Contains(plan, "Seq Scan on events") || strings.Contains(plan, "Sort") ||
+			!strings.Contains(plan, "Index Only Scan Backward using events_aggregate_version_key on events") {
+			t.Errorf("%s plan of lastVersionsSQL is not a backward probe of the unique index:\n%s", mode, plan)
+		}
+	}
+}

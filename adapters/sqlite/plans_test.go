@@ -98,3 +98,43 @@ SELECT i, 'agg-' || (i %% %[2]d), (i - 1) / %[2]d + 1, printf('TYPE_%%02d', i %%
 		}
 	}
 }
+
+// TestLastVersionPlan: the last version of an aggregate, read under the
+// write lock by Append's expectations, is a search of the unique index on
+// (aggregate_id, aggregate_version), read backwards: one row, never a scan
+// of events or a sort of an aggregate's events.
+func TestLastVersionPlan(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, err := sql.Open("sqlite", DSN(filepath.Join(t.TempDir(), "plan.db"), false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	d := New(db)
+	defer d.Close()
+	if _, err := d.Migrate(ctx, &driver.MigrateParams{Op: driver.MigrateUp}); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := db.QueryContext(ctx, "EXPLAIN QUERY PLAN "+lastVersionSQL, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan strings.Builder
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&plan, "%s\n", detail)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	p := plan.String()
+	if strings.TrimSpace(p) != "SEARCH events USING COVERING INDEX sqlite_autoindex_events_1 (aggregate_id=?)" {
+		t.Errorf("lastVersionSQL is not one search of the unique index:\n%s", p)
+	}
+}
