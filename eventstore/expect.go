@@ -109,7 +109,12 @@ type EventData struct {
 // Exactly(v) is SaveEvents with versions v+1, v+2, ...; the other forms
 // read the aggregate's last version in the write transaction, under the
 // store lock, and share group commit with every other append: each caller
-// still gets its own outcome.
+// still gets its own outcome. On an engine with its own append (PostgreSQL's
+// one-round-trip pipeline, which resolves a COMMIT in doubt by its
+// transaction id) a group holding such a request runs as the generic
+// append instead: a round trip per statement, and a COMMIT whose
+// connection breaks is ErrOutcomeUnknown (read the aggregate before
+// retrying).
 func (s *Store) Append(ctx context.Context, aggregateID string, expect Expect, events ...EventData) ([]StoredEvent, error) {
 	invalid := func(index int, field, format string, args ...any) error {
 		return &InvalidEventError{Index: index, Field: field, Reason: fmt.Sprintf(format, args...)}
