@@ -34,6 +34,14 @@ func (s *Store) SaveEvent(ctx context.Context, e Event) (StoredEvent, error) {
 // The rules of SaveEvent apply to each event; a conflict on any of them fails
 // the whole call. An empty call stores nothing and returns nil.
 func (s *Store) SaveEvents(ctx context.Context, events []Event) ([]StoredEvent, error) {
+	return s.save(ctx, events, Expect{})
+}
+
+// save validates events and appends them with expect: the zero Expect or
+// Exactly for the versions given, a resolved expectation for versions
+// chosen in the write transaction (the events' versions are then only
+// validated).
+func (s *Store) save(ctx context.Context, events []Event, expect Expect) ([]StoredEvent, error) {
 	if len(events) == 0 {
 		return nil, nil
 	}
@@ -43,24 +51,29 @@ func (s *Store) SaveEvents(ctx context.Context, events []Event) ([]StoredEvent, 
 	defer s.exit()
 	now := s.nowMillis()
 	batch := make([]driver.Event, len(events)) // as the driver writes them
-	seen := make(map[versionKey]int, len(events))
+	var seen map[versionKey]int                // nil when the versions are resolved
+	if !expect.resolved() {
+		seen = make(map[versionKey]int, len(events))
+	}
 	for i := range events {
 		e := events[i]
 		payload, err := validateEvent(i, &e, s.opts.MaxPayloadBytes, false)
 		if err != nil {
 			return nil, err
 		}
-		k := versionKey{e.AggregateID, e.AggregateVersion}
-		if j, dup := seen[k]; dup {
-			return nil, &InvalidEventError{Index: i, Field: "aggregateVersion",
-				Reason: fmt.Sprintf("aggregate %q version %d is also event %d of this call", e.AggregateID, e.AggregateVersion, j)}
+		if seen != nil {
+			k := versionKey{e.AggregateID, e.AggregateVersion}
+			if j, dup := seen[k]; dup {
+				return nil, &InvalidEventError{Index: i, Field: "aggregateVersion",
+					Reason: fmt.Sprintf("aggregate %q version %d is also event %d of this call", e.AggregateID, e.AggregateVersion, j)}
+			}
+			seen[k] = i
 		}
-		seen[k] = i
 		e.Payload = payload
 		e.Timestamp = max(now, e.Timestamp)
 		batch[i] = driver.Event(e)
 	}
-	first, err := s.appender.append(ctx, batch, seen)
+	first, err := s.appender.append(ctx, batch, seen, expect)
 	if err != nil {
 		return nil, err
 	}
@@ -130,13 +143,10 @@ func newAppender(d driver.Driver, w driverWriter, maxEvents int, log *slog.Logge
 	return a
 }
 
-func (a *appender) append(ctx context.Context, events []driver.Event, keys map[versionKey]int) (int64, error) {
-	return a.appendExpect(ctx, events, keys, Expect{})
-}
-
-// appendExpect is append with Append's expectation. When expect is
-// resolved the events' versions are set in the write transaction.
-func (a *appender) appendExpect(ctx context.Context, events []driver.Event, keys map[versionKey]int, expect Expect) (int64, error) {
+// append appends one caller's events and returns the first one's
+// position. When expect is resolved keys is nil and the events' versions
+// are set in the write transaction.
+func (a *appender) append(ctx context.Context, events []driver.Event, keys map[versionKey]int, expect Expect) (int64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}

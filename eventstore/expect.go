@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-
-	"github.com/esctl/esctl/eventstore/driver"
 )
 
 // Expect is what Append expects of an aggregate before it appends: Any,
@@ -127,42 +125,12 @@ func (s *Store) Append(ctx context.Context, aggregateID string, expect Expect, e
 	case expect.kind == expectExactly && expect.version > MaxSafeInteger-int64(len(events)):
 		return nil, invalid(0, "expect", "Exactly(%d): %d events would pass version 2^53-1", expect.version, len(events))
 	}
-	if len(events) == 0 {
-		return nil, nil
-	}
-	if err := s.begin(ctx); err != nil {
-		return nil, err
-	}
-	defer s.exit()
-	now := s.nowMillis()
-	base := expect.version // Exactly's; the others start from 0 until resolved
-	batch := make([]driver.Event, len(events))
+	base := expect.version // Exactly's; the others are chosen in the transaction
+	evs := make([]Event, len(events))
 	for i, d := range events {
-		e := Event{AggregateID: aggregateID, AggregateVersion: base + 1 + int64(i), Type: d.Type, Timestamp: d.Timestamp, Payload: d.Payload}
-		payload, err := validateEvent(i, &e, s.opts.MaxPayloadBytes, false)
-		if err != nil {
-			return nil, err
-		}
-		e.Payload = payload
-		e.Timestamp = max(now, e.Timestamp)
-		batch[i] = driver.Event(e)
+		evs[i] = Event{AggregateID: aggregateID, AggregateVersion: base + 1 + int64(i), Type: d.Type, Timestamp: d.Timestamp, Payload: d.Payload}
 	}
-	var keys map[versionKey]int
-	if !expect.resolved() {
-		keys = make(map[versionKey]int, len(batch))
-		for i, e := range batch {
-			keys[versionKey{e.AggregateID, e.AggregateVersion}] = i
-		}
-	}
-	first, err := s.appender.appendExpect(ctx, batch, keys, expect)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]StoredEvent, len(batch))
-	for i := range batch {
-		out[i] = StoredEvent{Event: Event(batch[i]), Position: first + int64(i)}
-	}
-	return out, nil
+	return s.save(ctx, evs, expect)
 }
 
 // expectedConflict is the conflict of a request whose expectation failed.

@@ -370,12 +370,7 @@ func runExpectMixedGroup(t *testing.T, h Harness) {
 func runExpectNoStreamRace(t *testing.T, h Harness) {
 	const stores, goroutines, rounds, perCall = 4, 16, 20, 3
 	ctx := context.Background()
-	url := h.NewURL(t)
-	ss := make([]*eventstore.Store, stores)
-	for i := range ss {
-		ss[i] = open(t, url, nil)
-	}
-	require.NoError(t, ss[0].Init(ctx))
+	ss := openStores(t, h, stores)
 	for round := range rounds {
 		id := fmt.Sprintf("race-%d", round)
 		var wg sync.WaitGroup
@@ -415,6 +410,17 @@ func runExpectNoStreamRace(t *testing.T, h Harness) {
 	}
 }
 
+// openStores opens n Stores, each with its own pool, on one new store.
+func openStores(t *testing.T, h Harness, n int) []*eventstore.Store {
+	url := h.NewURL(t)
+	ss := make([]*eventstore.Store, n)
+	for i := range ss {
+		ss[i] = open(t, url, nil)
+	}
+	require.NoError(t, ss[0].Init(context.Background()))
+	return ss
+}
+
 // runExpectAnyRace: 16 goroutines on 4 Stores append Any to one aggregate,
 // 10 appends of 2 events each: none conflicts, and the aggregate's
 // versions are 1..320, each append's two events adjacent.
@@ -426,12 +432,7 @@ func runExpectNoStreamRace(t *testing.T, h Harness) {
 func runExpectAnyRace(t *testing.T, h Harness) {
 	const stores, goroutines, appends, perCall = 4, 16, 10, 2
 	ctx := context.Background()
-	url := h.NewURL(t)
-	ss := make([]*eventstore.Store, stores)
-	for i := range ss {
-		ss[i] = open(t, url, nil)
-	}
-	require.NoError(t, ss[0].Init(ctx))
+	ss := openStores(t, h, stores)
 	var wg sync.WaitGroup
 	start := make(chan struct{})
 	errs := make(chan error, goroutines*appends)
