@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 
@@ -243,7 +244,9 @@ func (a *appender) lead(own *appendReq) {
 // maxEvents events (a single larger request goes alone). A request sharing
 // an (aggregate id, version) pair with one already in the group waits for a
 // later group, so that within a group conflicts depend only on what is
-// stored. Called with mu held.
+// stored. (A request whose versions are resolved has no pairs yet: it
+// joins any group, and the transaction counts the events of the requests
+// before it, as if they had committed first.) Called with mu held.
 func (a *appender) takeGroup() []*appendReq {
 	var group []*appendReq
 	taken := map[versionKey]struct{}{}
@@ -317,15 +320,13 @@ func (a *appender) commit(group []*appendReq) {
 
 func (a *appender) send(group []*appendReq) []appendOutcome {
 	p := &driver.AppendParams{Requests: make([]driver.AppendRequest, len(group))}
-	var expects []Expect // set when a request's versions are resolved in the transaction
 	for i, r := range group {
 		p.Requests[i].Events = r.events
-		if r.expect.resolved() && expects == nil {
-			expects = make([]Expect, len(group))
-		}
 	}
-	for i, r := range group {
-		if expects != nil {
+	var expects []Expect // set when a request's versions are resolved in the transaction
+	if slices.ContainsFunc(group, func(r *appendReq) bool { return r.expect.resolved() }) {
+		expects = make([]Expect, len(group))
+		for i, r := range group {
 			expects[i] = r.expect
 		}
 	}

@@ -102,7 +102,8 @@ type EventData struct {
 // took. A violated expectation fails with *ConflictError whose Expected is
 // expect; an invalid event or expectation fails with *InvalidEventError
 // (Index is the event's index in events; Field "expect" for expect
-// itself). An empty call checks nothing, stores nothing and returns nil.
+// itself). An empty call stores nothing and returns nil without looking
+// at the aggregate.
 //
 // Exactly(v) is SaveEvents with versions v+1, v+2, ...; the other forms
 // read the aggregate's last version in the write transaction, under the
