@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 
@@ -34,6 +35,14 @@ func (s *Store) SaveEvent(ctx context.Context, e Event) (StoredEvent, error) {
 // The rules of SaveEvent apply to each event; a conflict on any of them fails
 // the whole call. An empty call stores nothing and returns nil.
 func (s *Store) SaveEvents(ctx context.Context, events []Event) ([]StoredEvent, error) {
+	return s.save(ctx, events, Expect{})
+}
+
+// save validates events and appends them with expect: the zero Expect or
+// Exactly for the versions given, a resolved expectation for versions
+// chosen in the write transaction (the events' versions are then only
+// validated).
+func (s *Store) save(ctx context.Context, events []Event, expect Expect) ([]StoredEvent, error) {
 	if len(events) == 0 {
 		return nil, nil
 	}
@@ -43,24 +52,29 @@ func (s *Store) SaveEvents(ctx context.Context, events []Event) ([]StoredEvent, 
 	defer s.exit()
 	now := s.nowMillis()
 	batch := make([]driver.Event, len(events)) // as the driver writes them
-	seen := make(map[versionKey]int, len(events))
+	var seen map[versionKey]int                // nil when the versions are resolved
+	if !expect.resolved() {
+		seen = make(map[versionKey]int, len(events))
+	}
 	for i := range events {
 		e := events[i]
 		payload, err := validateEvent(i, &e, s.opts.MaxPayloadBytes, false)
 		if err != nil {
 			return nil, err
 		}
-		k := versionKey{e.AggregateID, e.AggregateVersion}
-		if j, dup := seen[k]; dup {
-			return nil, &InvalidEventError{Index: i, Field: "aggregateVersion",
-				Reason: fmt.Sprintf("aggregate %q version %d is also event %d of this call", e.AggregateID, e.AggregateVersion, j)}
+		if seen != nil {
+			k := versionKey{e.AggregateID, e.AggregateVersion}
+			if j, dup := seen[k]; dup {
+				return nil, &InvalidEventError{Index: i, Field: "aggregateVersion",
+					Reason: fmt.Sprintf("aggregate %q version %d is also event %d of this call", e.AggregateID, e.AggregateVersion, j)}
+			}
+			seen[k] = i
 		}
-		seen[k] = i
 		e.Payload = payload
 		e.Timestamp = max(now, e.Timestamp)
 		batch[i] = driver.Event(e)
 	}
-	first, err := s.appender.append(ctx, batch, seen)
+	first, err := s.appender.append(ctx, batch, seen, expect)
 	if err != nil {
 		return nil, err
 	}
@@ -99,10 +113,23 @@ type appender struct {
 
 type appendReq struct {
 	events []driver.Event
-	keys   map[versionKey]int
+	keys   map[versionKey]int // nil when expect is resolved: the versions are not chosen yet
+	expect Expect             // Append's; the zero Expect for SaveEvents
 	taken  bool               // in a group being sent (guarded by mu)
 	leader bool               // leadership handed to its goroutine (guarded by mu)
 	done   chan appendOutcome // buffered: the leadership signal, then the outcome
+}
+
+// conflict is the error of a request whose pair (id, version) was taken.
+// It names Exactly's expectation; a resolved expectation's versions were
+// free under the lock, so should the unique key still fire the error says
+// only what it found.
+func (r *appendReq) conflict(id string, version int64) *ConflictError {
+	ce := &ConflictError{AggregateID: id, AggregateVersion: version}
+	if !r.expect.resolved() {
+		ce.Expected = r.expect
+	}
+	return ce
 }
 
 type appendOutcome struct {
@@ -117,11 +144,14 @@ func newAppender(d driver.Driver, w driverWriter, maxEvents int, log *slog.Logge
 	return a
 }
 
-func (a *appender) append(ctx context.Context, events []driver.Event, keys map[versionKey]int) (int64, error) {
+// append appends one caller's events and returns the first one's
+// position. When expect is resolved keys is nil and the events' versions
+// are set in the write transaction.
+func (a *appender) append(ctx context.Context, events []driver.Event, keys map[versionKey]int, expect Expect) (int64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	req := &appendReq{events: events, keys: keys, done: make(chan appendOutcome, 2)}
+	req := &appendReq{events: events, keys: keys, expect: expect, done: make(chan appendOutcome, 2)}
 	a.mu.Lock()
 	if a.closed {
 		a.mu.Unlock()
@@ -214,7 +244,9 @@ func (a *appender) lead(own *appendReq) {
 // maxEvents events (a single larger request goes alone). A request sharing
 // an (aggregate id, version) pair with one already in the group waits for a
 // later group, so that within a group conflicts depend only on what is
-// stored. Called with mu held.
+// stored. (A request whose versions are resolved has no pairs yet: it
+// joins any group, and the transaction counts the events of the requests
+// before it, as if they had committed first.) Called with mu held.
 func (a *appender) takeGroup() []*appendReq {
 	var group []*appendReq
 	taken := map[versionKey]struct{}{}
@@ -291,15 +323,25 @@ func (a *appender) send(group []*appendReq) []appendOutcome {
 	for i, r := range group {
 		p.Requests[i].Events = r.events
 	}
+	var expects []Expect // set when a request's versions are resolved in the transaction
+	if slices.ContainsFunc(group, func(r *appendReq) bool { return r.expect.resolved() }) {
+		expects = make([]Expect, len(group))
+		for i, r := range group {
+			expects[i] = r.expect
+		}
+	}
 	var res *driver.AppendResult
+	var failed map[int]error
 	var err error
-	if ap, ok := a.d.(driver.Appender); ok {
+	if ap, ok := a.d.(driver.Appender); ok && expects == nil {
 		res, err = ap.Append(context.Background(), p)
 		if err == nil && !res.Frozen && a.w.wake != nil {
 			a.w.wake.notify()
 		}
 	} else {
-		res, err = appendTx(context.Background(), a.w, p)
+		// An Appender's contract has no expectations: a group with one
+		// runs as the generic append, which resolves them under the lock.
+		res, failed, err = appendTx(context.Background(), a.w, p, expects)
 	}
 	outcomes := make([]appendOutcome, len(group))
 	if err != nil {
@@ -314,7 +356,7 @@ func (a *appender) send(group []*appendReq) []appendOutcome {
 		if len(group) == 1 && errors.As(err, &ce) && ce.AggregateID == "" && len(group[0].events) == 1 {
 			// The unique key, not the pre-check, caught it: name the pair.
 			e := group[0].events[0]
-			outcomes[0].err = &ConflictError{AggregateID: e.AggregateID, AggregateVersion: e.AggregateVersion}
+			outcomes[0].err = group[0].conflict(e.AggregateID, e.AggregateVersion)
 			return outcomes
 		}
 		for i := range outcomes {
@@ -334,15 +376,19 @@ func (a *appender) send(group []*appendReq) []appendOutcome {
 	}
 	next := res.FirstPosition
 	for i, r := range group {
+		if err := failed[i]; err != nil {
+			outcomes[i].err = err
+			continue
+		}
 		if c, bad := conflicted[i]; bad {
-			outcomes[i].err = &ConflictError{AggregateID: c.AggregateID, AggregateVersion: c.AggregateVersion}
+			outcomes[i].err = r.conflict(c.AggregateID, c.AggregateVersion)
 			continue
 		}
 		outcomes[i].first = next
 		next += int64(len(r.events))
 	}
 	if a.log.Enabled(context.Background(), slog.LevelDebug) {
-		a.log.Debug("eventstore: group committed", "requests", len(group), "conflicts", len(res.Conflicts),
+		a.log.Debug("eventstore: group committed", "requests", len(group), "conflicts", len(res.Conflicts)+len(failed),
 			"first_position", strconv.FormatInt(res.FirstPosition, 10))
 	}
 	return outcomes

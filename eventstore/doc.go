@@ -18,7 +18,9 @@
 // The pieces:
 //
 //   - Store is the store: SaveEvent and SaveEvents append with optimistic
-//     concurrency (a stale version is *ConflictError); LoadEvents,
+//     concurrency (a stale version is *ConflictError); Append appends to
+//     one aggregate with an Expect (Any, NoStream, StreamExists,
+//     Exactly(v)) and lets the store choose the versions; LoadEvents,
 //     Events (an iterator that pages for you) and LatestEvent read by
 //     Filter and Cursor; Freeze and Unfreeze stop appends for maintenance;
 //     SaveSnapshot, LoadSnapshot and DropSnapshot keep snapshots; Secrets
@@ -27,7 +29,10 @@
 //     copies one store into another (package backup keeps backups in
 //     resumable files); Describe
 //     reports counts and the end cursor; Subscribe follows the store live
-//     from a cursor; Migrate, Drop and Close manage it.
+//     from a cursor you keep (for durable consumers, whose checkpoints,
+//     leases, retries and parked events the store keeps for you, use
+//     package consumer: github.com/esctl/esctl/consumer); Migrate, Drop
+//     and Close manage it.
 //   - Event is what an application appends, StoredEvent what it reads back:
 //     the event with its Position.
 //   - Positions are 1, 2, 3, ... dense and in commit order: when a reader

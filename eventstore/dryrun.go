@@ -197,6 +197,11 @@ func (tx *dryTx) InsertSecrets(ctx context.Context, secrets []driver.Secret) (in
 
 func (tx *dryTx) TombstoneSecret(context.Context, string) (bool, error) { return false, errDryRun }
 
+// LastVersions reads the store; a dry run (an import's) never needs it.
+func (tx *dryTx) LastVersions(context.Context, []string) ([]int64, error) {
+	return nil, errDryRun
+}
+
 func (tx *dryTx) AddSecretCounts(context.Context, *driver.AddSecretCountsParams) error { return nil }
 
 func (tx *dryTx) UpsertCheckpoint(context.Context, *driver.ImportCheckpoint) error { return nil }

@@ -12,7 +12,8 @@ import (
 // errors.Is(err, ErrConflict) or errors.As(err, &conflict).
 var (
 	// ErrConflict: an event with the same aggregate id and version is already
-	// stored (optimistic concurrency). Returned as *ConflictError.
+	// stored, or an aggregate is not as Append expected (optimistic
+	// concurrency). Returned as *ConflictError.
 	ErrConflict = errors.New("eventstore: concurrency conflict")
 	// ErrFrozen: the store is frozen and refuses appends and secret writes.
 	ErrFrozen = errors.New("eventstore: store is frozen")
@@ -114,16 +115,29 @@ func (e *ResourceError) Is(target error) bool {
 // Unwrap returns the engine's error.
 func (e *ResourceError) Unwrap() error { return e.Err }
 
-// ConflictError reports an optimistic-concurrency conflict: the event at
-// AggregateVersion of AggregateID already exists.
+// ConflictError reports an optimistic-concurrency conflict. For an append
+// with explicit versions (SaveEvent, SaveEvents, Append with Exactly) the
+// event at AggregateVersion of AggregateID already exists. For Append with
+// NoStream or StreamExists the aggregate was not as expected: it was at
+// AggregateVersion (0: it had no event).
 type ConflictError struct {
 	AggregateID      string
 	AggregateVersion int64
+	// Expected is the expectation of the Append that failed; the zero
+	// Expect for SaveEvent and SaveEvents.
+	Expected Expect
 }
 
 func (e *ConflictError) Error() string {
-	if e.AggregateID == "" {
+	switch {
+	case e.AggregateID == "":
 		return "eventstore: concurrency conflict: aggregate id and version already stored"
+	case e.Expected.resolved() && e.AggregateVersion == 0:
+		return fmt.Sprintf("eventstore: concurrency conflict: expected %s, aggregate %q has no events", e.Expected, e.AggregateID)
+	case e.Expected.resolved():
+		return fmt.Sprintf("eventstore: concurrency conflict: expected %s, aggregate %q is at version %d", e.Expected, e.AggregateID, e.AggregateVersion)
+	case e.Expected.kind == expectExactly:
+		return fmt.Sprintf("eventstore: concurrency conflict: expected %s, aggregate %q already has version %d", e.Expected, e.AggregateID, e.AggregateVersion)
 	}
 	return fmt.Sprintf("eventstore: concurrency conflict: aggregate %q already has version %d", e.AggregateID, e.AggregateVersion)
 }

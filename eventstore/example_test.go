@@ -80,6 +80,44 @@ func ExampleStore_SaveEvent() {
 	// conflict on account-1 version 1
 }
 
+// Append to an aggregate with an expectation instead of explicit versions:
+// the store picks the versions under its write lock.
+func ExampleStore_Append() {
+	s, done := openExampleStore()
+	defer done()
+	ctx := context.Background()
+
+	// NoStream: create the aggregate; it must not exist yet.
+	out, err := s.Append(ctx, "account-1", eventstore.NoStream,
+		eventstore.EventData{Type: "AccountOpened", Payload: []byte(`{"owner":"Ada"}`)},
+		eventstore.EventData{Type: "Deposited", Payload: []byte(`{"amount":10}`)})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(out[0].AggregateVersion, out[1].AggregateVersion)
+
+	// Any: append at the next version, whatever it is.
+	out, _ = s.Append(ctx, "account-1", eventstore.Any, eventstore.EventData{Type: "Deposited", Payload: []byte(`{"amount":5}`)})
+	fmt.Println(out[0].AggregateVersion)
+
+	// Exactly(v): the caller read version 3; its events take 4, 5, ...
+	_, err = s.Append(ctx, "account-1", eventstore.Exactly(3), eventstore.EventData{Type: "Withdrawn"})
+	fmt.Println(err)
+
+	// A second creation, or a write to an aggregate that does not exist,
+	// conflicts.
+	_, err = s.Append(ctx, "account-1", eventstore.NoStream, eventstore.EventData{Type: "AccountOpened"})
+	fmt.Println(errors.Is(err, eventstore.ErrConflict), err)
+	_, err = s.Append(ctx, "account-2", eventstore.StreamExists, eventstore.EventData{Type: "Deposited"})
+	fmt.Println(err)
+	// Output:
+	// 1 2
+	// 3
+	// <nil>
+	// true eventstore: concurrency conflict: expected no stream, aggregate "account-1" is at version 4
+	// eventstore: concurrency conflict: expected stream exists, aggregate "account-2" has no events
+}
+
 // Read the store page by page with a cursor, as a projection does. The
 // cursor is an opaque string to store next to the projection's state.
 func ExampleStore_LoadEvents() {

@@ -51,6 +51,17 @@ func Example_tour() {
 		log.Fatal(err)
 	}
 
+	// Or append to one aggregate with an expectation and let the store pick the versions
+	// (Any, NoStream, StreamExists, Exactly(v)); a violated one is a *ConflictError.
+	out, err := s.Append(ctx, "account-3", eventstore.NoStream,
+		eventstore.EventData{Type: "AccountOpened", Payload: []byte(`{"owner":"Alan"}`)})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("account-3 at version", out[0].AggregateVersion)
+	_, err = s.Append(ctx, "account-3", eventstore.NoStream, eventstore.EventData{Type: "AccountOpened"})
+	fmt.Println(err)
+
 	// Read by cursor, a page at a time (a projection keeps page.Cursor as its checkpoint).
 	var checkpoint eventstore.Cursor
 	page, err := s.LoadEvents(ctx, eventstore.Filter{Cursor: checkpoint, EventTypes: []string{"AccountOpened"}, Limit: 100})
@@ -96,10 +107,12 @@ func Example_tour() {
 	// Output:
 	// saved at position 1
 	// conflict: account-1 1
-	// opened: 2
+	// account-3 at version 1
+	// eventstore: concurrency conflict: expected no stream, aggregate "account-3" is at version 1
+	// opened: 3
 	// opened since the checkpoint: 0
 	// 1 AccountOpened {"owner":"Ada"}
 	// 2 MoneyDeposited {"amount":10}
 	// frozen: true
-	// events: 4 secrets: 1
+	// events: 5 secrets: 1
 }

@@ -32,11 +32,28 @@ const (
 // within each). nil means no restriction; an empty non-nil list matches
 // nothing, as in reSolve.
 type Filter struct {
-	Cursor       Cursor
-	StartTime    *int64
-	FinishTime   *int64
+	// Cursor is where a cursor read starts: after the event it was taken
+	// from (Page.Cursor, StoredEvent.Cursor, CursorAt). Empty means the
+	// start of the store. A malformed cursor is *InvalidFilterError; one
+	// past the end of the store is *CursorBeyondEndError. Not allowed with
+	// StartTime or FinishTime.
+	Cursor Cursor
+	// StartTime, when set, makes the read a time-range read: events with a
+	// timestamp >= *StartTime (ms since the Unix epoch). Not allowed with
+	// Cursor; at most FinishTime.
+	StartTime *int64
+	// FinishTime, when set, makes the read a time-range read: events with
+	// a timestamp <= *FinishTime (ms since the Unix epoch). Not allowed
+	// with Cursor.
+	FinishTime *int64
+	// AggregateIDs keeps only the events of these aggregates (any of
+	// them). nil: every aggregate; an empty non-nil list matches nothing.
+	// At most MaxFilterValues ids.
 	AggregateIDs []string
-	EventTypes   []string
+	// EventTypes keeps only the events of these types (any of them). nil:
+	// every type; an empty non-nil list matches nothing. At most
+	// MaxFilterValues types.
+	EventTypes []string
 	// Limit is the page size: required by LoadEvents (1..MaxLimit), optional
 	// for Events (0: DefaultPageSize), ignored by LatestEvent.
 	Limit int

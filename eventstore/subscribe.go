@@ -58,6 +58,11 @@ type Delivery struct {
 // included) is yielded once and ends it. A cursor beyond the store's end
 // is *CursorBeyondEndError, as for LoadEvents.
 //
+// Subscribe keeps no state: the caller keeps the cursor. For durable
+// consumers (a checkpoint the store keeps, one running instance across a
+// fleet, groups, retries and parked events) use package
+// github.com/esctl/esctl/consumer, which is built on Subscribe.
+//
 // How it follows: the store's own appends wake its subscriptions at once;
 // on PostgreSQL a LISTEN connection of the Store carries other processes'
 // wake-ups; polling, backing off to Options.PollInterval, is the truth

@@ -3,6 +3,7 @@ package eventstore
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/esctl/esctl/eventstore/driver"
 )
@@ -48,22 +49,46 @@ func (w driverWriter) readState(ctx context.Context) (*driver.StoreState, error)
 }
 
 // appendTx appends the requests of p after the store's last position: the
-// generic append, for drivers without an Appender. A frozen store writes
-// nothing; a request with a stored pair writes nothing and the next one
-// takes its positions.
-func appendTx(ctx context.Context, w writer, p *driver.AppendParams) (*driver.AppendResult, error) {
-	res := &driver.AppendResult{}
+// generic append, for drivers without an Appender and for groups with an
+// expectation (expects, nil when none: one per request). A frozen store
+// writes nothing; a request with a stored pair writes nothing and the next
+// one takes its positions. A request whose expectation is resolved takes
+// the versions after its aggregate's last one, read under the lock and
+// counting the earlier requests' events; when the expectation fails it
+// writes nothing and failed holds its error.
+func appendTx(ctx context.Context, w writer, p *driver.AppendParams, expects []Expect) (res *driver.AppendResult, failed map[int]error, err error) {
+	res = &driver.AppendResult{}
 	var rows []driver.StoredEvent
-	err := w.write(ctx, false, func(tx driver.Tx) error {
-		*res = driver.AppendResult{}
+	err = w.write(ctx, false, func(tx driver.Tx) error {
+		*res, failed = driver.AppendResult{}, nil
 		st := tx.State()
 		if st.Frozen {
 			res.Frozen = true
 			return errRollback
 		}
+		last, err := lastVersions(ctx, tx, p, expects)
+		if err != nil {
+			return err
+		}
 		pos := st.LastPosition
 		res.FirstPosition = pos + 1
 		for i, r := range p.Requests {
+			if expects != nil && expects[i].resolved() {
+				id := r.Events[0].AggregateID
+				v := last[id]
+				switch {
+				case !expects[i].check(v):
+					failed = setFailed(failed, i, expectedConflict(id, expects[i], v))
+					continue
+				case v > MaxSafeInteger-int64(len(r.Events)):
+					failed = setFailed(failed, i, &InvalidEventError{Index: len(r.Events) - 1, Field: "aggregateVersion",
+						Reason: fmt.Sprintf("aggregate %q is at version %d: %d more events would pass 2^53-1", id, v, len(r.Events))})
+					continue
+				}
+				for j := range r.Events {
+					r.Events[j].AggregateVersion = v + 1 + int64(j)
+				}
+			}
 			rows = rows[:0]
 			for _, e := range r.Events {
 				rows = append(rows, driver.StoredEvent{Event: e, Position: pos + 1 + int64(len(rows))})
@@ -76,6 +101,11 @@ func appendTx(ctx context.Context, w writer, p *driver.AppendParams) (*driver.Ap
 				res.Conflicts = append(res.Conflicts, driver.AppendConflict{Request: i, AggregateID: rows[k].AggregateID, AggregateVersion: rows[k].AggregateVersion})
 				continue
 			}
+			for _, e := range r.Events {
+				if v, tracked := last[e.AggregateID]; tracked && e.AggregateVersion > v {
+					last[e.AggregateID] = e.AggregateVersion
+				}
+			}
 			pos += int64(len(rows))
 		}
 		if n := pos - st.LastPosition; n > 0 {
@@ -85,9 +115,43 @@ func appendTx(ctx context.Context, w writer, p *driver.AppendParams) (*driver.Ap
 	})
 	clear(rows)
 	if err != nil {
+		return nil, nil, err
+	}
+	return res, failed, nil
+}
+
+// lastVersions reads, under the store lock, the last version of every
+// aggregate a resolved request of p appends to; nil when there is none.
+func lastVersions(ctx context.Context, tx driver.Tx, p *driver.AppendParams, expects []Expect) (map[string]int64, error) {
+	var ids []string
+	last := map[string]int64{}
+	for i, ex := range expects {
+		if id := p.Requests[i].Events[0].AggregateID; ex.resolved() {
+			if _, dup := last[id]; !dup {
+				last[id] = 0
+				ids = append(ids, id)
+			}
+		}
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	vs, err := tx.LastVersions(ctx, ids)
+	if err != nil {
 		return nil, err
 	}
-	return res, nil
+	for i, id := range ids {
+		last[id] = vs[i]
+	}
+	return last, nil
+}
+
+func setFailed(m map[int]error, i int, err error) map[int]error {
+	if m == nil {
+		m = map[int]error{}
+	}
+	m[i] = err
+	return m
 }
 
 // setFrozenTx sets the frozen flag, waiting for in-flight writers, and

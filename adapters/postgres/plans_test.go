@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/esctl/esctl/eventstore/eventstoretest"
 	"github.com/esctl/esctl/internal/testdb"
@@ -90,16 +91,7 @@ FROM generate_series(1, %[1]d) g`, n, eventstoretest.PlanAggregates, eventstoret
 func TestAppendPlanOnSmallTable(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool, _ := testdb.PostgresPool(t)
-	d := New(pool)
-	if _, err := d.Migrate(ctx, &driver.MigrateParams{Op: driver.MigrateUp}); err != nil {
-		t.Fatal(err)
-	}
-	for _, q := range []string{`INSERT INTO events SELECT g, 'a' || (g % 20), g / 20 + 1, 'T', g, '{}' FROM generate_series(1, 200) g`, `ANALYZE events`} {
-		if _, err := pool.Exec(ctx, q); err != nil {
-			t.Fatal(err)
-		}
-	}
+	pool, d := smallStore(t, ctx, 200)
 	plan := explain(t, ctx, pool.Config().ConnConfig, d.q(appendSQL),
 		[]any{[]int32{0}, []string{"a7"}, []int64{1}, []string{"T"}, []int64{1}, []string{"x"}}, "generic")
 
@@ -172,4 +164,38 @@ func sqlLiteral(t *testing.T, v any) string {
 	}
 	t.Fatalf("sqlLiteral: %T", v)
 	return ""
+}
+
+// TestLastVersionsPlan: the last version of an aggregate, read under the
+// store lock by Append's expectations, is a backward probe of the unique
+// index per aggregate, in the generic plan too: never a scan of events or
+// of an aggregate's events.
+func TestLastVersionsPlan(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, d := smallStore(t, ctx, 2000)
+	for _, mode := range []string{"custom", "generic"} {
+		plan := explain(t, ctx, pool.Config().ConnConfig, d.q(lastVersionsSQL), []any{[]string{"a7", "none"}}, mode)
+		if strings.Contains(plan, "Seq Scan on events") || strings.Contains(plan, "Sort") ||
+			!strings.Contains(plan, "Index Only Scan Backward using events_aggregate_version_key on events") {
+			t.Errorf("%s plan of lastVersionsSQL is not a backward probe of the unique index:\n%s", mode, plan)
+		}
+	}
+}
+
+// smallStore returns a migrated store of n events over 20 aggregates,
+// freshly analyzed.
+func smallStore(t *testing.T, ctx context.Context, n int) (*pgxpool.Pool, *Dialect) {
+	t.Helper()
+	pool, _ := testdb.PostgresPool(t)
+	d := New(pool)
+	if _, err := d.Migrate(ctx, &driver.MigrateParams{Op: driver.MigrateUp}); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{fmt.Sprintf(`INSERT INTO events SELECT g, 'a' || (g %% 20), g / 20 + 1, 'T', g, '{}' FROM generate_series(1, %d) g`, n), `ANALYZE events`} {
+		if _, err := pool.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return pool, d
 }

@@ -194,6 +194,12 @@ WHERE rn > 1 OR EXISTS (SELECT 1 FROM {s}.%s t WHERE t.aggregate_id = k.aggregat
 	rollbackToSavepointSQL = `ROLLBACK TO SAVEPOINT esctl_insert`
 	releaseSavepointSQL    = `RELEASE SAVEPOINT esctl_insert`
 	maxSecretIdxSQL        = `SELECT coalesce(max(idx), 0) FROM {s}.secrets`
+	// lastVersionsSQL reads each aggregate's highest version backwards on
+	// the aggregate-version unique index (one row per aggregate, however
+	// long it is), in the order of the input.
+	lastVersionsSQL = `SELECT coalesce((SELECT e.aggregate_version FROM {s}.events e
+    WHERE e.aggregate_id = k.aggregate_id ORDER BY e.aggregate_version DESC LIMIT 1), 0)
+FROM unnest($1::text[]) WITH ORDINALITY AS k(aggregate_id, ord) ORDER BY k.ord`
 	// insertSecretsSQL inserts secrets unless one's id or idx is used or
 	// repeated in the input; it returns the index of the first such one.
 	insertSecretsSQL = `WITH k AS (

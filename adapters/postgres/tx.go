@@ -121,6 +121,20 @@ func (t *writeTx) InsertEvents(ctx context.Context, p *driver.InsertEventsParams
 	return int(*idx), t.exec(ctx, releaseSavepointSQL)
 }
 
+// LastVersions implements driver.Tx in one statement: a backward probe of
+// the aggregate-version unique index per aggregate.
+func (t *writeTx) LastVersions(ctx context.Context, aggregateIDs []string) ([]int64, error) {
+	rows, err := t.tx.Query(ctx, t.d.q(lastVersionsSQL), aggregateIDs)
+	if err != nil {
+		return nil, interpretError(err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, interpretError(err)
+	}
+	return out, nil
+}
+
 func (t *writeTx) AdvanceState(ctx context.Context, p *driver.AdvanceStateParams) error {
 	return t.exec(ctx, advanceStateSQL, p.LastPosition, p.Events)
 }

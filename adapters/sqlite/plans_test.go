@@ -62,23 +62,7 @@ SELECT i, 'agg-' || (i %% %[2]d), (i - 1) / %[2]d + 1, printf('TYPE_%%02d', i %%
 			want = "SCAN events" // backwards on the rowid, stopping at the first row
 		}
 		query, args := buildEventQuery(sh.Params, sh.Latest)
-		rows, err := db.QueryContext(ctx, "EXPLAIN QUERY PLAN "+query, args...)
-		if err != nil {
-			t.Fatalf("%s: %v", sh.Name, err)
-		}
-		var plan strings.Builder
-		for rows.Next() {
-			var id, parent, unused int
-			var detail string
-			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-				t.Fatal(err)
-			}
-			fmt.Fprintf(&plan, "%s\n", detail)
-		}
-		if err := rows.Err(); err != nil {
-			t.Fatal(err)
-		}
-		p := plan.String()
+		p := queryPlan(t, ctx, db, query, args...)
 		t.Logf("%s:\n%s", sh.Name, p)
 		// Every read of events must use the wanted index and deliver its
 		// order from it: a temp b-tree may only sort a split read's
@@ -97,4 +81,50 @@ SELECT i, 'agg-' || (i %% %[2]d), (i - 1) / %[2]d + 1, printf('TYPE_%%02d', i %%
 			t.Errorf("%s does not read %q in order:\n%s\n%s", sh.Name, want, query, p)
 		}
 	}
+}
+
+// TestLastVersionPlan: the last version of an aggregate, read under the
+// write lock by Append's expectations, is a search of the unique index on
+// (aggregate_id, aggregate_version), read backwards: one row, never a scan
+// of events or a sort of an aggregate's events.
+func TestLastVersionPlan(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, err := sql.Open("sqlite", DSN(filepath.Join(t.TempDir(), "plan.db"), false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	d := New(db)
+	defer d.Close()
+	if _, err := d.Migrate(ctx, &driver.MigrateParams{Op: driver.MigrateUp}); err != nil {
+		t.Fatal(err)
+	}
+	p := queryPlan(t, ctx, db, lastVersionSQL, "a")
+	if strings.TrimSpace(p) != "SEARCH events USING COVERING INDEX sqlite_autoindex_events_1 (aggregate_id=?)" {
+		t.Errorf("lastVersionSQL is not one search of the unique index:\n%s", p)
+	}
+}
+
+// queryPlan returns the details of EXPLAIN QUERY PLAN of query, a line each.
+func queryPlan(t *testing.T, ctx context.Context, db *sql.DB, query string, args ...any) string {
+	t.Helper()
+	rows, err := db.QueryContext(ctx, "EXPLAIN QUERY PLAN "+query, args...)
+	if err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	defer rows.Close()
+	var plan strings.Builder
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&plan, "%s\n", detail)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return plan.String()
 }

@@ -54,21 +54,24 @@ const (
 	insertEventSQL         = `INSERT INTO events (position, aggregate_id, aggregate_version, type, timestamp, payload) VALUES (?, ?, ?, ?, ?, ?)`
 	insertStagingSQL       = `INSERT INTO import_staging (position, aggregate_id, aggregate_version, type, timestamp, payload) VALUES (?, ?, ?, ?, ?, ?)`
 	advanceStateSQL        = `UPDATE store_state SET last_position = ?, event_count = event_count + ? WHERE id = 1`
-	setMaintenanceSQL      = `UPDATE store_state SET maintenance = ? WHERE id = 1`
-	setFrozenSQL           = `UPDATE store_state SET frozen = ?, frozen_reason = ? WHERE id = 1`
-	maxSecretIdxSQL        = `SELECT COALESCE(MAX(idx), 0) FROM secrets`
-	secretIdxUsedSQL       = `SELECT 1 FROM secrets WHERE idx = ?`
-	insertSecretSQL        = `INSERT INTO secrets (idx, id, secret) VALUES (?, ?, ?)`
-	tombstoneSecretSQL     = `UPDATE secrets SET secret = NULL WHERE id = ? AND secret IS NOT NULL`
-	addSecretCountsSQL     = `UPDATE store_state SET secret_count = secret_count + ?, deleted_secret_count = deleted_secret_count + ? WHERE id = 1`
-	deleteSnapshotsSQL     = `DELETE FROM snapshots`
-	deleteCheckpointSQL    = `DELETE FROM import_checkpoints WHERE source_id = ?`
-	clearStagingSQL        = `DELETE FROM import_staging`
-	deleteEventsSQL        = `DELETE FROM events`
-	resetEventStateSQL     = `UPDATE store_state SET last_position = 0, event_count = 0 WHERE id = 1`
-	swapMoveSQL            = `INSERT INTO events (position, aggregate_id, aggregate_version, type, timestamp, payload) SELECT position, aggregate_id, aggregate_version, type, timestamp, payload FROM import_staging ORDER BY position`
-	swapStateSQL           = `UPDATE store_state SET last_position = (SELECT coalesce(max(position), 0) FROM events), event_count = (SELECT count(*) FROM events) WHERE id = 1`
-	upsertCheckpointSQL    = `INSERT INTO import_checkpoints (source_id, kind, mode, froze, base_position, byte_offset, line, events, last_position, hash_state, done, updated_at)
+	// lastVersionSQL reads an aggregate's highest version backwards on the
+	// aggregate-version unique index: one row, however long the aggregate.
+	lastVersionSQL      = `SELECT aggregate_version FROM events WHERE aggregate_id = ? ORDER BY aggregate_version DESC LIMIT 1`
+	setMaintenanceSQL   = `UPDATE store_state SET maintenance = ? WHERE id = 1`
+	setFrozenSQL        = `UPDATE store_state SET frozen = ?, frozen_reason = ? WHERE id = 1`
+	maxSecretIdxSQL     = `SELECT COALESCE(MAX(idx), 0) FROM secrets`
+	secretIdxUsedSQL    = `SELECT 1 FROM secrets WHERE idx = ?`
+	insertSecretSQL     = `INSERT INTO secrets (idx, id, secret) VALUES (?, ?, ?)`
+	tombstoneSecretSQL  = `UPDATE secrets SET secret = NULL WHERE id = ? AND secret IS NOT NULL`
+	addSecretCountsSQL  = `UPDATE store_state SET secret_count = secret_count + ?, deleted_secret_count = deleted_secret_count + ? WHERE id = 1`
+	deleteSnapshotsSQL  = `DELETE FROM snapshots`
+	deleteCheckpointSQL = `DELETE FROM import_checkpoints WHERE source_id = ?`
+	clearStagingSQL     = `DELETE FROM import_staging`
+	deleteEventsSQL     = `DELETE FROM events`
+	resetEventStateSQL  = `UPDATE store_state SET last_position = 0, event_count = 0 WHERE id = 1`
+	swapMoveSQL         = `INSERT INTO events (position, aggregate_id, aggregate_version, type, timestamp, payload) SELECT position, aggregate_id, aggregate_version, type, timestamp, payload FROM import_staging ORDER BY position`
+	swapStateSQL        = `UPDATE store_state SET last_position = (SELECT coalesce(max(position), 0) FROM events), event_count = (SELECT count(*) FROM events) WHERE id = 1`
+	upsertCheckpointSQL = `INSERT INTO import_checkpoints (source_id, kind, mode, froze, base_position, byte_offset, line, events, last_position, hash_state, done, updated_at)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (source_id) DO UPDATE SET kind = excluded.kind, mode = excluded.mode, froze = excluded.froze,
     base_position = excluded.base_position, byte_offset = excluded.byte_offset, line = excluded.line, events = excluded.events,

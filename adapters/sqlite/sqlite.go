@@ -98,11 +98,20 @@ func NewWithOptions(db *sql.DB, opts *Options) *Dialect {
 func (d *Dialect) Name() string { return EngineName }
 
 // DSN returns the modernc.org/sqlite data source name the store recommends
-// for the file at path: WAL, synchronous=FULL, busy_timeout, secure_delete
-// and foreign keys on; readOnly adds query_only for a reader pool, and a
-// writer (readOnly false) gets a page cache of writerCacheKiB, checkpoints
-// the WAL every walAutocheckpointPages and begins database/sql transactions
-// IMMEDIATE.
+// for the SQLite file at path, for opening your own *sql.DB to pass to New:
+//
+//	db, err := sql.Open("sqlite", sqlite.DSN("events.db", false))
+//
+// Every connection gets WAL journaling, synchronous=FULL (a committed
+// append survives a power loss), a busy timeout of
+// DefaultBusyTimeoutMillis, secure_delete (a deleted secret's bytes are
+// overwritten) and foreign keys. With readOnly true the connections refuse
+// writes (query_only), for a reader pool (Options.ReadDB of NewWithOptions). With readOnly
+// false they are for the writer: an 8 MiB page cache, a WAL checkpoint
+// every 4,000 pages, and transactions begun through database/sql
+// (db.BeginTx) take the write lock at BEGIN (BEGIN IMMEDIATE), as the
+// store's own do, so that they wait for the lock instead of failing with
+// SQLITE_BUSY halfway.
 func DSN(path string, readOnly bool) string {
 	q := url.Values{}
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", DefaultBusyTimeoutMillis))

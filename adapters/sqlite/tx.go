@@ -113,6 +113,19 @@ func (t *writeTx) InsertEvents(ctx context.Context, p *driver.InsertEventsParams
 	return -1, nil
 }
 
+// LastVersions implements driver.Tx: one lookup per aggregate on the
+// aggregate-version unique index.
+func (t *writeTx) LastVersions(ctx context.Context, aggregateIDs []string) ([]int64, error) {
+	out := make([]int64, len(aggregateIDs))
+	for i, id := range aggregateIDs {
+		err := t.c.QueryRowContext(ctx, lastVersionSQL, id).Scan(&out[i])
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return nil, interpretError(err)
+		}
+	}
+	return out, nil
+}
+
 // cancelCheckRows is how often InsertEvents checks its context.
 const cancelCheckRows = 1024
 

@@ -156,6 +156,12 @@ type Tx interface {
 	// stays usable, and conflict is its index; otherwise conflict is -1.
 	// The events' payloads are only read during the call.
 	InsertEvents(ctx context.Context, p *InsertEventsParams) (conflict int, err error)
+	// LastVersions returns, for each aggregate id, the highest version
+	// stored in events (0 when the aggregate has no event), in the order
+	// given, reading the aggregate-version unique index (no scan of an
+	// aggregate's events). Read under the store lock, it stays true until
+	// commit but for this transaction's own inserts.
+	LastVersions(ctx context.Context, aggregateIDs []string) ([]int64, error)
 	// AdvanceState sets last_position to LastPosition and adds Events to
 	// the event count.
 	AdvanceState(ctx context.Context, p *AdvanceStateParams) error

@@ -48,6 +48,7 @@ func Run(t *testing.T, h Harness) {
 		{"Validation", runValidation},
 		{"Payloads", runPayloads},
 		{"Concurrency", runConcurrency},
+		{"Expect", runExpect},
 		{"Freeze", runFreeze},
 		{"Snapshots", runSnapshots},
 		{"Secrets", runSecrets},

@@ -28,6 +28,7 @@ func Exercise(t *testing.T, newURL func(testing.TB) string) {
 		{"WriteRollsBack", testWriteRollsBack},
 		{"InsertEvents", func(t *testing.T, d driver.Driver) { testInsertEvents(t, d, 3) }},
 		{"InsertEventsBatch", func(t *testing.T, d driver.Driver) { testInsertEvents(t, d, 200) }},
+		{"LastVersions", testLastVersions},
 		{"StagingAndSwap", testStagingAndSwap},
 		{"DeleteEvents", testDeleteEvents},
 		{"Secrets", testSecrets},
@@ -170,6 +171,38 @@ func testInsertEvents(t *testing.T, d driver.Driver, n int) {
 	require.Len(t, got, 2*n)
 	require.Equal(t, "d", got[n].AggregateID)
 	require.EqualValues(t, 2*n, state(t, d).EventCount)
+}
+
+// LastVersions reads each aggregate's highest version, not its count or its
+// latest position, in the order asked, 0 for an unknown one or one only in
+// staging, and sees the transaction's own inserts.
+func testLastVersions(t *testing.T, d driver.Driver) {
+	gap := events("gap", 0, 3, 2)
+	gap[0].AggregateVersion, gap[1].AggregateVersion = 7, 2 // highest first in position order
+	write(t, d, func(ctx context.Context, tx driver.Tx) error {
+		for _, p := range []*driver.InsertEventsParams{
+			{Events: events("a", 0, 0, 3)},
+			{Events: gap},
+			{Table: driver.Staging, Events: events("staged", 0, 0, 1)},
+		} {
+			k, err := tx.InsertEvents(ctx, p)
+			require.NoError(t, err)
+			require.Equal(t, -1, k)
+		}
+		vs, err := tx.LastVersions(ctx, []string{"gap", "none", "a", "staged", "a"})
+		require.NoError(t, err)
+		require.Equal(t, []int64{7, 0, 3, 0, 3}, vs, "inside the transaction")
+		return tx.AdvanceState(ctx, &driver.AdvanceStateParams{LastPosition: 5, Events: 5})
+	})
+	write(t, d, func(ctx context.Context, tx driver.Tx) error {
+		vs, err := tx.LastVersions(ctx, []string{"a", "gap"})
+		require.NoError(t, err)
+		require.Equal(t, []int64{3, 7}, vs, "after commit")
+		vs, err = tx.LastVersions(ctx, nil)
+		require.NoError(t, err)
+		require.Empty(t, vs)
+		return nil
+	})
 }
 
 // Staging holds events apart from the store's; SwapStaging makes them the
