@@ -552,7 +552,7 @@ func testConsumerGroup(t *testing.T, h Harness) {
 				byAgg[e.AggregateID] = append(byAgg[e.AggregateID], handled{m, e.AggregateVersion})
 				mu.Unlock()
 				return nil
-			}), &consumer.Options{Members: n, Member: m, Instance: fmt.Sprintf("m%d", m), CheckpointInterval: 50 * time.Millisecond})
+			}), &consumer.Options{Members: n, Pin: []int{m}, Instance: fmt.Sprintf("m%d", m), CheckpointInterval: 50 * time.Millisecond})
 			require.NoError(t, err)
 			wg.Add(1)
 			go func() { defer wg.Done(); errs <- c.Run(gctx) }()
