@@ -160,7 +160,7 @@ func defaultInstance() string {
 
 // Stats are a consumer instance's figures.
 type Stats struct {
-	Name    string
+	Name string
 	// Running are the members this instance runs (holds the lease of),
 	// in order; Members is the group's size.
 	Running []int

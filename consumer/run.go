@@ -137,10 +137,10 @@ type run struct {
 	// handover closed: stop after the event in flight (errHandover).
 	handover <-chan struct{}
 
-	pos      int64 // last position handled or skipped
-	saved    int64 // last checkpoint saved
-	pending  int   // deliveries since the last save
-	since    time.Time
+	pos     int64 // last position handled or skipped
+	saved   int64 // last checkpoint saved
+	pending int   // deliveries since the last save
+	since   time.Time
 
 	end   int64     // the store's end as last read (Stats.End)
 	endAt time.Time // when
