@@ -22,7 +22,12 @@
 //
 // A group of N members splits the events by aggregate: member
 // Owner(aggregateID, N) handles every event of an aggregate, in version
-// order. Each member has its own checkpoint. Changing N is Resize, with
+// order. Each member has its own checkpoint. An instance runs several
+// members; by default (Options.Pin nil) the instances balance the members
+// among themselves (heartbeats in esctl_consumer_instances), handing
+// members over after the event in flight and its checkpoint when others
+// join, and taking a dead instance's members when its leases run out.
+// Changing N is Resize, with
 // every member stopped: the new members start from the lowest checkpoint
 // of the old ones, so nothing is skipped (events some old member had
 // handled already are handled again).
