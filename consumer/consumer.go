@@ -130,7 +130,8 @@ type Options struct {
 	// nil is silent. Payloads are never logged.
 	Logger *slog.Logger
 	// CheckpointFunc, when set, is called after each checkpoint saved,
-	// with the consumer's statistics (from the goroutine running Run:
+	// with the consumer's statistics (from the goroutine of the member
+	// that saved it: concurrently when the instance runs several members;
 	// keep it short).
 	CheckpointFunc func(Stats)
 }
