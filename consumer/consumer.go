@@ -22,7 +22,12 @@
 //
 // A group of N members splits the events by aggregate: member
 // Owner(aggregateID, N) handles every event of an aggregate, in version
-// order. Each member has its own checkpoint. Changing N is Resize, with
+// order. Each member has its own checkpoint. An instance runs several
+// members; by default (Options.Pin nil) the instances balance the members
+// among themselves (heartbeats in esctl_consumer_instances), handing
+// members over after the event in flight and its checkpoint when others
+// join, and taking a dead instance's members when its leases run out.
+// Changing N is Resize, with
 // every member stopped: the new members start from the lowest checkpoint
 // of the old ones, so nothing is skipped (events some old member had
 // handled already are handled again).
@@ -43,6 +48,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -62,9 +68,6 @@ const (
 	DefaultRetryMax           = 10 * time.Second
 	// MaxNameLen is the longest consumer name, in bytes.
 	MaxNameLen = 200
-	// AnyMember as Options.Member runs whichever member of the group is
-	// free: N instances started with it share the group's N members.
-	AnyMember = -1
 	// pageSize is the consumer's subscription page size.
 	pageSize = 1_000
 	// deliveryBuffer is how many deliveries the reader keeps ready ahead
@@ -90,9 +93,12 @@ type Options struct {
 	// Members is the group's size (0 means 1). Every instance of a
 	// consumer is started with the same Members; see Resize.
 	Members int
-	// Member is the member this instance runs, 0..Members-1, or
-	// AnyMember.
-	Member int
+	// Pin, when set, are the members this instance runs (each
+	// 0..Members-1), and only those. Nil (the default) balances: the
+	// instance takes every member no live instance holds, and hands
+	// members over when other instances join, so that each of I live
+	// instances holds Members/I members or one more.
+	Pin []int
 	// EventTypes, when set, are the only types handed to the handler;
 	// the others still move the checkpoint.
 	EventTypes []string
@@ -124,7 +130,8 @@ type Options struct {
 	// nil is silent. Payloads are never logged.
 	Logger *slog.Logger
 	// CheckpointFunc, when set, is called after each checkpoint saved,
-	// with the consumer's statistics (from the goroutine running Run:
+	// with the consumer's statistics (from the goroutine of the member
+	// that saved it: concurrently when the instance runs several members;
 	// keep it short).
 	CheckpointFunc func(Stats)
 }
@@ -159,11 +166,14 @@ func defaultInstance() string {
 
 // Stats are a consumer instance's figures.
 type Stats struct {
-	Name    string
-	Member  int // the member run, -1 while waiting for a lease
+	Name string
+	// Running are the members this instance runs (holds the lease of),
+	// in order; Members is the group's size.
+	Running []int
 	Members int
 	// Position is the last event handled (or skipped: not the member's,
-	// not of its types); Checkpoint the last saved.
+	// not of its types); Checkpoint the last saved (the lowest of the
+	// members running).
 	Position   int64
 	Checkpoint int64
 	// End is the store's last position (read at most once a second,
@@ -178,7 +188,8 @@ type Stats struct {
 	Parked   int64
 	Replayed int64
 	Rate     float64
-	// Active reports whether the instance holds a lease.
+	// Active reports whether the instance holds a lease (Running is not
+	// empty).
 	Active bool
 }
 
@@ -191,8 +202,11 @@ type Consumer struct {
 	h    Handler
 	o    Options
 
-	mu    sync.Mutex
-	stats Stats
+	mu       sync.Mutex
+	stats    Stats
+	running  map[int]*memberPos // the members run, under mu
+	lastSave time.Time          // for Stats.Rate, under mu
+	lastRate int64
 
 	handled atomic.Int64
 }
@@ -209,15 +223,17 @@ func New(s *eventstore.Store, name string, h Handler, opts *Options) (*Consumer,
 	switch {
 	case o.Members < 1:
 		return nil, fmt.Errorf("consumer: Members is %d: use 1 or more", o.Members)
-	case o.Member != AnyMember && (o.Member < 0 || o.Member >= o.Members):
-		return nil, fmt.Errorf("consumer: Member is %d: use 0..%d or AnyMember", o.Member, o.Members-1)
+	case !validPin(o.Pin, o.Members):
+		return nil, fmt.Errorf("consumer: Pin is %v: use distinct members 0..%d", o.Pin, o.Members-1)
 	case o.CheckpointEvery < 1, o.MaxAttempts < 1, o.LeaseTTL < 3*time.Millisecond, o.RetryMin <= 0, o.RetryMax < o.RetryMin:
 		return nil, errors.New("consumer: CheckpointEvery, MaxAttempts, LeaseTTL and the retry bounds must be positive, RetryMax >= RetryMin")
 	case 3*o.CheckpointInterval > o.LeaseTTL:
 		return nil, fmt.Errorf("consumer: CheckpointInterval (%s) must be at most a third of LeaseTTL (%s)", o.CheckpointInterval, o.LeaseTTL)
 	}
 	c := &Consumer{s: s, d: s.Driver(), name: name, h: h, o: o}
-	c.stats = Stats{Name: name, Member: -1, Members: o.Members}
+	c.stats = Stats{Name: name, Members: o.Members}
+	c.running = map[int]*memberPos{}
+	c.lastSave = time.Now()
 	return c, nil
 }
 
@@ -259,7 +275,36 @@ func (c *Consumer) Stats() Stats {
 	defer c.mu.Unlock()
 	st := c.stats
 	st.Handled = c.handled.Load()
+	st.Running = nil
+	for m, p := range c.running {
+		st.Running = append(st.Running, m)
+		if len(st.Running) == 1 || p.pos < st.Position {
+			st.Position = p.pos
+		}
+		if len(st.Running) == 1 || p.saved < st.Checkpoint {
+			st.Checkpoint = p.saved
+		}
+	}
+	slices.Sort(st.Running)
+	st.Active = len(st.Running) > 0
+	if st.Active {
+		st.Lag = max(st.End-st.Checkpoint, 0)
+	}
 	return st
+}
+
+// memberPos is a running member's position and checkpoint (Stats).
+type memberPos struct{ pos, saved int64 }
+
+func validPin(pin []int, members int) bool {
+	seen := map[int]bool{}
+	for _, m := range pin {
+		if m < 0 || m >= members || seen[m] {
+			return false
+		}
+		seen[m] = true
+	}
+	return true
 }
 
 func (c *Consumer) update(fn func(st *Stats)) {
@@ -271,80 +316,6 @@ func (c *Consumer) update(fn func(st *Stats)) {
 // nowMillis is the clock of lease times where the engine uses the
 // caller's (SQLite).
 func nowMillis() int64 { return time.Now().UnixMilli() }
-
-// Run handles the consumer's events until ctx ends; it then saves the
-// checkpoint, releases its lease and returns nil. It first records the
-// consumer if the store has no record of it, then waits for a lease on its
-// member (or on any free member, with AnyMember), and follows the store
-// from the member's checkpoint. A lost lease sends it back to waiting; a
-// database that cannot be reached is waited for. Other errors end it: a
-// *GroupSizeError, a *TxTypeError, a checkpoint beyond the store's end
-// (*eventstore.CursorBeyondEndError: the store was replaced; reset the
-// consumer), or the store's errors.
-func (c *Consumer) Run(ctx context.Context) error {
-	if err := c.prepare(ctx); err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
-		return err
-	}
-	backoff := c.o.RetryMin
-	member, resume := -1, int64(-1)
-	for {
-		var row *driver.ConsumerRow
-		var err error
-		pos := int64(-1)
-		if resume >= 0 {
-			// The lease ran out locally: if this instance still holds
-			// it, nobody handled anything meanwhile, and it goes on from
-			// where it was.
-			if pos, err = c.renewExpired(ctx, member, resume); err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
-				return err
-			}
-		}
-		if pos < 0 {
-			if member, row, err = c.acquire(ctx); err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
-				return err
-			}
-			pos = row.Position
-			c.o.Logger.Info("consumer: lease taken", "consumer", c.name, "member", member, "checkpoint", pos)
-		}
-		c.update(func(st *Stats) {
-			st.Member, st.Active, st.Position = member, true, pos
-			if row != nil {
-				st.Checkpoint = row.Position
-			}
-		})
-		resume, err = c.runLeased(ctx, member, pos)
-		c.update(func(st *Stats) { st.Active, st.Member = false, -1 })
-		if resume < 0 {
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
-			_ = c.d.ReleaseLease(rctx, &driver.LeaseParams{Name: c.name, Member: member, Holder: c.o.Instance, Now: nowMillis()})
-			cancel()
-		}
-		switch {
-		case ctx.Err() != nil:
-			return nil
-		case errors.Is(err, errLeaseLost):
-			c.o.Logger.Warn("consumer: lease lost", "consumer", c.name, "member", member, "err", err)
-			backoff = c.o.RetryMin
-		case transient(err):
-			c.o.Logger.Warn("consumer: store unreachable; retrying", "consumer", c.name, "err", err, "in", backoff)
-			if !sleep(ctx, backoff) {
-				return nil
-			}
-			backoff = min(2*backoff, c.o.RetryMax)
-		default:
-			return err
-		}
-	}
-}
 
 // renewExpired renews the lease of member that ran out locally, only if
 // this instance still holds it, and returns resume; -1 when another
@@ -445,45 +416,6 @@ func (c *Consumer) prepare(ctx context.Context) error {
 		}
 		return nil
 	})
-}
-
-// acquire waits until this instance holds the lease of its member (or of
-// a free one), trying every LeaseTTL/4.
-func (c *Consumer) acquire(ctx context.Context) (int, *driver.ConsumerRow, error) {
-	members := []int{c.o.Member}
-	if c.o.Member == AnyMember {
-		members = members[:0]
-		for m := range c.o.Members {
-			members = append(members, m)
-		}
-	}
-	poll := c.o.LeaseTTL / 4
-	for {
-		for _, m := range members {
-			var row *driver.ConsumerRow
-			var taken bool
-			err := c.retry(ctx, "take the lease", func() (err error) {
-				row, taken, err = c.d.TakeLease(ctx, c.leaseParams(m))
-				return err
-			})
-			switch {
-			case err != nil:
-				return 0, nil, err
-			case row == nil:
-				// Deleted or resized meanwhile: record it again.
-				if err := c.prepare(ctx); err != nil {
-					return 0, nil, err
-				}
-			case row.Members != c.o.Members:
-				return 0, nil, &GroupSizeError{Name: c.name, Recorded: row.Members, Given: c.o.Members}
-			case taken:
-				return m, row, nil
-			}
-		}
-		if !sleep(ctx, poll) {
-			return 0, nil, ctx.Err()
-		}
-	}
 }
 
 func (c *Consumer) leaseParams(member int) *driver.LeaseParams {

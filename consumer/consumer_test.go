@@ -38,8 +38,9 @@ func TestOptions(t *testing.T) {
 	require.Equal(t, DefaultLeaseTTL, o.LeaseTTL)
 	require.NotEmpty(t, o.Instance)
 	for _, bad := range []*Options{
-		{Members: 2, Member: 2},
-		{Member: -2},
+		{Members: 2, Pin: []int{2}},
+		{Members: 2, Pin: []int{1, 1}},
+		{Pin: []int{-1}},
 		{LeaseTTL: time.Second, CheckpointInterval: time.Second},
 		{RetryMin: time.Second, RetryMax: time.Millisecond},
 	} {

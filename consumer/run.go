@@ -134,13 +134,13 @@ type run struct {
 	lease  *lease
 	ctx    context.Context // ends when the lease is lost or Run's ctx ends
 	feed   *feed
+	// handover closed: stop after the event in flight (errHandover).
+	handover <-chan struct{}
 
-	pos      int64 // last position handled or skipped
-	saved    int64 // last checkpoint saved
-	pending  int   // deliveries since the last save
-	since    time.Time
-	lastSave time.Time
-	lastRate int64 // handled count at the last save
+	pos     int64 // last position handled or skipped
+	saved   int64 // last checkpoint saved
+	pending int   // deliveries since the last save
+	since   time.Time
 
 	end   int64     // the store's end as last read (Stats.End)
 	endAt time.Time // when
@@ -158,7 +158,7 @@ type run struct {
 //
 // After errLeaseExpired, resume is where a run that still holds the lease
 // may go on: the last event handled (Func) or committed (TxFunc).
-func (c *Consumer) runLeased(parent context.Context, member int, pos int64) (resume int64, err error) {
+func (c *Consumer) runLeased(parent context.Context, member int, pos int64, handover <-chan struct{}) (resume int64, err error) {
 	defer func() {
 		if !errors.Is(err, errLeaseExpired) {
 			resume = -1
@@ -176,7 +176,7 @@ func (c *Consumer) runLeased(parent context.Context, member int, pos int64) (res
 	defer func() { cancel(nil); <-renewDone }()
 
 	fd := newFeed()
-	r := &run{c: c, member: member, lease: l, ctx: lctx, feed: fd, pos: pos, saved: pos, lastSave: time.Now()}
+	r := &run{c: c, member: member, lease: l, ctx: lctx, feed: fd, handover: handover, pos: pos, saved: pos}
 	readDone := make(chan struct{})
 	go func() {
 		defer close(readDone)
@@ -211,8 +211,10 @@ func (c *Consumer) runLeased(parent context.Context, member int, pos int64) (res
 		r.abortTx()
 		return resumeAt, cause // errLeaseLost, or what stopped the saver
 	}
-	if parent.Err() != nil {
-		// Stopping: save what was handled, under a context of its own.
+	if parent.Err() != nil || errors.Is(err, errHandover) {
+		// Stopping or handing over: save what was handled, under a
+		// context of its own, while the lease holds (the fence); the
+		// caller then releases the lease.
 		sctx, scancel := context.WithTimeout(context.WithoutCancel(parent), stopTimeout)
 		defer scancel()
 		r.ctx = sctx
@@ -225,7 +227,10 @@ func (c *Consumer) runLeased(parent context.Context, member int, pos int64) (res
 		if ferr != nil && !errors.Is(ferr, errLeaseLost) {
 			c.o.Logger.Warn("consumer: final checkpoint failed", "consumer", c.name, "member", member, "err", ferr)
 		}
-		return -1, nil
+		if parent.Err() != nil {
+			return -1, nil
+		}
+		return -1, errHandover
 	}
 	r.abortTx()
 	return resumeAt, err
@@ -281,6 +286,8 @@ func (r *run) loop() error {
 		select {
 		case <-r.ctx.Done():
 			return r.ctx.Err()
+		case <-r.handover:
+			return errHandover
 		case <-tick.C:
 			if r.pending > 0 && time.Since(r.since) >= c.o.CheckpointInterval {
 				if err := r.flush(); err != nil {
@@ -317,6 +324,11 @@ func (r *run) deliverBatch(batch []item) error {
 		}
 		if err := r.ctx.Err(); err != nil {
 			return err
+		}
+		select {
+		case <-r.handover:
+			return errHandover
+		default:
 		}
 		if err := r.deliver(&it.d); err != nil {
 			return err
@@ -613,8 +625,6 @@ func (r *run) afterSave() {
 	c := r.c
 	now := time.Now()
 	handled := c.handled.Load()
-	rate := float64(handled-r.lastRate) / now.Sub(r.lastSave).Seconds()
-	r.lastSave, r.lastRate = now, handled
 	// The store's end, for the lag, at most once per endEvery: a read per
 	// save would double the saver's round trips (measured: the consumer
 	// row fell to 0.65x of LoadEvents on PostgreSQL).
@@ -623,10 +633,19 @@ func (r *run) afterSave() {
 			r.end, r.endAt = st.LastPosition, now
 		}
 	}
-	saved, end := r.saved, max(r.end, r.saved)
+	saved, end, member := r.saved, max(r.end, r.saved), r.member
 	c.update(func(st *Stats) {
-		st.Position, st.Checkpoint, st.Rate = max(st.Position, saved), saved, rate
-		st.End, st.Lag = end, end-saved
+		if p := c.running[member]; p != nil {
+			p.pos, p.saved = max(p.pos, saved), saved
+		}
+		if d := now.Sub(c.lastSave); d >= 100*time.Millisecond {
+			// Handled events per second, for the whole instance.
+			st.Rate = float64(handled-c.lastRate) / d.Seconds()
+			c.lastSave, c.lastRate = now, handled
+		}
+		st.End = max(st.End, end)
+		st.Position, st.Checkpoint = max(st.Position, saved), saved // kept once no member runs
+		st.Lag = max(st.End-saved, 0)
 	})
 	if c.o.CheckpointFunc != nil {
 		c.o.CheckpointFunc(c.Stats())

@@ -53,10 +53,38 @@ func (d *Dialect) DeleteConsumer(ctx context.Context, name string) (int, error) 
 			return err
 		}
 		n = int(tag.RowsAffected())
-		_, err = tx.Exec(ctx, d.q(deleteParkedSQL), name)
+		if _, err = tx.Exec(ctx, d.q(deleteParkedSQL), name); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, d.q(deleteInstancesSQL), name)
 		return err
 	})
 	return n, interpretError(err)
+}
+
+// Heartbeat implements driver.Consumers on the server's clock, in one
+// statement.
+func (d *Dialect) Heartbeat(ctx context.Context, p *driver.InstanceParams) (*driver.InstanceList, error) {
+	rows, err := d.pool.Query(ctx, d.q(heartbeatSQL), p.Name, p.Holder, p.TTL)
+	if err != nil {
+		return nil, interpretError(err)
+	}
+	defer rows.Close()
+	l := &driver.InstanceList{}
+	for rows.Next() {
+		var inst string
+		if err := rows.Scan(&inst, &l.Now); err != nil {
+			return nil, interpretError(err)
+		}
+		l.Instances = append(l.Instances, inst)
+	}
+	return l, interpretError(rows.Err())
+}
+
+// LeaveGroup implements driver.Consumers.
+func (d *Dialect) LeaveGroup(ctx context.Context, p *driver.InstanceParams) error {
+	_, err := d.pool.Exec(ctx, d.q(leaveGroupSQL), p.Name, p.Holder)
+	return interpretError(err)
 }
 
 // ListConsumers implements driver.Consumers.

@@ -54,7 +54,6 @@ const (
 	schemaIsEmptySQL   = `SELECT NOT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1)`
 )
 
-// dropStoreSQL drops every table the store may have created.
 // dropFunctionsSQL drops the trigger functions of migration 6 (their
 // triggers went with the events table).
 const dropFunctionsSQL = `DROP FUNCTION IF EXISTS {s}.esctl_refuse_frozen(), {s}.esctl_count_aggregates(), {s}.esctl_uncount_aggregates()`
@@ -64,7 +63,8 @@ const dropFunctionsSQL = `DROP FUNCTION IF EXISTS {s}.esctl_refuse_frozen(), {s}
 // the transaction that holds the state row's lock.
 const setMaintenanceSQL = `UPDATE {s}.store_state SET maintenance = $1 WHERE id = 1`
 
-const dropStoreSQL = `DROP TABLE IF EXISTS {s}.esctl_parked_events, {s}.esctl_consumers, {s}.events_quarantine, {s}.incremental_import_events, {s}.incremental_imports, {s}.import_staging, {s}.import_checkpoints, {s}.secrets, {s}.snapshots, {s}.events, {s}.store_state, {s}.esctl_schema_migrations`
+// dropStoreSQL drops every table the store may have created.
+const dropStoreSQL = `DROP TABLE IF EXISTS {s}.esctl_consumer_instances, {s}.esctl_parked_events, {s}.esctl_consumers, {s}.events_quarantine, {s}.incremental_import_events, {s}.incremental_imports, {s}.import_staging, {s}.import_checkpoints, {s}.secrets, {s}.snapshots, {s}.events, {s}.store_state, {s}.esctl_schema_migrations`
 
 // appendSQL writes one group in one statement, after lockStateSQL took the
 // row lock in the same transaction (so this statement's snapshot sees every
@@ -405,4 +405,21 @@ WHERE name = $1 AND position > $2 AND (NOT $3 OR replay) ORDER BY position LIMIT
 	requestReplayAllSQL  = `UPDATE {s}.esctl_parked_events SET replay = true WHERE name = $1`
 	requestReplaySomeSQL = `UPDATE {s}.esctl_parked_events SET replay = true WHERE name = $1 AND position = ANY($2)`
 	unparkEventSQL       = `DELETE FROM {s}.esctl_parked_events WHERE name = $1 AND position = $2`
+	// heartbeatSQL renews instance $2 of consumer $1 for $3 ms, forgets
+	// the instances whose time ran out and returns the live ones. The
+	// statement's snapshot is from before its writes: the renewed row
+	// comes from RETURNING.
+	heartbeatSQL = `WITH beat AS (
+  INSERT INTO {s}.esctl_consumer_instances (name, instance, seen_until) VALUES ($1, $2, ` + nowMS + ` + $3)
+  ON CONFLICT (name, instance) DO UPDATE SET seen_until = excluded.seen_until
+  RETURNING instance
+), gone AS (
+  DELETE FROM {s}.esctl_consumer_instances WHERE name = $1 AND instance <> $2 AND seen_until <= ` + nowMS + `
+)
+SELECT instance, ` + nowMS + ` FROM beat
+UNION
+SELECT instance, ` + nowMS + ` FROM {s}.esctl_consumer_instances WHERE name = $1 AND instance <> $2 AND seen_until > ` + nowMS + `
+ORDER BY 1`
+	leaveGroupSQL      = `DELETE FROM {s}.esctl_consumer_instances WHERE name = $1 AND instance = $2`
+	deleteInstancesSQL = `DELETE FROM {s}.esctl_consumer_instances WHERE name = $1`
 )

@@ -47,10 +47,53 @@ func (d *Dialect) DeleteConsumer(ctx context.Context, name string) (int, error) 
 			return err
 		}
 		n = affected(res)
-		_, err = c.ExecContext(ctx, deleteParkedSQL, name)
+		if _, err = c.ExecContext(ctx, deleteParkedSQL, name); err != nil {
+			return err
+		}
+		_, err = c.ExecContext(ctx, deleteInstancesSQL, name)
 		return err
 	})
 	return n, err
+}
+
+// Heartbeat implements driver.Consumers on the caller's clock (p.Now), in
+// one write transaction.
+func (d *Dialect) Heartbeat(ctx context.Context, p *driver.InstanceParams) (*driver.InstanceList, error) {
+	l := &driver.InstanceList{Now: p.Now}
+	err := d.write(ctx, func(c *wconn) error {
+		l.Instances = l.Instances[:0]
+		if _, err := c.ExecContext(ctx, heartbeatSQL, p.Name, p.Holder, p.TTL, p.Now); err != nil {
+			return err
+		}
+		if _, err := c.ExecContext(ctx, forgetInstancesSQL, p.Name, p.Now); err != nil {
+			return err
+		}
+		rows, err := c.c.QueryContext(ctx, listInstancesSQL, p.Name, p.Now)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var inst string
+			if err := rows.Scan(&inst); err != nil {
+				return err
+			}
+			l.Instances = append(l.Instances, inst)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// LeaveGroup implements driver.Consumers.
+func (d *Dialect) LeaveGroup(ctx context.Context, p *driver.InstanceParams) error {
+	return d.write(ctx, func(c *wconn) error {
+		_, err := c.ExecContext(ctx, leaveGroupSQL, p.Name, p.Holder)
+		return err
+	})
 }
 
 func affected(res sql.Result) int {

@@ -30,6 +30,7 @@ const (
 
 // dropStoreSQL lists every table the store may have created, newest first.
 var dropStoreSQL = []string{
+	`DROP TABLE IF EXISTS esctl_consumer_instances`,
 	`DROP TABLE IF EXISTS esctl_parked_events`,
 	`DROP TABLE IF EXISTS esctl_consumers`,
 	`DROP TABLE IF EXISTS events_quarantine`,
@@ -214,4 +215,10 @@ WHERE name = ?1 AND position > ?2 AND (NOT ?3 OR replay) ORDER BY position LIMIT
 	requestReplayAllSQL = `UPDATE esctl_parked_events SET replay = 1 WHERE name = ?`
 	requestReplayOneSQL = `UPDATE esctl_parked_events SET replay = 1 WHERE name = ? AND position = ?`
 	unparkEventSQL      = `DELETE FROM esctl_parked_events WHERE name = ? AND position = ?`
+	heartbeatSQL        = `INSERT INTO esctl_consumer_instances (name, instance, seen_until) VALUES (?1, ?2, ?4 + ?3)
+ON CONFLICT (name, instance) DO UPDATE SET seen_until = excluded.seen_until`
+	forgetInstancesSQL = `DELETE FROM esctl_consumer_instances WHERE name = ?1 AND seen_until <= ?2`
+	listInstancesSQL   = `SELECT instance FROM esctl_consumer_instances WHERE name = ?1 AND seen_until > ?2 ORDER BY instance`
+	leaveGroupSQL      = `DELETE FROM esctl_consumer_instances WHERE name = ? AND instance = ?`
+	deleteInstancesSQL = `DELETE FROM esctl_consumer_instances WHERE name = ?`
 )

@@ -41,9 +41,18 @@ type Consumers interface {
 	// ResizeConsumer replaces a consumer's rows by Members rows at
 	// Position, without leases, in one transaction.
 	ResizeConsumer(ctx context.Context, p *CreateConsumerParams) error
-	// DeleteConsumer deletes a consumer's rows and parked events; n is the
-	// number of member rows deleted.
+	// DeleteConsumer deletes a consumer's rows, parked events and
+	// instances; n is the number of member rows deleted.
 	DeleteConsumer(ctx context.Context, name string) (n int, err error)
+
+	// Heartbeat records that instance Holder of consumer Name is alive
+	// until the engine's clock plus TTL (esctl_consumer_instances),
+	// forgets the instances of Name whose time ran out, and returns the
+	// live instances of Name (Holder among them) with the engine's clock,
+	// ordered by instance.
+	Heartbeat(ctx context.Context, p *InstanceParams) (*InstanceList, error)
+	// LeaveGroup forgets instance Holder of consumer Name.
+	LeaveGroup(ctx context.Context, p *InstanceParams) error
 
 	// ParkEvent records an event a handler failed on, or updates its row
 	// (error, attempts added, replay cleared) when it is parked already.
@@ -123,6 +132,20 @@ type LeaseParams struct {
 	TTL    int64 // ms (TakeLease)
 	Now    int64 // ms
 	Renew  bool  // TakeLease: only extend a lease Holder holds
+}
+
+// InstanceParams are the arguments of Heartbeat and LeaveGroup.
+type InstanceParams struct {
+	Name   string
+	Holder string
+	TTL    int64 // ms (Heartbeat)
+	Now    int64 // ms
+}
+
+// InstanceList is the result of Heartbeat.
+type InstanceList struct {
+	Instances []string // the live instances, ordered
+	Now       int64    // the engine's clock (ms) when they were read
 }
 
 // CheckpointParams are the arguments of SaveCheckpoint.

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -33,6 +34,8 @@ func runConsumers(t *testing.T, h Harness) {
 	t.Run("KillResumeTx", func(t *testing.T) { t.Parallel(); testConsumerKillResume(t, h, "tx") })
 	t.Run("SingleActive", func(t *testing.T) { t.Parallel(); testConsumerSingleActive(t, h) })
 	t.Run("Group", func(t *testing.T) { t.Parallel(); testConsumerGroup(t, h) })
+	t.Run("Balance", func(t *testing.T) { t.Parallel(); testConsumerBalance(t, h, "func") })
+	t.Run("BalanceTx", func(t *testing.T) { t.Parallel(); testConsumerBalance(t, h, "tx") })
 	t.Run("ParkReplay", func(t *testing.T) { t.Parallel(); testConsumerParkReplay(t, h, "func") })
 	t.Run("ParkReplayTx", func(t *testing.T) { t.Parallel(); testConsumerParkReplay(t, h, "tx") })
 	t.Run("Admin", func(t *testing.T) { t.Parallel(); testConsumerAdmin(t, h) })
@@ -75,10 +78,14 @@ func leaseTTL() time.Duration {
 
 func consumerChild(spec string) error {
 	parts := strings.Split(spec, "|")
-	if len(parts) != 5 {
+	if len(parts) != 6 {
 		return fmt.Errorf("bad %s %q", envConsumerChild, spec)
 	}
 	url, name, mode, logPath, instance := parts[0], parts[1], parts[2], parts[3], parts[4]
+	members, err := strconv.Atoi(parts[5])
+	if err != nil {
+		return fmt.Errorf("bad %s %q: %w", envConsumerChild, spec, err)
+	}
 	ctx := context.Background()
 	s, err := eventstore.Open(ctx, url, nil)
 	if err != nil {
@@ -106,7 +113,9 @@ func consumerChild(spec string) error {
 	default:
 		return fmt.Errorf("bad mode %q", mode)
 	}
-	c, err := consumer.New(s, name, h, childOptions(instance))
+	o := childOptions(instance)
+	o.Members = members
+	c, err := consumer.New(s, name, h, o)
 	if err != nil {
 		return err
 	}
@@ -295,8 +304,15 @@ type child struct {
 
 func startChild(t *testing.T, url, name, mode, log, instance string) *child {
 	t.Helper()
+	return startGroupChild(t, url, name, mode, log, instance, 1)
+}
+
+// startGroupChild starts a consumer process of a group of members,
+// balanced (no Pin).
+func startGroupChild(t *testing.T, url, name, mode, log, instance string, members int) *child {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), envConsumerChild+"="+strings.Join([]string{url, name, mode, log, instance}, "|"))
+	cmd.Env = append(os.Environ(), envConsumerChild+"="+strings.Join([]string{url, name, mode, log, instance, strconv.Itoa(members)}, "|"))
 	cmd.Stderr = os.Stderr
 	require.NoError(t, cmd.Start())
 	c := &child{cmd: cmd, log: log, done: make(chan struct{})}
@@ -552,7 +568,7 @@ func testConsumerGroup(t *testing.T, h Harness) {
 				byAgg[e.AggregateID] = append(byAgg[e.AggregateID], handled{m, e.AggregateVersion})
 				mu.Unlock()
 				return nil
-			}), &consumer.Options{Members: n, Member: m, Instance: fmt.Sprintf("m%d", m), CheckpointInterval: 50 * time.Millisecond})
+			}), &consumer.Options{Members: n, Pin: []int{m}, Instance: fmt.Sprintf("m%d", m), CheckpointInterval: 50 * time.Millisecond})
 			require.NoError(t, err)
 			wg.Add(1)
 			go func() { defer wg.Done(); errs <- c.Run(gctx) }()
@@ -824,4 +840,111 @@ func testConsumerAdmin(t *testing.T, h Harness) {
 	require.NoError(t, consumer.Delete(ctx, s, "tail", nil))
 	_, err = consumer.Get(ctx, s, "tail")
 	require.ErrorIs(t, err, consumer.ErrNotFound)
+}
+
+// testConsumerBalance: balanced instances (no Pin) of a group of 4
+// members, as processes. One instance runs every member and handles
+// everything; 3 more join and the members spread one each (the first
+// hands 3 over while events are appended); two are killed with SIGKILL
+// (their leases and heartbeats must run out) and the two survivors take
+// their members, two each. Every event is handled (the processes' logs
+// cover every position); with the TxFunc handler the read model equals a
+// rebuild: each event counted once, in version order, across handovers
+// and kills. Checked against a broken balance (an instance never handing
+// over): the spread never happens and the test fails at its deadline.
+func testConsumerBalance(t *testing.T, h Harness, mode string) {
+	const members, aggs = 4, 200
+	ctx := context.Background()
+	s, url := newStore(t, h, nil)
+	if mode == "tx" {
+		createReadModel(t, s)
+	}
+	dir := t.TempDir()
+	name := "balance-" + mode
+	var logs []string
+	start := func(inst string) *child {
+		log := filepath.Join(dir, inst+".log")
+		logs = append(logs, log)
+		return startGroupChild(t, url, name, mode, log, inst, members)
+	}
+	// Deadlines for a 2-core CI machine; no duration is asserted.
+	within := 2*time.Minute + 20*leaseTTL()
+	holders := func() map[string][]int {
+		in, err := consumer.Get(ctx, s, name)
+		if errors.Is(err, consumer.ErrNotFound) {
+			return nil
+		}
+		require.NoError(t, err)
+		out := map[string][]int{}
+		for _, m := range in.MemberStates {
+			if m.Holder != "" {
+				out[m.Holder] = append(out[m.Holder], m.Member)
+			}
+		}
+		return out
+	}
+	waitHolders := func(what string, ok func(map[string][]int) bool, alive ...*child) {
+		t.Helper()
+		began := time.Now()
+		deadline := began.Add(within)
+		for {
+			hs := holders()
+			if ok(hs) {
+				t.Logf("%s after %s: %v", what, time.Since(began).Round(time.Millisecond), hs)
+				return
+			}
+			for _, c := range alive {
+				require.NoError(t, c.exited())
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within %s; holders %v", what, within, hs)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	spread := func(insts []string, each int) func(map[string][]int) bool {
+		return func(hs map[string][]int) bool {
+			n := 0
+			for _, in := range insts {
+				if len(hs[in]) != each {
+					return false
+				}
+				n += len(hs[in])
+			}
+			return n == members && len(hs) == len(insts)
+		}
+	}
+
+	total := 2_000
+	require.NoError(t, appendSpread(ctx, s, "b", aggs, total, 100))
+	a := start("A")
+	waitHolders("A holds every member", spread([]string{"A"}, members), a)
+	waitCheckpoint(t, s, name, int64(total), within, a.exited)
+
+	// Events flow while the others join and two of them die.
+	appended := make(chan error, 1)
+	go func() { appended <- appendPaced(ctx, s, "c", aggs, 10_000, 20, 20*time.Millisecond) }()
+	b, c, d := start("B"), start("C"), start("D")
+	waitHolders("one member each", spread([]string{"A", "B", "C", "D"}, 1), a, b, c, d)
+	c.kill()
+	d.kill()
+	waitHolders("the survivors took the members of the killed", spread([]string{"A", "B"}, 2), a, b)
+	require.NoError(t, <-appended)
+	total += 10_000
+	waitCheckpoint(t, s, name, int64(total), within, func() error { return errors.Join(a.exited(), b.exited()) })
+	a.kill()
+	b.kill()
+
+	seen := map[int64]bool{}
+	for _, log := range logs {
+		for _, l := range readLog(t, log) {
+			seen[l.pos] = true
+		}
+	}
+	for p := int64(1); p <= int64(total); p++ {
+		require.True(t, seen[p], "position %d not handled", p)
+	}
+	if mode == "tx" {
+		require.Equal(t, rebuild(t, s), readReadModel(t, s), "the read model equals a rebuild: each event once, in order")
+	}
 }

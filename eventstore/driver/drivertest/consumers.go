@@ -232,3 +232,35 @@ func testConsumerTx(t *testing.T, d driver.Driver) {
 		return tx.AdvanceState(ctx, &driver.AdvanceStateParams{LastPosition: tx.State().LastPosition + 1, Events: 1})
 	})
 }
+
+// testInstances: Heartbeat registers an instance and lists the live ones,
+// ordered, without the expired; LeaveGroup and DeleteConsumer forget them;
+// instances of other consumers are apart.
+func testInstances(t *testing.T, d driver.Driver) {
+	ctx := context.Background()
+	beat := func(name, holder string, ttl int64) []string {
+		t.Helper()
+		l, err := d.Heartbeat(ctx, &driver.InstanceParams{Name: name, Holder: holder, TTL: ttl, Now: time.Now().UnixMilli()})
+		require.NoError(t, err)
+		require.NotZero(t, l.Now)
+		return l.Instances
+	}
+	require.Equal(t, []string{"B"}, beat("i", "B", 60_000))
+	require.Equal(t, []string{"A", "B"}, beat("i", "A", 60_000))
+	require.Equal(t, []string{"A", "B"}, beat("i", "B", 60_000), "a renewal is one instance")
+	require.Equal(t, []string{"Z"}, beat("other", "Z", 60_000))
+	require.Equal(t, []string{"A", "B", "C"}, beat("i", "C", 1))
+	time.Sleep(20 * time.Millisecond)
+	require.Equal(t, []string{"A", "B"}, beat("i", "A", 60_000), "an instance whose time ran out is not listed")
+	require.Equal(t, []string{"A", "B", "C"}, beat("i", "C", 60_000), "it is back with its next heartbeat")
+
+	require.NoError(t, d.LeaveGroup(ctx, &driver.InstanceParams{Name: "i", Holder: "B"}))
+	require.Equal(t, []string{"A", "C"}, beat("i", "A", 60_000))
+
+	_, err := d.CreateConsumer(ctx, &driver.CreateConsumerParams{Name: "i", Members: 1, Now: time.Now().UnixMilli()})
+	require.NoError(t, err)
+	_, err = d.DeleteConsumer(ctx, "i")
+	require.NoError(t, err)
+	require.Equal(t, []string{"D"}, beat("i", "D", 60_000), "DeleteConsumer forgets the instances")
+	require.Equal(t, []string{"Z"}, beat("other", "Z", 60_000))
+}

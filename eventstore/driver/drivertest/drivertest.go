@@ -39,6 +39,7 @@ func Exercise(t *testing.T, newURL func(testing.TB) string) {
 		{"Appender", testAppender},
 		{"ConsumerRows", testConsumerRows},
 		{"Leases", testLeases},
+		{"Instances", testInstances},
 		{"Parked", testParked},
 		{"ConsumerTx", testConsumerTx},
 	} {
