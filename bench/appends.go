@@ -11,8 +11,9 @@ import (
 // runSaveEvent measures SaveEvent throughput with clients goroutines on one
 // Store, each appending single events to new aggregates (version 1), next
 // to the engine's ceiling of one-row write transactions with as many
-// clients. Store and ceiling each get a fresh database.
-func runSaveEvent(clients int) func(ctx context.Context, e *engineEnv) (*figures, error) {
+// clients, or with group, of the same rows grouped by hand into one
+// transaction per round. Store and ceiling each get a fresh database.
+func runSaveEvent(clients int, group bool) func(ctx context.Context, e *engineEnv) (*figures, error) {
 	return func(ctx context.Context, e *engineEnv) (f *figures, err error) {
 		label := fmt.Sprintf("save%d", clients)
 		storeURL, dropStore, err := initDatabase(ctx, e.b, label)
@@ -44,6 +45,9 @@ func runSaveEvent(clients int) func(ctx context.Context, e *engineEnv) (*figures
 			})
 		}
 		limit := func(ctx context.Context, _ int) (float64, error) {
+			if group {
+				return e.b.groupCeiling(ctx, ceilingURL, clients, e.cfg.Duration)
+			}
 			return e.b.appendCeiling(ctx, ceilingURL, clients, e.cfg.Duration)
 		}
 		return e.measurePair(ctx, fmt.Sprintf("save-%d", clients), perSecond, store, limit)

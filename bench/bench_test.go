@@ -87,8 +87,11 @@ func requireEveryRow(t *testing.T, out, engine string) {
 		}
 		require.NotContains(t, cells[2], "error", "row %q", b.Name)
 		require.Regexp(t, `^[0-9]`, cells[2], "row %q has no figure", b.Name)
-		require.Regexp(t, `^[0-9]`, cells[3], "row %q has no limit", b.Name)
-		if b.Target != nil {
+		if b.Unit != times { // an information row: a ratio of two rows
+			require.Regexp(t, `^[0-9]`, cells[3], "row %q has no limit", b.Name)
+			require.Regexp(t, `^[0-9.]+x`, cells[4], "row %q has no paired ratio", b.Name)
+		}
+		if b.targetFor(engine) != nil {
 			require.Contains(t, []string{"yes", "NO"}, cells[6], "row %q has no verdict", b.Name)
 		}
 	}
@@ -174,4 +177,20 @@ func TestParseConfig(t *testing.T) {
 		_, err := parseConfig(args, &stderr)
 		require.Error(t, err, "%v", args)
 	}
+}
+
+// TestPairedRatio: a target is decided on the median of the runs' paired
+// ratios, not on the ratio of the medians (here 1.0 against 0.67).
+func TestPairedRatio(t *testing.T) {
+	f := &figures{Store: []float64{10, 20, 30}, Limit: []float64{10, 40, 30}}
+	require.Equal(t, []float64{1, 0.5, 1}, f.ratios())
+	r, ok := f.ratio()
+	require.True(t, ok)
+	require.Equal(t, 1.0, r)
+	ok, known := storeOverLimitAtLeast(0.8)(f, nil)
+	require.True(t, known)
+	require.True(t, ok, "the ratio of the medians, 20/30, would fail")
+	require.Equal(t, "1.00x [0.50x..1.00x]", spread(times, f.ratios()))
+	_, known = storeOverLimitAtLeast(0.8)(&figures{Store: []float64{1}}, nil)
+	require.False(t, known, "no limit, no paired ratio")
 }

@@ -27,6 +27,9 @@ type backend interface {
 	// the events table of the initialised store at url, with clients
 	// concurrent clients, for d.
 	appendCeiling(ctx context.Context, url string, clients int, d time.Duration) (float64, error)
+	// groupCeiling measures the same rows grouped by hand into one
+	// transaction per round (see group.go): the limit of group commit.
+	groupCeiling(ctx context.Context, url string, clients int, d time.Duration) (float64, error)
 	// ceilingMethod says how appendCeiling measures, for the report.
 	ceilingMethod() string
 	// importCeiling writes the events into the empty, initialised store
@@ -61,13 +64,13 @@ type engineEnv struct {
 	readURL    string
 	readErr    error // why the read store could not be set up, if it could not
 	dropRead   func() error
-	store      *eventstore.Store // open on the read store
-	raw        rawReader         // open on the read store
-	typeCounts map[string]int    // events per type in the read store
-	latency    *latencyFigures   // memo of the single-aggregate reads
-	subLatency *subscribeLatency // memo of the subscription latency runs
-	fan        *fanOut           // memo of the fan-out runs
-	procs      *processFigures   // memo of the several-processes runs
+	store      *eventstore.Store      // open on the read store
+	raw        rawReader              // open on the read store
+	typeCounts map[string]int         // events per type in the read store
+	latency    *latencyFigures        // memo of the single-aggregate reads
+	follow     map[int]*followFigures // memo of the follow-latency runs, by rate
+	fan        *fanOut                // memo of the fan-out runs
+	procs      *processFigures        // memo of the several-processes runs
 }
 
 // shared is what the engines of one run share: the temporary directory and

@@ -19,12 +19,39 @@ const (
 	mebibytes             // peak resident memory in MiB: lower is better
 	seconds               // duration in seconds: lower is better
 	percent               // a share in percent: higher is better
+	times                 // a ratio of two rows, for information
 )
 
-// figures are one row's measurements, one value per run.
+// figures are one row's measurements, one value per run. Store[i] and
+// Limit[i] are run i's pair, measured one after the other.
 type figures struct {
 	Store []float64
 	Limit []float64 // nil when the row has no limit
+}
+
+// ratios returns store over limit of each run's pair, or nil when the
+// figures do not come in pairs.
+func (f *figures) ratios() []float64 {
+	if len(f.Limit) == 0 || len(f.Limit) != len(f.Store) {
+		return nil
+	}
+	out := make([]float64, 0, len(f.Store))
+	for i, lim := range f.Limit {
+		if lim > 0 {
+			out = append(out, f.Store[i]/lim)
+		}
+	}
+	return out
+}
+
+// ratio is what a row's target compares: the median of the paired ratios;
+// ok is false when the row has none.
+func (f *figures) ratio() (r float64, ok bool) {
+	rs := f.ratios()
+	if len(rs) == 0 {
+		return 0, false
+	}
+	return median(rs), true
 }
 
 // target is a row's pass/fail goal.
@@ -41,7 +68,10 @@ type benchmark struct {
 	Name   string // the table's label
 	Unit   unit
 	Target *target
-	Run    func(ctx context.Context, e *engineEnv) (*figures, error)
+	// Targets, when set, are the row's targets by engine (an engine
+	// missing from it has none); Target is then unused.
+	Targets map[string]*target
+	Run     func(ctx context.Context, e *engineEnv) (*figures, error)
 	// Only, when set, is the one engine the row applies to (the others
 	// show why not).
 	Only, OnlyWhy string
@@ -116,6 +146,7 @@ func (h *harness) setup(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
+			pg.payloads = payloads
 			h.pg = pg
 			h.log.printf("PostgreSQL cluster up: %s", pg.adminURL)
 			b = pg
@@ -153,7 +184,7 @@ func (h *harness) runEngine(ctx context.Context, e *engineEnv) []row {
 			h.log.printf("[%s] %s FAILED after %s: %v", e.name, b.ID, round(r.Elapsed), r.Err)
 		default:
 			e.results[b.ID] = r.Figures
-			r.Verdict = verdict(b.Target, r.Figures, e)
+			r.Verdict = verdict(b.targetFor(e.name), r.Figures, e)
 			h.log.printf("[%s] %s done in %s", e.name, b.ID, round(r.Elapsed))
 		}
 		rows = append(rows, r)
@@ -203,6 +234,14 @@ func (e *engineEnv) measurePair(ctx context.Context, id string, u unit, store, l
 		e.log.printf("[%s] %s run %d/%d: store %s, limit %s", e.name, id, run+1, e.cfg.Runs, format(u, a), format(u, b))
 	}
 	return f, nil
+}
+
+// targetFor returns the row's target on an engine, or nil.
+func (b *benchmark) targetFor(engine string) *target {
+	if b.Targets != nil {
+		return b.Targets[engine]
+	}
+	return b.Target
 }
 
 // verdict judges a row's target.

@@ -70,6 +70,7 @@ type pgCluster struct {
 	// for pgbench and for the Go loop.
 	ceilingSQL     string
 	ceilingPayload string
+	payloads       []string // the group-commit limit's, as the store's
 }
 
 // startPostgres starts the cluster through internal/testdb and finds

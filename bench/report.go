@@ -35,6 +35,8 @@ func format(u unit, v float64) string {
 		return groupThousands(int64(v + 0.5))
 	case percent:
 		return strconv.FormatFloat(v, 'f', 1, 64) + "%"
+	case times:
+		return strconv.FormatFloat(v, 'f', 2, 64) + "x"
 	case millis, seconds:
 		switch {
 		case v < 1:
@@ -198,21 +200,23 @@ func printReport(w io.Writer, cfg *config, m machineInfo, rows []row) {
 	fmt.Fprintf(w, "corpus      %s events over %s aggregates, %d types, payloads %s, seed %d\n",
 		groupThousands(int64(cfg.Events)), groupThousands(int64(cfg.Aggregates)), len(corpusTypes), m.Payloads, cfg.Seed)
 	fmt.Fprintf(w, "imports     %s\n", m.Imports)
-	fmt.Fprintf(w, "runs        %d per figure, shown as median [min..max]; append runs last %s\n\n", cfg.Runs, cfg.Duration)
+	fmt.Fprintf(w, "runs        %d per figure, shown as median [min..max]; append runs last %s; store and limit run alternately, in pairs,\n", cfg.Runs, cfg.Duration)
+	fmt.Fprintf(w, "            and a target is decided on the median of the pairs' ratios\n\n")
 	printTable(w, rows)
 	fmt.Fprintf(w, "\nlimits (measured in the same run, same machine, same client count or page size):\n")
 	for _, name := range cfg.Engines {
 		fmt.Fprintf(w, "  SaveEvent, %s: %s\n", name, m.Ceilings[name])
 	}
+	fmt.Fprintf(w, "  %s\n", groupCeilingMethod)
 	fmt.Fprintf(w, "  LoadEvents: the same keyset query written by hand (pgx / database/sql, prepared), rows decoded into Go values\n")
 	fmt.Fprintf(w, "  ImportEvents: the same rows, already in memory, into an empty store (same table, same indexes) in one transaction: COPY FROM (pgx CopyFrom) on postgres, prepared INSERTs on sqlite\n")
 	fmt.Fprintf(w, "  ExportEvents: COPY (SELECT ... ORDER BY position) TO STDOUT on postgres; on sqlite one SELECT ... ORDER BY position, rows decoded into Go values\n")
 	fmt.Fprintf(w, "  incremental import: the commit only (the push is not timed); limit: one transaction of INSERT ... SELECT of the same rows, with the positions and versions they get, from a plain staging table\n")
 	fmt.Fprintf(w, "  peak RSS: each side runs in its own child process, which reports its VmHWM; the limits' children run the hand-written scan, the raw load (rows streamed from the generator) and the raw dump\n")
-	fmt.Fprintf(w, "ratio = store / limit: for events/s higher is better, for ms and MiB lower is better.\n")
+	fmt.Fprintf(w, "ratio = store / limit of each run's pair: for events/s higher is better, for ms and MiB lower is better.\n")
 }
 
-var tableHeader = []string{"engine", "benchmark", "store (median [min..max])", "limit (median)", "ratio", "target", "ok?"}
+var tableHeader = []string{"engine", "benchmark", "store (median [min..max])", "limit (median [min..max])", "ratio (paired: median [min..max])", "target", "ok?"}
 
 func printTable(w io.Writer, rows []row) {
 	cells := [][]string{tableHeader}
@@ -248,25 +252,30 @@ func joinPadded(cells []string, widths []int) string {
 // cells renders a row for the table.
 func (r row) cells() []string {
 	out := []string{r.Engine, r.Bench.Name, r.Note, "", "", "", ""}
-	if r.Bench.Target != nil {
-		out[5] = r.Bench.Target.Desc
+	if t := r.Bench.targetFor(r.Engine); t != nil {
+		out[5] = t.Desc
 	}
 	f := r.Figures
 	if f == nil {
 		return out
 	}
 	u := r.Bench.Unit
-	out[2] = format(u, median(f.Store))
-	if len(f.Store) > 1 {
-		out[2] += fmt.Sprintf(" [%s..%s]", format(u, slices.Min(f.Store)), format(u, slices.Max(f.Store)))
-	}
+	out[2] = spread(u, f.Store)
 	if len(f.Limit) > 0 {
-		lim := median(f.Limit)
-		out[3] = format(u, lim)
-		if lim > 0 {
-			out[4] = strconv.FormatFloat(median(f.Store)/lim, 'f', 2, 64) + "x"
-		}
+		out[3] = spread(u, f.Limit)
+	}
+	if rs := f.ratios(); len(rs) > 0 {
+		out[4] = spread(times, rs)
 	}
 	out[6] = r.Verdict
 	return out
+}
+
+// spread prints figures as median [min..max] (the median alone for one).
+func spread(u unit, v []float64) string {
+	s := format(u, median(v))
+	if len(v) > 1 {
+		s += fmt.Sprintf(" [%s..%s]", format(u, slices.Min(v)), format(u, slices.Max(v)))
+	}
+	return s
 }

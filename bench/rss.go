@@ -43,6 +43,9 @@ type childArgs struct {
 	Seconds    int `json:"seconds,omitempty"`
 	Goroutines int `json:"goroutines,omitempty"`
 	Seq        int `json:"seq,omitempty"`
+	// For follow-writer: events per second, and how many.
+	Rate   int `json:"rate,omitempty"`
+	Events int `json:"events,omitempty"`
 }
 
 // childResult is what a child task reports on stdout, as JSON.
@@ -52,6 +55,8 @@ type childResult struct {
 	// P99Ms and MaxMs: an append-writer's append latency.
 	P99Ms float64 `json:"p99Ms,omitempty"`
 	MaxMs float64 `json:"maxMs,omitempty"`
+	// AppendMs: a follow-writer's append latencies, one per event.
+	AppendMs []float64 `json:"appendMs,omitempty"`
 	// PeakRSSBytes is the child's own peak RSS (VmHWM), set by childMain;
 	// 0 when the system does not report it.
 	PeakRSSBytes int64 `json:"peakRSSBytes,omitempty"`
@@ -71,6 +76,8 @@ var childTasks = map[string]childTask{
 	// processes.go
 	"append-writer":  childAppendWriter,
 	"freeze-toggler": childFreezeToggler,
+	// follow.go
+	"follow-writer": childFollowWriter,
 }
 
 // childRun is the outcome of a child: its result and its peak RSS.

@@ -17,7 +17,7 @@ import (
 // latency at a steady rate against the append's own commit latency, and
 // what 100 subscribers at the tail cost against one.
 
-// subscribeRate is the steady append rate of the latency and fan-out rows.
+// subscribeRate is the steady append rate of the fan-out rows.
 const subscribeRate = 1_000
 
 // runSubscribeCatchUp reads the whole read store with one subscription
@@ -49,126 +49,6 @@ func catchUp(ctx context.Context, s *eventstore.Store, end int64) (int, error) {
 		}
 	}
 	return n, errors.New("the subscription ended early")
-}
-
-// subscribeLatency is measured once for its p50 and p99 rows.
-type subscribeLatency struct{ p50, p99 figures }
-
-func runSubscribeP50(ctx context.Context, e *engineEnv) (*figures, error) {
-	l, err := e.subscribeLatency(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return &l.p50, nil
-}
-
-func runSubscribeP99(ctx context.Context, e *engineEnv) (*figures, error) {
-	l, err := e.subscribeLatency(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return &l.p99, nil
-}
-
-// subscribeLatency appends at subscribeRate events/s for the run duration
-// while a subscription at the end receives them: store = append call to
-// delivery, limit = the append call itself (its commit). On PostgreSQL the
-// writer is another Store (its NOTIFY wakes the subscription's LISTEN
-// connection, as another process's would); on SQLite, where wake-ups
-// cross no process, the subscription's own Store appends.
-func (e *engineEnv) subscribeLatency(ctx context.Context) (*subscribeLatency, error) {
-	if e.subLatency != nil {
-		return e.subLatency, nil
-	}
-	out := &subscribeLatency{}
-	for run := range e.cfg.Runs {
-		deliver, commit, err := e.latencyRun(ctx, run)
-		if err != nil {
-			return nil, err
-		}
-		out.p50.Store = append(out.p50.Store, percentile(deliver, 50))
-		out.p99.Store = append(out.p99.Store, percentile(deliver, 99))
-		out.p50.Limit = append(out.p50.Limit, percentile(commit, 50))
-		out.p99.Limit = append(out.p99.Limit, percentile(commit, 99))
-		e.log.printf("[%s] subscribe latency run %d/%d: delivery p50 %.2f p99 %.2f ms, commit p50 %.2f p99 %.2f ms",
-			e.name, run+1, e.cfg.Runs, out.p50.Store[run], out.p99.Store[run], out.p50.Limit[run], out.p99.Limit[run])
-	}
-	e.subLatency = out
-	return out, nil
-}
-
-// latencyRun is one latency run on a fresh store: delivery and commit
-// latencies in ms, one per event.
-func (e *engineEnv) latencyRun(ctx context.Context, run int) (deliver, commit []float64, err error) {
-	url, drop, err := initDatabase(ctx, e.b, fmt.Sprintf("sublat%d", run))
-	if err != nil {
-		return nil, nil, err
-	}
-	defer func() { err = errors.Join(err, drop()) }()
-	sub, err := openStore(ctx, url)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer func() { err = errors.Join(err, sub.Close()) }()
-	writer := sub
-	if e.name == "postgres" {
-		if writer, err = openStore(ctx, url); err != nil {
-			return nil, nil, err
-		}
-		defer func() { err = errors.Join(err, writer.Close()) }()
-	}
-	n := int(e.cfg.Duration.Seconds() * subscribeRate)
-	started := make([]time.Time, n+1)
-	received := make([]time.Time, n+1)
-	committed := make([]time.Duration, n+1)
-	sctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	got := make(chan error, 1)
-	go func() {
-		count := 0
-		for d, err := range sub.Subscribe(sctx, eventstore.Filter{}) {
-			if err != nil {
-				got <- err
-				return
-			}
-			if d.Event == nil {
-				continue
-			}
-			if v := d.Event.AggregateVersion; v >= 1 && v <= int64(n) {
-				received[v] = time.Now()
-			}
-			if count++; count == n {
-				got <- nil
-				return
-			}
-		}
-	}()
-	time.Sleep(200 * time.Millisecond) // the subscription is at the end, waiting
-	payloads := payloadPool(e.cfg.corpus(), 64)
-	start := time.Now()
-	for v := 1; v <= n; v++ {
-		if wait := time.Until(start.Add(time.Duration(v) * time.Second / subscribeRate)); wait > 0 {
-			time.Sleep(wait)
-		}
-		started[v] = time.Now()
-		if _, err := writer.SaveEvent(ctx, eventstore.Event{AggregateID: "latency", AggregateVersion: int64(v), Type: corpusTypes[0], Payload: []byte(payloads[v%len(payloads)])}); err != nil {
-			return nil, nil, err
-		}
-		committed[v] = time.Since(started[v])
-	}
-	select {
-	case err := <-got:
-		if err != nil {
-			return nil, nil, err
-		}
-	case <-time.After(30 * time.Second):
-		return nil, nil, errors.New("the subscription did not receive every event within 30 s")
-	}
-	for v := 1; v <= n; v++ {
-		deliver = append(deliver, float64(received[v].Sub(started[v]))/float64(time.Millisecond))
-		commit = append(commit, float64(committed[v])/float64(time.Millisecond))
-	}
-	return deliver, commit, nil
 }
 
 // fanOut is measured once for its two rows.

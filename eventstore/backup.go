@@ -630,7 +630,11 @@ func (s *Store) Restore(ctx context.Context, r io.Reader, m *BackupManifest, opt
 		return nil, err
 	}
 	srcEvents, srcSecrets := RestoreSourceIDs(m)
-	cpE, err := s.d.Checkpoint(ctx, srcEvents)
+	err := awaitWriters(ctx, s.w)
+	var cpE *driver.ImportCheckpoint
+	if err == nil {
+		cpE, err = s.d.Checkpoint(ctx, srcEvents)
+	}
 	var cpS *driver.ImportCheckpoint
 	if err == nil {
 		cpS, err = s.d.Checkpoint(ctx, srcSecrets)

@@ -260,6 +260,9 @@ func (im *eventImport) result() *ImportResult {
 // open finds where the import starts: fresh, or resumed from the store's
 // checkpoint of the source.
 func (im *eventImport) open(ctx context.Context, r io.Reader) error {
+	if err := awaitWriters(ctx, im.w); err != nil {
+		return fmt.Errorf("import: %w", err)
+	}
 	dcp, err := im.s.d.Checkpoint(ctx, im.o.SourceID)
 	cp := checkpointFrom(dcp)
 	if err != nil {

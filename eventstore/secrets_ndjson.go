@@ -161,6 +161,9 @@ type secretsImport struct {
 }
 
 func (si *secretsImport) run(ctx context.Context, r io.Reader) error {
+	if err := awaitWriters(ctx, si.w); err != nil {
+		return fmt.Errorf("import secrets: %w", err)
+	}
 	dcp, err := si.s.d.Checkpoint(ctx, si.o.SourceID)
 	cp := checkpointFrom(dcp)
 	if err != nil {

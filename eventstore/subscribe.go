@@ -64,8 +64,9 @@ type Delivery struct {
 // github.com/esctl/esctl/consumer, which is built on Subscribe.
 //
 // How it follows: the store's own appends wake its subscriptions at once;
-// on PostgreSQL a LISTEN connection of the Store carries other processes'
-// wake-ups; polling, backing off to Options.PollInterval, is the truth
+// other processes' commits wake them through the engine (PostgreSQL: a
+// LISTEN connection of the Store; SQLite: PRAGMA data_version read every
+// few milliseconds on a connection of the Store); polling, backing off to Options.PollInterval, is the truth
 // behind both (a lost wake-up costs at most one interval). Subscriptions
 // at the end of the store share one reader; one that falls behind reads on
 // its own until it catches up, never holding up the others or the writers.

@@ -44,6 +44,15 @@ func (w driverWriter) write(ctx context.Context, bulk bool, fn func(tx driver.Tx
 	return err
 }
 
+// awaitWriters waits for the write transactions in flight to end, by taking
+// the store lock and writing nothing. A resumed job calls it before reading
+// its checkpoint: a batch of a process killed while its COMMIT was on the
+// way to the server may still be committing there (PostgreSQL finishes it),
+// and the checkpoint read after it includes that batch.
+func awaitWriters(ctx context.Context, w writer) error {
+	return w.write(ctx, false, func(driver.Tx) error { return errRollback })
+}
+
 func (w driverWriter) readState(ctx context.Context) (*driver.StoreState, error) {
 	return w.d.ReadState(ctx)
 }

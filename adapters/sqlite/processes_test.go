@@ -28,6 +28,7 @@ const (
 	envWriterChild  = "ESCTL_SQLITE_WRITER_CHILD"  // "url|id|goroutines|out": append until stdin closes
 	envTogglerChild = "ESCTL_SQLITE_TOGGLER_CHILD" // "url": freeze 50 ms a second until stdin closes
 	envHolderChild  = "ESCTL_SQLITE_HOLDER_CHILD"  // "path": hold the write lock, outside esctl, until stdin closes
+	envAppendChild  = "ESCTL_SQLITE_APPEND_CHILD"  // "url": append N events for each line "N" of stdin, then print "ok"
 )
 
 // writerReport is what a writer child prints when it stops.
@@ -54,6 +55,13 @@ func processChild() (int, bool) {
 	if path := os.Getenv(envHolderChild); path != "" {
 		if err := holderChild(path); err != nil {
 			fmt.Fprintln(os.Stderr, "holder child:", err)
+			return 1, true
+		}
+		return 0, true
+	}
+	if url := os.Getenv(envAppendChild); url != "" {
+		if err := appendChild(url); err != nil {
+			fmt.Fprintln(os.Stderr, "append child:", err)
 			return 1, true
 		}
 		return 0, true

@@ -18,6 +18,7 @@ const (
 	checkpointSQL     = `PRAGMA wal_checkpoint(TRUNCATE)`
 	journalModeWALSQL = `PRAGMA journal_mode = WAL`
 	databaseListSQL   = `SELECT file FROM pragma_database_list WHERE name = 'main'`
+	dataVersionSQL    = `PRAGMA data_version`
 )
 
 // The schema version's tables (see migrations.VersionTable).
