@@ -47,6 +47,10 @@ build: ## build bin/esctl with the version stamped
 bench: ## benchmark table, store vs limit, both engines (about 16 to 26 min, the disk decides; BENCHARGS="-quick" for ~2.5 min, see docs/benchmarks.md)
 	$(GO) run ./bench $(BENCHARGS)
 
+.PHONY: bench-scale
+bench-scale: ## the cost curve: one store per engine grown to 1M, 3M and 10M events, the same figures at each size (prints its expected duration first; under 45 min on 2 cores)
+	$(GO) run ./bench -scale $(BENCHARGS)
+
 .PHONY: db/start
 db/start: ## start a local PostgreSQL for the tests in $(DB_DIR); prints the TEST_DATABASE_URL to export
 	@scripts/pgcluster start $(DB_DIR)

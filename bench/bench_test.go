@@ -194,3 +194,31 @@ func TestPairedRatio(t *testing.T) {
 	_, known = storeOverLimitAtLeast(0.8)(&figures{Store: []float64{1}}, nil)
 	require.False(t, known, "no limit, no paired ratio")
 }
+
+// TestScaleHarness runs bench-scale at two tiny sizes on each engine and
+// checks that every figure of the table is there (no timing asserted).
+func TestScaleHarness(t *testing.T) {
+	for _, engine := range allEngines {
+		t.Run(engine, func(t *testing.T) {
+			if engine == "postgres" {
+				requirePostgresBinaries(t)
+			}
+			var stdout, stderr bytes.Buffer
+			code := cli(t.Context(), []string{"-scale", "-scale-sizes", "2000,4000", "-duration", "1s", "-engines", engine}, &stdout, &stderr)
+			require.Equal(t, exitOK, code, "stderr:\n%s", stderr.String())
+			out := stdout.String()
+			require.NotContains(t, out, "error:")
+			for _, m := range scaleMetrics {
+				var line string
+				for _, l := range strings.Split(out, "\n") {
+					if strings.HasPrefix(l, engine) && strings.Contains(l, "| "+m.Name+" ") {
+						line = l
+					}
+				}
+				require.NotEmpty(t, line, "no line %q in:\n%s", m.Name, out)
+				cells := strings.Split(line, "|")
+				require.Regexp(t, `[0-9]`, cells[3], "no figure at the last size: %q", line)
+			}
+		})
+	}
+}

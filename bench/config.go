@@ -7,6 +7,7 @@ import (
 	"io"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -23,6 +24,10 @@ type config struct {
 	Rows       *regexp.Regexp
 	PGBench    string // "auto", "off", or a path to pgbench
 	CPUProfile string // file to write a CPU profile of the harness to
+	// Scale runs bench-scale (the cost curve) instead of the table, at
+	// ScaleSizes events.
+	Scale      bool
+	ScaleSizes []int
 }
 
 // Defaults, and what -quick changes.
@@ -71,6 +76,8 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 	rows := fs.String("rows", "", "run only the benchmarks whose id matches this regexp (ids are listed in docs/benchmarks.md)")
 	fs.StringVar(&c.PGBench, "pgbench", "auto", `PostgreSQL append ceiling: "auto" (pgbench if found, else a Go loop), "off" (the Go loop), or the path of pgbench`)
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the harness process (the store runs in it; PostgreSQL does not) to this file")
+	fs.BoolVar(&c.Scale, "scale", false, "run the cost curve (make bench-scale) instead of the table: the store grown to each of -scale-sizes")
+	sizes := fs.String("scale-sizes", "1000000,3000000,10000000", "store sizes of -scale, ascending, comma-separated, multiples of 100")
 	quick := fs.Bool("quick", false, fmt.Sprintf("a quick run: -events %d -runs %d -duration %s -lookups %d unless given", quickEvents, quickRuns, quickDuration, quickLookups))
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -84,6 +91,9 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 	}
 	var err error
 	if c.Engines, err = parseEngines(*engines); err != nil {
+		return nil, err
+	}
+	if c.ScaleSizes, err = parseSizes(*sizes); err != nil {
 		return nil, err
 	}
 	if *rows != "" {
@@ -122,6 +132,18 @@ func parseEngines(s string) ([]string, error) {
 		if !slices.Contains(out, e) {
 			out = append(out, e)
 		}
+	}
+	return out, nil
+}
+
+func parseSizes(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < scaleAggregateEvents || n%scaleAggregateEvents != 0 || len(out) > 0 && n <= out[len(out)-1] {
+			return nil, fmt.Errorf("-scale-sizes: %q: want ascending multiples of %d", f, scaleAggregateEvents)
+		}
+		out = append(out, n)
 	}
 	return out, nil
 }

@@ -38,6 +38,10 @@ type corpus struct {
 	Events     int
 	Aggregates int
 	Seed       uint64
+	// AggregateBase is added to the aggregates' numbers (their ids), so
+	// that corpora appended one after the other (bench-scale) have
+	// aggregates of their own.
+	AggregateBase int `json:"aggregateBase,omitempty"`
 }
 
 // aggregateID names aggregate k.
@@ -66,10 +70,10 @@ func (c corpus) All() iter.Seq[eventstore.StoredEvent] {
 			versions[k]++
 			pos := int64(i + 1)
 			r := eventRand(c.Seed, pos)
-			buf = appendPayload(buf[:0], r, int(k), pos)
+			buf = appendPayload(buf[:0], r, c.AggregateBase+int(k), pos)
 			e := eventstore.StoredEvent{
 				Event: eventstore.Event{
-					AggregateID:      aggregateID(int(k)),
+					AggregateID:      aggregateID(c.AggregateBase + int(k)),
 					AggregateVersion: versions[k],
 					Type:             corpusTypes[r.IntN(len(corpusTypes))],
 					Timestamp:        baseTimestamp + 10*pos,

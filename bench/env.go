@@ -46,6 +46,8 @@ type backend interface {
 	// settle flushes what the last run left to write (PostgreSQL:
 	// CHECKPOINT), so that the next run does not pay for it.
 	settle(ctx context.Context) error
+	// diskBytes is the size of the database at url on disk (bench-scale).
+	diskBytes(ctx context.Context, url string) (int64, error)
 	// version is the engine's version, for the report.
 	version(ctx context.Context) (string, error)
 }

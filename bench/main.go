@@ -47,7 +47,12 @@ func cli(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "bench:", err)
 		return exitUsage
 	}
-	err = profiled(cfg.CPUProfile, func() error { return run(ctx, cfg, stdout, stderr) })
+	err = profiled(cfg.CPUProfile, func() error {
+		if cfg.Scale {
+			return runScale(ctx, cfg, stdout, stderr)
+		}
+		return run(ctx, cfg, stdout, stderr)
+	})
 	switch {
 	case ctx.Err() != nil:
 		fmt.Fprintln(stderr, "bench: interrupted; databases removed and cluster stopped")

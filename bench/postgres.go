@@ -33,6 +33,7 @@ const (
 	pgVacuumSQL       = `VACUUM (ANALYZE) events`
 	pgCheckpointSQL   = `CHECKPOINT`
 	pgVersionSQL      = `SHOW server_version`
+	pgDatabaseSizeSQL = `SELECT pg_database_size(current_database())`
 	pgCeilingSeqSQL   = `CREATE SEQUENCE IF NOT EXISTS bench_ceiling_position`
 	pgCeilingCheckSQL = `SELECT count(*), count(*) FILTER (WHERE payload::text <> $1) FROM events`
 	pgCreateDBSQL     = `CREATE DATABASE %s TEMPLATE template0`
@@ -358,4 +359,16 @@ func (c *pgCluster) version(ctx context.Context) (string, error) {
 // is on by default, so only quotes are doubled).
 func quoteLiteral(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
+}
+
+// diskBytes is pg_database_size of the database (tables, indexes, TOAST;
+// not the cluster's WAL).
+func (c *pgCluster) diskBytes(ctx context.Context, url string) (n int64, err error) {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { err = errors.Join(err, conn.Close(context.WithoutCancel(ctx))) }()
+	err = conn.QueryRow(ctx, pgDatabaseSizeSQL).Scan(&n)
+	return n, err
 }

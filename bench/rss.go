@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Peak resident memory is measured by running the work in a child process
@@ -55,6 +56,8 @@ type childResult struct {
 	// P99Ms and MaxMs: an append-writer's append latency.
 	P99Ms float64 `json:"p99Ms,omitempty"`
 	MaxMs float64 `json:"maxMs,omitempty"`
+	// Seconds is how long the task took (set by childMain).
+	Seconds float64 `json:"seconds,omitempty"`
 	// AppendMs: a follow-writer's append latencies, one per event.
 	AppendMs []float64 `json:"appendMs,omitempty"`
 	// PeakRSSBytes is the child's own peak RSS (VmHWM), set by childMain;
@@ -78,6 +81,9 @@ var childTasks = map[string]childTask{
 	"freeze-toggler": childFreezeToggler,
 	// follow.go
 	"follow-writer": childFollowWriter,
+	// scale.go
+	"scale-import": childScaleImport,
+	"consume-all":  childConsumeAll,
 }
 
 // childRun is the outcome of a child: its result and its peak RSS.
@@ -138,7 +144,9 @@ func childMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(stderr, "child arguments: %v\n", err)
 		return 2
 	}
+	start := time.Now()
 	res, err := task(ctx, a)
+	res.Seconds = time.Since(start).Seconds()
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1

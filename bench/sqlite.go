@@ -313,3 +313,23 @@ func (b *sqliteBackend) version(ctx context.Context) (string, error) {
 	err = db.QueryRowContext(ctx, sqliteVersionSQL).Scan(&v)
 	return v, err
 }
+
+// diskBytes is the database file and its WAL.
+func (b *sqliteBackend) diskBytes(_ context.Context, url string) (int64, error) {
+	path, err := sqlite.PathFromURL(url)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, p := range []string{path, path + "-wal"} {
+		fi, err := os.Stat(p)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+		case err != nil:
+			return 0, err
+		default:
+			n += fi.Size()
+		}
+	}
+	return n, nil
+}
