@@ -44,7 +44,7 @@ build: ## build bin/esctl with the version stamped
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/esctl ./cmd/esctl
 
 .PHONY: bench
-bench: ## benchmark table, store vs limit, both engines (about 16 to 26 min, the disk decides; BENCHARGS="-quick" for ~2.5 min, see docs/benchmarks.md)
+bench: ## benchmark table, store vs limit, both engines (about 16 to 36 min, the disk decides; BENCHARGS="-quick" for ~2.5 min, see docs/benchmarks.md)
 	$(GO) run ./bench $(BENCHARGS)
 
 .PHONY: bench-scale

@@ -46,6 +46,10 @@ type backend interface {
 	// settle flushes what the last run left to write (PostgreSQL:
 	// CHECKPOINT), so that the next run does not pay for it.
 	settle(ctx context.Context) error
+	// settleStore brings the store at url to rest after a bulk write
+	// (bench-scale's imports), as a server left alone would be: PostgreSQL
+	// VACUUM (ANALYZE) events and CHECKPOINT; SQLite a WAL checkpoint.
+	settleStore(ctx context.Context, url string) error
 	// diskBytes is the size of the database at url on disk (bench-scale).
 	diskBytes(ctx context.Context, url string) (int64, error)
 	// version is the engine's version, for the report.

@@ -372,3 +372,18 @@ func (c *pgCluster) diskBytes(ctx context.Context, url string) (n int64, err err
 	err = conn.QueryRow(ctx, pgDatabaseSizeSQL).Scan(&n)
 	return n, err
 }
+
+// settleStore vacuums and analyzes events (what autovacuum would do in
+// time) and checkpoints.
+func (c *pgCluster) settleStore(ctx context.Context, url string) (err error) {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, conn.Close(context.WithoutCancel(ctx))) }()
+	if _, err := conn.Exec(ctx, pgVacuumSQL); err != nil {
+		return err
+	}
+	_, err = conn.Exec(ctx, pgCheckpointSQL)
+	return err
+}

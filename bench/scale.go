@@ -43,10 +43,10 @@ const (
 // front: events/s of the slowest of the engines.
 const (
 	estWriteNDJSON = 400_000 // generating the step's NDJSON file
-	estImport      = 30_000
+	estImport      = 10_000  // SQLite, 3M to 10M: 8,576
 	estExport      = 300_000
 	estConsume     = 250_000
-	estPerSize     = 25 * time.Second // scan, type read, lookups, disk size, store opening
+	estPerSize     = 40 * time.Second // settling, scan, type read, lookups, disk size, store opening
 )
 
 // scaleMetric is one line of the scale table.
@@ -182,6 +182,9 @@ func (h *harness) scaleSteps(ctx context.Context, e *engineEnv, res *scaleResult
 		}
 		set("import", k, float64(c.Events)/imp.Result.Seconds)
 		set("import-rss", k, mebibytesOf(imp.PeakBytes))
+		if err := e.b.settleStore(ctx, url); err != nil {
+			return err
+		}
 		corpusEvents = size
 		aggregates := size / scaleAggregateEvents
 

@@ -333,3 +333,14 @@ func (b *sqliteBackend) diskBytes(_ context.Context, url string) (int64, error) 
 	}
 	return n, nil
 }
+
+// settleStore copies the WAL into the database file and truncates it.
+func (b *sqliteBackend) settleStore(ctx context.Context, url string) (err error) {
+	db, err := openWriter(url)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, db.Close()) }()
+	_, err = db.ExecContext(ctx, sqliteCheckpointSQL)
+	return err
+}
