@@ -35,13 +35,13 @@ func (e *engineEnv) followDuration(rate int) time.Duration {
 	return max(e.cfg.Duration, time.Duration(100/rate)*time.Second)
 }
 
-func followRow(rate int, stat string, t *target, engineTargets map[string]*target) benchmark {
+// followRow is one of a rate's three rows; targets are by engine.
+func followRow(rate int, stat string, targets map[string]*target) benchmark {
 	return benchmark{
 		ID:      fmt.Sprintf("follow-%d-%s", rate, stat),
 		Name:    fmt.Sprintf("append in another process to delivery at %s events/s, %s (ms; limit: the append)", groupThousands(int64(rate)), stat),
 		Unit:    millis,
-		Target:  t,
-		Targets: engineTargets,
+		Targets: targets,
 		Run: func(ctx context.Context, e *engineEnv) (*figures, error) {
 			f, err := e.followLatency(ctx, rate)
 			if err != nil {

@@ -82,16 +82,11 @@ func committer(ctx context.Context, queue <-chan *groupRow, commit commitRound) 
 // groupCeiling on SQLite: one writer connection with the store's DSN;
 // BEGIN IMMEDIATE, a prepared single-row INSERT per row, COMMIT.
 func (b *sqliteBackend) groupCeiling(ctx context.Context, url string, clients int, d time.Duration) (rate float64, err error) {
-	db, err := openWriter(url)
+	conn, done, err := writerConn(ctx, url)
 	if err != nil {
 		return 0, err
 	}
-	defer func() { err = errors.Join(err, db.Close()) }()
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		return 0, err
-	}
-	defer conn.Close()
+	defer func() { err = errors.Join(err, done()) }()
 	stmt, err := conn.PrepareContext(ctx, sqliteCeilingInsertSQL)
 	if err != nil {
 		return 0, err

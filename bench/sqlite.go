@@ -84,20 +84,28 @@ func openWriter(url string) (*sql.DB, error) {
 	return db, nil
 }
 
+// writerConn opens the file at a store URL as the store's writer does and
+// takes its one connection; done closes both.
+func writerConn(ctx context.Context, url string) (conn *sql.Conn, done func() error, err error) {
+	db, err := openWriter(url)
+	if err != nil {
+		return nil, nil, err
+	}
+	if conn, err = db.Conn(ctx); err != nil {
+		return nil, nil, errors.Join(err, db.Close())
+	}
+	return conn, func() error { return errors.Join(conn.Close(), db.Close()) }, nil
+}
+
 // bulkLoad inserts every event with one prepared statement in one
 // transaction (with a larger page cache than the store's), then checkpoints
 // the WAL into the database file.
 func (b *sqliteBackend) bulkLoad(ctx context.Context, url string, events iter.Seq[eventstore.StoredEvent], n int) (err error) {
-	db, err := openWriter(url)
+	conn, done, err := writerConn(ctx, url)
 	if err != nil {
 		return err
 	}
-	defer func() { err = errors.Join(err, db.Close()) }()
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
+	defer func() { err = errors.Join(err, done()) }()
 	if _, err := conn.ExecContext(ctx, sqliteBulkCacheSQL); err != nil {
 		return err
 	}
@@ -119,16 +127,11 @@ func sqliteInsertEvents(ctx context.Context, url string, events iter.Seq[eventst
 // sqliteTimedInsert is sqliteInsertEvents, returning how long the
 // transaction took (opening the connection excluded).
 func sqliteTimedInsert(ctx context.Context, url string, events iter.Seq[eventstore.StoredEvent], n int) (d time.Duration, err error) {
-	db, err := openWriter(url)
+	conn, done, err := writerConn(ctx, url)
 	if err != nil {
 		return 0, err
 	}
-	defer func() { err = errors.Join(err, db.Close()) }()
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		return 0, err
-	}
-	defer conn.Close()
+	defer func() { err = errors.Join(err, done()) }()
 	start := time.Now()
 	err = inImmediateTx(ctx, conn, func(ctx context.Context) error { return insertAll(ctx, conn, events, n) })
 	return time.Since(start), err
