@@ -10,7 +10,8 @@ import (
 
 	"github.com/esctl/esctl/consumer"
 	"github.com/esctl/esctl/eventstore"
-	"github.com/esctl/esctl/eventstore/driver"
+	"github.com/esctl/esctl/internal/access"
+	"github.com/esctl/esctl/internal/driver"
 )
 
 // Subscriptions: catch-up throughput against LoadEvents, append-to-delivery
@@ -108,9 +109,9 @@ func (e *engineEnv) fanOutRun(ctx context.Context, run, subs int) (reads, cpuMil
 		return 0, 0, err
 	}
 	defer func() { err = errors.Join(err, plain.Close()) }()
-	counter := &countingDriver{Driver: plain.Driver()}
+	counter := &countingDriver{Driver: access.Driver(plain)}
 	var d driver.Driver = counter
-	if _, ok := plain.Driver().(driver.Listener); ok {
+	if _, ok := access.Driver(plain).(driver.Listener); ok {
 		d = countingListener{counter}
 	}
 	s, err := eventstore.New(d, nil)

@@ -7,7 +7,8 @@ import (
 	"time"
 
 	"github.com/esctl/esctl/eventstore"
-	"github.com/esctl/esctl/eventstore/driver"
+	"github.com/esctl/esctl/internal/access"
+	"github.com/esctl/esctl/internal/driver"
 )
 
 // Info is what the store records of a consumer (esctl consumers list).
@@ -61,7 +62,10 @@ func Get(ctx context.Context, s *eventstore.Store, name string) (*Info, error) {
 }
 
 func list(ctx context.Context, s *eventstore.Store, name string) ([]Info, error) {
-	d := s.Driver()
+	d, err := storeDriver(ctx, s)
+	if err != nil {
+		return nil, err
+	}
 	l, err := d.ListConsumers(ctx, name)
 	if err != nil {
 		return nil, fmt.Errorf("list consumers: %w", err)
@@ -164,7 +168,10 @@ func Reset(ctx context.Context, s *eventstore.Store, name string, position int64
 	if err := ValidateName(name); err != nil {
 		return 0, err
 	}
-	d := s.Driver()
+	d, err := storeDriver(ctx, s)
+	if err != nil {
+		return 0, err
+	}
 	if _, err := checkStopped(ctx, d, name); err != nil && !(opts.force() && isHeld(err)) {
 		return 0, err
 	}
@@ -205,7 +212,10 @@ func Resize(ctx context.Context, s *eventstore.Store, name string, members int, 
 	if members < 1 {
 		return 0, fmt.Errorf("consumer %q: resize to %d members: use 1 or more", name, members)
 	}
-	d := s.Driver()
+	d, err := storeDriver(ctx, s)
+	if err != nil {
+		return 0, err
+	}
 	rows, err := checkStopped(ctx, d, name)
 	if err != nil && !(opts.force() && isHeld(err)) {
 		return 0, err
@@ -229,7 +239,10 @@ func Delete(ctx context.Context, s *eventstore.Store, name string, opts *AdminOp
 	if err := ValidateName(name); err != nil {
 		return err
 	}
-	d := s.Driver()
+	d, err := storeDriver(ctx, s)
+	if err != nil {
+		return err
+	}
 	if _, err := checkStopped(ctx, d, name); err != nil && !(opts.force() && isHeld(err)) {
 		return err
 	}
@@ -259,7 +272,7 @@ func Parked(ctx context.Context, s *eventstore.Store, name string, after int64, 
 	if _, err := Get(ctx, s, name); err != nil {
 		return nil, err
 	}
-	rows, err := s.Driver().ListParked(ctx, &driver.ListParkedParams{Name: name, After: after, Limit: limit})
+	rows, err := access.Driver(s).ListParked(ctx, &driver.ListParkedParams{Name: name, After: after, Limit: limit})
 	if err != nil {
 		return nil, fmt.Errorf("list consumer %q's parked events: %w", name, err)
 	}
@@ -280,9 +293,18 @@ func Replay(ctx context.Context, s *eventstore.Store, name string, positions []i
 	if _, err := Get(ctx, s, name); err != nil {
 		return 0, err
 	}
-	n, err := s.Driver().RequestReplay(ctx, &driver.RequestReplayParams{Name: name, Positions: positions})
+	n, err := access.Driver(s).RequestReplay(ctx, &driver.RequestReplayParams{Name: name, Positions: positions})
 	if err != nil {
 		return 0, fmt.Errorf("request a replay of consumer %q's parked events: %w", name, err)
 	}
 	return n, nil
+}
+
+// storeDriver returns the driver under s after the Store's own checks: s is
+// open and its schema is the version this build expects.
+func storeDriver(ctx context.Context, s *eventstore.Store) (driver.Driver, error) {
+	if err := access.Ready(ctx, s); err != nil {
+		return nil, err
+	}
+	return access.Driver(s), nil
 }

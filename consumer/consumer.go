@@ -55,7 +55,8 @@ import (
 	"unicode"
 
 	"github.com/esctl/esctl/eventstore"
-	"github.com/esctl/esctl/eventstore/driver"
+	"github.com/esctl/esctl/internal/access"
+	"github.com/esctl/esctl/internal/driver"
 )
 
 // Defaults for Options.
@@ -230,7 +231,7 @@ func New(s *eventstore.Store, name string, h Handler, opts *Options) (*Consumer,
 	case 3*o.CheckpointInterval > o.LeaseTTL:
 		return nil, fmt.Errorf("consumer: CheckpointInterval (%s) must be at most a third of LeaseTTL (%s)", o.CheckpointInterval, o.LeaseTTL)
 	}
-	c := &Consumer{s: s, d: s.Driver(), name: name, h: h, o: o}
+	c := &Consumer{s: s, d: access.Driver(s), name: name, h: h, o: o}
 	c.stats = Stats{Name: name, Members: o.Members}
 	c.running = map[int]*memberPos{}
 	c.lastSave = time.Now()
@@ -372,6 +373,9 @@ func (c *Consumer) retry(ctx context.Context, what string, fn func() error) erro
 // prepare records the consumer when the store has none of that name, and
 // checks the group size and the handler's transaction type.
 func (c *Consumer) prepare(ctx context.Context) error {
+	if err := c.retry(ctx, "check the store", func() error { return access.Ready(ctx, c.s) }); err != nil {
+		return err
+	}
 	if t := c.h.txType(); t != nil {
 		err := c.retry(ctx, "open a transaction", func() error {
 			tx, err := c.d.BeginConsumerTx(ctx)

@@ -7,7 +7,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/esctl/esctl/eventstore/driver"
+	"github.com/esctl/esctl/internal/driver"
 )
 
 // errHandover ends a member's run that this instance hands over: the run

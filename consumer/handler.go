@@ -78,7 +78,11 @@ func safeCall(ctx context.Context, h Handler, tx any, e *eventstore.StoredEvent)
 // give is a *TxTypeError. On SQLite the transaction holds the store's
 // write lock: keep it short.
 func WithTx[T any](ctx context.Context, s *eventstore.Store, fn func(ctx context.Context, tx T) error) error {
-	tx, err := s.Driver().BeginConsumerTx(ctx)
+	d, err := storeDriver(ctx, s)
+	if err != nil {
+		return err
+	}
+	tx, err := d.BeginConsumerTx(ctx)
 	if err != nil {
 		return err
 	}

@@ -2,7 +2,7 @@ package consumer
 
 import (
 	"github.com/esctl/esctl/eventstore"
-	"github.com/esctl/esctl/eventstore/driver"
+	"github.com/esctl/esctl/internal/driver"
 )
 
 // park records e as parked (in tx when one is given) before the position

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/esctl/esctl/eventstore"
-	"github.com/esctl/esctl/eventstore/driver"
+	"github.com/esctl/esctl/internal/driver"
 )
 
 func typeOf(v any) reflect.Type {

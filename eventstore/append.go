@@ -9,7 +9,8 @@ import (
 	"strconv"
 	"sync"
 
-	"github.com/esctl/esctl/eventstore/driver"
+	"github.com/esctl/esctl/estype"
+	"github.com/esctl/esctl/internal/driver"
 )
 
 // SaveEvent appends one event and returns it as stored, with its position
@@ -51,9 +52,9 @@ func (s *Store) save(ctx context.Context, events []Event, expect Expect) ([]Stor
 	}
 	defer s.exit()
 	now := s.nowMillis()
-	batch := make([]driver.Event, len(events)) // as the driver writes them
+	batch := make([]estype.Event, len(events)) // as the driver writes them
 	var seen map[versionKey]int                // nil when the versions are resolved
-	if !expect.resolved() {
+	if !expect.Resolved() {
 		seen = make(map[versionKey]int, len(events))
 	}
 	for i := range events {
@@ -72,7 +73,7 @@ func (s *Store) save(ctx context.Context, events []Event, expect Expect) ([]Stor
 		}
 		e.Payload = payload
 		e.Timestamp = max(now, e.Timestamp)
-		batch[i] = driver.Event(e)
+		batch[i] = estype.Event(e)
 	}
 	first, err := s.appender.append(ctx, batch, seen, expect)
 	if err != nil {
@@ -112,7 +113,7 @@ type appender struct {
 }
 
 type appendReq struct {
-	events []driver.Event
+	events []estype.Event
 	keys   map[versionKey]int // nil when expect is resolved: the versions are not chosen yet
 	expect Expect             // Append's; the zero Expect for SaveEvents
 	taken  bool               // in a group being sent (guarded by mu)
@@ -126,7 +127,7 @@ type appendReq struct {
 // only what it found.
 func (r *appendReq) conflict(id string, version int64) *ConflictError {
 	ce := &ConflictError{AggregateID: id, AggregateVersion: version}
-	if !r.expect.resolved() {
+	if !r.expect.Resolved() {
 		ce.Expected = r.expect
 	}
 	return ce
@@ -147,7 +148,7 @@ func newAppender(d driver.Driver, w driverWriter, maxEvents int, log *slog.Logge
 // append appends one caller's events and returns the first one's
 // position. When expect is resolved keys is nil and the events' versions
 // are set in the write transaction.
-func (a *appender) append(ctx context.Context, events []driver.Event, keys map[versionKey]int, expect Expect) (int64, error) {
+func (a *appender) append(ctx context.Context, events []estype.Event, keys map[versionKey]int, expect Expect) (int64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
@@ -324,7 +325,7 @@ func (a *appender) send(group []*appendReq) []appendOutcome {
 		p.Requests[i].Events = r.events
 	}
 	var expects []Expect // set when a request's versions are resolved in the transaction
-	if slices.ContainsFunc(group, func(r *appendReq) bool { return r.expect.resolved() }) {
+	if slices.ContainsFunc(group, func(r *appendReq) bool { return r.expect.Resolved() }) {
 		expects = make([]Expect, len(group))
 		for i, r := range group {
 			expects[i] = r.expect

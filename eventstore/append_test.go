@@ -12,7 +12,8 @@ import (
 	_ "github.com/esctl/esctl/adapters/sqlite"
 	"github.com/esctl/esctl/eventstore"
 
-	"github.com/esctl/esctl/eventstore/driver"
+	"github.com/esctl/esctl/internal/access"
+	"github.com/esctl/esctl/internal/driver"
 )
 
 // failingGroups wraps a real driver: the first append transaction
@@ -69,7 +70,7 @@ func TestGroupFailureIsRetriedRequestByRequest(t *testing.T) {
 			if _, err := base.SaveEvent(ctx, eventstore.Event{AggregateID: "taken", AggregateVersion: 1, Type: "T"}); err != nil {
 				t.Fatal(err)
 			}
-			f := &failingGroups{Driver: base.Driver(), err: tt.err}
+			f := &failingGroups{Driver: access.Driver(base), err: tt.err}
 			s, _ := eventstore.New(f, nil)
 			defer s.Close()
 			for attempt := 0; !f.failed.Load() && attempt < 50; attempt++ {

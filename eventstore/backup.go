@@ -15,10 +15,11 @@ import (
 	"hash"
 	"io"
 
+	"github.com/esctl/esctl/estype"
 	"github.com/esctl/esctl/eventstore/internal/jsonx"
 
-	"github.com/esctl/esctl/eventstore/driver"
 	"github.com/esctl/esctl/eventstore/internal/ndjson"
+	"github.com/esctl/esctl/internal/driver"
 )
 
 // A backup is one NDJSON stream (docs/backup-format.md):
@@ -631,11 +632,11 @@ func (s *Store) Restore(ctx context.Context, r io.Reader, m *BackupManifest, opt
 	}
 	srcEvents, srcSecrets := RestoreSourceIDs(m)
 	err := awaitWriters(ctx, s.w)
-	var cpE *driver.ImportCheckpoint
+	var cpE *estype.ImportCheckpoint
 	if err == nil {
 		cpE, err = s.d.Checkpoint(ctx, srcEvents)
 	}
-	var cpS *driver.ImportCheckpoint
+	var cpS *estype.ImportCheckpoint
 	if err == nil {
 		cpS, err = s.d.Checkpoint(ctx, srcSecrets)
 	}

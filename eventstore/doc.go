@@ -42,11 +42,13 @@
 //     projection's checkpoint.
 //   - Errors are sentinels and typed errors (errors.go) for errors.Is and
 //     errors.As: ErrConflict, ErrFrozen, ErrNotInitialized,
-//     ErrSchemaVersion, ErrOutcomeUnknown and the rest.
+//     ErrSchemaVersion, ErrOutcomeUnknown and the rest. They, the event
+//     types and Cursor are declared in package estype, the vocabulary that
+//     engines and tools share, and are the same here under these names.
 //   - Options (nil: defaults) set the logger, the clock and the limits.
 //
-// Engines register with Register from their package's init, with the URL
-// schemes and path suffixes they open: link one in with a blank import.
+// Engines register from their package's init, with the URL schemes and
+// path suffixes they open: link one in with a blank import.
 // With both adapters, Open accepts postgres://, postgresql://
 // (?schema=NAME), sqlite://PATH, file:PATH and paths ending in .db,
 // .sqlite or .sqlite3 (AcceptedURLs lists what is linked in). The packages snapshots and

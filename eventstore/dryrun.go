@@ -5,7 +5,8 @@ import (
 	"errors"
 	"hash/maphash"
 
-	"github.com/esctl/esctl/eventstore/driver"
+	"github.com/esctl/esctl/estype"
+	"github.com/esctl/esctl/internal/driver"
 )
 
 // dryWriter runs an import's write transactions without writing: the
@@ -76,7 +77,7 @@ func (w *dryWriter) readState(ctx context.Context) (*driver.StoreState, error) {
 	return st, nil
 }
 
-func (w *dryWriter) pairHash(e *driver.StoredEvent) uint64 {
+func (w *dryWriter) pairHash(e *estype.StoredEvent) uint64 {
 	var h maphash.Hash
 	h.SetSeed(w.seed)
 	_, _ = h.WriteString(e.AggregateID)
@@ -121,7 +122,7 @@ type dryTx struct {
 	reason  string
 	staged  bool
 	pairs   []uint64
-	secrets []driver.Secret
+	secrets []estype.Secret
 }
 
 var _ driver.Tx = (*dryTx)(nil)
@@ -180,7 +181,7 @@ func (tx *dryTx) MaxSecretIdx(ctx context.Context) (int64, error) {
 	return tx.w.maxIdx, nil
 }
 
-func (tx *dryTx) InsertSecrets(ctx context.Context, secrets []driver.Secret) (int, error) {
+func (tx *dryTx) InsertSecrets(ctx context.Context, secrets []estype.Secret) (int, error) {
 	if err := tx.w.loadSecrets(ctx); err != nil {
 		return 0, err
 	}
@@ -204,7 +205,7 @@ func (tx *dryTx) LastVersions(context.Context, []string) ([]int64, error) {
 
 func (tx *dryTx) AddSecretCounts(context.Context, *driver.AddSecretCountsParams) error { return nil }
 
-func (tx *dryTx) UpsertCheckpoint(context.Context, *driver.ImportCheckpoint) error { return nil }
+func (tx *dryTx) UpsertCheckpoint(context.Context, *estype.ImportCheckpoint) error { return nil }
 
 func (tx *dryTx) DeleteCheckpoint(context.Context, string) error { return nil }
 

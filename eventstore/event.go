@@ -10,32 +10,6 @@ import (
 	"github.com/esctl/esctl/eventstore/internal/jsonx"
 )
 
-// Limits on event fields. They are part of the store's contract: an event that
-// exceeds one is rejected, never truncated.
-const (
-	// MaxAggregateIDBytes is the longest aggregate id accepted, in bytes.
-	MaxAggregateIDBytes = 700
-	// MaxTypeBytes is the longest event type accepted, in bytes.
-	MaxTypeBytes = 700
-	// MaxSafeInteger is the largest version or timestamp accepted: 2^53-1,
-	// the largest integer JavaScript (and so reSolve and most JSON readers)
-	// represents exactly.
-	MaxSafeInteger = 1<<53 - 1
-	// DefaultMaxPayloadBytes is the default limit on a payload's compact size.
-	DefaultMaxPayloadBytes = 16 << 20
-)
-
-// Event types the store writes itself when a secret is set or deleted. They
-// are reserved: SaveEvent, SaveEvents and incremental imports refuse them;
-// ImportEvents and Restore, which carry a store's history, accept them only
-// in the exact form the store (and reSolve) writes: aggregate id
-// TYPE_ID_RANDOM (RANDOM: 10 characters of A-Z a-z 0-9 _ -), version 1,
-// payload {"id":ID}.
-const (
-	SetSecretEventType    = "RESOLVE_SET_SECRET"
-	DeleteSecretEventType = "RESOLVE_DELETE_SECRET"
-)
-
 // checkAuditEvent checks that a reserved-type event has the form of the
 // store's own secret audit events (see SetSecretEventType); it returns the
 // field at fault and why, or "" and "".
@@ -55,39 +29,6 @@ func checkAuditEvent(e *Event) (field, reason string) {
 	}
 	return "", ""
 }
-
-// Event is what an application appends.
-type Event struct {
-	// AggregateID identifies the aggregate (stream). Non-empty, at most
-	// MaxAggregateIDBytes of valid UTF-8 without NUL.
-	AggregateID string
-	// AggregateVersion is the event's version within its aggregate, from 1.
-	// The pair (AggregateID, AggregateVersion) is unique in a store: saving
-	// an existing pair fails with *ConflictError (optimistic concurrency).
-	AggregateVersion int64
-	// Type is the event type. Non-empty, at most MaxTypeBytes of UTF-8
-	// without control characters.
-	Type string
-	// Timestamp in milliseconds since the Unix epoch. SaveEvent stores
-	// max(now, Timestamp); imports keep it as given. Timestamps are
-	// informational: the order of a store is its positions.
-	Timestamp int64
-	// Payload is any JSON value. It is stored as its compact form, byte for
-	// byte (key order, number spelling and escapes are kept). nil means null.
-	Payload json.RawMessage
-}
-
-// StoredEvent is an event as stored, with its global position.
-type StoredEvent struct {
-	Event
-	// Position is the event's place in the store: 1, 2, 3... dense and in
-	// commit order. When a reader sees position p, every position below p
-	// is committed and visible.
-	Position int64
-}
-
-// Cursor returns the cursor that resumes reading right after this event.
-func (e StoredEvent) Cursor() Cursor { return CursorAt(e.Position) }
 
 // validateEvent checks e and returns its payload in compact form.
 func validateEvent(index int, e *Event, maxPayload int, allowReserved bool) ([]byte, error) {

@@ -8,8 +8,9 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/esctl/esctl/eventstore/driver"
+	"github.com/esctl/esctl/estype"
 	"github.com/esctl/esctl/eventstore/internal/ndjson"
+	"github.com/esctl/esctl/internal/driver"
 )
 
 // DefaultExportPageSize is the number of events an export reads per query
@@ -127,7 +128,7 @@ func (s *Store) ExportEvents(ctx context.Context, w io.Writer, opts *ExportOptio
 	p := &driver.ListEventsParams{After: pos, AfterTimestamp: -1, Limit: o.PageSize}
 	for first := true; ; first = false {
 		n := 0
-		last, err := tx.ScanEvents(ctx, p, func(e *driver.StoredEvent) error {
+		last, err := tx.ScanEvents(ctx, p, func(e *estype.StoredEvent) error {
 			n++
 			line = ndjson.AppendEvent(line[:0], e)
 			if o.MaxBytes > 0 && res.Events > 0 && res.Bytes+int64(len(line)) > o.MaxBytes {

@@ -11,8 +11,9 @@ import (
 	"hash"
 	"io"
 
-	"github.com/esctl/esctl/eventstore/driver"
+	"github.com/esctl/esctl/estype"
 	"github.com/esctl/esctl/eventstore/internal/ndjson"
+	"github.com/esctl/esctl/internal/driver"
 )
 
 // MaintenanceMode selects how an import or export treats the store, as
@@ -226,7 +227,7 @@ type eventImport struct {
 	dec        ndjson.Decoder
 	arena      ndjson.Arena // the batch's payloads
 	ev         ndjson.Event // the line being parsed
-	batch      []driver.StoredEvent
+	batch      []estype.StoredEvent
 	marks      lineMarks
 	batchKeys  map[versionKey]int
 	batchBytes int
@@ -263,8 +264,7 @@ func (im *eventImport) open(ctx context.Context, r io.Reader) error {
 	if err := awaitWriters(ctx, im.w); err != nil {
 		return fmt.Errorf("import: %w", err)
 	}
-	dcp, err := im.s.d.Checkpoint(ctx, im.o.SourceID)
-	cp := checkpointFrom(dcp)
+	cp, err := im.s.d.Checkpoint(ctx, im.o.SourceID)
 	if err != nil {
 		return fmt.Errorf("import: read checkpoint: %w", err)
 	}
@@ -501,7 +501,7 @@ func (im *eventImport) accept(line []byte) error {
 	}
 	im.batchKeys[k] = len(im.batch)
 	im.marks.add(lr)
-	im.batch = append(im.batch, driver.StoredEvent{Event: ev.Event, Position: pos})
+	im.batch = append(im.batch, estype.StoredEvent{Event: ev.Event, Position: pos})
 	im.batchBytes += len(line)
 	im.prevPos = pos
 	lr.accept(line)
@@ -695,9 +695,5 @@ func (s *Store) Imports(ctx context.Context) ([]ImportCheckpoint, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list imports: %w", err)
 	}
-	cps := make([]ImportCheckpoint, len(rows))
-	for i := range rows {
-		cps[i] = *checkpointFrom(&rows[i])
-	}
-	return cps, nil
+	return rows, nil
 }

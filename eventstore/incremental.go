@@ -5,7 +5,8 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/esctl/esctl/eventstore/driver"
+	"github.com/esctl/esctl/estype"
+	"github.com/esctl/esctl/internal/driver"
 )
 
 // VersionlessEvent is an event brought in by an incremental import: the
@@ -200,8 +201,8 @@ func (s *Store) IncrementalImport(ctx context.Context, events []VersionlessEvent
 }
 
 // stageable validates events as PushIncrementalImport stages them.
-func (s *Store) stageable(events []VersionlessEvent) ([]driver.Event, error) {
-	staged := make([]driver.Event, len(events))
+func (s *Store) stageable(events []VersionlessEvent) ([]estype.Event, error) {
+	staged := make([]estype.Event, len(events))
 	for i, v := range events {
 		e := Event{AggregateID: v.AggregateID, AggregateVersion: 1, Type: v.Type, Timestamp: v.Timestamp, Payload: v.Payload}
 		payload, err := validateEvent(i, &e, s.opts.MaxPayloadBytes, false) // application events: no reserved types
@@ -209,7 +210,7 @@ func (s *Store) stageable(events []VersionlessEvent) ([]driver.Event, error) {
 			return nil, err
 		}
 		e.Payload, e.AggregateVersion = payload, 0
-		staged[i] = driver.Event(e)
+		staged[i] = estype.Event(e)
 	}
 	return staged, nil
 }

@@ -6,8 +6,9 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/esctl/esctl/eventstore/driver"
+	"github.com/esctl/esctl/estype"
 	"github.com/esctl/esctl/eventstore/internal/ndjson"
+	"github.com/esctl/esctl/internal/driver"
 )
 
 // DefaultIncrementalPushEvents is how many events one push of
@@ -134,7 +135,7 @@ func (s *Store) nextIncrementalLine(lr *lineReader) (VersionlessEvent, error) {
 // an import of its own, runs the commit (the same operations as a real
 // commit) and rolls all of it back. Nothing is written.
 func (s *Store) incrementalDryRun(ctx context.Context, r io.Reader, o IncrementalImportOptions) (*IncrementalImportResult, error) {
-	var staged []driver.Event
+	var staged []estype.Event
 	lr := newLineReader(r, o.MaxLineBytes, 0, 1, nil)
 	for {
 		ev, err := s.nextIncrementalLine(lr)

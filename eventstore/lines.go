@@ -1,7 +1,7 @@
 package eventstore
 
 import (
-	"github.com/esctl/esctl/eventstore/driver"
+	"github.com/esctl/esctl/estype"
 	"github.com/esctl/esctl/eventstore/internal/ndjson"
 )
 
@@ -9,5 +9,5 @@ import (
 // (docs/ndjson-format.md), the final "\n" included: the bytes ExportEvents
 // writes for it.
 func AppendEventLine(dst []byte, e StoredEvent) []byte {
-	return ndjson.AppendEvent(dst, &driver.StoredEvent{Event: driver.Event(e.Event), Position: e.Position})
+	return ndjson.AppendEvent(dst, &estype.StoredEvent{Event: estype.Event(e.Event), Position: e.Position})
 }

@@ -5,7 +5,7 @@ import (
 	"hash"
 	"io"
 
-	"github.com/esctl/esctl/eventstore/driver"
+	"github.com/esctl/esctl/estype"
 	"github.com/esctl/esctl/eventstore/internal/ndjson"
 )
 
@@ -47,7 +47,7 @@ func lineError(le *ndjson.LineError) *LineError {
 
 // checkEnvelope checks a decoded line's envelope with SaveEvent's rules
 // (the store's reserved types allowed: they are in exports).
-func checkEnvelope(e *driver.Event) *ndjson.Error {
+func checkEnvelope(e *estype.Event) *ndjson.Error {
 	err := validateEnvelope(0, (*Event)(e), true)
 	if err == nil {
 		return nil
@@ -85,5 +85,5 @@ func parseSecretLine(line []byte) (*Secret, *ndjson.Error) {
 
 // appendSecretLine appends s as one NDJSON secret line.
 func appendSecretLine(dst []byte, s *Secret) []byte {
-	return ndjson.AppendSecret(dst, (*driver.Secret)(s))
+	return ndjson.AppendSecret(dst, (*estype.Secret)(s))
 }

@@ -7,8 +7,9 @@ import (
 	"io"
 	"testing"
 
-	"github.com/esctl/esctl/eventstore/driver"
+	"github.com/esctl/esctl/estype"
 	"github.com/esctl/esctl/eventstore/internal/ndjson"
+	"github.com/esctl/esctl/internal/driver"
 )
 
 // The benchmarks below measure the library's own work in an import and an
@@ -22,16 +23,16 @@ import (
 // transactions serve events from memory. Other methods are not used.
 type benchDialect struct {
 	driver.Driver
-	events []driver.StoredEvent
+	events []estype.StoredEvent
 }
 
 func (d *benchDialect) Name() string { return "bench" }
 
-func (d *benchDialect) Migrate(context.Context, *driver.MigrateParams) (*driver.SchemaStatus, error) {
-	return &driver.SchemaStatus{Version: 1, Latest: 1}, nil
+func (d *benchDialect) Migrate(context.Context, *driver.MigrateParams) (*estype.SchemaStatus, error) {
+	return &estype.SchemaStatus{Version: 1, Latest: 1}, nil
 }
 
-func (d *benchDialect) Checkpoint(context.Context, string) (*driver.ImportCheckpoint, error) {
+func (d *benchDialect) Checkpoint(context.Context, string) (*estype.ImportCheckpoint, error) {
 	return nil, nil
 }
 
@@ -51,7 +52,7 @@ func (benchTx) InsertEvents(context.Context, *driver.InsertEventsParams) (int, e
 	return -1, nil
 }
 func (benchTx) AdvanceState(context.Context, *driver.AdvanceStateParams) error   { return nil }
-func (benchTx) UpsertCheckpoint(context.Context, *driver.ImportCheckpoint) error { return nil }
+func (benchTx) UpsertCheckpoint(context.Context, *estype.ImportCheckpoint) error { return nil }
 
 func (d *benchDialect) BeginRead(context.Context) (driver.ReadTx, error) { return benchReadTx{d}, nil }
 
@@ -61,12 +62,12 @@ func (t benchReadTx) ListEvents(_ context.Context, p *driver.ListEventsParams) (
 	evs := t.d.events
 	lo := min(int(p.After), len(evs))
 	hi := min(lo+p.Limit, len(evs))
-	page := make([]driver.StoredEvent, hi-lo)
+	page := make([]estype.StoredEvent, hi-lo)
 	copy(page, evs[lo:hi])
 	return &driver.ListEventsResult{Events: page, LastPosition: int64(len(evs))}, nil
 }
 
-func (t benchReadTx) ScanEvents(ctx context.Context, p *driver.ListEventsParams, fn func(*driver.StoredEvent) error) (int64, error) {
+func (t benchReadTx) ScanEvents(ctx context.Context, p *driver.ListEventsParams, fn func(*estype.StoredEvent) error) (int64, error) {
 	evs := t.d.events
 	lo := min(int(p.After), len(evs))
 	hi := min(lo+p.Limit, len(evs))
@@ -82,7 +83,7 @@ func (t benchReadTx) ScanEvents(ctx context.Context, p *driver.ListEventsParams,
 func (t benchReadTx) ReadState(context.Context) (*driver.StoreState, error) {
 	return &driver.StoreState{}, nil
 }
-func (t benchReadTx) ListSecrets(context.Context, *driver.ListSecretsParams) ([]driver.Secret, error) {
+func (t benchReadTx) ListSecrets(context.Context, *driver.ListSecretsParams) ([]estype.Secret, error) {
 	return nil, nil
 }
 func (t benchReadTx) ListSnapshots(context.Context, *driver.ListSnapshotsParams) ([]driver.Snapshot, error) {
@@ -92,12 +93,12 @@ func (t benchReadTx) Close(context.Context) error { return nil }
 
 // benchEvents returns n events shaped like make bench's corpus: 100
 // aggregates' worth of versions, payloads of about 190 bytes.
-func benchEvents(n int) []driver.StoredEvent {
+func benchEvents(n int) []estype.StoredEvent {
 	types := []string{"AccountOpened", "MoneyDeposited", "MoneyWithdrawn", "TransferRequested"}
-	out := make([]driver.StoredEvent, n)
+	out := make([]estype.StoredEvent, n)
 	for i := range out {
 		pos := int64(i + 1)
-		out[i] = driver.StoredEvent{Position: pos, Event: driver.Event{
+		out[i] = estype.StoredEvent{Position: pos, Event: estype.Event{
 			AggregateID:      fmt.Sprintf("account-%07d", i%10_000),
 			AggregateVersion: int64(i/10_000 + 1),
 			Type:             types[i%len(types)],
@@ -109,7 +110,7 @@ func benchEvents(n int) []driver.StoredEvent {
 	return out
 }
 
-func benchNDJSON(events []driver.StoredEvent) []byte {
+func benchNDJSON(events []estype.StoredEvent) []byte {
 	var buf []byte
 	for i := range events {
 		buf = ndjson.AppendEvent(buf, &events[i])

@@ -8,7 +8,7 @@ import (
 
 	"github.com/esctl/esctl/eventstore"
 
-	"github.com/esctl/esctl/eventstore/driver"
+	"github.com/esctl/esctl/internal/driver"
 )
 
 // TestEngineRegistry: engines are found by their URL schemes and path
@@ -35,7 +35,7 @@ func TestEngineRegistry(t *testing.T) {
 	open := func(context.Context, string) (driver.Driver, func() error, error) {
 		return nil, nil, errors.New("no")
 	}
-	for _, e := range []eventstore.Engine{
+	for _, e := range []driver.Engine{
 		{Name: "sqlite", Schemes: []string{"other"}, Open: open},
 		{Name: "other1", Schemes: []string{"postgresql"}, Open: open},
 		{Name: "other2", PathSuffixes: []string{".db"}, Open: open},
@@ -47,7 +47,7 @@ func TestEngineRegistry(t *testing.T) {
 					t.Errorf("Register(%+v) did not panic", e.Name)
 				}
 			}()
-			eventstore.Register(e)
+			driver.Register(e)
 		}()
 	}
 	if _, err := eventstore.EngineForURL("other://x"); err == nil {

@@ -6,7 +6,7 @@ import (
 	"iter"
 	"math"
 
-	"github.com/esctl/esctl/eventstore/driver"
+	"github.com/esctl/esctl/internal/driver"
 )
 
 // Read limits.
@@ -152,7 +152,7 @@ func (s *Store) LoadEvents(ctx context.Context, f Filter) (*Page, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load events after %d: %w", pos, err)
 	}
-	events := storedEventsFrom(res.Events)
+	events := res.Events
 	if p.ByTime {
 		return &Page{Events: events}, nil
 	}
@@ -205,7 +205,7 @@ func (s *Store) Events(ctx context.Context, f Filter) iter.Seq2[StoredEvent, err
 			}
 			first = false
 			for i := range res.Events {
-				if !yield(storedFrom(&res.Events[i]), nil) {
+				if !yield(res.Events[i], nil) {
 					return
 				}
 			}
@@ -275,6 +275,5 @@ func (s *Store) LatestEvent(ctx context.Context, f Filter) (*StoredEvent, error)
 	if e == nil {
 		return nil, nil
 	}
-	se := storedFrom(e)
-	return &se, nil
+	return e, nil
 }

@@ -9,7 +9,7 @@ import (
 
 	"github.com/esctl/esctl/eventstore/internal/jsonx"
 
-	"github.com/esctl/esctl/eventstore/driver"
+	"github.com/esctl/esctl/internal/driver"
 )
 
 // Secret limits.
@@ -181,7 +181,7 @@ func (m *SecretsManager) LoadSecrets(ctx context.Context, f SecretFilter) (*Secr
 	if err != nil {
 		return nil, fmt.Errorf("load secrets: %w", err)
 	}
-	secrets := secretsFrom(rows)
+	secrets := rows
 	page := &SecretPage{Secrets: secrets, NextIdx: f.Idx}
 	if n := len(secrets); n > 0 {
 		page.NextIdx = secrets[n-1].Idx + 1

@@ -8,8 +8,8 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/esctl/esctl/eventstore/driver"
 	"github.com/esctl/esctl/eventstore/internal/ndjson"
+	"github.com/esctl/esctl/internal/driver"
 )
 
 // Secrets travel as NDJSON too, one per line, keys in reSolve's order:
@@ -164,8 +164,7 @@ func (si *secretsImport) run(ctx context.Context, r io.Reader) error {
 	if err := awaitWriters(ctx, si.w); err != nil {
 		return fmt.Errorf("import secrets: %w", err)
 	}
-	dcp, err := si.s.d.Checkpoint(ctx, si.o.SourceID)
-	cp := checkpointFrom(dcp)
+	cp, err := si.s.d.Checkpoint(ctx, si.o.SourceID)
 	if err != nil {
 		return fmt.Errorf("import secrets: read checkpoint: %w", err)
 	}

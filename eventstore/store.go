@@ -11,7 +11,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/esctl/esctl/eventstore/driver"
+	"github.com/esctl/esctl/estype"
+	"github.com/esctl/esctl/internal/access"
+	"github.com/esctl/esctl/internal/driver"
 )
 
 // Defaults for Options.
@@ -119,9 +121,18 @@ func New(d driver.Driver, opts *Options) (*Store, error) {
 // Engine returns the engine name of the store's driver ("sqlite", "postgres").
 func (s *Store) Engine() string { return s.d.Name() }
 
-// Driver returns the store's driver. It is meant for this module's tools
-// and tests; applications should not need it.
-func (s *Store) Driver() driver.Driver { return s.d }
+func init() {
+	access.Install(
+		func(store any) driver.Driver { return store.(*Store).d },
+		func(ctx context.Context, store any) error {
+			s := store.(*Store)
+			if err := s.begin(ctx); err != nil {
+				return err
+			}
+			s.exit()
+			return nil
+		})
+}
 
 // enter registers an operation; it fails once the store is closed. Every
 // call to enter that succeeds must be paired with s.exit().
@@ -264,7 +275,7 @@ func (s *Store) Migrate(ctx context.Context, opts *MigrateOptions) (*SchemaStatu
 			return nil, fmt.Errorf("migrate: %w", &SchemaVersionError{Current: st.Version, Expected: st.Latest})
 		}
 	}
-	ds, err := s.d.Migrate(ctx, &driver.MigrateParams{Op: driver.MigrateOp(o.Op), Steps: o.Steps, Version: o.Version})
+	ds, err := s.d.Migrate(ctx, &driver.MigrateParams{Op: estype.MigrateOp(o.Op), Steps: o.Steps, Version: o.Version})
 	s.schemaOK.Store(false)
 	if err != nil {
 		return nil, fmt.Errorf("migrate: %w", err)
@@ -275,7 +286,7 @@ func (s *Store) Migrate(ctx context.Context, opts *MigrateOptions) (*SchemaStatu
 
 // schemaStatus reads the schema version.
 func (s *Store) schemaStatus(ctx context.Context) (*SchemaStatus, error) {
-	ds, err := s.d.Migrate(ctx, &driver.MigrateParams{Op: driver.MigrateStatus})
+	ds, err := s.d.Migrate(ctx, &driver.MigrateParams{Op: estype.MigrateStatus})
 	if err != nil {
 		return nil, err
 	}

@@ -7,7 +7,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/esctl/esctl/eventstore/driver"
+	"github.com/esctl/esctl/estype"
+	"github.com/esctl/esctl/internal/driver"
 )
 
 // Subscription defaults.
@@ -125,7 +126,7 @@ type subscriber struct {
 }
 
 // matches reports whether e passes the subscriber's filter.
-func (sub *subscriber) matches(e *driver.StoredEvent) bool {
+func (sub *subscriber) matches(e *estype.StoredEvent) bool {
 	if sub.f.AggregateIDs != nil && !contains(sub.f.AggregateIDs, e.AggregateID) {
 		return false
 	}
@@ -143,13 +144,13 @@ func contains(list []string, v string) bool {
 
 // deliver yields the events of a batch after sub.pos, then progress up to
 // upTo; errStopped when the loop body broke out.
-func (sub *subscriber) deliver(events []driver.StoredEvent, upTo int64, filtered bool, yield func(Delivery, error) bool) error {
+func (sub *subscriber) deliver(events []estype.StoredEvent, upTo int64, filtered bool, yield func(Delivery, error) bool) error {
 	for i := range events {
 		e := &events[i]
 		if e.Position <= sub.pos || (!filtered && !sub.matches(e)) {
 			continue
 		}
-		se := storedFrom(e)
+		se := *e
 		sub.pos = e.Position
 		if !yield(Delivery{Event: &se, Cursor: CursorAt(e.Position)}, nil) {
 			return errStopped
@@ -242,7 +243,7 @@ func (s *Store) follow(ctx context.Context, sub *subscriber, ch <-chan tailBatch
 // tailBatch is what the tail reader read: events after the previous batch,
 // every position up to upTo visible.
 type tailBatch struct {
-	events []driver.StoredEvent
+	events []estype.StoredEvent
 	upTo   int64
 }
 

@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/esctl/esctl/eventstore/driver"
+	"github.com/esctl/esctl/internal/driver"
 )
 
 // VerifyReport is what Verify found. Problems lists every invariant that
@@ -97,7 +97,7 @@ func (s *Store) Verify(ctx context.Context) (*VerifyReport, error) {
 	var stagedEvents int64
 	staging := 0
 	for i := range cps {
-		cp := checkpointFrom(&cps[i])
+		cp := &cps[i]
 		switch {
 		case cp.Kind == CheckpointEvents && cp.Mode == CheckpointAutoStaged && !cp.Done:
 			staging++

@@ -5,7 +5,8 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/esctl/esctl/eventstore/driver"
+	"github.com/esctl/esctl/estype"
+	"github.com/esctl/esctl/internal/driver"
 )
 
 // The store's write transactions, composed from the driver's operations.
@@ -67,7 +68,7 @@ func (w driverWriter) readState(ctx context.Context) (*driver.StoreState, error)
 // writes nothing and failed holds its error.
 func appendTx(ctx context.Context, w writer, p *driver.AppendParams, expects []Expect) (res *driver.AppendResult, failed map[int]error, err error) {
 	res = &driver.AppendResult{}
-	var rows []driver.StoredEvent
+	var rows []estype.StoredEvent
 	err = w.write(ctx, false, func(tx driver.Tx) error {
 		*res, failed = driver.AppendResult{}, nil
 		st := tx.State()
@@ -82,11 +83,11 @@ func appendTx(ctx context.Context, w writer, p *driver.AppendParams, expects []E
 		pos := st.LastPosition
 		res.FirstPosition = pos + 1
 		for i, r := range p.Requests {
-			if expects != nil && expects[i].resolved() {
+			if expects != nil && expects[i].Resolved() {
 				id := r.Events[0].AggregateID
 				v := last[id]
 				switch {
-				case !expects[i].check(v):
+				case !expects[i].Allows(v):
 					failed = setFailed(failed, i, expectedConflict(id, expects[i], v))
 					continue
 				case v > MaxSafeInteger-int64(len(r.Events)):
@@ -100,7 +101,7 @@ func appendTx(ctx context.Context, w writer, p *driver.AppendParams, expects []E
 			}
 			rows = rows[:0]
 			for _, e := range r.Events {
-				rows = append(rows, driver.StoredEvent{Event: e, Position: pos + 1 + int64(len(rows))})
+				rows = append(rows, estype.StoredEvent{Event: e, Position: pos + 1 + int64(len(rows))})
 			}
 			k, err := tx.InsertEvents(ctx, &driver.InsertEventsParams{Table: driver.Events, Events: rows})
 			if err != nil {
@@ -135,7 +136,7 @@ func lastVersions(ctx context.Context, tx driver.Tx, p *driver.AppendParams, exp
 	var ids []string
 	last := map[string]int64{}
 	for i, ex := range expects {
-		if id := p.Requests[i].Events[0].AggregateID; ex.resolved() {
+		if id := p.Requests[i].Events[0].AggregateID; ex.Resolved() {
 			if _, dup := last[id]; !dup {
 				last[id] = 0
 				ids = append(ids, id)
@@ -180,7 +181,7 @@ func setFrozenTx(ctx context.Context, w writer, frozen bool, reason string) (was
 // auditTx writes a secret's audit event at the next position.
 func auditTx(ctx context.Context, tx driver.Tx, ev *Event) (int64, error) {
 	pos := tx.State().LastPosition + 1
-	k, err := tx.InsertEvents(ctx, &driver.InsertEventsParams{Table: driver.Events, Events: []driver.StoredEvent{{Event: driver.Event(*ev), Position: pos}}})
+	k, err := tx.InsertEvents(ctx, &driver.InsertEventsParams{Table: driver.Events, Events: []estype.StoredEvent{{Event: estype.Event(*ev), Position: pos}}})
 	switch {
 	case err != nil:
 		return 0, err
@@ -236,7 +237,7 @@ func setSecretTx(ctx context.Context, w writer, id, secret string, ev *Event) (*
 			return nil, err
 		}
 		res.idx = last + 1
-		k, err := tx.InsertSecrets(ctx, []driver.Secret{{Idx: res.idx, ID: id, Secret: &secret}})
+		k, err := tx.InsertSecrets(ctx, []estype.Secret{{Idx: res.idx, ID: id, Secret: &secret}})
 		switch {
 		case err != nil:
 			return nil, err
@@ -265,7 +266,7 @@ func deleteSecretTx(ctx context.Context, w writer, id string, ev *Event) (*secre
 // the import's checkpoint.
 type importBatch struct {
 	table           driver.Table
-	events          []driver.StoredEvent // positions as given, strictly increasing
+	events          []estype.StoredEvent // positions as given, strictly increasing
 	checkpoint      *ImportCheckpoint
 	unfreeze        bool // clear the frozen flag in the same transaction
 	deleteSnapshots bool // delete every snapshot in the same transaction
@@ -318,7 +319,7 @@ func importBatchTx(ctx context.Context, w writer, b *importBatch) (*importBatchR
 // go with it.
 func finishImportTx(ctx context.Context, tx driver.Tx, cp *ImportCheckpoint, unfreeze, deleteSnapshots bool) error {
 	if cp != nil {
-		if err := tx.UpsertCheckpoint(ctx, cp.driver()); err != nil {
+		if err := tx.UpsertCheckpoint(ctx, cp); err != nil {
 			return err
 		}
 	}
@@ -380,7 +381,7 @@ func abortImportTx(ctx context.Context, w writer, a *abortImport) error {
 // such secret, or -1.
 func importSecretsTx(ctx context.Context, w writer, secrets []Secret, cp *ImportCheckpoint) (int, error) {
 	conflict := -1
-	rows := make([]driver.Secret, len(secrets))
+	rows := make([]estype.Secret, len(secrets))
 	err := w.write(ctx, true, func(tx driver.Tx) error {
 		conflict = -1
 		if n := len(secrets); n > 0 {
@@ -390,7 +391,7 @@ func importSecretsTx(ctx context.Context, w writer, secrets []Secret, cp *Import
 			}
 			next, deleted := last+1, int64(0)
 			for i, s := range secrets {
-				rows[i] = driver.Secret(s)
+				rows[i] = estype.Secret(s)
 				if s.Idx < 0 {
 					rows[i].Idx = next
 				}

@@ -20,9 +20,9 @@ import (
 	"github.com/golang-migrate/migrate/v4/database"
 	"github.com/golang-migrate/migrate/v4/source/iofs"
 
-	"github.com/esctl/esctl/eventstore"
+	"github.com/esctl/esctl/estype"
 
-	"github.com/esctl/esctl/eventstore/driver"
+	"github.com/esctl/esctl/internal/driver"
 )
 
 //go:embed postgres/*.sql sqlite/*.sql
@@ -56,7 +56,7 @@ func Latest(engine string) uint {
 // query so that asking does not create the version table) with the database
 // driver drv. It closes drv, and with it the *sql.DB drv was made from:
 // callers pass a dedicated handle.
-func Run(engine string, drv database.Driver, p *driver.MigrateParams) (st *driver.SchemaStatus, err error) {
+func Run(engine string, drv database.Driver, p *driver.MigrateParams) (st *estype.SchemaStatus, err error) {
 	src, err := iofs.New(FS, engine)
 	if err != nil {
 		_ = drv.Close()
@@ -75,15 +75,15 @@ func Run(engine string, drv database.Driver, p *driver.MigrateParams) (st *drive
 		}
 	}()
 	switch p.Op {
-	case driver.MigrateUp:
+	case estype.MigrateUp:
 		err = m.Up()
-	case driver.MigrateDown:
+	case estype.MigrateDown:
 		if p.Steps > 0 {
 			err = m.Steps(-p.Steps)
 		} else {
 			err = m.Down()
 		}
-	case driver.MigrateForce:
+	case estype.MigrateForce:
 		if p.Version > Latest(engine) {
 			return nil, fmt.Errorf("force version %d: the newest migration is %d", p.Version, Latest(engine))
 		}
@@ -95,13 +95,13 @@ func Run(engine string, drv database.Driver, p *driver.MigrateParams) (st *drive
 	default:
 		return nil, fmt.Errorf("migrate: unsupported operation %d", p.Op)
 	}
-	if errors.Is(err, migrate.ErrNoChange) || errors.Is(err, os.ErrNotExist) && p.Op == driver.MigrateDown {
+	if errors.Is(err, migrate.ErrNoChange) || errors.Is(err, os.ErrNotExist) && p.Op == estype.MigrateDown {
 		err = nil
 	}
 	if dirty := (migrate.ErrDirty{}); errors.As(err, &dirty) {
 		// Found under golang-migrate's lock, so not a concurrent
 		// migration in progress: an interrupted one.
-		err = &eventstore.SchemaVersionError{Current: uint(max(dirty.Version, 0)), Dirty: true, Expected: Latest(engine)}
+		err = &estype.SchemaVersionError{Current: uint(max(dirty.Version, 0)), Dirty: true, Expected: Latest(engine)}
 	}
 	if err != nil {
 		return nil, err
@@ -113,5 +113,5 @@ func Run(engine string, drv database.Driver, p *driver.MigrateParams) (st *drive
 	if verr != nil {
 		return nil, fmt.Errorf("read schema version: %w", verr)
 	}
-	return &driver.SchemaStatus{Version: v, Dirty: dirty, Latest: Latest(engine)}, nil
+	return &estype.SchemaStatus{Version: v, Dirty: dirty, Latest: Latest(engine)}, nil
 }

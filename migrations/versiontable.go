@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/esctl/esctl/eventstore"
-
-	"github.com/esctl/esctl/eventstore/driver"
+	"github.com/esctl/esctl/estype"
 )
 
 // The store's schema version lives in a table of its own name, so that a
@@ -47,7 +45,7 @@ type Catalog interface {
 
 // VersionState is what Status found.
 type VersionState struct {
-	Status driver.SchemaStatus
+	Status estype.SchemaStatus
 	// Legacy: the version is recorded in LegacyVersionTable, which holds
 	// a version esctl wrote, next to a store; Adopt renames it.
 	Legacy bool
@@ -64,7 +62,7 @@ type VersionState struct {
 //     it with esctl migrate force;
 //   - else the database holds no store: version 0.
 func Status(ctx context.Context, c Catalog, engine string) (*VersionState, error) {
-	vs := &VersionState{Status: driver.SchemaStatus{Latest: Latest(engine)}}
+	vs := &VersionState{Status: estype.SchemaStatus{Latest: Latest(engine)}}
 	read := func(table string) (bool, error) {
 		v, dirty, ok, err := c.ReadVersion(ctx, table)
 		if err != nil || !ok {
@@ -107,17 +105,17 @@ func Status(ctx context.Context, c Catalog, engine string) (*VersionState, error
 				want := int64(k+1) <= v // created by a migration up to v
 				if want && !has || !want && has && marker != "events_quarantine" {
 					return vs, fmt.Errorf("%w: the store has no %s table, and %s holds version %d, which does not match the store's tables (%s %s): it may belong to another application; record the store's schema version with esctl migrate force VERSION",
-						eventstore.ErrSchemaVersion, VersionTable, LegacyVersionTable, v, marker, map[bool]string{true: "exists", false: "is missing"}[has])
+						estype.ErrSchemaVersion, VersionTable, LegacyVersionTable, v, marker, map[bool]string{true: "exists", false: "is missing"}[has])
 				}
 			}
 			vs.Status.Version, vs.Status.Dirty, vs.Legacy = uint(v), dirty, true
 			return vs, nil
 		}
 		return vs, fmt.Errorf("%w: the store has no %s table, and %s (version %d) was not written by esctl: it belongs to another application, which esctl leaves alone; record the store's schema version with esctl migrate force VERSION",
-			eventstore.ErrSchemaVersion, VersionTable, LegacyVersionTable, v)
+			estype.ErrSchemaVersion, VersionTable, LegacyVersionTable, v)
 	}
 	return vs, fmt.Errorf("%w: the store's tables exist but no schema version is recorded (no %s table): record it with esctl migrate force VERSION",
-		eventstore.ErrSchemaVersion, VersionTable)
+		estype.ErrSchemaVersion, VersionTable)
 }
 
 // AdoptLegacy renames a legacy version table that esctl wrote (see Status),
@@ -133,10 +131,10 @@ func AdoptLegacy(ctx context.Context, c Catalog, engine string) error {
 // Prepare readies the version table before golang-migrate runs operation
 // op: a legacy table esctl wrote is renamed to VersionTable; an unknown
 // version is an error except for MigrateForce, which records one.
-func Prepare(ctx context.Context, c Catalog, engine string, op driver.MigrateOp) error {
+func Prepare(ctx context.Context, c Catalog, engine string, op estype.MigrateOp) error {
 	vs, err := Status(ctx, c, engine)
 	switch {
-	case err != nil && op == driver.MigrateForce:
+	case err != nil && op == estype.MigrateForce:
 		return nil
 	case err != nil:
 		return err

@@ -15,10 +15,11 @@ import (
 	_ "github.com/esctl/esctl/adapters/postgres"
 	_ "github.com/esctl/esctl/adapters/sqlite"
 	"github.com/esctl/esctl/eventstore"
+	"github.com/esctl/esctl/internal/access"
 	"github.com/esctl/esctl/internal/testdb"
 	"github.com/esctl/esctl/snapshots"
 
-	"github.com/esctl/esctl/eventstore/driver"
+	"github.com/esctl/esctl/internal/driver"
 )
 
 func TestMain(m *testing.M) { testdb.Main(m) }
@@ -108,7 +109,7 @@ func (d *countingDialect) ListEvents(ctx context.Context, p *driver.ListEventsPa
 // events read through it.
 func countingStore(t *testing.T, s *eventstore.Store) (*eventstore.Store, *countingDialect) {
 	t.Helper()
-	d := &countingDialect{Driver: s.Driver()}
+	d := &countingDialect{Driver: access.Driver(s)}
 	cs, err := eventstore.New(d, nil)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = cs.Close() })

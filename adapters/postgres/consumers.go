@@ -9,8 +9,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/esctl/esctl/eventstore"
-	"github.com/esctl/esctl/eventstore/driver"
+	"github.com/esctl/esctl/estype"
+	"github.com/esctl/esctl/internal/driver"
 )
 
 var _ driver.Consumers = (*Dialect)(nil)
@@ -281,7 +281,7 @@ func (t *consumerTx) Commit(ctx context.Context) error {
 	if err == nil || errors.Is(err, pgx.ErrTxClosed) || isStatementError(err) {
 		return interpretError(err)
 	}
-	return fmt.Errorf("%w: %w", eventstore.ErrOutcomeUnknown, err)
+	return fmt.Errorf("%w: %w", estype.ErrOutcomeUnknown, err)
 }
 
 func (t *consumerTx) Rollback(ctx context.Context) error {

@@ -8,10 +8,9 @@ import (
 	"net"
 	"strings"
 
+	"github.com/esctl/esctl/estype"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/puddle/v2"
-
-	"github.com/esctl/esctl/eventstore"
 )
 
 // Constraint names from migrations/postgres.
@@ -25,12 +24,12 @@ const (
 
 // resources are the SQLSTATEs of class 53 (insufficient resources); any
 // other code of the class is a configured limit.
-var resources = map[string]eventstore.Resource{
-	"53000": eventstore.ResourceLimit,       // insufficient_resources
-	"53100": eventstore.ResourceDisk,        // disk_full
-	"53200": eventstore.ResourceMemory,      // out_of_memory
-	"53300": eventstore.ResourceConnections, // too_many_connections
-	"53400": eventstore.ResourceLimit,       // configuration_limit_exceeded
+var resources = map[string]estype.Resource{
+	"53000": estype.ResourceLimit,       // insufficient_resources
+	"53100": estype.ResourceDisk,        // disk_full
+	"53200": estype.ResourceMemory,      // out_of_memory
+	"53300": estype.ResourceConnections, // too_many_connections
+	"53400": estype.ResourceLimit,       // configuration_limit_exceeded
 }
 
 // This file is the only one that inspects driver errors: interpretError
@@ -88,52 +87,52 @@ func interpretError(err error) error {
 		case "23505": // unique_violation
 			switch pe.ConstraintName {
 			case eventsVersionKey:
-				return fmt.Errorf("%w: %w", &eventstore.ConflictError{}, err)
+				return fmt.Errorf("%w: %w", &estype.ConflictError{}, err)
 			case secretsIDKey:
-				return fmt.Errorf("%w: %w", &eventstore.SecretExistsError{}, err)
+				return fmt.Errorf("%w: %w", &estype.SecretExistsError{}, err)
 			case eventsPositionKey:
-				return &eventstore.InvariantError{Invariant: eventstore.InvariantPositionUnique, Err: err}
+				return &estype.InvariantError{Invariant: estype.InvariantPositionUnique, Err: err}
 			}
 		case "23514": // check_violation
 			if pe.ConstraintName == eventsPositionChk {
-				return &eventstore.InvariantError{Invariant: eventstore.InvariantPositionPositive, Err: err}
+				return &estype.InvariantError{Invariant: estype.InvariantPositionPositive, Err: err}
 			}
 		case "55000": // object_not_in_prerequisite_state: the freeze trigger
 			if strings.HasPrefix(pe.Message, "esctl: the store is frozen") {
-				return fmt.Errorf("%w: %w", eventstore.ErrFrozen, err)
+				return fmt.Errorf("%w: %w", estype.ErrFrozen, err)
 			}
 		case "55P03", // lock_not_available: lock_timeout
 			"57014", // query_canceled: statement_timeout
 			"40P01": // deadlock_detected
-			return fmt.Errorf("%w: %w", eventstore.ErrTimeout, err)
+			return fmt.Errorf("%w: %w", estype.ErrTimeout, err)
 		case "42P01", // undefined_table
 			"3F000": // invalid_schema_name
-			return fmt.Errorf("%w: %w", eventstore.ErrNotInitialized, err)
+			return fmt.Errorf("%w: %w", estype.ErrNotInitialized, err)
 		case "57P01", "57P02", "57P03", // admin_shutdown, crash_shutdown, cannot_connect_now
 			"08000", "08003", "08006", "08001", // connection exceptions
 			"08004":
-			return fmt.Errorf("%w: %w", eventstore.ErrUnavailable, err)
+			return fmt.Errorf("%w: %w", estype.ErrUnavailable, err)
 		}
 		if strings.HasPrefix(pe.Code, "53") { // insufficient_resources
 			r, ok := resources[pe.Code]
 			if !ok {
-				r = eventstore.ResourceLimit
+				r = estype.ResourceLimit
 			}
-			return &eventstore.ResourceError{Resource: r, Err: err}
+			return &estype.ResourceError{Resource: r, Err: err}
 		}
 		return err
 	}
 	if errors.Is(err, puddle.ErrClosedPool) {
-		return fmt.Errorf("%w: %w", eventstore.ErrClosed, err)
+		return fmt.Errorf("%w: %w", estype.ErrClosed, err)
 	}
 	var ce *pgconn.ConnectError
 	if errors.As(err, &ce) {
-		return fmt.Errorf("%w: %w", eventstore.ErrUnavailable, err)
+		return fmt.Errorf("%w: %w", estype.ErrUnavailable, err)
 	}
 	// A connection that failed before sending anything: nothing happened.
 	var ne net.Error
 	if pgconn.SafeToRetry(err) || errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		return fmt.Errorf("%w: %w", eventstore.ErrUnavailable, err)
+		return fmt.Errorf("%w: %w", estype.ErrUnavailable, err)
 	}
 	return err
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/esctl/esctl/estype"
 	"github.com/esctl/esctl/eventstore"
 	"github.com/esctl/esctl/internal/testdb"
 )
@@ -148,12 +149,12 @@ func TestInterpretError(t *testing.T) {
 		{name: "EventPositionPrimaryKey", err: exec(`INSERT INTO events VALUES (1, 'b', 1)`), is: eventstore.ErrInvariant,
 			as: func(err error) bool {
 				var ie *eventstore.InvariantError
-				return errors.As(err, &ie) && ie.Invariant == eventstore.InvariantPositionUnique
+				return errors.As(err, &ie) && ie.Invariant == estype.InvariantPositionUnique
 			}},
 		{name: "EventPositionPositive", err: exec(`INSERT INTO events VALUES (0, 'b', 1)`), is: eventstore.ErrInvariant,
 			as: func(err error) bool {
 				var ie *eventstore.InvariantError
-				return errors.As(err, &ie) && ie.Invariant == eventstore.InvariantPositionPositive
+				return errors.As(err, &ie) && ie.Invariant == estype.InvariantPositionPositive
 			}},
 		{name: "OtherCheckPassesThrough", err: exec(`INSERT INTO checked VALUES (0)`), passes: true},
 		{name: "SecretIDUnique", err: exec(`INSERT INTO secrets VALUES (2, 's')`), is: eventstore.ErrSecretExists,

@@ -4,16 +4,15 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/esctl/esctl/estype"
 	"github.com/jackc/pgx/v5"
-
-	"github.com/esctl/esctl/eventstore/driver"
 )
 
 // copyEvents is the pgx.CopyFromSource of an import batch. Its row is one
 // slice of pointers into the current event, reused for every row, so that
 // COPY encodes the batch without allocating per row.
 type copyEvents struct {
-	events  []driver.StoredEvent
+	events  []estype.StoredEvent
 	next    int
 	payload []byte // the current payload as []byte: pgx sends it as the json text
 	row     []any
@@ -39,7 +38,7 @@ func (c *copyEvents) Values() ([]any, error) {
 func (c *copyEvents) Err() error { return nil }
 
 // FirstStoredPair implements driver.Driver.
-func (d *Dialect) FirstStoredPair(ctx context.Context, events []driver.StoredEvent) (int, error) {
+func (d *Dialect) FirstStoredPair(ctx context.Context, events []estype.StoredEvent) (int, error) {
 	if len(events) == 0 {
 		return -1, nil
 	}
@@ -59,7 +58,7 @@ func (d *Dialect) FirstStoredPair(ctx context.Context, events []driver.StoredEve
 }
 
 // Checkpoint implements driver.Driver.
-func (d *Dialect) Checkpoint(ctx context.Context, sourceID string) (*driver.ImportCheckpoint, error) {
+func (d *Dialect) Checkpoint(ctx context.Context, sourceID string) (*estype.ImportCheckpoint, error) {
 	rows, err := d.pool.Query(ctx, d.q(getCheckpointSQL), sourceID)
 	if err != nil {
 		return nil, interpretError(err)
@@ -72,7 +71,7 @@ func (d *Dialect) Checkpoint(ctx context.Context, sourceID string) (*driver.Impo
 }
 
 // ListCheckpoints implements driver.Driver.
-func (d *Dialect) ListCheckpoints(ctx context.Context) ([]driver.ImportCheckpoint, error) {
+func (d *Dialect) ListCheckpoints(ctx context.Context) ([]estype.ImportCheckpoint, error) {
 	rows, err := d.pool.Query(ctx, d.q(listCheckpointsSQL))
 	if err != nil {
 		return nil, interpretError(err)
@@ -80,11 +79,11 @@ func (d *Dialect) ListCheckpoints(ctx context.Context) ([]driver.ImportCheckpoin
 	return scanCheckpoints(rows)
 }
 
-func scanCheckpoints(rows pgx.Rows) ([]driver.ImportCheckpoint, error) {
+func scanCheckpoints(rows pgx.Rows) ([]estype.ImportCheckpoint, error) {
 	defer rows.Close()
-	var out []driver.ImportCheckpoint
+	var out []estype.ImportCheckpoint
 	for rows.Next() {
-		var cp driver.ImportCheckpoint
+		var cp estype.ImportCheckpoint
 		if err := rows.Scan(&cp.SourceID, &cp.Kind, &cp.Mode, &cp.Froze, &cp.BasePosition, &cp.ByteOffset, &cp.Line,
 			&cp.Events, &cp.LastPosition, &cp.HashState, &cp.Done, &cp.UpdatedAt); err != nil {
 			return nil, interpretError(err)

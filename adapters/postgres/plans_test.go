@@ -10,10 +10,11 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/esctl/esctl/estype"
 	"github.com/esctl/esctl/eventstore/eventstoretest"
 	"github.com/esctl/esctl/internal/testdb"
 
-	"github.com/esctl/esctl/eventstore/driver"
+	"github.com/esctl/esctl/internal/driver"
 )
 
 // TestQueryPlans builds a store of 1,000,000 events (10,000 aggregates, 20
@@ -30,7 +31,7 @@ func TestQueryPlans(t *testing.T) {
 	ctx := context.Background()
 	pool, _ := testdb.PostgresPool(t)
 	d := New(pool)
-	if _, err := d.Migrate(ctx, &driver.MigrateParams{Op: driver.MigrateUp}); err != nil {
+	if _, err := d.Migrate(ctx, &driver.MigrateParams{Op: estype.MigrateUp}); err != nil {
 		t.Fatal(err)
 	}
 	const n = 1_000_000
@@ -189,7 +190,7 @@ func smallStore(t *testing.T, ctx context.Context, n int) (*pgxpool.Pool, *Diale
 	t.Helper()
 	pool, _ := testdb.PostgresPool(t)
 	d := New(pool)
-	if _, err := d.Migrate(ctx, &driver.MigrateParams{Op: driver.MigrateUp}); err != nil {
+	if _, err := d.Migrate(ctx, &driver.MigrateParams{Op: estype.MigrateUp}); err != nil {
 		t.Fatal(err)
 	}
 	for _, q := range []string{fmt.Sprintf(`INSERT INTO events SELECT g, 'a' || (g %% 20), g / 20 + 1, 'T', g, '{}' FROM generate_series(1, %d) g`, n), `ANALYZE events`} {

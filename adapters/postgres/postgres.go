@@ -30,10 +30,10 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 
-	"github.com/esctl/esctl/eventstore"
+	"github.com/esctl/esctl/estype"
 	"github.com/esctl/esctl/migrations"
 
-	"github.com/esctl/esctl/eventstore/driver"
+	"github.com/esctl/esctl/internal/driver"
 )
 
 // EngineName is the name this dialect reports and registers.
@@ -45,18 +45,18 @@ const (
 	DefaultSchema = "public"
 	// DefaultLockTimeout bounds how long a write waits for the store lock,
 	// so that a session stuck while holding it cannot block every writer
-	// forever; the write then fails with eventstore.ErrTimeout.
+	// forever; the write then fails with estype.ErrTimeout.
 	DefaultLockTimeout = 10 * time.Second
 	// DefaultStatementTimeout bounds each statement of a write transaction.
 	DefaultStatementTimeout = 60 * time.Second
 	// DefaultResolveTimeout bounds how long an append whose COMMIT outcome
 	// was lost with its connection polls pg_xact_status before giving up
-	// with eventstore.ErrOutcomeUnknown.
+	// with estype.ErrOutcomeUnknown.
 	DefaultResolveTimeout = 30 * time.Second
 )
 
 func init() {
-	eventstore.Register(eventstore.Engine{
+	driver.Register(driver.Engine{
 		Name:    EngineName,
 		Schemes: []string{"postgres", "postgresql"},
 		Forms:   "postgres://..., postgresql://... (optional ?schema=NAME)",
@@ -207,14 +207,14 @@ func openURL(ctx context.Context, rawURL string) (driver.Driver, func() error, e
 
 // Migrate runs the embedded migrations through golang-migrate on a dedicated
 // database/sql handle whose search_path is the store's schema.
-func (d *Dialect) Migrate(ctx context.Context, p *driver.MigrateParams) (*driver.SchemaStatus, error) {
-	if p.Op == driver.MigrateStatus {
+func (d *Dialect) Migrate(ctx context.Context, p *driver.MigrateParams) (*estype.SchemaStatus, error) {
+	if p.Op == estype.MigrateStatus {
 		return d.schemaStatus(ctx)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if p.Op == driver.MigrateUp {
+	if p.Op == estype.MigrateUp {
 		if _, err := d.pool.Exec(ctx, d.q(createSchemaSQL)); err != nil {
 			return nil, interpretError(err)
 		}
@@ -234,7 +234,7 @@ func (d *Dialect) Migrate(ctx context.Context, p *driver.MigrateParams) (*driver
 	return st, interpretError(err)
 }
 
-func (d *Dialect) schemaStatus(ctx context.Context) (*driver.SchemaStatus, error) {
+func (d *Dialect) schemaStatus(ctx context.Context) (*estype.SchemaStatus, error) {
 	vs, err := migrations.Status(ctx, catalog{d}, EngineName)
 	if err != nil {
 		return nil, interpretError(err)

@@ -19,8 +19,8 @@ import (
 
 	"github.com/esctl/esctl/adapters/postgres"
 	"github.com/esctl/esctl/eventstore"
-	"github.com/esctl/esctl/eventstore/driver/drivertest"
 	"github.com/esctl/esctl/eventstore/eventstoretest"
+	"github.com/esctl/esctl/internal/driver/drivertest"
 	"github.com/esctl/esctl/internal/testdb"
 	"github.com/esctl/esctl/migrations"
 )

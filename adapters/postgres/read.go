@@ -11,7 +11,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
-	"github.com/esctl/esctl/eventstore/driver"
+	"github.com/esctl/esctl/estype"
+	"github.com/esctl/esctl/internal/driver"
 )
 
 // querier is what *pgxpool.Pool and pgx.Tx have in common.
@@ -40,7 +41,7 @@ func (d *Dialect) ReadState(ctx context.Context) (*driver.StoreState, error) {
 }
 
 // ListSecrets implements driver.Reader.
-func (d *Dialect) ListSecrets(ctx context.Context, p *driver.ListSecretsParams) ([]driver.Secret, error) {
+func (d *Dialect) ListSecrets(ctx context.Context, p *driver.ListSecretsParams) ([]estype.Secret, error) {
 	return d.pooled().ListSecrets(ctx, p)
 }
 
@@ -83,7 +84,7 @@ func (t *readTx) Close(ctx context.Context) error {
 // trip. The last position is read first: any cursor the caller obtained
 // before this call is at or below it.
 func (r reader) ListEvents(ctx context.Context, p *driver.ListEventsParams) (*driver.ListEventsResult, error) {
-	res := &driver.ListEventsResult{Events: make([]driver.StoredEvent, 0, min(p.Limit, 1024))}
+	res := &driver.ListEventsResult{Events: make([]estype.StoredEvent, 0, min(p.Limit, 1024))}
 	query, args := buildEventQuery(p, false)
 	b := &pgx.Batch{}
 	b.Queue(indexOnlySQL) // local to the batch's implicit transaction (or the ReadTx)
@@ -102,14 +103,14 @@ func (r reader) ListEvents(ctx context.Context, p *driver.ListEventsParams) (*dr
 // ScanEvents implements driver.ReadTx: ListEvents's round trip, with
 // each row handed to fn as it is decoded. The payload is the driver's own
 // buffer (pgtype.DriverBytes), not a copy.
-func (t *readTx) ScanEvents(ctx context.Context, p *driver.ListEventsParams, fn func(*driver.StoredEvent) error) (int64, error) {
+func (t *readTx) ScanEvents(ctx context.Context, p *driver.ListEventsParams, fn func(*estype.StoredEvent) error) (int64, error) {
 	var last int64
 	query, args := buildEventQuery(p, false)
 	b := &pgx.Batch{}
 	b.Queue(indexOnlySQL)
 	b.Queue(t.d.q(lastPositionSQL)).QueryRow(func(row pgx.Row) error { return row.Scan(&last) })
 	b.Queue(t.d.q(query), args...).Query(func(rows pgx.Rows) error {
-		var e driver.StoredEvent
+		var e estype.StoredEvent
 		var payload pgtype.DriverBytes
 		for rows.Next() {
 			if err := rows.Scan(&e.Position, &e.AggregateID, &e.AggregateVersion, &e.Type, &e.Timestamp, &payload); err != nil {
@@ -138,9 +139,9 @@ type callbackError struct{ err error }
 
 func (e *callbackError) Error() string { return e.err.Error() }
 
-func scanEvents(rows pgx.Rows, events []driver.StoredEvent) ([]driver.StoredEvent, error) {
+func scanEvents(rows pgx.Rows, events []estype.StoredEvent) ([]estype.StoredEvent, error) {
 	for rows.Next() {
-		var e driver.StoredEvent
+		var e estype.StoredEvent
 		var payload string
 		if err := rows.Scan(&e.Position, &e.AggregateID, &e.AggregateVersion, &e.Type, &e.Timestamp, &payload); err != nil {
 			return nil, err
@@ -275,9 +276,9 @@ func buildEventQuery(p *driver.ListEventsParams, desc bool) (string, []any) {
 }
 
 // LatestEvent implements driver.Driver.
-func (d *Dialect) LatestEvent(ctx context.Context, p *driver.LatestEventParams) (*driver.StoredEvent, error) {
+func (d *Dialect) LatestEvent(ctx context.Context, p *driver.LatestEventParams) (*estype.StoredEvent, error) {
 	query, args := buildEventQuery(&driver.ListEventsParams{AggregateIDs: p.AggregateIDs, EventTypes: p.EventTypes}, true)
-	var events []driver.StoredEvent
+	var events []estype.StoredEvent
 	b := &pgx.Batch{}
 	b.Queue(indexOnlySQL)
 	b.Queue(d.q(query), args...).Query(func(rows pgx.Rows) error {
@@ -328,7 +329,7 @@ func (r reader) ReadState(ctx context.Context) (*driver.StoreState, error) {
 	return st, nil
 }
 
-func (r reader) ListSecrets(ctx context.Context, p *driver.ListSecretsParams) ([]driver.Secret, error) {
+func (r reader) ListSecrets(ctx context.Context, p *driver.ListSecretsParams) ([]estype.Secret, error) {
 	var rows pgx.Rows
 	var err error
 	if p.IDs != nil {
@@ -340,9 +341,9 @@ func (r reader) ListSecrets(ctx context.Context, p *driver.ListSecretsParams) ([
 		return nil, interpretError(err)
 	}
 	defer rows.Close()
-	var out []driver.Secret
+	var out []estype.Secret
 	for rows.Next() {
-		var s driver.Secret
+		var s estype.Secret
 		if err := rows.Scan(&s.Idx, &s.ID, &s.Secret); err != nil {
 			return nil, interpretError(err)
 		}
@@ -398,8 +399,8 @@ func (d *Dialect) GetSecret(ctx context.Context, id string) (string, bool, error
 }
 
 // LastSecret implements driver.Driver: one probe of the idx index.
-func (d *Dialect) LastSecret(ctx context.Context) (*driver.Secret, error) {
-	var s driver.Secret
+func (d *Dialect) LastSecret(ctx context.Context) (*estype.Secret, error) {
+	var s estype.Secret
 	err := d.pool.QueryRow(ctx, d.q(lastSecretSQL)).Scan(&s.Idx, &s.ID, &s.Secret)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil

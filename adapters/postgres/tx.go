@@ -7,7 +7,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/esctl/esctl/eventstore/driver"
+	"github.com/esctl/esctl/estype"
+	"github.com/esctl/esctl/internal/driver"
 )
 
 // Write implements driver.Driver: one transaction whose first round trip
@@ -151,7 +152,7 @@ func (t *writeTx) MaxSecretIdx(ctx context.Context) (int64, error) {
 
 // InsertSecrets implements driver.Tx in one statement that checks the ids
 // and idxs first.
-func (t *writeTx) InsertSecrets(ctx context.Context, secrets []driver.Secret) (int, error) {
+func (t *writeTx) InsertSecrets(ctx context.Context, secrets []estype.Secret) (int, error) {
 	n := len(secrets)
 	if n == 0 {
 		return -1, nil
@@ -183,7 +184,7 @@ func (t *writeTx) AddSecretCounts(ctx context.Context, p *driver.AddSecretCounts
 	return t.exec(ctx, addSecretCountsSQL, p.Secrets, p.Deleted)
 }
 
-func (t *writeTx) UpsertCheckpoint(ctx context.Context, cp *driver.ImportCheckpoint) error {
+func (t *writeTx) UpsertCheckpoint(ctx context.Context, cp *estype.ImportCheckpoint) error {
 	hs := cp.HashState
 	if hs == nil {
 		hs = []byte{}

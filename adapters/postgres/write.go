@@ -11,9 +11,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/esctl/esctl/eventstore"
-
-	"github.com/esctl/esctl/eventstore/driver"
+	"github.com/esctl/esctl/estype"
+	"github.com/esctl/esctl/internal/driver"
 )
 
 // discard makes sure a connection that may still be inside a transaction is
@@ -45,7 +44,7 @@ func (d *Dialect) Append(ctx context.Context, p *driver.AppendParams) (*driver.A
 	if isVersionConflict(err) {
 		res, err = d.appendOnce(ctx, a, false)
 	}
-	if errors.Is(err, eventstore.ErrFrozen) {
+	if errors.Is(err, estype.ErrFrozen) {
 		// The freeze trigger (migration 6) refused the statement when the
 		// store was frozen before it started: nothing was written.
 		return &driver.AppendResult{Frozen: true}, nil
@@ -186,7 +185,7 @@ func (d *Dialect) appendOnce(ctx context.Context, a *appendArgs, fast bool) (*dr
 	if fast {
 		switch {
 		case !stateExists:
-			return nil, fmt.Errorf("%w: the store-state row is missing", eventstore.ErrNotInitialized)
+			return nil, fmt.Errorf("%w: the store-state row is missing", estype.ErrNotInitialized)
 		case reserved == nil:
 			// The UPDATE found the row frozen (re-checked under its lock
 			// when another writer held it): nothing was written.
@@ -310,16 +309,16 @@ func (d *Dialect) resolveWithoutXid(ctx context.Context, cause error, pid uint32
 		}
 		switch {
 		case err == nil && stored == 0:
-			return nil, fmt.Errorf("%w: the connection broke and the append was not written: %w", eventstore.ErrUnavailable, cause)
+			return nil, fmt.Errorf("%w: the connection broke and the append was not written: %w", estype.ErrUnavailable, cause)
 		case err == nil:
 			return nil, fmt.Errorf("%w: %w (the connection broke before the transaction id arrived; %d of the append's %d events are stored, by it or by a concurrent writer)",
-				eventstore.ErrOutcomeUnknown, cause, stored, len(a.ids))
+				estype.ErrOutcomeUnknown, cause, stored, len(a.ids))
 		case ctx.Err() != nil:
-			return nil, fmt.Errorf("%w: %w (ending the broken session: %v)", eventstore.ErrOutcomeUnknown, cause, err)
+			return nil, fmt.Errorf("%w: %w (ending the broken session: %v)", estype.ErrOutcomeUnknown, cause, err)
 		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("%w: %w (ending the broken session: %v)", eventstore.ErrOutcomeUnknown, cause, err)
+			return nil, fmt.Errorf("%w: %w (ending the broken session: %v)", estype.ErrOutcomeUnknown, cause, err)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
@@ -332,13 +331,13 @@ func (d *Dialect) resolveWithoutXid(ctx context.Context, cause error, pid uint32
 func (d *Dialect) resolveByKeys(ctx context.Context, conn *pgx.Conn, cause error, a *appendArgs) (*driver.AppendResult, error) {
 	var stored int64
 	if err := conn.QueryRow(ctx, d.q(keysStoredSQL), a.ids, a.versions).Scan(&stored); err != nil {
-		return nil, fmt.Errorf("%w: %w (after a failover, counting the append's stored events: %v)", eventstore.ErrOutcomeUnknown, cause, err)
+		return nil, fmt.Errorf("%w: %w (after a failover, counting the append's stored events: %v)", estype.ErrOutcomeUnknown, cause, err)
 	}
 	if stored == 0 {
-		return nil, fmt.Errorf("%w: the server failed over while the append committed, and the new primary does not have it: %w", eventstore.ErrUnavailable, cause)
+		return nil, fmt.Errorf("%w: the server failed over while the append committed, and the new primary does not have it: %w", estype.ErrUnavailable, cause)
 	}
 	return nil, fmt.Errorf("%w: %w (the server failed over; %d of the append's %d events are on the new primary, by it or by a concurrent writer)",
-		eventstore.ErrOutcomeUnknown, cause, stored, len(a.ids))
+		estype.ErrOutcomeUnknown, cause, stored, len(a.ids))
 }
 
 // endBackend terminates server process pid, if it still runs, and returns
@@ -380,7 +379,7 @@ func (d *Dialect) resolveAppend(ctx context.Context, cause error, xid, timeline 
 	defer cancel()
 	full, err := strconv.ParseUint(xid, 10, 64)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", eventstore.ErrOutcomeUnknown, cause)
+		return nil, fmt.Errorf("%w: %w", estype.ErrOutcomeUnknown, cause)
 	}
 	xid32 := strconv.FormatUint(full&0xffffffff, 10)
 	// A dedicated connection: the pool may be full, and the broken
@@ -413,20 +412,20 @@ func (d *Dialect) resolveAppend(ctx context.Context, cause error, xid, timeline 
 		}
 		switch {
 		case err != nil && ctx.Err() != nil:
-			return nil, fmt.Errorf("%w: %w (checking the transaction's status: %v)", eventstore.ErrOutcomeUnknown, cause, err)
+			return nil, fmt.Errorf("%w: %w (checking the transaction's status: %v)", estype.ErrOutcomeUnknown, cause, err)
 		case err != nil:
 			// The server may be restarting (or a standby not promoted
 			// yet): ask again.
 		case status == nil:
-			return nil, fmt.Errorf("%w: %w (pg_xact_status has no record of transaction %s)", eventstore.ErrOutcomeUnknown, cause, xid)
+			return nil, fmt.Errorf("%w: %w (pg_xact_status has no record of transaction %s)", estype.ErrOutcomeUnknown, cause, xid)
 		case *status == "aborted":
-			return nil, fmt.Errorf("%w: the connection broke and the append was rolled back: %w", eventstore.ErrUnavailable, cause)
+			return nil, fmt.Errorf("%w: the connection broke and the append was rolled back: %w", estype.ErrUnavailable, cause)
 		case *status == "committed":
 			return d.committedAppend(ctx, conn, cause, xid32, p, ids, versions, fast, failedOver)
 		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("%w: %w (transaction %s still in progress)", eventstore.ErrOutcomeUnknown, cause, xid)
+			return nil, fmt.Errorf("%w: %w (transaction %s still in progress)", estype.ErrOutcomeUnknown, cause, xid)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
@@ -438,7 +437,7 @@ func (d *Dialect) resolveAppend(ctx context.Context, cause error, xid, timeline 
 func (d *Dialect) committedAppend(ctx context.Context, conn *pgx.Conn, cause error, xid32 string, p *driver.AppendParams, ids []string, versions []int64, fast, failedOver bool) (*driver.AppendResult, error) {
 	rows, err := conn.Query(ctx, d.q(resolveAppendSQL), ids, versions, xid32)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w (the append committed; reading its positions: %v)", eventstore.ErrOutcomeUnknown, cause, err)
+		return nil, fmt.Errorf("%w: %w (the append committed; reading its positions: %v)", estype.ErrOutcomeUnknown, cause, err)
 	}
 	type key struct {
 		id string
@@ -450,12 +449,12 @@ func (d *Dialect) committedAppend(ctx context.Context, conn *pgx.Conn, cause err
 		var k key
 		if err := rows.Scan(&pos, &k.id, &k.v); err != nil {
 			rows.Close()
-			return nil, fmt.Errorf("%w: %w", eventstore.ErrOutcomeUnknown, err)
+			return nil, fmt.Errorf("%w: %w", estype.ErrOutcomeUnknown, err)
 		}
 		written[k] = pos
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("%w: %w", eventstore.ErrOutcomeUnknown, err)
+		return nil, fmt.Errorf("%w: %w", estype.ErrOutcomeUnknown, err)
 	}
 	if failedOver && len(written) == 0 {
 		// "committed" may be another transaction's, with the same id on
@@ -529,7 +528,7 @@ func (d *Dialect) writeTx(ctx context.Context, indexOnly bool, notify *bool, fn 
 		if isStatementError(err) {
 			return interpretError(err)
 		}
-		return fmt.Errorf("%w: %w (transaction %s)", eventstore.ErrOutcomeUnknown, interpretError(err), xid)
+		return fmt.Errorf("%w: %w (transaction %s)", estype.ErrOutcomeUnknown, interpretError(err), xid)
 	}
 	return nil
 }

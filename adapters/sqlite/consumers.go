@@ -6,7 +6,7 @@ import (
 	"errors"
 	"math"
 
-	"github.com/esctl/esctl/eventstore/driver"
+	"github.com/esctl/esctl/internal/driver"
 )
 
 var _ driver.Consumers = (*Dialect)(nil)

@@ -6,10 +6,9 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/esctl/esctl/estype"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
-
-	"github.com/esctl/esctl/eventstore"
 )
 
 // interpretError maps SQLite and database/sql errors to eventstore errors by
@@ -28,37 +27,37 @@ func interpretError(err error) error {
 			// columns: "UNIQUE constraint failed: secrets.id".
 			switch {
 			case strings.Contains(se.Error(), "secrets.id"):
-				return fmt.Errorf("%w: %w", &eventstore.SecretExistsError{}, err)
+				return fmt.Errorf("%w: %w", &estype.SecretExistsError{}, err)
 			case strings.Contains(se.Error(), "events.aggregate_id"), strings.Contains(se.Error(), "import_staging.aggregate_id"):
-				return fmt.Errorf("%w: %w", &eventstore.ConflictError{}, err)
+				return fmt.Errorf("%w: %w", &estype.ConflictError{}, err)
 			case strings.Contains(se.Error(), "events.position"):
-				return &eventstore.InvariantError{Invariant: eventstore.InvariantPositionUnique, Err: err}
+				return &estype.InvariantError{Invariant: estype.InvariantPositionUnique, Err: err}
 			}
 		case code == sqlite3.SQLITE_CONSTRAINT_TRIGGER:
 			// RAISE(ABORT) of migration 6's freeze trigger.
 			if strings.Contains(se.Error(), "esctl: the store is frozen") {
-				return fmt.Errorf("%w: %w", eventstore.ErrFrozen, err)
+				return fmt.Errorf("%w: %w", estype.ErrFrozen, err)
 			}
 		case code == sqlite3.SQLITE_CONSTRAINT_CHECK:
 			// "CHECK constraint failed: events_position_positive"
 			if strings.Contains(se.Error(), "events_position_positive") {
-				return &eventstore.InvariantError{Invariant: eventstore.InvariantPositionPositive, Err: err}
+				return &estype.InvariantError{Invariant: estype.InvariantPositionPositive, Err: err}
 			}
 		case code&0xff == sqlite3.SQLITE_BUSY || code&0xff == sqlite3.SQLITE_LOCKED:
-			return fmt.Errorf("%w: database is locked by another writer: %w", eventstore.ErrTimeout, err)
+			return fmt.Errorf("%w: database is locked by another writer: %w", estype.ErrTimeout, err)
 		case code&0xff == sqlite3.SQLITE_CANTOPEN:
-			return fmt.Errorf("%w: %w", eventstore.ErrUnavailable, err)
+			return fmt.Errorf("%w: %w", estype.ErrUnavailable, err)
 		case code&0xff == sqlite3.SQLITE_FULL:
 			// The disk is full, or the file reached max_page_count.
-			return &eventstore.ResourceError{Resource: eventstore.ResourceDisk, Err: err}
+			return &estype.ResourceError{Resource: estype.ResourceDisk, Err: err}
 		case code&0xff == sqlite3.SQLITE_NOMEM:
-			return &eventstore.ResourceError{Resource: eventstore.ResourceMemory, Err: err}
+			return &estype.ResourceError{Resource: estype.ResourceMemory, Err: err}
 		}
 		return err
 	}
 	// database/sql reports a closed *sql.DB with an unexported error value.
 	if errors.Is(err, sql.ErrConnDone) || err.Error() == "sql: database is closed" {
-		return fmt.Errorf("%w: %w", eventstore.ErrClosed, err)
+		return fmt.Errorf("%w: %w", estype.ErrClosed, err)
 	}
 	return err
 }

@@ -4,11 +4,11 @@ import (
 	"context"
 	"database/sql"
 
-	"github.com/esctl/esctl/eventstore/driver"
+	"github.com/esctl/esctl/estype"
 )
 
 // Checkpoint implements driver.Driver.
-func (d *Dialect) Checkpoint(ctx context.Context, sourceID string) (*driver.ImportCheckpoint, error) {
+func (d *Dialect) Checkpoint(ctx context.Context, sourceID string) (*estype.ImportCheckpoint, error) {
 	rows, err := d.rdb.QueryContext(ctx, getCheckpointSQL, sourceID)
 	if err != nil {
 		return nil, interpretError(err)
@@ -21,7 +21,7 @@ func (d *Dialect) Checkpoint(ctx context.Context, sourceID string) (*driver.Impo
 }
 
 // ListCheckpoints implements driver.Driver.
-func (d *Dialect) ListCheckpoints(ctx context.Context) ([]driver.ImportCheckpoint, error) {
+func (d *Dialect) ListCheckpoints(ctx context.Context) ([]estype.ImportCheckpoint, error) {
 	rows, err := d.rdb.QueryContext(ctx, listCheckpointsSQL)
 	if err != nil {
 		return nil, interpretError(err)
@@ -29,11 +29,11 @@ func (d *Dialect) ListCheckpoints(ctx context.Context) ([]driver.ImportCheckpoin
 	return scanCheckpoints(rows)
 }
 
-func scanCheckpoints(rows *sql.Rows) ([]driver.ImportCheckpoint, error) {
+func scanCheckpoints(rows *sql.Rows) ([]estype.ImportCheckpoint, error) {
 	defer rows.Close()
-	var out []driver.ImportCheckpoint
+	var out []estype.ImportCheckpoint
 	for rows.Next() {
-		var cp driver.ImportCheckpoint
+		var cp estype.ImportCheckpoint
 		if err := rows.Scan(&cp.SourceID, &cp.Kind, &cp.Mode, &cp.Froze, &cp.BasePosition, &cp.ByteOffset, &cp.Line,
 			&cp.Events, &cp.LastPosition, &cp.HashState, &cp.Done, &cp.UpdatedAt); err != nil {
 			return nil, interpretError(err)

@@ -5,7 +5,7 @@ import (
 	"database/sql"
 	"errors"
 
-	"github.com/esctl/esctl/eventstore/driver"
+	"github.com/esctl/esctl/internal/driver"
 )
 
 // BeginIncremental implements driver.Driver.

@@ -6,7 +6,7 @@ import (
 	"errors"
 	"time"
 
-	"github.com/esctl/esctl/eventstore/driver"
+	"github.com/esctl/esctl/internal/driver"
 )
 
 var _ driver.Listener = (*Dialect)(nil)

@@ -8,9 +8,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/esctl/esctl/estype"
 	"github.com/esctl/esctl/eventstore/eventstoretest"
 
-	"github.com/esctl/esctl/eventstore/driver"
+	"github.com/esctl/esctl/internal/driver"
 )
 
 // TestQueryPlans checks SQLite's plan (EXPLAIN QUERY PLAN) of every read
@@ -32,7 +33,7 @@ func TestQueryPlans(t *testing.T) {
 	defer db.Close()
 	d := New(db)
 	defer d.Close()
-	if _, err := d.Migrate(ctx, &driver.MigrateParams{Op: driver.MigrateUp}); err != nil {
+	if _, err := d.Migrate(ctx, &driver.MigrateParams{Op: estype.MigrateUp}); err != nil {
 		t.Fatal(err)
 	}
 	const n = 20_000
@@ -97,7 +98,7 @@ func TestLastVersionPlan(t *testing.T) {
 	defer db.Close()
 	d := New(db)
 	defer d.Close()
-	if _, err := d.Migrate(ctx, &driver.MigrateParams{Op: driver.MigrateUp}); err != nil {
+	if _, err := d.Migrate(ctx, &driver.MigrateParams{Op: estype.MigrateUp}); err != nil {
 		t.Fatal(err)
 	}
 	p := queryPlan(t, ctx, db, lastVersionSQL, "a")

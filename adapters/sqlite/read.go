@@ -8,7 +8,8 @@ import (
 	"errors"
 	"strings"
 
-	"github.com/esctl/esctl/eventstore/driver"
+	"github.com/esctl/esctl/estype"
+	"github.com/esctl/esctl/internal/driver"
 )
 
 // querier is what *sql.DB, *sql.Conn and *sql.Tx have in common.
@@ -36,7 +37,7 @@ func (d *Dialect) ReadState(ctx context.Context) (*driver.StoreState, error) {
 }
 
 // ListSecrets implements driver.Reader on the reader pool.
-func (d *Dialect) ListSecrets(ctx context.Context, p *driver.ListSecretsParams) ([]driver.Secret, error) {
+func (d *Dialect) ListSecrets(ctx context.Context, p *driver.ListSecretsParams) ([]estype.Secret, error) {
 	return reader{d.rdb}.ListSecrets(ctx, p)
 }
 
@@ -107,7 +108,7 @@ func (r reader) ListEvents(ctx context.Context, p *driver.ListEventsParams) (*dr
 // ScanEvents implements driver.ReadTx: ListEvents's queries, with each
 // row handed to fn as it is read. The payload is scanned as sql.RawBytes,
 // not copied.
-func (t *readTx) ScanEvents(ctx context.Context, p *driver.ListEventsParams, fn func(*driver.StoredEvent) error) (int64, error) {
+func (t *readTx) ScanEvents(ctx context.Context, p *driver.ListEventsParams, fn func(*estype.StoredEvent) error) (int64, error) {
 	var last int64
 	if err := t.q.QueryRowContext(ctx, lastPositionSQL).Scan(&last); err != nil {
 		return 0, interpretError(err)
@@ -118,7 +119,7 @@ func (t *readTx) ScanEvents(ctx context.Context, p *driver.ListEventsParams, fn 
 		return last, interpretError(err)
 	}
 	defer rows.Close()
-	var e driver.StoredEvent
+	var e estype.StoredEvent
 	var payload sql.RawBytes
 	for rows.Next() {
 		if err := rows.Scan(&e.Position, &e.AggregateID, &e.AggregateVersion, &e.Type, &e.Timestamp, &payload); err != nil {
@@ -132,11 +133,11 @@ func (t *readTx) ScanEvents(ctx context.Context, p *driver.ListEventsParams, fn 
 	return last, interpretError(rows.Err())
 }
 
-func scanEvents(rows *sql.Rows, capacity int) ([]driver.StoredEvent, error) {
+func scanEvents(rows *sql.Rows, capacity int) ([]estype.StoredEvent, error) {
 	defer rows.Close()
-	events := make([]driver.StoredEvent, 0, capacity)
+	events := make([]estype.StoredEvent, 0, capacity)
 	for rows.Next() {
-		var e driver.StoredEvent
+		var e estype.StoredEvent
 		var payload sql.RawBytes
 		if err := rows.Scan(&e.Position, &e.AggregateID, &e.AggregateVersion, &e.Type, &e.Timestamp, &payload); err != nil {
 			return nil, interpretError(err)
@@ -286,7 +287,7 @@ func buildListEvents(p *driver.ListEventsParams) (string, []any) {
 }
 
 // LatestEvent implements driver.Driver.
-func (d *Dialect) LatestEvent(ctx context.Context, p *driver.LatestEventParams) (*driver.StoredEvent, error) {
+func (d *Dialect) LatestEvent(ctx context.Context, p *driver.LatestEventParams) (*estype.StoredEvent, error) {
 	query, args := buildEventQuery(&driver.ListEventsParams{
 		AggregateIDs: p.AggregateIDs, EventTypes: p.EventTypes, Limit: 1,
 	}, true)
@@ -303,7 +304,7 @@ func (d *Dialect) LatestEvent(ctx context.Context, p *driver.LatestEventParams) 
 
 // FirstStoredPair implements driver.Driver: one index probe per event,
 // on one reader connection.
-func (d *Dialect) FirstStoredPair(ctx context.Context, events []driver.StoredEvent) (int, error) {
+func (d *Dialect) FirstStoredPair(ctx context.Context, events []estype.StoredEvent) (int, error) {
 	if len(events) == 0 {
 		return -1, nil
 	}
@@ -370,7 +371,7 @@ func (r reader) ReadState(ctx context.Context) (*driver.StoreState, error) {
 	return st, nil
 }
 
-func (r reader) ListSecrets(ctx context.Context, p *driver.ListSecretsParams) ([]driver.Secret, error) {
+func (r reader) ListSecrets(ctx context.Context, p *driver.ListSecretsParams) ([]estype.Secret, error) {
 	var sb strings.Builder
 	args := []any{p.MinIdx}
 	sb.WriteString(listSecretsSQL)
@@ -396,9 +397,9 @@ func (r reader) ListSecrets(ctx context.Context, p *driver.ListSecretsParams) ([
 		return nil, interpretError(err)
 	}
 	defer rows.Close()
-	var out []driver.Secret
+	var out []estype.Secret
 	for rows.Next() {
-		var s driver.Secret
+		var s estype.Secret
 		var v sql.NullString
 		if err := rows.Scan(&s.Idx, &s.ID, &v); err != nil {
 			return nil, interpretError(err)
@@ -458,8 +459,8 @@ func (d *Dialect) GetSecret(ctx context.Context, id string) (string, bool, error
 }
 
 // LastSecret implements driver.Driver: one probe of the idx key.
-func (d *Dialect) LastSecret(ctx context.Context) (*driver.Secret, error) {
-	var s driver.Secret
+func (d *Dialect) LastSecret(ctx context.Context) (*estype.Secret, error) {
+	var s estype.Secret
 	var v sql.NullString
 	err := d.rdb.QueryRowContext(ctx, lastSecretSQL).Scan(&s.Idx, &s.ID, &v)
 	if errors.Is(err, sql.ErrNoRows) {

@@ -27,24 +27,24 @@ import (
 	sqlitemigrate "github.com/golang-migrate/migrate/v4/database/sqlite"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
-	"github.com/esctl/esctl/eventstore"
+	"github.com/esctl/esctl/estype"
 	"github.com/esctl/esctl/migrations"
 
-	"github.com/esctl/esctl/eventstore/driver"
+	"github.com/esctl/esctl/internal/driver"
 )
 
 // EngineName is the name this dialect reports and registers.
 const EngineName = "sqlite"
 
 // DefaultBusyTimeoutMillis is how long a connection waits for a lock held by
-// another connection or process before failing with eventstore.ErrTimeout.
+// another connection or process before failing with estype.ErrTimeout.
 const DefaultBusyTimeoutMillis = 10_000
 
 // DefaultReadConns is the size of the reader pool Open creates.
 const DefaultReadConns = 4
 
 func init() {
-	eventstore.Register(eventstore.Engine{
+	driver.Register(driver.Engine{
 		Name:         EngineName,
 		Schemes:      []string{"sqlite", "sqlite3", "file"},
 		PathSuffixes: []string{".db", ".sqlite", ".sqlite3"},
@@ -372,7 +372,7 @@ func (d *Dialect) enqueue(ctx context.Context) error {
 // queue (another tool, an older esctl, a long transaction of the
 // application's own) kept it.
 func (d *Dialect) lockedBy(err error) error {
-	if !errors.Is(err, eventstore.ErrTimeout) {
+	if !errors.Is(err, estype.ErrTimeout) {
 		return err
 	}
 	return fmt.Errorf("%w (the write lock was held for %d ms by %s, a writer outside esctl's queue: end its transaction or stop it, then retry)",
@@ -390,8 +390,8 @@ func (d *Dialect) rollback(ctx context.Context, w *wconn) {
 
 // Migrate runs the embedded migrations on a dedicated handle to the same file
 // (golang-migrate closes the handle it is given).
-func (d *Dialect) Migrate(ctx context.Context, p *driver.MigrateParams) (*driver.SchemaStatus, error) {
-	if p.Op == driver.MigrateStatus {
+func (d *Dialect) Migrate(ctx context.Context, p *driver.MigrateParams) (*estype.SchemaStatus, error) {
+	if p.Op == estype.MigrateStatus {
 		return d.schemaStatus(ctx)
 	}
 	if err := ctx.Err(); err != nil {
@@ -427,7 +427,7 @@ func (d *Dialect) Migrate(ctx context.Context, p *driver.MigrateParams) (*driver
 	return st, interpretError(err)
 }
 
-func (d *Dialect) schemaStatus(ctx context.Context) (*driver.SchemaStatus, error) {
+func (d *Dialect) schemaStatus(ctx context.Context) (*estype.SchemaStatus, error) {
 	vs, err := migrations.Status(ctx, catalog{d}, EngineName)
 	if err != nil {
 		return nil, interpretError(err)

@@ -13,8 +13,8 @@ import (
 	_ "github.com/esctl/esctl/adapters/postgres" // the peer engine of the round trips
 	"github.com/esctl/esctl/adapters/sqlite"
 	"github.com/esctl/esctl/eventstore"
-	"github.com/esctl/esctl/eventstore/driver/drivertest"
 	"github.com/esctl/esctl/eventstore/eventstoretest"
+	"github.com/esctl/esctl/internal/driver/drivertest"
 	"github.com/esctl/esctl/internal/testdb"
 	"github.com/esctl/esctl/migrations"
 )

@@ -5,8 +5,8 @@ import (
 	"database/sql"
 	"errors"
 
-	"github.com/esctl/esctl/eventstore"
-	"github.com/esctl/esctl/eventstore/driver"
+	"github.com/esctl/esctl/estype"
+	"github.com/esctl/esctl/internal/driver"
 )
 
 // Write implements driver.Driver: a BEGIN IMMEDIATE transaction on the
@@ -92,7 +92,7 @@ func (t *writeTx) InsertEvents(ctx context.Context, p *driver.InsertEventsParams
 		if err == nil {
 			continue
 		}
-		if err := interpretError(err); !errors.Is(err, eventstore.ErrConflict) {
+		if err := interpretError(err); !errors.Is(err, estype.ErrConflict) {
 			return 0, err
 		}
 		if multi {
@@ -145,7 +145,7 @@ func (t *writeTx) MaxSecretIdx(ctx context.Context) (int64, error) {
 
 // InsertSecrets implements driver.Tx: an idx in use is looked up, an id in
 // use is the unique key's violation.
-func (t *writeTx) InsertSecrets(ctx context.Context, secrets []driver.Secret) (int, error) {
+func (t *writeTx) InsertSecrets(ctx context.Context, secrets []estype.Secret) (int, error) {
 	multi := len(secrets) > 1
 	if multi {
 		if err := t.exec(ctx, savepointSQL); err != nil {
@@ -169,7 +169,7 @@ func (t *writeTx) InsertSecrets(ctx context.Context, secrets []driver.Secret) (i
 			v = *sec.Secret
 		}
 		if err := t.exec(ctx, insertSecretSQL, sec.Idx, sec.ID, v); err != nil {
-			if !errors.Is(err, eventstore.ErrSecretExists) {
+			if !errors.Is(err, estype.ErrSecretExists) {
 				return 0, err
 			}
 			conflict = i
@@ -205,7 +205,7 @@ func (t *writeTx) AddSecretCounts(ctx context.Context, p *driver.AddSecretCounts
 	return t.exec(ctx, addSecretCountsSQL, p.Secrets, p.Deleted)
 }
 
-func (t *writeTx) UpsertCheckpoint(ctx context.Context, cp *driver.ImportCheckpoint) error {
+func (t *writeTx) UpsertCheckpoint(ctx context.Context, cp *estype.ImportCheckpoint) error {
 	return t.exec(ctx, upsertCheckpointSQL, cp.SourceID, cp.Kind, cp.Mode, cp.Froze, cp.BasePosition,
 		cp.ByteOffset, cp.Line, cp.Events, cp.LastPosition, cp.HashState, cp.Done, cp.UpdatedAt)
 }

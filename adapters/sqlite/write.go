@@ -3,7 +3,7 @@ package sqlite
 import (
 	"context"
 
-	"github.com/esctl/esctl/eventstore/driver"
+	"github.com/esctl/esctl/internal/driver"
 )
 
 // checkpoint copies the WAL into the database file and truncates it, on

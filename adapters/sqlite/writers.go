@@ -8,7 +8,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/esctl/esctl/eventstore"
+	"github.com/esctl/esctl/estype"
+	"github.com/esctl/esctl/internal/redact"
 )
 
 // Writers in several processes share SQLite's write lock through a queue of
@@ -105,7 +106,7 @@ func (q *writerQueue) acquire(ctx context.Context, path string, timeout time.Dur
 		return ctx.Err()
 	case err == errLockTimeout:
 		return fmt.Errorf("%w: the store's write lock was held for %s by %s: it stays held while a transaction runs; stop or wait for that writer",
-			eventstore.ErrTimeout, timeout, holderOf(path))
+			estype.ErrTimeout, timeout, holderOf(path))
 	}
 	return nil // the queue failed: SQLite's lock alone serializes
 }
@@ -138,7 +139,7 @@ func holderOf(path string) string {
 	if err != nil || len(cmdline) == 0 {
 		return fmt.Sprintf("process %d", pid)
 	}
-	cmd := eventstore.NewRedactor().Redact(strings.TrimSpace(strings.ReplaceAll(string(cmdline), "\x00", " ")))
+	cmd := redact.New().Redact(strings.TrimSpace(strings.ReplaceAll(string(cmdline), "\x00", " ")))
 	if len(cmd) > 120 {
 		cmd = cmd[:120] + "..."
 	}

@@ -14,7 +14,8 @@ import (
 
 	"github.com/esctl/esctl/eventstore"
 
-	"github.com/esctl/esctl/eventstore/driver"
+	"github.com/esctl/esctl/internal/access"
+	"github.com/esctl/esctl/internal/driver"
 )
 
 // Concurrency sizes the concurrency tests. Zero fields take the defaults in
@@ -360,7 +361,7 @@ func (g appendRecorder) Append(ctx context.Context, p *driver.AppendParams) (*dr
 func runGroupIsolation(t *testing.T, h Harness) {
 	ctx := context.Background()
 	base, _ := newStore(t, h, nil)
-	rec := &groupRecorder{Driver: base.Driver()}
+	rec := &groupRecorder{Driver: access.Driver(base)}
 	var drv driver.Driver = rec
 	if _, ok := rec.Driver.(driver.Appender); ok {
 		drv = appendRecorder{rec}

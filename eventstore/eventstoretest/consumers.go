@@ -24,6 +24,7 @@ import (
 
 	"github.com/esctl/esctl/consumer"
 	"github.com/esctl/esctl/eventstore"
+	"github.com/esctl/esctl/internal/access"
 )
 
 // Durable consumers (package consumer) on the engine: kill-and-resume with
@@ -195,7 +196,7 @@ type readModelRow struct {
 func withTx(t *testing.T, s *eventstore.Store, fn func(tx any) error) {
 	t.Helper()
 	ctx := context.Background()
-	tx, err := s.Driver().BeginConsumerTx(ctx)
+	tx, err := access.Driver(s).BeginConsumerTx(ctx)
 	require.NoError(t, err)
 	if err := fn(tx.Raw()); err != nil {
 		_ = tx.Rollback(ctx)

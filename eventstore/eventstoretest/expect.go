@@ -12,7 +12,8 @@ import (
 
 	"github.com/esctl/esctl/eventstore"
 
-	"github.com/esctl/esctl/eventstore/driver"
+	"github.com/esctl/esctl/internal/access"
+	"github.com/esctl/esctl/internal/driver"
 )
 
 // runExpect: Append's expected-version forms.
@@ -272,7 +273,7 @@ func runExpectMixedGroup(t *testing.T, h Harness) {
 	}
 	for round := 0; ; round++ {
 		require.Less(t, round, 5, "the queued appends never shared one transaction")
-		gate := &gateDriver{Driver: base.Driver(), entered: make(chan struct{}), release: make(chan struct{})}
+		gate := &gateDriver{Driver: access.Driver(base), entered: make(chan struct{}), release: make(chan struct{})}
 		var drv driver.Driver = gate
 		if _, ok := gate.Driver.(driver.Appender); ok {
 			drv = gateAppender{gate}

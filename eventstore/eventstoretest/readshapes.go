@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/esctl/esctl/eventstore/driver"
+	"github.com/esctl/esctl/internal/driver"
 )
 
 // The plan tests of the engines fill a store of n events with this layout,

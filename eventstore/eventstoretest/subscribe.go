@@ -15,7 +15,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/esctl/esctl/eventstore"
-	"github.com/esctl/esctl/eventstore/driver"
+	"github.com/esctl/esctl/internal/access"
+	"github.com/esctl/esctl/internal/driver"
 )
 
 // envAppendChild makes the test binary an appending child: "url|prefix|n"
@@ -348,7 +349,7 @@ func runSubscribeWakeUps(t *testing.T, h Harness) {
 	require.NoError(t, appendSome(ctx, s, "own", 1))
 	c.waitFor(t, 11, 10*time.Second)
 
-	if _, ok := s.Driver().(driver.Listener); ok {
+	if _, ok := access.Driver(s).(driver.Listener); ok {
 		c = subscribe(t, s, eventstore.Filter{Cursor: eventstore.CursorAt(11)}, 0)
 		time.Sleep(200 * time.Millisecond)
 		require.NoError(t, appendSome(ctx, other, "other", 1))

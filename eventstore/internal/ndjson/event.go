@@ -5,7 +5,7 @@ import (
 	"math/bits"
 	"strconv"
 
-	"github.com/esctl/esctl/eventstore/driver"
+	"github.com/esctl/esctl/estype"
 	"github.com/esctl/esctl/eventstore/internal/jsonx"
 )
 
@@ -24,7 +24,7 @@ var nullPayload = []byte("null")
 
 // Event is an event line as parsed.
 type Event struct {
-	driver.Event
+	estype.Event
 	Position      int64
 	HasPosition   bool
 	ThreadID      int64
@@ -41,7 +41,7 @@ var eventKeys = []string{"threadCounter", "threadId", "type", "timestamp", "aggr
 // versionless, aggregateVersion may be absent (then 1 for check: an
 // incremental import assigns versions). check, when set, validates the
 // envelope (see Decoder.Check).
-func ParseEvent(line []byte, maxPayload int, versionless bool, check func(*driver.Event) *Error) (*Event, *Error) {
+func ParseEvent(line []byte, maxPayload int, versionless bool, check func(*estype.Event) *Error) (*Event, *Error) {
 	d := Decoder{MaxPayload: maxPayload, Versionless: versionless, Check: check}
 	ev := &Event{}
 	if lerr := d.Parse(ev, line); lerr != nil {
@@ -60,7 +60,7 @@ type Decoder struct {
 	Arena       *Arena // nil: each payload is allocated
 	// Check, when set, validates the envelope of a parsed line (the
 	// payload is valid JSON already); a non-nil Error rejects the line.
-	Check func(*driver.Event) *Error
+	Check func(*estype.Event) *Error
 	types map[string]string // interned event types
 }
 
@@ -336,7 +336,7 @@ func ThreadOf(position int64) (threadID, threadCounter int64) {
 }
 
 // AppendEvent appends e as one NDJSON line, "\n" included.
-func AppendEvent(dst []byte, e *driver.StoredEvent) []byte {
+func AppendEvent(dst []byte, e *estype.StoredEvent) []byte {
 	tid, tc := ThreadOf(e.Position)
 	dst = append(dst, `{"threadCounter":`...)
 	dst = strconv.AppendInt(dst, tc, 10)

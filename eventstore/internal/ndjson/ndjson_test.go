@@ -7,14 +7,14 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/esctl/esctl/eventstore/driver"
+	"github.com/esctl/esctl/estype"
 )
 
 const maxPayload = 16 << 20
 
 // enc encodes ev at pos.
-func enc(ev driver.Event, pos int64) []byte {
-	return AppendEvent(nil, &driver.StoredEvent{Event: ev, Position: pos})
+func enc(ev estype.Event, pos int64) []byte {
+	return AppendEvent(nil, &estype.StoredEvent{Event: ev, Position: pos})
 }
 
 const goodLineText = `{"threadCounter":0,"threadId":4,"type":"T","timestamp":5,"aggregateId":"a","aggregateVersion":1,"payload":{"z":[1,"é\u00e9"],"a":null},"position":5}`
@@ -112,7 +112,7 @@ func TestLineDecoderReuse(t *testing.T) {
 	var arena Arena
 	d := Decoder{MaxPayload: maxPayload, Arena: &arena}
 	for round := range 3 {
-		var got []driver.Event
+		var got []estype.Event
 		for _, text := range lines {
 			line := []byte(text)
 			var ev Event

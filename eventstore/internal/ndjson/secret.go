@@ -4,12 +4,12 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/esctl/esctl/eventstore/driver"
+	"github.com/esctl/esctl/estype"
 	"github.com/esctl/esctl/eventstore/internal/jsonx"
 )
 
 // AppendSecret appends s as one NDJSON secret line, "\n" included.
-func AppendSecret(dst []byte, s *driver.Secret) []byte {
+func AppendSecret(dst []byte, s *estype.Secret) []byte {
 	dst = append(dst, `{"secret":`...)
 	if s.Secret == nil {
 		dst = append(dst, "null"...)
@@ -27,7 +27,7 @@ var secretKeys = []string{"secret", "id", "idx"}
 
 // ParseSecret parses one secret line strictly. A line without idx has Idx
 // -1. The caller validates the id and the value.
-func ParseSecret(line []byte) (*driver.Secret, *Error) {
+func ParseSecret(line []byte) (*estype.Secret, *Error) {
 	p := jsonx.NewParser(line)
 	if p.Peek() != '{' {
 		if _, err := p.Value(nil); err != nil {
@@ -36,7 +36,7 @@ func ParseSecret(line []byte) (*driver.Secret, *Error) {
 		return nil, &Error{Column: 0, Reason: "a line must be a JSON object"}
 	}
 	_ = p.Expect('{')
-	sec := &driver.Secret{Idx: -1}
+	sec := &estype.Secret{Idx: -1}
 	seen := map[string]bool{}
 	p.SkipSpace()
 	for p.Peek() != '}' {

@@ -13,8 +13,10 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/esctl/esctl/estype"
 	"github.com/esctl/esctl/eventstore"
-	"github.com/esctl/esctl/eventstore/driver"
+	"github.com/esctl/esctl/internal/access"
+	"github.com/esctl/esctl/internal/driver"
 )
 
 // Exercise runs every check on fresh stores at the URLs newURL returns.
@@ -58,7 +60,7 @@ func open(t *testing.T, url string) driver.Driver {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = s.Close() })
 	require.NoError(t, s.Init(ctx))
-	return s.Driver()
+	return access.Driver(s)
 }
 
 var errTest = errors.New("drivertest: roll back")
@@ -72,11 +74,11 @@ func write(t *testing.T, d driver.Driver, fn func(ctx context.Context, tx driver
 
 // events returns n events of aggregate agg, versions from+1.., at
 // positions after+1...
-func events(agg string, from, after int64, n int) []driver.StoredEvent {
-	out := make([]driver.StoredEvent, n)
+func events(agg string, from, after int64, n int) []estype.StoredEvent {
+	out := make([]estype.StoredEvent, n)
 	for i := range out {
 		v := from + 1 + int64(i)
-		out[i] = driver.StoredEvent{Position: after + 1 + int64(i), Event: driver.Event{
+		out[i] = estype.StoredEvent{Position: after + 1 + int64(i), Event: estype.Event{
 			AggregateID: agg, AggregateVersion: v, Type: "T", Timestamp: 1000 + v,
 			Payload: json.RawMessage(fmt.Sprintf(`{"b":2,"a":[1, 2],"v":%d}`, v)),
 		}}
@@ -91,7 +93,7 @@ func state(t *testing.T, d driver.Driver) *driver.StoreState {
 	return st
 }
 
-func stored(t *testing.T, d driver.Driver) []driver.StoredEvent {
+func stored(t *testing.T, d driver.Driver) []estype.StoredEvent {
 	t.Helper()
 	res, err := d.ListEvents(context.Background(), &driver.ListEventsParams{AfterTimestamp: -1, Limit: eventstore.MaxLimit})
 	require.NoError(t, err)
@@ -275,20 +277,20 @@ func testSecrets(t *testing.T, d driver.Driver) {
 		idx, err := tx.MaxSecretIdx(ctx)
 		require.NoError(t, err)
 		require.Zero(t, idx)
-		k, err := tx.InsertSecrets(ctx, []driver.Secret{{Idx: 1, ID: "a", Secret: v("x")}, {Idx: 5, ID: "b"}})
+		k, err := tx.InsertSecrets(ctx, []estype.Secret{{Idx: 1, ID: "a", Secret: v("x")}, {Idx: 5, ID: "b"}})
 		require.NoError(t, err)
 		require.Equal(t, -1, k)
 		idx, err = tx.MaxSecretIdx(ctx)
 		require.NoError(t, err)
 		require.EqualValues(t, 5, idx)
 		for _, tt := range []struct {
-			secrets []driver.Secret
+			secrets []estype.Secret
 			want    int
 		}{
-			{[]driver.Secret{{Idx: 6, ID: "c"}, {Idx: 7, ID: "a"}}, 1},   // id used
-			{[]driver.Secret{{Idx: 5, ID: "d"}}, 0},                      // idx used
-			{[]driver.Secret{{Idx: 8, ID: "e"}, {Idx: 9, ID: "e"}}, 1},   // id repeated
-			{[]driver.Secret{{Idx: 10, ID: "f"}, {Idx: 10, ID: "g"}}, 1}, // idx repeated
+			{[]estype.Secret{{Idx: 6, ID: "c"}, {Idx: 7, ID: "a"}}, 1},   // id used
+			{[]estype.Secret{{Idx: 5, ID: "d"}}, 0},                      // idx used
+			{[]estype.Secret{{Idx: 8, ID: "e"}, {Idx: 9, ID: "e"}}, 1},   // id repeated
+			{[]estype.Secret{{Idx: 10, ID: "f"}, {Idx: 10, ID: "g"}}, 1}, // idx repeated
 		} {
 			k, err := tx.InsertSecrets(ctx, tt.secrets)
 			require.NoError(t, err)
@@ -306,10 +308,10 @@ func testSecrets(t *testing.T, d driver.Driver) {
 	})
 	last, err = d.LastSecret(ctx)
 	require.NoError(t, err)
-	require.Equal(t, &driver.Secret{Idx: 5, ID: "b"}, last)
+	require.Equal(t, &estype.Secret{Idx: 5, ID: "b"}, last)
 	list, err := d.ListSecrets(ctx, &driver.ListSecretsParams{IncludeDeleted: true, Limit: 10})
 	require.NoError(t, err)
-	require.Equal(t, []driver.Secret{{Idx: 1, ID: "a"}, {Idx: 5, ID: "b"}}, list, "nothing of the refused calls; a is a tombstone")
+	require.Equal(t, []estype.Secret{{Idx: 1, ID: "a"}, {Idx: 5, ID: "b"}}, list, "nothing of the refused calls; a is a tombstone")
 	st := state(t, d)
 	require.EqualValues(t, 2, st.SecretCount)
 	require.EqualValues(t, 2, st.DeletedSecretCount)
@@ -317,7 +319,7 @@ func testSecrets(t *testing.T, d driver.Driver) {
 
 func testCheckpoints(t *testing.T, d driver.Driver) {
 	ctx := context.Background()
-	cp := driver.ImportCheckpoint{SourceID: "s", Kind: "events", Mode: "manual", ByteOffset: 10, Line: 2, Events: 2, LastPosition: 2, HashState: []byte{1, 2}, UpdatedAt: 99}
+	cp := estype.ImportCheckpoint{SourceID: "s", Kind: "events", Mode: "manual", ByteOffset: 10, Line: 2, Events: 2, LastPosition: 2, HashState: []byte{1, 2}, UpdatedAt: 99}
 	write(t, d, func(ctx context.Context, tx driver.Tx) error { return tx.UpsertCheckpoint(ctx, &cp) })
 	cp.ByteOffset, cp.Line, cp.Done, cp.Froze = 20, 3, true, true
 	write(t, d, func(ctx context.Context, tx driver.Tx) error { return tx.UpsertCheckpoint(ctx, &cp) })
@@ -353,10 +355,10 @@ func testIncremental(t *testing.T, d driver.Driver) {
 	})
 	newest := events("a", 0, 0, 2)[1].Timestamp
 	stored := events("a", 0, 0, 1)[0].Event
-	ev := func(agg string, ts int64, payload string) driver.Event {
-		return driver.Event{AggregateID: agg, Type: "T", Timestamp: ts, Payload: json.RawMessage(payload)}
+	ev := func(agg string, ts int64, payload string) estype.Event {
+		return estype.Event{AggregateID: agg, Type: "T", Timestamp: ts, Payload: json.RawMessage(payload)}
 	}
-	push := []driver.Event{
+	push := []estype.Event{
 		ev("b", newest+5, `{"n":2}`),
 		ev("a", newest+1, `{"n":1}`),
 		ev("a", newest+1, `{"n":1}`), // repeats the staged one above
@@ -407,7 +409,7 @@ func testIncremental(t *testing.T, d driver.Driver) {
 	require.Empty(t, list)
 }
 
-func storedAfter(t *testing.T, d driver.Driver, after int64) []driver.StoredEvent {
+func storedAfter(t *testing.T, d driver.Driver, after int64) []estype.StoredEvent {
 	t.Helper()
 	res, err := d.ListEvents(context.Background(), &driver.ListEventsParams{After: after, AfterTimestamp: -1, Limit: 100})
 	require.NoError(t, err)
@@ -418,7 +420,7 @@ func storedAfter(t *testing.T, d driver.Driver, after int64) []driver.StoredEven
 func testStageIncrementalRollsBack(t *testing.T, d driver.Driver) {
 	ctx := context.Background()
 	err := d.Write(ctx, &driver.WriteParams{Bulk: true}, func(tx driver.Tx) error {
-		p := &driver.PushIncrementalParams{ID: "dry", Now: 1, Events: []driver.Event{{AggregateID: "a", Type: "T", Timestamp: 5, Payload: json.RawMessage(`{}`)}}}
+		p := &driver.PushIncrementalParams{ID: "dry", Now: 1, Events: []estype.Event{{AggregateID: "a", Type: "T", Timestamp: 5, Payload: json.RawMessage(`{}`)}}}
 		require.NoError(t, tx.StageIncremental(ctx, p))
 		found, err := tx.LockIncremental(ctx, "dry")
 		require.NoError(t, err)

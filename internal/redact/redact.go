@@ -1,4 +1,4 @@
-package eventstore
+package redact
 
 import (
 	"encoding/json"
@@ -34,13 +34,13 @@ const minPiece = 4
 // the passwords of the database URLs (or libpq key=value strings) it was
 // made with, parsable or not, as given, percent-decoded, and the pieces of
 // them that a driver's error may quote. It is the one redactor of this
-// module: Open's errors, RedactURL and esctl's messages and logs use it.
+// module: Open's errors, URL and esctl's messages and logs use it.
 type Redactor struct {
 	secrets []string // longest first
 }
 
-// NewRedactor returns a Redactor for the passwords of dsns.
-func NewRedactor(dsns ...string) *Redactor {
+// New returns a Redactor for the passwords of dsns.
+func New(dsns ...string) *Redactor {
 	r := &Redactor{}
 	add := func(p string) {
 		if len(p) >= minPiece && !slices.Contains(r.secrets, p) {
@@ -80,18 +80,18 @@ func (r *Redactor) Redact(msg string) string {
 	return keyPassword.ReplaceAllString(msg, "${1}"+mask)
 }
 
-// RedactURL returns rawURL with any password replaced by "xxxxx", for
+// URL returns rawURL with any password replaced by "xxxxx", for
 // messages and logs: a URL's user:password@ and password= parameter, and a
 // libpq key=value string's password=, whether or not the string parses.
-func RedactURL(rawURL string) string {
+func URL(rawURL string) string {
 	u, err := url.Parse(rawURL)
 	if err != nil || u.Scheme == "" || u.Opaque != "" || u.Fragment != "" || strings.ContainsAny(rawURL, "# \t\n") {
-		return NewRedactor(rawURL).Redact(rawURL)
+		return New(rawURL).Redact(rawURL)
 	}
 	if _, has := u.User.Password(); !has && len(userinfoPasswords(rawURL)) > 0 || atAfterAuthority(rawURL) {
 		// What reads as user:password@ to a lenient eye is not (all)
 		// in the parsed userinfo: trust the lenient reading.
-		return NewRedactor(rawURL).Redact(rawURL)
+		return New(rawURL).Redact(rawURL)
 	}
 	// A URL that parses plainly is masked by its structure only, so that
 	// a password that is also a word of the URL ("postgres") leaves the
@@ -111,7 +111,7 @@ func RedactURL(rawURL string) string {
 	// read, say) is masked as a known secret, unless it is one of the
 	// URL's public parts, which a password may coincide with.
 	public := []string{u.Scheme, u.User.Username(), u.Hostname(), u.Port(), strings.Trim(u.Path, "/")}
-	for _, pw := range NewRedactor(rawURL).secrets {
+	for _, pw := range New(rawURL).secrets {
 		if strings.Contains(out, pw) && !slices.Contains(public, pw) {
 			out = strings.ReplaceAll(out, pw, mask)
 		}
@@ -260,12 +260,16 @@ func unquoted(s string) string {
 	return b.String()
 }
 
-// redactedError is an error whose message has its passwords masked; the
+// Error is an error whose message has its passwords masked; the
 // original stays in the chain for errors.Is and errors.As.
-type redactedError struct {
+type Error struct {
 	msg string
 	err error
 }
 
-func (e *redactedError) Error() string { return e.msg }
-func (e *redactedError) Unwrap() error { return e.err }
+// NewError returns an error with the message msg (passwords masked already)
+// and err in its chain.
+func NewError(msg string, err error) *Error { return &Error{msg: msg, err: err} }
+
+func (e *Error) Error() string { return e.msg }
+func (e *Error) Unwrap() error { return e.err }

@@ -1,12 +1,13 @@
-package eventstore
+package estype
 
-import (
-	"unsafe"
+// Secret is a stored secret. Secret is nil for a deleted one (a tombstone).
+type Secret struct {
+	Idx    int64
+	ID     string
+	Secret *string
+}
 
-	"github.com/esctl/esctl/eventstore/driver"
-)
-
-// MigrateOp selects what Store.Migrate does.
+// MigrateOp selects what a migration call does.
 type MigrateOp int
 
 const (
@@ -30,13 +31,6 @@ type SchemaStatus struct {
 
 // Pending reports whether migrations are pending.
 func (s *SchemaStatus) Pending() bool { return s.Version < s.Latest }
-
-// Secret is a stored secret. Secret is nil for a deleted one (a tombstone).
-type Secret struct {
-	Idx    int64
-	ID     string
-	Secret *string
-}
 
 // CheckpointKind is what an import checkpoint's source holds.
 type CheckpointKind string
@@ -77,55 +71,4 @@ type ImportCheckpoint struct {
 	HashState    []byte // SHA-256 state over the source's first ByteOffset bytes
 	Done         bool
 	UpdatedAt    int64 // ms since the Unix epoch
-}
-
-// driver returns cp as the driver writes it.
-func (cp *ImportCheckpoint) driver() *driver.ImportCheckpoint {
-	return &driver.ImportCheckpoint{
-		SourceID: cp.SourceID, Kind: string(cp.Kind), Mode: string(cp.Mode), Froze: cp.Froze,
-		BasePosition: cp.BasePosition, ByteOffset: cp.ByteOffset, Line: cp.Line, Events: cp.Events,
-		LastPosition: cp.LastPosition, HashState: cp.HashState, Done: cp.Done, UpdatedAt: cp.UpdatedAt,
-	}
-}
-
-// checkpointFrom converts a checkpoint the driver read; nil stays nil.
-func checkpointFrom(cp *driver.ImportCheckpoint) *ImportCheckpoint {
-	if cp == nil {
-		return nil
-	}
-	return &ImportCheckpoint{
-		SourceID: cp.SourceID, Kind: CheckpointKind(cp.Kind), Mode: CheckpointMode(cp.Mode), Froze: cp.Froze,
-		BasePosition: cp.BasePosition, ByteOffset: cp.ByteOffset, Line: cp.Line, Events: cp.Events,
-		LastPosition: cp.LastPosition, HashState: cp.HashState, Done: cp.Done, UpdatedAt: cp.UpdatedAt,
-	}
-}
-
-// storedFrom converts an event the driver read.
-func storedFrom(e *driver.StoredEvent) StoredEvent {
-	return StoredEvent{Event: Event(e.Event), Position: e.Position}
-}
-
-// storedEventsFrom returns a page of events the driver read as this
-// package's StoredEvents. The two types have the same fields in the same
-// order with identical underlying types, so the page is reinterpreted in
-// place rather than copied (a read of a million events would otherwise
-// allocate and copy every page twice); TestStoredEventLayout holds the two
-// layouts together.
-func storedEventsFrom(src []driver.StoredEvent) []StoredEvent {
-	if src == nil {
-		return nil
-	}
-	return unsafe.Slice((*StoredEvent)(unsafe.Pointer(unsafe.SliceData(src))), len(src))
-}
-
-// secretsFrom converts secrets the driver read.
-func secretsFrom(src []driver.Secret) []Secret {
-	if src == nil {
-		return nil
-	}
-	out := make([]Secret, len(src))
-	for i, s := range src {
-		out[i] = Secret(s)
-	}
-	return out
 }

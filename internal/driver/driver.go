@@ -4,20 +4,21 @@
 // frozen store refuses, which positions an append takes, the audit event of
 // a secret and its counters, the next secret idx, an import batch's
 // outcomes, the incremental commit's policy on older events. A driver
-// translates each operation to SQL and driver errors to eventstore's
-// errors, and decides nothing else.
+// translates each operation to SQL and driver errors to the store's errors
+// (package estype), and decides nothing else.
 //
-// THIS PACKAGE IS NOT A STABLE API. Do not implement it outside this module.
+// The package is internal: applications cannot reach it; they open a store
+// with eventstore.Open, or eventstore.New over an adapter's New.
 //
 // # How to add an engine
 //
 //  1. Implement Driver: the pool reads (Reader and the lookups), Write (one
 //     transaction that locks the store-state row at its start) and the Tx
 //     operations, BeginRead (one snapshot). Send every driver error through
-//     one interpretError that maps it to eventstore's errors.
+//     one interpretError that maps it to estype's errors.
 //  2. Add migrations/<name>/ with the same version numbers as the others.
-//  3. Register the engine from its package's init (eventstore.Register) with
-//     its URL schemes and path suffixes.
+//  3. Register the engine from its package's init (Register) with its URL
+//     schemes and path suffixes.
 //  4. Call drivertest.Exercise (each operation's contract) and
 //     eventstoretest.Run (the store on top) from the engine's tests; both must
 //     pass unchanged.
@@ -36,7 +37,8 @@ package driver
 
 import (
 	"context"
-	"encoding/json"
+
+	"github.com/esctl/esctl/estype"
 )
 
 // Driver is one SQL engine's side of the seam.
@@ -46,7 +48,7 @@ type Driver interface {
 
 	// Migrate applies, reverts, forces or reports the schema version using
 	// the engine's embedded migrations.
-	Migrate(ctx context.Context, p *MigrateParams) (*SchemaStatus, error)
+	Migrate(ctx context.Context, p *MigrateParams) (*estype.SchemaStatus, error)
 	// DropStore removes every object the store created. It succeeds on a
 	// store that does not exist.
 	DropStore(ctx context.Context) error
@@ -55,7 +57,7 @@ type Driver interface {
 	// lock from its start (Tx.State is read under it). It commits when fn
 	// returns nil; otherwise it rolls back and returns fn's error
 	// unchanged. A COMMIT whose outcome the driver cannot learn is
-	// eventstore.ErrOutcomeUnknown.
+	// estype.ErrOutcomeUnknown.
 	Write(ctx context.Context, p *WriteParams, fn func(tx Tx) error) error
 
 	// BeginRead starts a read-only transaction with one consistent
@@ -77,11 +79,11 @@ type Driver interface {
 	GetSecret(ctx context.Context, id string) (secret string, found bool, err error)
 	// LatestEvent returns the matching event with the highest position, or
 	// nil when none matches.
-	LatestEvent(ctx context.Context, p *LatestEventParams) (*StoredEvent, error)
+	LatestEvent(ctx context.Context, p *LatestEventParams) (*estype.StoredEvent, error)
 	// Checkpoint returns the checkpoint of the import of a source, or nil.
-	Checkpoint(ctx context.Context, sourceID string) (*ImportCheckpoint, error)
+	Checkpoint(ctx context.Context, sourceID string) (*estype.ImportCheckpoint, error)
 	// ListCheckpoints returns every import checkpoint, ordered by source id.
-	ListCheckpoints(ctx context.Context) ([]ImportCheckpoint, error)
+	ListCheckpoints(ctx context.Context) ([]estype.ImportCheckpoint, error)
 
 	// BeginIncremental records a new open incremental import.
 	BeginIncremental(ctx context.Context, p *BeginIncrementalParams) error
@@ -97,10 +99,10 @@ type Driver interface {
 
 	// LastSecret returns the secret (or tombstone) with the highest idx,
 	// or nil when there is none.
-	LastSecret(ctx context.Context) (*Secret, error)
+	LastSecret(ctx context.Context) (*estype.Secret, error)
 	// FirstStoredPair returns the index of the first event whose
 	// (aggregate id, version) pair is stored in events, or -1.
-	FirstStoredPair(ctx context.Context, events []StoredEvent) (int, error)
+	FirstStoredPair(ctx context.Context, events []estype.StoredEvent) (int, error)
 	// CountRows counts the rows of the store's tables (full scans).
 	CountRows(ctx context.Context) (*RowCounts, error)
 	// ReadStats counts what Describe reports with its Stats option.
@@ -142,7 +144,7 @@ type WriteParams struct {
 
 // Tx is the operations of a Write transaction. Each does one thing; none
 // checks the frozen flag or decides what to write: the caller (package
-// eventstore) does. Errors are eventstore's errors. After an operation
+// eventstore) does. Errors are estype's errors. After an operation
 // returns an error the caller must return from Write's fn, except where an
 // operation says the transaction stays usable.
 type Tx interface {
@@ -174,7 +176,7 @@ type Tx interface {
 	// tombstone). If one's id or idx is already used, or used earlier in
 	// secrets, nothing of this call is written, the transaction stays
 	// usable, and conflict is its index; otherwise -1.
-	InsertSecrets(ctx context.Context, secrets []Secret) (conflict int, err error)
+	InsertSecrets(ctx context.Context, secrets []estype.Secret) (conflict int, err error)
 	// TombstoneSecret sets a live secret's value to NULL; deleted is false
 	// (nothing written) when the id is missing or a tombstone already.
 	TombstoneSecret(ctx context.Context, id string) (deleted bool, err error)
@@ -183,7 +185,7 @@ type Tx interface {
 	AddSecretCounts(ctx context.Context, p *AddSecretCountsParams) error
 
 	// UpsertCheckpoint writes an import's checkpoint.
-	UpsertCheckpoint(ctx context.Context, cp *ImportCheckpoint) error
+	UpsertCheckpoint(ctx context.Context, cp *estype.ImportCheckpoint) error
 	// DeleteCheckpoint deletes a source's checkpoint, if any.
 	DeleteCheckpoint(ctx context.Context, sourceID string) error
 	// DeleteSnapshots deletes every snapshot.
@@ -241,7 +243,7 @@ const (
 // InsertEventsParams are the arguments of Tx.InsertEvents.
 type InsertEventsParams struct {
 	Table  Table
-	Events []StoredEvent
+	Events []estype.StoredEvent
 }
 
 // AdvanceStateParams are the arguments of Tx.AdvanceState.
@@ -299,7 +301,7 @@ type Reader interface {
 	// needs.
 	ReadState(ctx context.Context) (*StoreState, error)
 	// ListSecrets returns secrets ordered by idx.
-	ListSecrets(ctx context.Context, p *ListSecretsParams) ([]Secret, error)
+	ListSecrets(ctx context.Context, p *ListSecretsParams) ([]estype.Secret, error)
 	// ListSnapshots returns snapshots ordered by key, after AfterKey.
 	ListSnapshots(ctx context.Context, p *ListSnapshotsParams) ([]Snapshot, error)
 }
@@ -312,53 +314,15 @@ type ReadTx interface {
 	// passed to fn, its Payload included, is valid only during the call.
 	// An error from fn stops the read and is returned unchanged.
 	// lastPosition is the store's last position in the snapshot.
-	ScanEvents(ctx context.Context, p *ListEventsParams, fn func(*StoredEvent) error) (lastPosition int64, err error)
+	ScanEvents(ctx context.Context, p *ListEventsParams, fn func(*estype.StoredEvent) error) (lastPosition int64, err error)
 	Close(ctx context.Context) error
 }
 
-// Event is an event to write; package eventstore converts its own Event to
-// it (the fields are identical).
-type Event struct {
-	AggregateID      string
-	AggregateVersion int64
-	Type             string
-	Timestamp        int64
-	Payload          json.RawMessage
-}
-
-// StoredEvent is an event with its position.
-type StoredEvent struct {
-	Event
-	Position int64
-}
-
-// MigrateOp selects what Migrate does.
-type MigrateOp int
-
-const (
-	// MigrateStatus only reports the schema version.
-	MigrateStatus MigrateOp = iota
-	// MigrateUp applies every pending migration (a no-op when current).
-	MigrateUp
-	// MigrateDown reverts Steps migrations (all of them when Steps is 0).
-	MigrateDown
-	// MigrateForce sets the recorded version to Version and clears the
-	// dirty flag without running any migration.
-	MigrateForce
-)
-
 // MigrateParams are the arguments of Migrate.
 type MigrateParams struct {
-	Op      MigrateOp
+	Op      estype.MigrateOp
 	Steps   int  // MigrateDown: how many (0: all)
 	Version uint // MigrateForce: the version to record
-}
-
-// SchemaStatus reports a store's schema version.
-type SchemaStatus struct {
-	Version uint // applied version; 0 when nothing is applied
-	Dirty   bool // a migration was interrupted
-	Latest  uint // newest version embedded in this build
 }
 
 // AppendParams are the arguments of Appender.Append.
@@ -376,7 +340,7 @@ type AppendParams struct {
 
 // AppendRequest is one caller's events: written all together or not at all.
 type AppendRequest struct {
-	Events []Event
+	Events []estype.Event
 }
 
 // AppendResult reports the outcome of an append.
@@ -445,7 +409,7 @@ type ListEventsParams struct {
 
 // ListEventsResult is one page of events.
 type ListEventsResult struct {
-	Events       []StoredEvent
+	Events       []estype.StoredEvent
 	LastPosition int64 // the store's last position in the same snapshot
 }
 
@@ -486,13 +450,6 @@ type StoreStats struct {
 	SnapshotCount  int64
 }
 
-// Secret is a stored secret. Secret is nil for a deleted one (a tombstone).
-type Secret struct {
-	Idx    int64
-	ID     string
-	Secret *string
-}
-
 // ListSecretsParams are the arguments of Reader.ListSecrets: secrets with
 // idx >= MinIdx, optionally only the listed ids (nil: any; never empty
 // non-nil), tombstones only when IncludeDeleted, ordered by idx, skipping
@@ -503,24 +460,6 @@ type ListSecretsParams struct {
 	IncludeDeleted bool
 	Skip           int
 	Limit          int
-}
-
-// ImportCheckpoint is the progress of one import, written in the same
-// transaction as each batch (see eventstore.ImportCheckpoint, which has the
-// same fields).
-type ImportCheckpoint struct {
-	SourceID     string
-	Kind         string
-	Mode         string
-	Froze        bool
-	BasePosition int64
-	ByteOffset   int64
-	Line         int64
-	Events       int64
-	LastPosition int64
-	HashState    []byte
-	Done         bool
-	UpdatedAt    int64 // ms since the Unix epoch
 }
 
 // IncrementalImport is an open incremental import.
@@ -541,6 +480,6 @@ type BeginIncrementalParams struct {
 // are validated; AggregateVersion is unused.
 type PushIncrementalParams struct {
 	ID     string
-	Events []Event
+	Events []estype.Event
 	Now    int64
 }

@@ -7,7 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/esctl/esctl/eventstore/driver"
+	"github.com/esctl/esctl/internal/driver"
 )
 
 // testConsumerRows: CreateConsumer creates every member once; a second
