@@ -66,9 +66,9 @@ db/stop: ## stop the PostgreSQL started by db/start (its data stays in $(DB_DIR)
 
 .PHONY: fuzz
 fuzz: ## run each fuzz target for FUZZTIME (default 30s)
-	$(GO) test -run '^$$' -fuzz '^FuzzCompact$$' -fuzztime $(FUZZTIME) ./eventstore/internal/jsonx
+	$(GO) test -run '^$$' -fuzz '^FuzzCompact$$' -fuzztime $(FUZZTIME) ./internal/jsonx
 	$(GO) test -run '^$$' -fuzz '^FuzzCursor$$' -fuzztime $(FUZZTIME) ./eventstore
-	$(GO) test -run '^$$' -fuzz '^FuzzParseEventLine$$' -fuzztime $(FUZZTIME) ./eventstore/internal/ndjson
+	$(GO) test -run '^$$' -fuzz '^FuzzParseEventLine$$' -fuzztime $(FUZZTIME) ./internal/ndjson
 	$(GO) test -run '^$$' -fuzz '^FuzzRedact$$' -fuzztime $(FUZZTIME) ./eventstore
 	$(GO) test -run '^$$' -fuzz '^FuzzRedactedOutput$$' -fuzztime $(FUZZTIME) ./cmd/esctl
 	$(GO) test -run '^$$' -fuzz '^FuzzImport$$' -fuzztime $(FUZZTIME) ./adapters/sqlite

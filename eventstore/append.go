@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/esctl/esctl/estype"
+	"github.com/esctl/esctl/internal/core"
 	"github.com/esctl/esctl/internal/driver"
 )
 
@@ -47,11 +48,11 @@ func (s *Store) save(ctx context.Context, events []Event, expect Expect) ([]Stor
 	if len(events) == 0 {
 		return nil, nil
 	}
-	if err := s.begin(ctx); err != nil {
+	if err := s.c.Begin(ctx); err != nil {
 		return nil, err
 	}
-	defer s.exit()
-	now := s.nowMillis()
+	defer s.c.Exit()
+	now := s.c.NowMillis()
 	batch := make([]estype.Event, len(events)) // as the driver writes them
 	var seen map[versionKey]int                // nil when the versions are resolved
 	if !expect.Resolved() {
@@ -59,7 +60,7 @@ func (s *Store) save(ctx context.Context, events []Event, expect Expect) ([]Stor
 	}
 	for i := range events {
 		e := events[i]
-		payload, err := validateEvent(i, &e, s.opts.MaxPayloadBytes, false)
+		payload, err := core.ValidateEvent(i, &e, s.opts.MaxPayloadBytes, false)
 		if err != nil {
 			return nil, err
 		}
@@ -101,7 +102,7 @@ type versionKey struct {
 // commits in its own goroutine with no handoff at all.
 type appender struct {
 	d         driver.Driver
-	w         driverWriter
+	w         core.DriverWriter
 	maxEvents int
 	log       *slog.Logger
 
@@ -139,7 +140,7 @@ type appendOutcome struct {
 	lead  bool // not an outcome: take the leadership
 }
 
-func newAppender(d driver.Driver, w driverWriter, maxEvents int, log *slog.Logger) *appender {
+func newAppender(d driver.Driver, w core.DriverWriter, maxEvents int, log *slog.Logger) *appender {
 	a := &appender{d: d, w: w, maxEvents: maxEvents, log: log}
 	a.cond = sync.NewCond(&a.mu)
 	return a
@@ -336,13 +337,13 @@ func (a *appender) send(group []*appendReq) []appendOutcome {
 	var err error
 	if ap, ok := a.d.(driver.Appender); ok && expects == nil {
 		res, err = ap.Append(context.Background(), p)
-		if err == nil && !res.Frozen && a.w.wake != nil {
-			a.w.wake.notify()
+		if err == nil && !res.Frozen && a.w.Wake != nil {
+			a.w.Wake()
 		}
 	} else {
 		// An Appender's contract has no expectations: a group with one
 		// runs as the generic append, which resolves them under the lock.
-		res, failed, err = appendTx(context.Background(), a.w, p, expects)
+		res, failed, err = core.AppendTx(context.Background(), a.w, p, expects)
 	}
 	outcomes := make([]appendOutcome, len(group))
 	if err != nil {

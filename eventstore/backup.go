@@ -16,10 +16,11 @@ import (
 	"io"
 
 	"github.com/esctl/esctl/estype"
-	"github.com/esctl/esctl/eventstore/internal/jsonx"
+	"github.com/esctl/esctl/internal/core"
+	"github.com/esctl/esctl/internal/jsonx"
 
-	"github.com/esctl/esctl/eventstore/internal/ndjson"
 	"github.com/esctl/esctl/internal/driver"
+	"github.com/esctl/esctl/internal/ndjson"
 )
 
 // A backup is one NDJSON stream (docs/backup-format.md):
@@ -149,11 +150,11 @@ func (s *Store) Backup(ctx context.Context, w io.Writer, opts *BackupOptions) (*
 	}
 	o.MarkBytes = cmp.Or(o.MarkBytes, DefaultBackupMarkBytes)
 	o.PageSize = cmp.Or(o.PageSize, DefaultExportPageSize)
-	if err := s.begin(ctx); err != nil {
+	if err := s.c.Begin(ctx); err != nil {
 		return nil, err
 	}
-	defer s.exit()
-	tx, err := s.r.BeginRead(ctx)
+	defer s.c.Exit()
+	tx, err := s.c.R.BeginRead(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
@@ -168,7 +169,7 @@ func (s *Store) Backup(ctx context.Context, w io.Writer, opts *BackupOptions) (*
 			return nil, err
 		}
 	} else {
-		b.m = BackupMark{Section: sectionHeader, EndPosition: st.LastPosition, Engine: s.d.Name()}
+		b.m = BackupMark{Section: sectionHeader, EndPosition: st.LastPosition, Engine: s.c.D.Name()}
 	}
 	for b.m.Section != sectionDone {
 		if err := ctx.Err(); err != nil {
@@ -627,24 +628,24 @@ func (s *Store) Restore(ctx context.Context, r io.Reader, m *BackupManifest, opt
 	if m == nil || len(m.SHA256) != 64 {
 		return nil, errors.New("restore: no verified manifest (call VerifyBackup first)")
 	}
-	if err := s.begin(ctx); err != nil {
+	if err := s.c.Begin(ctx); err != nil {
 		return nil, err
 	}
 	srcEvents, srcSecrets := RestoreSourceIDs(m)
-	err := awaitWriters(ctx, s.w)
+	err := core.AwaitWriters(ctx, s.c.W)
 	var cpE *estype.ImportCheckpoint
 	if err == nil {
-		cpE, err = s.d.Checkpoint(ctx, srcEvents)
+		cpE, err = s.c.D.Checkpoint(ctx, srcEvents)
 	}
 	var cpS *estype.ImportCheckpoint
 	if err == nil {
-		cpS, err = s.d.Checkpoint(ctx, srcSecrets)
+		cpS, err = s.c.D.Checkpoint(ctx, srcSecrets)
 	}
 	res := &RestoreResult{Resumed: cpE != nil || cpS != nil}
 	if err == nil && !res.Resumed {
 		err = s.checkEmpty(ctx)
 	}
-	s.exit()
+	s.c.Exit()
 	if err != nil {
 		return nil, fmt.Errorf("restore: %w", err)
 	}
@@ -704,11 +705,11 @@ func (s *Store) Restore(ctx context.Context, r io.Reader, m *BackupManifest, opt
 // checkEmpty returns a *NotEmptyError unless the store holds no events,
 // secrets or snapshots.
 func (s *Store) checkEmpty(ctx context.Context) error {
-	st, err := s.d.ReadState(ctx)
+	st, err := s.c.D.ReadState(ctx)
 	if err != nil {
 		return err
 	}
-	snaps, err := s.d.ListSnapshots(ctx, &driver.ListSnapshotsParams{Limit: 1})
+	snaps, err := s.c.D.ListSnapshots(ctx, &driver.ListSnapshotsParams{Limit: 1})
 	if err != nil {
 		return err
 	}

@@ -156,11 +156,11 @@ func sameSecrets(ctx context.Context, from, to *Store) (*Secret, error) {
 
 // lastSecret returns the secret (or tombstone) with the highest idx, or nil.
 func (s *Store) lastSecret(ctx context.Context) (*Secret, error) {
-	if err := s.begin(ctx); err != nil {
+	if err := s.c.Begin(ctx); err != nil {
 		return nil, err
 	}
-	defer s.exit()
-	sec, err := s.d.LastSecret(ctx)
+	defer s.c.Exit()
+	sec, err := s.c.D.LastSecret(ctx)
 	if err != nil || sec == nil {
 		return nil, err
 	}

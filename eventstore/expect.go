@@ -55,8 +55,3 @@ func (s *Store) Append(ctx context.Context, aggregateID string, expect Expect, e
 	}
 	return s.save(ctx, evs, expect)
 }
-
-// expectedConflict is the conflict of a request whose expectation failed.
-func expectedConflict(aggregateID string, expect Expect, last int64) *ConflictError {
-	return &ConflictError{AggregateID: aggregateID, AggregateVersion: last, Expected: expect}
-}

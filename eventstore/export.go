@@ -9,8 +9,9 @@ import (
 	"io"
 
 	"github.com/esctl/esctl/estype"
-	"github.com/esctl/esctl/eventstore/internal/ndjson"
+	"github.com/esctl/esctl/internal/core"
 	"github.com/esctl/esctl/internal/driver"
+	"github.com/esctl/esctl/internal/ndjson"
 )
 
 // DefaultExportPageSize is the number of events an export reads per query
@@ -96,10 +97,10 @@ func (s *Store) ExportEvents(ctx context.Context, w io.Writer, opts *ExportOptio
 	if err != nil {
 		return nil, &InvalidFilterError{Field: "cursor", Reason: fmt.Sprintf("is malformed: %v", err), Err: err}
 	}
-	if err := s.begin(ctx); err != nil {
+	if err := s.c.Begin(ctx); err != nil {
 		return nil, err
 	}
-	defer s.exit()
+	defer s.c.Exit()
 	res := &ExportResult{Cursor: CursorAt(pos)}
 	if o.Mode == MaintenanceAuto {
 		unfreeze, err := s.freezeForMaintenance(ctx, "AUTO export in progress")
@@ -108,7 +109,7 @@ func (s *Store) ExportEvents(ctx context.Context, w io.Writer, opts *ExportOptio
 		}
 		defer unfreeze()
 	}
-	tx, err := s.r.BeginRead(ctx)
+	tx, err := s.c.R.BeginRead(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("export: %w", err)
 	}
@@ -181,7 +182,7 @@ func (s *Store) ExportEvents(ctx context.Context, w io.Writer, opts *ExportOptio
 // freezeForMaintenance freezes the store unless it is frozen, and returns
 // the function that unfreezes it if (and only if) this call froze it.
 func (s *Store) freezeForMaintenance(ctx context.Context, reason string) (func(), error) {
-	was, err := setFrozenTx(ctx, s.w, true, reason)
+	was, err := core.SetFrozenTx(ctx, s.c.W, true, reason)
 	if err != nil {
 		return nil, fmt.Errorf("freeze: %w", err)
 	}
@@ -189,6 +190,6 @@ func (s *Store) freezeForMaintenance(ctx context.Context, reason string) (func()
 		return func() {}, nil
 	}
 	return func() {
-		_, _ = setFrozenTx(context.WithoutCancel(ctx), s.w, false, "")
+		_, _ = core.SetFrozenTx(context.WithoutCancel(ctx), s.c.W, false, "")
 	}, nil
 }

@@ -12,8 +12,9 @@ import (
 	"io"
 
 	"github.com/esctl/esctl/estype"
-	"github.com/esctl/esctl/eventstore/internal/ndjson"
+	"github.com/esctl/esctl/internal/core"
 	"github.com/esctl/esctl/internal/driver"
+	"github.com/esctl/esctl/internal/ndjson"
 )
 
 // MaintenanceMode selects how an import or export treats the store, as
@@ -160,13 +161,13 @@ func (o *ImportOptions) resolved() ImportOptions {
 //
 // Cancelling ctx stops after committing the lines read so far.
 func (s *Store) ImportEvents(ctx context.Context, r io.Reader, opts *ImportOptions) (*ImportResult, error) {
-	if err := s.begin(ctx); err != nil {
+	if err := s.c.Begin(ctx); err != nil {
 		return nil, err
 	}
-	defer s.exit()
-	im := &eventImport{s: s, w: s.w, o: opts.resolved()}
+	defer s.c.Exit()
+	im := &eventImport{s: s, w: s.c.W, o: opts.resolved()}
 	if im.o.DryRun {
-		dry, err := newDryWriter(ctx, s.d)
+		dry, err := core.NewDryWriter(ctx, s.c.D)
 		if err != nil {
 			return nil, fmt.Errorf("import: %w", err)
 		}
@@ -213,7 +214,7 @@ func (m *lineMarks) reset() { m.marks, m.arena = m.marks[:0], m.arena[:0] }
 
 type eventImport struct {
 	s      *Store
-	w      writer // the store's, or a dryWriter
+	w      core.Writer // the store's, or a core.DryWriter
 	o      ImportOptions
 	cp     *ImportCheckpoint
 	target driver.Table
@@ -261,10 +262,10 @@ func (im *eventImport) result() *ImportResult {
 // open finds where the import starts: fresh, or resumed from the store's
 // checkpoint of the source.
 func (im *eventImport) open(ctx context.Context, r io.Reader) error {
-	if err := awaitWriters(ctx, im.w); err != nil {
+	if err := core.AwaitWriters(ctx, im.w); err != nil {
 		return fmt.Errorf("import: %w", err)
 	}
-	cp, err := im.s.d.Checkpoint(ctx, im.o.SourceID)
+	cp, err := im.s.c.D.Checkpoint(ctx, im.o.SourceID)
 	if err != nil {
 		return fmt.Errorf("import: read checkpoint: %w", err)
 	}
@@ -307,7 +308,7 @@ func (im *eventImport) open(ctx context.Context, r io.Reader) error {
 	// A finished MANUAL import continues with whatever the source gained
 	// since (nothing, if it did not grow).
 	cp.Done, im.res.Done = false, false
-	st, err := im.w.readState(ctx)
+	st, err := im.w.ReadState(ctx)
 	if err != nil {
 		return fmt.Errorf("import: %w", err)
 	}
@@ -347,7 +348,7 @@ func verifyPrefix(r io.Reader, cp *ImportCheckpoint, h hash.Hash) error {
 }
 
 func (im *eventImport) openFresh(ctx context.Context, r io.Reader, prev *ImportCheckpoint) error {
-	st, err := im.w.readState(ctx)
+	st, err := im.w.ReadState(ctx)
 	if err != nil {
 		return fmt.Errorf("import: %w", err)
 	}
@@ -371,7 +372,7 @@ func (im *eventImport) openFresh(ctx context.Context, r io.Reader, prev *ImportC
 		im.cp.Mode, im.target = CheckpointAutoStaged, driver.Staging
 		im.cp.BasePosition = st.LastPosition
 		im.prevPos = 0
-		if err := abortImportTx(ctx, im.w, &abortImport{sourceID: im.o.SourceID, clearStaging: true}); err != nil {
+		if err := core.AbortImportTx(ctx, im.w, &core.AbortImport{SourceID: im.o.SourceID, ClearStaging: true}); err != nil {
 			return fmt.Errorf("import: clear staging: %w", err)
 		}
 	}
@@ -400,7 +401,7 @@ func (im *eventImport) openFresh(ctx context.Context, r io.Reader, prev *ImportC
 // saveCheckpoint writes the checkpoint as it stands, with no events.
 func (im *eventImport) saveCheckpoint(ctx context.Context) error {
 	cp := im.checkpointAt(0)
-	if _, err := importBatchTx(ctx, im.w, &importBatch{table: im.target, checkpoint: cp}); err != nil {
+	if _, err := core.ImportBatchTx(ctx, im.w, &core.ImportBatch{Table: im.target, Checkpoint: cp}); err != nil {
 		return fmt.Errorf("import: record checkpoint: %w", err)
 	}
 	im.cp = cp
@@ -410,7 +411,7 @@ func (im *eventImport) saveCheckpoint(ctx context.Context) error {
 // freeze freezes the store for an AUTO import and reports whether this
 // import froze it (false: someone else did meanwhile).
 func (im *eventImport) freeze(ctx context.Context) (bool, error) {
-	was, err := setFrozenTx(ctx, im.w, true, fmt.Sprintf("AUTO import of source %q in progress", im.o.SourceID))
+	was, err := core.SetFrozenTx(ctx, im.w, true, fmt.Sprintf("AUTO import of source %q in progress", im.o.SourceID))
 	if err != nil {
 		return false, fmt.Errorf("import: freeze: %w", err)
 	}
@@ -527,7 +528,7 @@ func (im *eventImport) checkpointAt(n int) *ImportCheckpoint {
 	if n > 0 {
 		cp.LastPosition = im.batch[n-1].Position
 	}
-	cp.UpdatedAt = im.s.nowMillis()
+	cp.UpdatedAt = im.s.c.NowMillis()
 	return &cp
 }
 
@@ -553,31 +554,31 @@ func (im *eventImport) flush(ctx context.Context) error {
 func (im *eventImport) commit(ctx context.Context, n int, unfreeze, deleteSnapshots bool) error {
 	for attempt := 0; ; attempt++ {
 		cp := im.checkpointAt(n)
-		res, err := importBatchTx(ctx, im.w, &importBatch{
-			table: im.target, events: im.batch[:n], checkpoint: cp,
-			unfreeze: unfreeze, deleteSnapshots: deleteSnapshots,
+		res, err := core.ImportBatchTx(ctx, im.w, &core.ImportBatch{
+			Table: im.target, Events: im.batch[:n], Checkpoint: cp,
+			Unfreeze: unfreeze, DeleteSnapshots: deleteSnapshots,
 		})
 		if err != nil {
 			return fmt.Errorf("import: store lines %d to %d: %w", im.res.Lines+1, cp.Line, err)
 		}
 		switch {
-		case res.advanced && im.filePos < 0 || res.advanced && im.o.Renumber:
+		case res.Advanced && im.filePos < 0 || res.Advanced && im.o.Renumber:
 			if attempt > 10 {
 				return fmt.Errorf("import: the store keeps advancing under the import (freeze it): %w", ErrTimeout)
 			}
 			// Another writer appended meanwhile: give the batch new
 			// positions after the store's last one and try again.
 			for i := range im.batch {
-				im.batch[i].Position = res.lastPosition + 1 + int64(i)
+				im.batch[i].Position = res.LastPosition + 1 + int64(i)
 			}
 			im.prevPos = im.batch[len(im.batch)-1].Position
 			continue
-		case res.advanced:
+		case res.Advanced:
 			m := im.marks.marks[0]
 			return &LineError{Line: m.line, Offset: m.offset, Column: -1, Field: "position",
-				Reason: fmt.Sprintf("position %d is not above the store's last position %d (another writer appended meanwhile? freeze the store, or import with renumbering)", im.batch[0].Position, res.lastPosition)}
-		case res.conflict >= 0:
-			k := res.conflict
+				Reason: fmt.Sprintf("position %d is not above the store's last position %d (another core.Writer appended meanwhile? freeze the store, or import with renumbering)", im.batch[0].Position, res.LastPosition)}
+		case res.Conflict >= 0:
+			k := res.Conflict
 			if k > 0 {
 				if err := im.commit(ctx, k, false, false); err != nil {
 					return err
@@ -607,11 +608,11 @@ func (im *eventImport) finish(ctx context.Context) error {
 	var err error
 	switch im.cp.Mode {
 	case CheckpointAutoStaged:
-		err = swapStagingTx(ctx, im.w, cp, cp.Froze)
+		err = core.SwapStagingTx(ctx, im.w, cp, cp.Froze)
 	default:
-		_, err = importBatchTx(ctx, im.w, &importBatch{
-			table: driver.Events, checkpoint: cp, unfreeze: cp.Froze,
-			deleteSnapshots: im.cp.Mode == CheckpointAuto,
+		_, err = core.ImportBatchTx(ctx, im.w, &core.ImportBatch{
+			Table: driver.Events, Checkpoint: cp, Unfreeze: cp.Froze,
+			DeleteSnapshots: im.cp.Mode == CheckpointAuto,
 		})
 	}
 	if err != nil {
@@ -637,7 +638,7 @@ func (im *eventImport) failed(ctx context.Context, cause error) error {
 		if im.cp.Froze {
 			cp := im.checkpointAt(0)
 			cp.Froze = false
-			_, err := importBatchTx(context.WithoutCancel(ctx), im.w, &importBatch{table: driver.Staging, checkpoint: cp, unfreeze: true})
+			_, err := core.ImportBatchTx(context.WithoutCancel(ctx), im.w, &core.ImportBatch{Table: driver.Staging, Checkpoint: cp, Unfreeze: true})
 			if err != nil {
 				note = fmt.Sprintf("the store is unchanged but still frozen (unfreezing failed: %v); resume the import or abort it", err)
 			}
@@ -657,28 +658,28 @@ func (im *eventImport) failed(ctx context.Context, cause error) error {
 // the import froze it. A MANUAL import's committed events stay (they were
 // appended and may have been read): only its checkpoint is forgotten.
 func (s *Store) AbortImport(ctx context.Context, sourceID string) error {
-	if err := s.begin(ctx); err != nil {
+	if err := s.c.Begin(ctx); err != nil {
 		return err
 	}
-	defer s.exit()
+	defer s.c.Exit()
 	sourceID = cmp.Or(sourceID, DefaultSourceID)
-	cp, err := s.d.Checkpoint(ctx, sourceID)
+	cp, err := s.c.D.Checkpoint(ctx, sourceID)
 	if err != nil {
 		return fmt.Errorf("abort import: %w", err)
 	}
 	if cp == nil {
 		return fmt.Errorf("%w: the store has no import of source %q", ErrResumeMismatch, sourceID)
 	}
-	a := &abortImport{sourceID: sourceID}
+	a := &core.AbortImport{SourceID: sourceID}
 	if !cp.Done {
 		switch CheckpointMode(cp.Mode) {
 		case CheckpointAutoStaged:
-			a.clearStaging, a.unfreeze = true, cp.Froze
+			a.ClearStaging, a.Unfreeze = true, cp.Froze
 		case CheckpointAuto:
-			a.deleteEvents, a.unfreeze = true, cp.Froze
+			a.DeleteEvents, a.Unfreeze = true, cp.Froze
 		}
 	}
-	if err := abortImportTx(ctx, s.w, a); err != nil {
+	if err := core.AbortImportTx(ctx, s.c.W, a); err != nil {
 		return fmt.Errorf("abort import: %w", err)
 	}
 	return nil
@@ -687,11 +688,11 @@ func (s *Store) AbortImport(ctx context.Context, sourceID string) error {
 // Imports lists the store's import checkpoints (finished and unfinished),
 // so that abandoned imports can be found and resumed or aborted.
 func (s *Store) Imports(ctx context.Context) ([]ImportCheckpoint, error) {
-	if err := s.begin(ctx); err != nil {
+	if err := s.c.Begin(ctx); err != nil {
 		return nil, err
 	}
-	defer s.exit()
-	rows, err := s.d.ListCheckpoints(ctx)
+	defer s.c.Exit()
+	rows, err := s.c.D.ListCheckpoints(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list imports: %w", err)
 	}

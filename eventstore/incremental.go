@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/esctl/esctl/estype"
+	"github.com/esctl/esctl/internal/core"
 	"github.com/esctl/esctl/internal/driver"
 )
 
@@ -60,12 +61,12 @@ type IncrementalImport struct {
 // database, so an import can be pushed to and committed by another Store or
 // process that knows the id. Not blocked by freeze.
 func (s *Store) BeginIncrementalImport(ctx context.Context) (string, error) {
-	if err := s.begin(ctx); err != nil {
+	if err := s.c.Begin(ctx); err != nil {
 		return "", err
 	}
-	defer s.exit()
+	defer s.c.Exit()
 	id := "ii_" + randomID(22)
-	if err := s.d.BeginIncremental(ctx, &driver.BeginIncrementalParams{ID: id, Now: s.nowMillis()}); err != nil {
+	if err := s.c.D.BeginIncremental(ctx, &driver.BeginIncrementalParams{ID: id, Now: s.c.NowMillis()}); err != nil {
 		return "", fmt.Errorf("begin incremental import: %w", err)
 	}
 	return id, nil
@@ -76,15 +77,15 @@ func (s *Store) BeginIncrementalImport(ctx context.Context) (string, error) {
 // goroutines or processes; the commit orders events by (timestamp, push
 // order). An empty push does nothing. Not blocked by freeze.
 func (s *Store) PushIncrementalImport(ctx context.Context, importID string, events []VersionlessEvent) error {
-	if err := s.begin(ctx); err != nil {
+	if err := s.c.Begin(ctx); err != nil {
 		return err
 	}
-	defer s.exit()
+	defer s.c.Exit()
 	staged, err := s.stageable(events)
 	if err != nil {
 		return err
 	}
-	found, err := s.d.PushIncremental(ctx, &driver.PushIncrementalParams{ID: importID, Events: staged, Now: s.nowMillis()})
+	found, err := s.c.D.PushIncremental(ctx, &driver.PushIncrementalParams{ID: importID, Events: staged, Now: s.c.NowMillis()})
 	if err != nil {
 		return fmt.Errorf("push incremental import: %w", err)
 	}
@@ -109,10 +110,10 @@ func (s *Store) PushIncrementalImport(ctx context.Context, importID string, even
 // events; any error) writes nothing and keeps the staged events, so it can
 // be retried or rolled back. Readers see none or all of the events.
 func (s *Store) CommitIncrementalImport(ctx context.Context, importID string, opts *CommitOptions) (*IncrementalImportResult, error) {
-	if err := s.begin(ctx); err != nil {
+	if err := s.c.Begin(ctx); err != nil {
 		return nil, err
 	}
-	defer s.exit()
+	defer s.c.Exit()
 	var o CommitOptions
 	if opts != nil {
 		o = *opts
@@ -123,22 +124,22 @@ func (s *Store) CommitIncrementalImport(ctx context.Context, importID string, op
 // commitIncremental commits an import, or with dry events stages and
 // commits them in one transaction and rolls it back.
 func (s *Store) commitIncremental(ctx context.Context, importID string, older OlderPolicy, dry *driver.PushIncrementalParams) (*IncrementalImportResult, error) {
-	res, err := commitIncrementalTx(ctx, s.w, importID, older, dry)
+	res, err := core.CommitIncrementalTx(ctx, s.c.W, importID, older == OlderFail, dry)
 	if err != nil {
 		return nil, fmt.Errorf("commit incremental import %q: %w", importID, err)
 	}
-	w := res.work
+	w := res.Work
 	switch {
-	case res.notFound:
+	case res.NotFound:
 		return nil, fmt.Errorf("%w: %q", ErrImportNotFound, importID)
-	case res.frozen:
+	case res.Frozen:
 		return nil, ErrFrozen
-	case res.refused:
+	case res.Refused:
 		return nil, &OlderEventsError{Count: w.Older, AggregateID: w.OldestAggregateID, Timestamp: w.OldestTimestamp, Newest: w.NewestTimestamp}
 	}
 	out := &IncrementalImportResult{Appended: w.Fresh, Duplicates: w.Duplicates, Skipped: w.Older}
 	if w.Fresh > 0 {
-		out.FirstPosition, out.LastPosition = res.first, res.first+w.Fresh-1
+		out.FirstPosition, out.LastPosition = res.First, res.First+w.Fresh-1
 	}
 	return out, nil
 }
@@ -146,11 +147,11 @@ func (s *Store) commitIncremental(ctx context.Context, importID string, older Ol
 // RollbackIncrementalImport discards an open import and its staged events;
 // other imports are untouched.
 func (s *Store) RollbackIncrementalImport(ctx context.Context, importID string) error {
-	if err := s.begin(ctx); err != nil {
+	if err := s.c.Begin(ctx); err != nil {
 		return err
 	}
-	defer s.exit()
-	found, err := s.d.RollbackIncremental(ctx, importID)
+	defer s.c.Exit()
+	found, err := s.c.D.RollbackIncremental(ctx, importID)
 	if err != nil {
 		return fmt.Errorf("roll back incremental import: %w", err)
 	}
@@ -163,11 +164,11 @@ func (s *Store) RollbackIncrementalImport(ctx context.Context, importID string) 
 // IncrementalImports lists the open imports, oldest first, so that
 // abandoned ones can be found and rolled back.
 func (s *Store) IncrementalImports(ctx context.Context) ([]IncrementalImport, error) {
-	if err := s.begin(ctx); err != nil {
+	if err := s.c.Begin(ctx); err != nil {
 		return nil, err
 	}
-	defer s.exit()
-	list, err := s.d.ListIncremental(ctx)
+	defer s.c.Exit()
+	list, err := s.c.D.ListIncremental(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list incremental imports: %w", err)
 	}
@@ -205,7 +206,7 @@ func (s *Store) stageable(events []VersionlessEvent) ([]estype.Event, error) {
 	staged := make([]estype.Event, len(events))
 	for i, v := range events {
 		e := Event{AggregateID: v.AggregateID, AggregateVersion: 1, Type: v.Type, Timestamp: v.Timestamp, Payload: v.Payload}
-		payload, err := validateEvent(i, &e, s.opts.MaxPayloadBytes, false) // application events: no reserved types
+		payload, err := core.ValidateEvent(i, &e, s.opts.MaxPayloadBytes, false) // application events: no reserved types
 		if err != nil {
 			return nil, err
 		}

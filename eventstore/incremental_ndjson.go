@@ -7,8 +7,8 @@ import (
 	"io"
 
 	"github.com/esctl/esctl/estype"
-	"github.com/esctl/esctl/eventstore/internal/ndjson"
 	"github.com/esctl/esctl/internal/driver"
+	"github.com/esctl/esctl/internal/ndjson"
 )
 
 // DefaultIncrementalPushEvents is how many events one push of
@@ -154,11 +154,11 @@ func (s *Store) incrementalDryRun(ctx context.Context, r io.Reader, o Incrementa
 			o.ProgressFunc(IncrementalProgress{Lines: lr.Line - 1, ByteOffset: lr.Offset})
 		}
 	}
-	if err := s.begin(ctx); err != nil {
+	if err := s.c.Begin(ctx); err != nil {
 		return nil, err
 	}
-	defer s.exit()
-	dry := &driver.PushIncrementalParams{ID: "ii_dry_" + randomID(18), Events: staged, Now: s.nowMillis()}
+	defer s.c.Exit()
+	dry := &driver.PushIncrementalParams{ID: "ii_dry_" + randomID(18), Events: staged, Now: s.c.NowMillis()}
 	res, err := s.commitIncremental(ctx, "", o.Older, dry)
 	if err != nil {
 		return nil, fmt.Errorf("incremental import: %w", err)

@@ -2,7 +2,7 @@ package eventstore
 
 import (
 	"github.com/esctl/esctl/estype"
-	"github.com/esctl/esctl/eventstore/internal/ndjson"
+	"github.com/esctl/esctl/internal/ndjson"
 )
 
 // AppendEventLine appends e to dst as one NDJSON line in the export format

@@ -6,10 +6,11 @@ import (
 	"io"
 
 	"github.com/esctl/esctl/estype"
-	"github.com/esctl/esctl/eventstore/internal/ndjson"
+	"github.com/esctl/esctl/internal/core"
+	"github.com/esctl/esctl/internal/ndjson"
 )
 
-// The NDJSON codec is eventstore/internal/ndjson; this file joins it to the
+// The NDJSON codec is internal/ndjson; this file joins it to the
 // store's errors and rules.
 
 // DefaultMaxLineBytes is the default limit on one NDJSON line.
@@ -48,7 +49,7 @@ func lineError(le *ndjson.LineError) *LineError {
 // checkEnvelope checks a decoded line's envelope with SaveEvent's rules
 // (the store's reserved types allowed: they are in exports).
 func checkEnvelope(e *estype.Event) *ndjson.Error {
-	err := validateEnvelope(0, (*Event)(e), true)
+	err := core.ValidateEnvelope(0, (*Event)(e), true)
 	if err == nil {
 		return nil
 	}

@@ -8,8 +8,8 @@ import (
 	"testing"
 
 	"github.com/esctl/esctl/estype"
-	"github.com/esctl/esctl/eventstore/internal/ndjson"
 	"github.com/esctl/esctl/internal/driver"
+	"github.com/esctl/esctl/internal/ndjson"
 )
 
 // The benchmarks below measure the library's own work in an import and an

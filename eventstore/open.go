@@ -71,7 +71,7 @@ func Open(ctx context.Context, rawURL string, opts *Options) (*Store, error) {
 			msg := redact.New(s.opts.ReadURL).Redact(fmt.Sprintf("eventstore: open the read URL %s: %v", redact.URL(s.opts.ReadURL), err))
 			return nil, redact.NewError(msg, err)
 		}
-		s.r = rd
+		s.c.R = rd
 		s.closeFunc = func() error { return errors.Join(closeRead(), closeFunc()) }
 	}
 	return s, nil

@@ -137,10 +137,10 @@ func (s *Store) LoadEvents(ctx context.Context, f Filter) (*Page, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.begin(ctx); err != nil {
+	if err := s.c.Begin(ctx); err != nil {
 		return nil, err
 	}
-	defer s.exit()
+	defer s.c.Exit()
 	if f.matchesNothing() {
 		if f.byTime() {
 			return &Page{}, nil
@@ -148,7 +148,7 @@ func (s *Store) LoadEvents(ctx context.Context, f Filter) (*Page, error) {
 		return &Page{Cursor: CursorAt(pos)}, nil
 	}
 	p := f.listParams(pos)
-	res, err := s.r.ListEvents(ctx, p)
+	res, err := s.c.R.ListEvents(ctx, p)
 	if err != nil {
 		return nil, fmt.Errorf("load events after %d: %w", pos, err)
 	}
@@ -222,11 +222,11 @@ func (s *Store) Events(ctx context.Context, f Filter) iter.Seq2[StoredEvent, err
 }
 
 func (s *Store) listPage(ctx context.Context, p *driver.ListEventsParams) (*driver.ListEventsResult, error) {
-	if err := s.begin(ctx); err != nil {
+	if err := s.c.Begin(ctx); err != nil {
 		return nil, err
 	}
-	defer s.exit()
-	res, err := s.r.ListEvents(ctx, p)
+	defer s.c.Exit()
+	res, err := s.c.R.ListEvents(ctx, p)
 	if err != nil {
 		return nil, fmt.Errorf("load events after %d: %w", p.After, err)
 	}
@@ -238,10 +238,10 @@ func (s *Store) listPage(ctx context.Context, p *driver.ListEventsParams) (*driv
 // replica (Options.ReadURL) and pos is within the primary's end, which
 // the replica has not reached yet (nil: it lags).
 func (s *Store) beyondEnd(ctx context.Context, pos, end int64) error {
-	if s.r == s.d {
+	if s.c.R == s.c.D {
 		return &CursorBeyondEndError{Position: pos, End: end}
 	}
-	st, err := s.d.ReadState(ctx)
+	st, err := s.c.D.ReadState(ctx)
 	if err != nil {
 		return fmt.Errorf("read the primary's end: %w", err)
 	}
@@ -261,14 +261,14 @@ func (s *Store) LatestEvent(ctx context.Context, f Filter) (*StoredEvent, error)
 	if _, err := f.validate(false); err != nil {
 		return nil, err
 	}
-	if err := s.begin(ctx); err != nil {
+	if err := s.c.Begin(ctx); err != nil {
 		return nil, err
 	}
-	defer s.exit()
+	defer s.c.Exit()
 	if f.matchesNothing() {
 		return nil, nil
 	}
-	e, err := s.d.LatestEvent(ctx, &driver.LatestEventParams{AggregateIDs: f.AggregateIDs, EventTypes: f.EventTypes})
+	e, err := s.c.D.LatestEvent(ctx, &driver.LatestEventParams{AggregateIDs: f.AggregateIDs, EventTypes: f.EventTypes})
 	if err != nil {
 		return nil, fmt.Errorf("latest event: %w", err)
 	}

@@ -7,7 +7,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/esctl/esctl/eventstore/internal/jsonx"
+	"github.com/esctl/esctl/internal/core"
+	"github.com/esctl/esctl/internal/jsonx"
 
 	"github.com/esctl/esctl/internal/driver"
 )
@@ -72,11 +73,11 @@ func (m *SecretsManager) GetSecret(ctx context.Context, id string) (secret strin
 	if err := checkSecretID(id); err != nil {
 		return "", false, err
 	}
-	if err := m.s.begin(ctx); err != nil {
+	if err := m.s.c.Begin(ctx); err != nil {
 		return "", false, err
 	}
-	defer m.s.exit()
-	secret, found, err = m.s.d.GetSecret(ctx, id)
+	defer m.s.c.Exit()
+	secret, found, err = m.s.c.D.GetSecret(ctx, id)
 	if err != nil {
 		return "", false, fmt.Errorf("get secret: %w", err)
 	}
@@ -93,19 +94,19 @@ func (m *SecretsManager) SetSecret(ctx context.Context, id, secret string) error
 	if err := checkSecretValue(secret); err != nil {
 		return err
 	}
-	if err := m.s.begin(ctx); err != nil {
+	if err := m.s.c.Begin(ctx); err != nil {
 		return err
 	}
-	defer m.s.exit()
+	defer m.s.c.Exit()
 	ev := m.s.secretEvent(SetSecretEventType, id)
-	res, err := setSecretTx(ctx, m.s.w, id, secret, &ev)
+	res, err := core.SetSecretTx(ctx, m.s.c.W, id, secret, &ev)
 	if err != nil {
 		return fmt.Errorf("set secret: %w", err)
 	}
 	switch {
-	case res.frozen:
+	case res.Frozen:
 		return ErrFrozen
-	case res.exists:
+	case res.Exists:
 		return &SecretExistsError{ID: id}
 	}
 	return nil
@@ -119,19 +120,19 @@ func (m *SecretsManager) DeleteSecret(ctx context.Context, id string) (bool, err
 	if err := checkSecretID(id); err != nil {
 		return false, err
 	}
-	if err := m.s.begin(ctx); err != nil {
+	if err := m.s.c.Begin(ctx); err != nil {
 		return false, err
 	}
-	defer m.s.exit()
+	defer m.s.c.Exit()
 	ev := m.s.secretEvent(DeleteSecretEventType, id)
-	res, err := deleteSecretTx(ctx, m.s.w, id, &ev)
+	res, err := core.DeleteSecretTx(ctx, m.s.c.W, id, &ev)
 	if err != nil {
 		return false, fmt.Errorf("delete secret: %w", err)
 	}
-	if res.frozen {
+	if res.Frozen {
 		return false, ErrFrozen
 	}
-	return res.deleted, nil
+	return res.Deleted, nil
 }
 
 // SecretFilter selects secrets for LoadSecrets.
@@ -168,14 +169,14 @@ func (m *SecretsManager) LoadSecrets(ctx context.Context, f SecretFilter) (*Secr
 	case len(f.IDs) > MaxFilterValues:
 		return nil, &InvalidFilterError{Field: "ids", Reason: fmt.Sprintf("has %d values, more than the limit of %d", len(f.IDs), MaxFilterValues)}
 	}
-	if err := m.s.begin(ctx); err != nil {
+	if err := m.s.c.Begin(ctx); err != nil {
 		return nil, err
 	}
-	defer m.s.exit()
+	defer m.s.c.Exit()
 	if f.IDs != nil && len(f.IDs) == 0 {
 		return &SecretPage{NextIdx: f.Idx}, nil
 	}
-	rows, err := m.s.d.ListSecrets(ctx, &driver.ListSecretsParams{
+	rows, err := m.s.c.D.ListSecrets(ctx, &driver.ListSecretsParams{
 		MinIdx: f.Idx, IDs: f.IDs, IncludeDeleted: f.IncludeDeleted, Skip: f.Skip, Limit: f.Limit,
 	})
 	if err != nil {
@@ -199,19 +200,17 @@ func (s *Store) secretEvent(typ, id string) Event {
 		AggregateID:      typ + "_" + id + "_" + randomID(10),
 		AggregateVersion: 1,
 		Type:             typ,
-		Timestamp:        s.nowMillis(),
+		Timestamp:        s.c.NowMillis(),
 		Payload:          payload,
 	}
 }
-
-const idAlphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_-"
 
 // randomID returns n random characters of the nanoid alphabet.
 func randomID(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b) // crypto/rand.Read never fails on supported platforms
 	for i := range b {
-		b[i] = idAlphabet[b[i]&63]
+		b[i] = core.IDAlphabet[b[i]&63]
 	}
 	return string(b)
 }

@@ -8,8 +8,9 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/esctl/esctl/eventstore/internal/ndjson"
+	"github.com/esctl/esctl/internal/core"
 	"github.com/esctl/esctl/internal/driver"
+	"github.com/esctl/esctl/internal/ndjson"
 )
 
 // Secrets travel as NDJSON too, one per line, keys in reSolve's order:
@@ -53,11 +54,11 @@ func (m *SecretsManager) ExportSecrets(ctx context.Context, w io.Writer, opts *S
 		o = *opts
 	}
 	s := m.s
-	if err := s.begin(ctx); err != nil {
+	if err := s.c.Begin(ctx); err != nil {
 		return nil, err
 	}
-	defer s.exit()
-	tx, err := s.r.BeginRead(ctx)
+	defer s.c.Exit()
+	tx, err := s.c.R.BeginRead(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("export secrets: %w", err)
 	}
@@ -127,13 +128,13 @@ func (m *SecretsManager) ImportSecrets(ctx context.Context, r io.Reader, opts *S
 	o.MaxLineBytes = cmp.Or(o.MaxLineBytes, DefaultMaxLineBytes)
 	o.BatchSecrets = cmp.Or(o.BatchSecrets, DefaultSecretsBatch)
 	s := m.s
-	if err := s.begin(ctx); err != nil {
+	if err := s.c.Begin(ctx); err != nil {
 		return nil, err
 	}
-	defer s.exit()
-	si := &secretsImport{s: s, w: s.w, o: o}
+	defer s.c.Exit()
+	si := &secretsImport{s: s, w: s.c.W, o: o}
 	if o.DryRun {
-		dry, err := newDryWriter(ctx, s.d)
+		dry, err := core.NewDryWriter(ctx, s.c.D)
 		if err != nil {
 			return nil, fmt.Errorf("import secrets: %w", err)
 		}
@@ -149,7 +150,7 @@ func (m *SecretsManager) ImportSecrets(ctx context.Context, r io.Reader, opts *S
 
 type secretsImport struct {
 	s     *Store
-	w     writer // the store's, or a dryWriter
+	w     core.Writer // the store's, or a core.DryWriter
 	o     SecretsImportOptions
 	cp    *ImportCheckpoint
 	lr    *lineReader
@@ -161,10 +162,10 @@ type secretsImport struct {
 }
 
 func (si *secretsImport) run(ctx context.Context, r io.Reader) error {
-	if err := awaitWriters(ctx, si.w); err != nil {
+	if err := core.AwaitWriters(ctx, si.w); err != nil {
 		return fmt.Errorf("import secrets: %w", err)
 	}
-	cp, err := si.s.d.Checkpoint(ctx, si.o.SourceID)
+	cp, err := si.s.c.D.Checkpoint(ctx, si.o.SourceID)
 	if err != nil {
 		return fmt.Errorf("import secrets: read checkpoint: %w", err)
 	}
@@ -269,8 +270,8 @@ func (si *secretsImport) commit(ctx context.Context, n int, done bool) error {
 	cp.ByteOffset, cp.Line, cp.HashState = si.marks.before(n, si.lr)
 	cp.Events += int64(n)
 	cp.Done = done && n == len(si.batch)
-	cp.UpdatedAt = si.s.nowMillis()
-	k, err := importSecretsTx(ctx, si.w, si.batch[:n], &cp)
+	cp.UpdatedAt = si.s.c.NowMillis()
+	k, err := core.ImportSecretsTx(ctx, si.w, si.batch[:n], &cp)
 	if err != nil {
 		return fmt.Errorf("import secrets: store lines %d to %d: %w", si.res.Lines+1, cp.Line, err)
 	}

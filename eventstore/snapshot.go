@@ -32,11 +32,11 @@ func (s *Store) LoadSnapshot(ctx context.Context, key string) (content []byte, f
 	if err := checkSnapshotKey(key); err != nil {
 		return nil, false, err
 	}
-	if err := s.begin(ctx); err != nil {
+	if err := s.c.Begin(ctx); err != nil {
 		return nil, false, err
 	}
-	defer s.exit()
-	content, found, err = s.d.GetSnapshot(ctx, key)
+	defer s.c.Exit()
+	content, found, err = s.c.D.GetSnapshot(ctx, key)
 	if err != nil {
 		return nil, false, fmt.Errorf("load snapshot: %w", err)
 	}
@@ -54,14 +54,14 @@ func (s *Store) SaveSnapshot(ctx context.Context, key string, content []byte) er
 	if len(content) > s.opts.MaxSnapshotBytes {
 		return fmt.Errorf("%w: content is %d bytes, more than the limit of %d", ErrInvalidSnapshot, len(content), s.opts.MaxSnapshotBytes)
 	}
-	if err := s.begin(ctx); err != nil {
+	if err := s.c.Begin(ctx); err != nil {
 		return err
 	}
-	defer s.exit()
+	defer s.c.Exit()
 	if content == nil {
 		content = []byte{}
 	}
-	if err := s.d.PutSnapshot(ctx, &driver.Snapshot{Key: key, Content: content}); err != nil {
+	if err := s.c.D.PutSnapshot(ctx, &driver.Snapshot{Key: key, Content: content}); err != nil {
 		return fmt.Errorf("save snapshot: %w", err)
 	}
 	return nil
@@ -73,11 +73,11 @@ func (s *Store) DropSnapshot(ctx context.Context, key string) error {
 	if err := checkSnapshotKey(key); err != nil {
 		return err
 	}
-	if err := s.begin(ctx); err != nil {
+	if err := s.c.Begin(ctx); err != nil {
 		return err
 	}
-	defer s.exit()
-	if err := s.d.DeleteSnapshot(ctx, key); err != nil {
+	defer s.c.Exit()
+	if err := s.c.D.DeleteSnapshot(ctx, key); err != nil {
 		return fmt.Errorf("drop snapshot: %w", err)
 	}
 	return nil
@@ -96,11 +96,11 @@ func (s *Store) ListSnapshots(ctx context.Context, afterKey string, limit int) (
 	if limit < 1 || limit > MaxLimit {
 		return nil, fmt.Errorf("%w: limit %d is outside 1..%d", ErrInvalidSnapshot, limit, MaxLimit)
 	}
-	if err := s.begin(ctx); err != nil {
+	if err := s.c.Begin(ctx); err != nil {
 		return nil, err
 	}
-	defer s.exit()
-	page, err := s.d.ListSnapshots(ctx, &driver.ListSnapshotsParams{AfterKey: afterKey, Limit: limit})
+	defer s.c.Exit()
+	page, err := s.c.D.ListSnapshots(ctx, &driver.ListSnapshotsParams{AfterKey: afterKey, Limit: limit})
 	if err != nil {
 		return nil, fmt.Errorf("list snapshots: %w", err)
 	}

@@ -8,11 +8,11 @@ import (
 	"io"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/esctl/esctl/estype"
 	"github.com/esctl/esctl/internal/access"
+	"github.com/esctl/esctl/internal/core"
 	"github.com/esctl/esctl/internal/driver"
 )
 
@@ -85,18 +85,10 @@ func (o *Options) resolved() Options {
 // (group commit). Create it with Open or New, call Init once per database,
 // and Close it when done.
 type Store struct {
-	d         driver.Driver
-	r         driver.Driver // events are read here: d, or the ReadURL's replica
-	w         writer        // d's write transactions
+	c         *core.Store // drivers, writer, life cycle, schema check
 	opts      Options
 	closeFunc func() error // closes what Open opened; nil for New
-
-	mu       sync.RWMutex // guards closed against enter
-	closed   bool
-	inflight sync.WaitGroup
-
-	schemaOK atomic.Bool
-	appender *appender
+	appender  *appender
 
 	wake       *notifier // woken by every write of this Store, and by the Listener
 	tail       tail      // the subscriptions' shared reader
@@ -111,81 +103,29 @@ func New(d driver.Driver, opts *Options) (*Store, error) {
 	if d == nil {
 		return nil, errors.New("eventstore: New: nil driver")
 	}
-	s := &Store{d: d, r: d, opts: opts.resolved(), wake: newNotifier()}
-	w := driverWriter{d: d, wake: s.wake}
-	s.w = w
-	s.appender = newAppender(d, w, s.opts.MaxGroupEvents, s.opts.Logger)
+	s := &Store{opts: opts.resolved(), wake: newNotifier()}
+	s.c = core.New(d, core.Config{
+		Logger: s.opts.Logger, Now: s.opts.NowFunc,
+		MaxPayloadBytes: s.opts.MaxPayloadBytes, MaxSnapshotBytes: s.opts.MaxSnapshotBytes,
+	}, s.wake.notify)
+	s.appender = newAppender(d, s.c.W.(core.DriverWriter), s.opts.MaxGroupEvents, s.opts.Logger)
 	return s, nil
 }
 
 // Engine returns the engine name of the store's driver ("sqlite", "postgres").
-func (s *Store) Engine() string { return s.d.Name() }
+func (s *Store) Engine() string { return s.c.D.Name() }
 
 func init() {
 	access.Install(
-		func(store any) driver.Driver { return store.(*Store).d },
+		func(store any) *core.Store { return store.(*Store).c },
 		func(ctx context.Context, store any) error {
 			s := store.(*Store)
-			if err := s.begin(ctx); err != nil {
+			if err := s.c.Begin(ctx); err != nil {
 				return err
 			}
-			s.exit()
+			s.c.Exit()
 			return nil
 		})
-}
-
-// enter registers an operation; it fails once the store is closed. Every
-// call to enter that succeeds must be paired with s.exit().
-func (s *Store) enter() error {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return ErrClosed
-	}
-	s.inflight.Add(1)
-	return nil
-}
-
-func (s *Store) exit() { s.inflight.Done() }
-
-// begin enters and checks that the schema is current.
-func (s *Store) begin(ctx context.Context) error {
-	if err := s.enter(); err != nil {
-		return err
-	}
-	if err := s.ready(ctx); err != nil {
-		s.exit()
-		return err
-	}
-	return nil
-}
-
-// ready checks once per Store that the database holds a store at the schema
-// version this code expects, so that a missing Init is a clear error rather
-// than "no such table".
-func (s *Store) ready(ctx context.Context) error {
-	if s.schemaOK.Load() {
-		return nil
-	}
-	st, err := s.schemaStatus(ctx)
-	if err != nil {
-		return fmt.Errorf("read schema version: %w", err)
-	}
-	if err := checkSchema(st); err != nil {
-		return err
-	}
-	s.schemaOK.Store(true)
-	return nil
-}
-
-func checkSchema(st *SchemaStatus) error {
-	switch {
-	case st.Version == 0 && !st.Dirty:
-		return ErrNotInitialized
-	case st.Dirty || st.Version != st.Latest:
-		return &SchemaVersionError{Current: st.Version, Dirty: st.Dirty, Expected: st.Latest}
-	}
-	return nil
 }
 
 // Close stops the store: new calls fail with ErrClosed, queued appends that
@@ -195,24 +135,18 @@ func checkSchema(st *SchemaStatus) error {
 // connection pools, while pools given to an adapter's New stay open.
 // Closing twice returns ErrClosed.
 func (s *Store) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	if !s.c.Close(s.appender.close) {
 		return ErrClosed
 	}
-	s.closed = true
-	s.mu.Unlock()
-	s.appender.close()
-	s.inflight.Wait()
 	s.listenOnce.Do(func() {}) // no Listener starts after this
 	if s.stopListen != nil {
 		s.stopListen()
 	}
 	s.dropTail(nil)
 	var err error
-	drivers := []driver.Driver{s.d}
-	if s.r != s.d {
-		drivers = append(drivers, s.r)
+	drivers := []driver.Driver{s.c.D}
+	if s.c.R != s.c.D {
+		drivers = append(drivers, s.c.R)
 	}
 	for _, d := range drivers {
 		if c, ok := d.(io.Closer); ok {
@@ -250,10 +184,10 @@ type MigrateOptions struct {
 // one with *SchemaVersionError (errors.Is ErrSchemaVersion); MigrateForce
 // repairs a dirty one.
 func (s *Store) Migrate(ctx context.Context, opts *MigrateOptions) (*SchemaStatus, error) {
-	if err := s.enter(); err != nil {
+	if err := s.c.Enter(); err != nil {
 		return nil, err
 	}
-	defer s.exit()
+	defer s.c.Exit()
 	var o MigrateOptions
 	if opts != nil {
 		o = *opts
@@ -267,7 +201,7 @@ func (s *Store) Migrate(ctx context.Context, opts *MigrateOptions) (*SchemaStatu
 		// golang-migrate's words. (A dirty one is refused by the adapter
 		// under golang-migrate's lock: a concurrent Init's migration in
 		// progress looks dirty from outside it.)
-		st, err := s.schemaStatus(ctx)
+		st, err := s.c.SchemaStatus(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("migrate: read schema version: %w", err)
 		}
@@ -275,20 +209,10 @@ func (s *Store) Migrate(ctx context.Context, opts *MigrateOptions) (*SchemaStatu
 			return nil, fmt.Errorf("migrate: %w", &SchemaVersionError{Current: st.Version, Expected: st.Latest})
 		}
 	}
-	ds, err := s.d.Migrate(ctx, &driver.MigrateParams{Op: estype.MigrateOp(o.Op), Steps: o.Steps, Version: o.Version})
-	s.schemaOK.Store(false)
+	ds, err := s.c.D.Migrate(ctx, &driver.MigrateParams{Op: estype.MigrateOp(o.Op), Steps: o.Steps, Version: o.Version})
+	s.c.ForgetSchema()
 	if err != nil {
 		return nil, fmt.Errorf("migrate: %w", err)
-	}
-	st := SchemaStatus(*ds)
-	return &st, nil
-}
-
-// schemaStatus reads the schema version.
-func (s *Store) schemaStatus(ctx context.Context) (*SchemaStatus, error) {
-	ds, err := s.d.Migrate(ctx, &driver.MigrateParams{Op: estype.MigrateStatus})
-	if err != nil {
-		return nil, err
 	}
 	st := SchemaStatus(*ds)
 	return &st, nil
@@ -300,12 +224,12 @@ func (s *Store) schemaStatus(ctx context.Context) (*SchemaStatus, error) {
 // database itself is left in place. Drop on a database without a store
 // succeeds. The Store stays open: Init creates a new, empty store.
 func (s *Store) Drop(ctx context.Context) error {
-	if err := s.enter(); err != nil {
+	if err := s.c.Enter(); err != nil {
 		return err
 	}
-	defer s.exit()
-	s.schemaOK.Store(false)
-	if err := s.d.DropStore(ctx); err != nil {
+	defer s.c.Exit()
+	s.c.ForgetSchema()
+	if err := s.c.D.DropStore(ctx); err != nil {
 		return fmt.Errorf("drop store: %w", err)
 	}
 	return nil
@@ -366,11 +290,11 @@ const aggregateCountVersion = 6
 // and fails with ErrNotInitialized where there is no store and with
 // *SchemaVersionError on a schema newer than this code.
 func (s *Store) Describe(ctx context.Context, opts *DescribeOptions) (*Description, error) {
-	if err := s.enter(); err != nil {
+	if err := s.c.Enter(); err != nil {
 		return nil, err
 	}
-	defer s.exit()
-	schema, err := s.schemaStatus(ctx)
+	defer s.c.Exit()
+	schema, err := s.c.SchemaStatus(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("describe: read schema version: %w", err)
 	}
@@ -380,13 +304,13 @@ func (s *Store) Describe(ctx context.Context, opts *DescribeOptions) (*Descripti
 	case schema.Version > schema.Latest:
 		return nil, fmt.Errorf("describe: %w", &SchemaVersionError{Current: schema.Version, Expected: schema.Latest})
 	}
-	st, err := s.d.ReadState(ctx)
+	st, err := s.c.D.ReadState(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("describe: %w", err)
 	}
 	var stats driver.StoreStats
 	if opts != nil && opts.Stats {
-		p, err := s.d.ReadStats(ctx, &driver.ReadStatsParams{Counted: schema.Version >= aggregateCountVersion})
+		p, err := s.c.D.ReadStats(ctx, &driver.ReadStatsParams{Counted: schema.Version >= aggregateCountVersion})
 		if err != nil {
 			return nil, fmt.Errorf("describe: %w", err)
 		}
@@ -431,11 +355,11 @@ func (s *Store) Unfreeze(ctx context.Context) error {
 }
 
 func (s *Store) setFrozen(ctx context.Context, frozen bool, reason string) error {
-	if err := s.begin(ctx); err != nil {
+	if err := s.c.Begin(ctx); err != nil {
 		return err
 	}
-	defer s.exit()
-	was, err := setFrozenTx(ctx, s.w, frozen, reason)
+	defer s.c.Exit()
+	was, err := core.SetFrozenTx(ctx, s.c.W, frozen, reason)
 	if err != nil {
 		if frozen {
 			return fmt.Errorf("freeze: %w", err)
@@ -449,8 +373,4 @@ func (s *Store) setFrozen(ctx context.Context, frozen bool, reason string) error
 		return ErrAlreadyUnfrozen
 	}
 	return nil
-}
-
-func (s *Store) nowMillis() int64 {
-	return s.opts.NowFunc().UnixMilli()
 }

@@ -266,10 +266,10 @@ type tailRun struct {
 // joinTail puts sub on the tail when sub is not behind it; ok is false
 // when the tail has handed out events sub has not read yet.
 func (s *Store) joinTail(sub *subscriber) (<-chan tailBatch, bool, error) {
-	if err := s.enter(); err != nil {
+	if err := s.c.Enter(); err != nil {
 		return nil, false, err
 	}
-	defer s.exit()
+	defer s.c.Exit()
 	t := &s.tail
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -313,7 +313,7 @@ func (s *Store) readTail(ctx context.Context, r *tailRun) {
 		t.mu.Lock()
 		after := r.pos
 		t.mu.Unlock()
-		res, err := s.r.ListEvents(ctx, &driver.ListEventsParams{After: after, AfterTimestamp: -1, Limit: tailBatchEvents})
+		res, err := s.c.R.ListEvents(ctx, &driver.ListEventsParams{After: after, AfterTimestamp: -1, Limit: tailBatchEvents})
 		if ctx.Err() != nil {
 			return
 		}
@@ -419,7 +419,7 @@ func (n *notifier) notify() {
 // tail's lock held.
 func (s *Store) startWakeups() {
 	s.listenOnce.Do(func() {
-		l, ok := s.r.(driver.Listener)
+		l, ok := s.c.R.(driver.Listener)
 		if !ok || s.opts.PollOnly {
 			return
 		}

@@ -36,25 +36,25 @@ const verifyAttempts = 3
 // the store changes under it, and reports a problem if it never holds
 // still (freeze the store to verify a busy one).
 func (s *Store) Verify(ctx context.Context) (*VerifyReport, error) {
-	if err := s.begin(ctx); err != nil {
+	if err := s.c.Begin(ctx); err != nil {
 		return nil, err
 	}
-	defer s.exit()
+	defer s.c.Exit()
 	var st, after *driver.StoreState
 	var rows *driver.RowCounts
 	var stats *driver.StoreStats
 	var err error
 	for attempt := 0; ; attempt++ {
-		if st, err = s.d.ReadState(ctx); err != nil {
+		if st, err = s.c.D.ReadState(ctx); err != nil {
 			return nil, fmt.Errorf("verify: %w", err)
 		}
-		if rows, err = s.d.CountRows(ctx); err != nil {
+		if rows, err = s.c.D.CountRows(ctx); err != nil {
 			return nil, fmt.Errorf("verify: %w", err)
 		}
-		if stats, err = s.d.ReadStats(ctx, &driver.ReadStatsParams{Counted: true}); err != nil {
+		if stats, err = s.c.D.ReadStats(ctx, &driver.ReadStatsParams{Counted: true}); err != nil {
 			return nil, fmt.Errorf("verify: %w", err)
 		}
-		if after, err = s.d.ReadState(ctx); err != nil {
+		if after, err = s.c.D.ReadState(ctx); err != nil {
 			return nil, fmt.Errorf("verify: %w", err)
 		}
 		if sameState(st, after) || attempt+1 == verifyAttempts {
@@ -89,7 +89,7 @@ func (s *Store) Verify(ctx context.Context) (*VerifyReport, error) {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("%d events in events_quarantine: stored at positions <= 0 by appends that reported a failure (esctl before migration 4); no read sees them", rows.Quarantined))
 	}
 
-	cps, err := s.d.ListCheckpoints(ctx)
+	cps, err := s.c.D.ListCheckpoints(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("verify: %w", err)
 	}

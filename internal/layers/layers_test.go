@@ -15,10 +15,11 @@ const module = "github.com/esctl/esctl/"
 // within a layer (so an adapter never imports package eventstore, and
 // eventstore never an adapter). Keep docs/architecture.md's picture in step.
 var layers = [][]string{
-	{"estype", "internal/redact", "eventstore/internal/jsonx", "adapters/postgres/pgadmin"},
-	{"internal/driver", "eventstore/internal/ndjson"},
-	{"migrations", "internal/access"},
-	{"adapters/postgres", "adapters/sqlite", "eventstore"},
+	{"estype", "internal/redact", "internal/jsonx", "adapters/postgres/pgadmin"},
+	{"internal/driver", "internal/ndjson"},
+	{"migrations", "internal/core"},
+	{"adapters/postgres", "adapters/sqlite", "internal/access"},
+	{"eventstore"},
 	{"consumer", "snapshots", "secrets", "backup"},
 	// The test harnesses, which engines' and applications' tests run.
 	{"internal/driver/drivertest", "eventstore/eventstoretest", "internal/testdb"},

@@ -1,4 +1,4 @@
-package eventstore
+package core
 
 import (
 	"context"
@@ -9,13 +9,13 @@ import (
 	"github.com/esctl/esctl/internal/driver"
 )
 
-// dryWriter runs an import's write transactions without writing: the
+// DryWriter runs an import's write transactions without writing: the
 // transactions are the real ones (write.go), composed from the same
 // operations, and dryTx answers each operation as the database would, from
 // reads and from what the import pretends to have written. Nothing at all
 // is written: no event, no checkpoint, no freeze, no staging. A transaction
 // whose fn fails leaves the pretended state as it was.
-type dryWriter struct {
+type DryWriter struct {
 	d      driver.Driver
 	last   int64               // the store's last position as if the import had written
 	seed   maphash.Seed        // for seen
@@ -31,21 +31,24 @@ type dryWriter struct {
 	maxIdx     int64
 }
 
-func newDryWriter(ctx context.Context, d driver.Driver) (*dryWriter, error) {
+func NewDryWriter(ctx context.Context, d driver.Driver) (*DryWriter, error) {
 	st, err := d.ReadState(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return &dryWriter{d: d, last: st.LastPosition, frozen: st.Frozen, reason: st.FrozenReason, seed: maphash.MakeSeed(), seen: map[uint64]struct{}{}}, nil
+	return &DryWriter{d: d, last: st.LastPosition, frozen: st.Frozen, reason: st.FrozenReason, seed: maphash.MakeSeed(), seen: map[uint64]struct{}{}}, nil
 }
+
+// secretsPage is the page size of a dry run's read of the secrets.
+const secretsPage = 10_000
 
 // errDryRun is an operation a dry run cannot answer without writing.
 var errDryRun = errors.New("eventstore: operation not available in a dry run")
 
-func (w *dryWriter) write(ctx context.Context, _ bool, fn func(tx driver.Tx) error) error {
+func (w *DryWriter) Write(ctx context.Context, _ bool, fn func(tx driver.Tx) error) error {
 	tx := &dryTx{w: w, state: driver.State{Frozen: w.frozen, FrozenReason: w.reason, LastPosition: w.last}, frozen: w.frozen, reason: w.reason, last: w.last}
 	err := fn(tx)
-	if errors.Is(err, errRollback) {
+	if errors.Is(err, ErrRollback) {
 		return nil
 	}
 	if err != nil {
@@ -65,7 +68,7 @@ func (w *dryWriter) write(ctx context.Context, _ bool, fn func(tx driver.Tx) err
 }
 
 // readState reports the state as if the import had written.
-func (w *dryWriter) readState(ctx context.Context) (*driver.StoreState, error) {
+func (w *DryWriter) ReadState(ctx context.Context) (*driver.StoreState, error) {
 	st, err := w.d.ReadState(ctx)
 	if err != nil {
 		return nil, err
@@ -77,7 +80,7 @@ func (w *dryWriter) readState(ctx context.Context) (*driver.StoreState, error) {
 	return st, nil
 }
 
-func (w *dryWriter) pairHash(e *estype.StoredEvent) uint64 {
+func (w *DryWriter) pairHash(e *estype.StoredEvent) uint64 {
 	var h maphash.Hash
 	h.SetSeed(w.seed)
 	_, _ = h.WriteString(e.AggregateID)
@@ -90,13 +93,13 @@ func (w *dryWriter) pairHash(e *estype.StoredEvent) uint64 {
 }
 
 // loadSecrets reads the store's secret ids and idxs once.
-func (w *dryWriter) loadSecrets(ctx context.Context) error {
+func (w *DryWriter) loadSecrets(ctx context.Context) error {
 	if w.secretIDs != nil {
 		return nil
 	}
 	ids, idxs := map[string]bool{}, map[int64]bool{}
 	for min := int64(0); ; {
-		page, err := w.d.ListSecrets(ctx, &driver.ListSecretsParams{MinIdx: min, IncludeDeleted: true, Limit: MaxLimit})
+		page, err := w.d.ListSecrets(ctx, &driver.ListSecretsParams{MinIdx: min, IncludeDeleted: true, Limit: secretsPage})
 		if err != nil {
 			return err
 		}
@@ -104,7 +107,7 @@ func (w *dryWriter) loadSecrets(ctx context.Context) error {
 			ids[sec.ID], idxs[sec.Idx] = true, true
 			w.maxIdx = max(w.maxIdx, sec.Idx)
 		}
-		if len(page) < MaxLimit {
+		if len(page) < secretsPage {
 			break
 		}
 		min = page[len(page)-1].Idx + 1
@@ -113,9 +116,9 @@ func (w *dryWriter) loadSecrets(ctx context.Context) error {
 	return nil
 }
 
-// dryTx is one pretended transaction of a dryWriter.
+// dryTx is one pretended transaction of a DryWriter.
 type dryTx struct {
-	w       *dryWriter
+	w       *DryWriter
 	state   driver.State
 	last    int64
 	frozen  bool

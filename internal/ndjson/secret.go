@@ -5,7 +5,7 @@ import (
 	"strconv"
 
 	"github.com/esctl/esctl/estype"
-	"github.com/esctl/esctl/eventstore/internal/jsonx"
+	"github.com/esctl/esctl/internal/jsonx"
 )
 
 // AppendSecret appends s as one NDJSON secret line, "\n" included.

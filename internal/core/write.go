@@ -1,4 +1,4 @@
-package eventstore
+package core
 
 import (
 	"context"
@@ -14,51 +14,51 @@ import (
 // positions events take, the audit event of a secret and its counters, the
 // next secret idx, the outcomes of an import batch, the incremental commit's
 // policy on older events. A dry run composes the same transactions over a
-// dryWriter, which answers the operations without writing.
+// DryWriter, which answers the operations without writing.
 
-// errRollback ends a Write transaction that has nothing to write, or must
+// ErrRollback ends a Write transaction that has nothing to write, or must
 // not write what it did: Write rolls back and returns it, and the caller
 // reports the outcome it recorded.
-var errRollback = errors.New("eventstore: rollback")
+var ErrRollback = errors.New("eventstore: rollback")
 
-// writer runs write transactions: the store's driver, or a dry run.
-type writer interface {
-	write(ctx context.Context, bulk bool, fn func(tx driver.Tx) error) error
-	readState(ctx context.Context) (*driver.StoreState, error)
+// Writer runs write transactions: the store's driver, or a dry run.
+type Writer interface {
+	Write(ctx context.Context, bulk bool, fn func(tx driver.Tx) error) error
+	ReadState(ctx context.Context) (*driver.StoreState, error)
 }
 
-// driverWriter is a writer on the store's driver; a committed write wakes
+// DriverWriter is a Writer on the store's driver; a committed write wakes
 // the store's subscriptions.
-type driverWriter struct {
-	d    driver.Driver
-	wake *notifier
+type DriverWriter struct {
+	D    driver.Driver
+	Wake func() // called after each commit; nil: none
 }
 
-func (w driverWriter) write(ctx context.Context, bulk bool, fn func(tx driver.Tx) error) error {
-	err := w.d.Write(ctx, &driver.WriteParams{Bulk: bulk}, fn)
+func (w DriverWriter) Write(ctx context.Context, bulk bool, fn func(tx driver.Tx) error) error {
+	err := w.D.Write(ctx, &driver.WriteParams{Bulk: bulk}, fn)
 	switch {
-	case errors.Is(err, errRollback):
+	case errors.Is(err, ErrRollback):
 		return nil
-	case err == nil && w.wake != nil:
-		w.wake.notify()
+	case err == nil && w.Wake != nil:
+		w.Wake()
 	}
 	return err
 }
 
-// awaitWriters waits for the write transactions in flight to end, by taking
+// AwaitWriters waits for the write transactions in flight to end, by taking
 // the store lock and writing nothing. A resumed job calls it before reading
 // its checkpoint: a batch of a process killed while its COMMIT was on the
 // way to the server may still be committing there (PostgreSQL finishes it),
 // and the checkpoint read after it includes that batch.
-func awaitWriters(ctx context.Context, w writer) error {
-	return w.write(ctx, false, func(driver.Tx) error { return errRollback })
+func AwaitWriters(ctx context.Context, w Writer) error {
+	return w.Write(ctx, false, func(driver.Tx) error { return ErrRollback })
 }
 
-func (w driverWriter) readState(ctx context.Context) (*driver.StoreState, error) {
-	return w.d.ReadState(ctx)
+func (w DriverWriter) ReadState(ctx context.Context) (*driver.StoreState, error) {
+	return w.D.ReadState(ctx)
 }
 
-// appendTx appends the requests of p after the store's last position: the
+// AppendTx appends the requests of p after the store's last position: the
 // generic append, for drivers without an Appender and for groups with an
 // expectation (expects, nil when none: one per request). A frozen store
 // writes nothing; a request with a stored pair writes nothing and the next
@@ -66,15 +66,15 @@ func (w driverWriter) readState(ctx context.Context) (*driver.StoreState, error)
 // the versions after its aggregate's last one, read under the lock and
 // counting the earlier requests' events; when the expectation fails it
 // writes nothing and failed holds its error.
-func appendTx(ctx context.Context, w writer, p *driver.AppendParams, expects []Expect) (res *driver.AppendResult, failed map[int]error, err error) {
+func AppendTx(ctx context.Context, w Writer, p *driver.AppendParams, expects []estype.Expect) (res *driver.AppendResult, failed map[int]error, err error) {
 	res = &driver.AppendResult{}
 	var rows []estype.StoredEvent
-	err = w.write(ctx, false, func(tx driver.Tx) error {
+	err = w.Write(ctx, false, func(tx driver.Tx) error {
 		*res, failed = driver.AppendResult{}, nil
 		st := tx.State()
 		if st.Frozen {
 			res.Frozen = true
-			return errRollback
+			return ErrRollback
 		}
 		last, err := lastVersions(ctx, tx, p, expects)
 		if err != nil {
@@ -90,8 +90,8 @@ func appendTx(ctx context.Context, w writer, p *driver.AppendParams, expects []E
 				case !expects[i].Allows(v):
 					failed = setFailed(failed, i, expectedConflict(id, expects[i], v))
 					continue
-				case v > MaxSafeInteger-int64(len(r.Events)):
-					failed = setFailed(failed, i, &InvalidEventError{Index: len(r.Events) - 1, Field: "aggregateVersion",
+				case v > estype.MaxSafeInteger-int64(len(r.Events)):
+					failed = setFailed(failed, i, &estype.InvalidEventError{Index: len(r.Events) - 1, Field: "aggregateVersion",
 						Reason: fmt.Sprintf("aggregate %q is at version %d: %d more events would pass 2^53-1", id, v, len(r.Events))})
 					continue
 				}
@@ -121,7 +121,7 @@ func appendTx(ctx context.Context, w writer, p *driver.AppendParams, expects []E
 		if n := pos - st.LastPosition; n > 0 {
 			return tx.AdvanceState(ctx, &driver.AdvanceStateParams{LastPosition: pos, Events: n})
 		}
-		return errRollback
+		return ErrRollback
 	})
 	clear(rows)
 	if err != nil {
@@ -132,7 +132,7 @@ func appendTx(ctx context.Context, w writer, p *driver.AppendParams, expects []E
 
 // lastVersions reads, under the store lock, the last version of every
 // aggregate a resolved request of p appends to; nil when there is none.
-func lastVersions(ctx context.Context, tx driver.Tx, p *driver.AppendParams, expects []Expect) (map[string]int64, error) {
+func lastVersions(ctx context.Context, tx driver.Tx, p *driver.AppendParams, expects []estype.Expect) (map[string]int64, error) {
 	var ids []string
 	last := map[string]int64{}
 	for i, ex := range expects {
@@ -164,14 +164,14 @@ func setFailed(m map[int]error, i int, err error) map[int]error {
 	return m
 }
 
-// setFrozenTx sets the frozen flag, waiting for in-flight writers, and
+// SetFrozenTx sets the frozen flag, waiting for in-flight writers, and
 // reports the flag and reason before the call. It writes nothing when the
 // flag already has the requested value.
-func setFrozenTx(ctx context.Context, w writer, frozen bool, reason string) (was driver.State, err error) {
-	err = w.write(ctx, false, func(tx driver.Tx) error {
+func SetFrozenTx(ctx context.Context, w Writer, frozen bool, reason string) (was driver.State, err error) {
+	err = w.Write(ctx, false, func(tx driver.Tx) error {
 		was = tx.State()
 		if was.Frozen == frozen {
-			return errRollback
+			return ErrRollback
 		}
 		return tx.SetFrozen(ctx, &driver.SetFrozenParams{Frozen: frozen, Reason: reason})
 	})
@@ -179,38 +179,38 @@ func setFrozenTx(ctx context.Context, w writer, frozen bool, reason string) (was
 }
 
 // auditTx writes a secret's audit event at the next position.
-func auditTx(ctx context.Context, tx driver.Tx, ev *Event) (int64, error) {
+func auditTx(ctx context.Context, tx driver.Tx, ev *estype.Event) (int64, error) {
 	pos := tx.State().LastPosition + 1
-	k, err := tx.InsertEvents(ctx, &driver.InsertEventsParams{Table: driver.Events, Events: []estype.StoredEvent{{Event: estype.Event(*ev), Position: pos}}})
+	k, err := tx.InsertEvents(ctx, &driver.InsertEventsParams{Table: driver.Events, Events: []estype.StoredEvent{{Event: *ev, Position: pos}}})
 	switch {
 	case err != nil:
 		return 0, err
 	case k >= 0:
 		// The aggregate id has ten random characters: a repeat is a bug.
-		return 0, &ConflictError{AggregateID: ev.AggregateID, AggregateVersion: ev.AggregateVersion}
+		return 0, &estype.ConflictError{AggregateID: ev.AggregateID, AggregateVersion: ev.AggregateVersion}
 	}
 	return pos, tx.AdvanceState(ctx, &driver.AdvanceStateParams{LastPosition: pos, Events: 1})
 }
 
-// secretWrite is the outcome of setSecretTx and deleteSecretTx.
-type secretWrite struct {
-	frozen   bool  // nothing written: the store is frozen
-	exists   bool  // set: nothing written, the id is or was in use
-	deleted  bool  // delete: a live secret became a tombstone
-	idx      int64 // set: the new secret's idx
-	position int64 // the audit event's position
+// SecretWrite is the outcome of SetSecretTx and DeleteSecretTx.
+type SecretWrite struct {
+	Frozen   bool  // nothing written: the store is frozen
+	Exists   bool  // set: nothing written, the id is or was in use
+	Deleted  bool  // delete: a live secret became a tombstone
+	Idx      int64 // set: the new secret's idx
+	Position int64 // the audit event's position
 }
 
 // secretTx writes a secret and its audit event, unless the store is
 // frozen: change writes the secret's row into res and returns the counts
 // it adds, or nil when it wrote nothing (then neither does secretTx).
-func secretTx(ctx context.Context, w writer, ev *Event, change func(tx driver.Tx, res *secretWrite) (*driver.AddSecretCountsParams, error)) (*secretWrite, error) {
-	res := &secretWrite{}
-	err := w.write(ctx, false, func(tx driver.Tx) error {
-		*res = secretWrite{}
+func secretTx(ctx context.Context, w Writer, ev *estype.Event, change func(tx driver.Tx, res *SecretWrite) (*driver.AddSecretCountsParams, error)) (*SecretWrite, error) {
+	res := &SecretWrite{}
+	err := w.Write(ctx, false, func(tx driver.Tx) error {
+		*res = SecretWrite{}
 		if tx.State().Frozen {
-			res.frozen = true
-			return errRollback
+			res.Frozen = true
+			return ErrRollback
 		}
 		counts, err := change(tx, res)
 		if err != nil || counts == nil {
@@ -219,7 +219,7 @@ func secretTx(ctx context.Context, w writer, ev *Event, change func(tx driver.Tx
 		if err := tx.AddSecretCounts(ctx, counts); err != nil {
 			return err
 		}
-		res.position, err = auditTx(ctx, tx, ev)
+		res.Position, err = auditTx(ctx, tx, ev)
 		return err
 	})
 	if err != nil {
@@ -228,86 +228,86 @@ func secretTx(ctx context.Context, w writer, ev *Event, change func(tx driver.Tx
 	return res, nil
 }
 
-// setSecretTx inserts a secret at the next idx, unless the id was ever
+// SetSecretTx inserts a secret at the next idx, unless the id was ever
 // used.
-func setSecretTx(ctx context.Context, w writer, id, secret string, ev *Event) (*secretWrite, error) {
-	return secretTx(ctx, w, ev, func(tx driver.Tx, res *secretWrite) (*driver.AddSecretCountsParams, error) {
+func SetSecretTx(ctx context.Context, w Writer, id, secret string, ev *estype.Event) (*SecretWrite, error) {
+	return secretTx(ctx, w, ev, func(tx driver.Tx, res *SecretWrite) (*driver.AddSecretCountsParams, error) {
 		last, err := tx.MaxSecretIdx(ctx)
 		if err != nil {
 			return nil, err
 		}
-		res.idx = last + 1
-		k, err := tx.InsertSecrets(ctx, []estype.Secret{{Idx: res.idx, ID: id, Secret: &secret}})
+		res.Idx = last + 1
+		k, err := tx.InsertSecrets(ctx, []estype.Secret{{Idx: res.Idx, ID: id, Secret: &secret}})
 		switch {
 		case err != nil:
 			return nil, err
 		case k >= 0:
-			res.exists = true
+			res.Exists = true
 			return nil, nil
 		}
 		return &driver.AddSecretCountsParams{Secrets: 1}, nil
 	})
 }
 
-// deleteSecretTx replaces a live secret by a tombstone; it writes nothing
+// DeleteSecretTx replaces a live secret by a tombstone; it writes nothing
 // when the id is missing or deleted already.
-func deleteSecretTx(ctx context.Context, w writer, id string, ev *Event) (*secretWrite, error) {
-	return secretTx(ctx, w, ev, func(tx driver.Tx, res *secretWrite) (*driver.AddSecretCountsParams, error) {
+func DeleteSecretTx(ctx context.Context, w Writer, id string, ev *estype.Event) (*SecretWrite, error) {
+	return secretTx(ctx, w, ev, func(tx driver.Tx, res *SecretWrite) (*driver.AddSecretCountsParams, error) {
 		deleted, err := tx.TombstoneSecret(ctx, id)
 		if err != nil || !deleted {
 			return nil, err
 		}
-		res.deleted = true
+		res.Deleted = true
 		return &driver.AddSecretCountsParams{Deleted: 1}, nil
 	})
 }
 
-// importBatch is one batch of an import, written in one transaction with
+// ImportBatch is one batch of an import, written in one transaction with
 // the import's checkpoint.
-type importBatch struct {
-	table           driver.Table
-	events          []estype.StoredEvent // positions as given, strictly increasing
-	checkpoint      *ImportCheckpoint
-	unfreeze        bool // clear the frozen flag in the same transaction
-	deleteSnapshots bool // delete every snapshot in the same transaction
+type ImportBatch struct {
+	Table           driver.Table
+	Events          []estype.StoredEvent // positions as given, strictly increasing
+	Checkpoint      *estype.ImportCheckpoint
+	Unfreeze        bool // clear the frozen flag in the same transaction
+	DeleteSnapshots bool // delete every snapshot in the same transaction
 }
 
-// importBatchResult is the outcome of importBatchTx. When advanced or
+// ImportBatchResult is the outcome of ImportBatchTx. When advanced or
 // conflict >= 0 nothing was written.
-type importBatchResult struct {
-	lastPosition int64 // the store's last position before the batch
-	advanced     bool  // the first position is not above the store's last
-	conflict     int   // index of the first event whose pair is in the table, or -1
+type ImportBatchResult struct {
+	LastPosition int64 // the store's last position before the batch
+	Advanced     bool  // the first position is not above the store's last
+	Conflict     int   // index of the first event whose pair is in the table, or -1
 }
 
-// importBatchTx writes an import batch: into events, only above the store's
+// ImportBatchTx writes an import batch: into events, only above the store's
 // last position, advancing it; into staging as given; either way nothing
 // when a pair is already in the table. The checkpoint and the batch's state
 // changes commit with the events, or nothing does.
-func importBatchTx(ctx context.Context, w writer, b *importBatch) (*importBatchResult, error) {
-	res := &importBatchResult{}
-	err := w.write(ctx, true, func(tx driver.Tx) error {
-		*res = importBatchResult{lastPosition: tx.State().LastPosition, conflict: -1}
-		if n := len(b.events); n > 0 {
-			if b.table == driver.Events && b.events[0].Position <= res.lastPosition {
-				res.advanced = true
-				return errRollback
+func ImportBatchTx(ctx context.Context, w Writer, b *ImportBatch) (*ImportBatchResult, error) {
+	res := &ImportBatchResult{}
+	err := w.Write(ctx, true, func(tx driver.Tx) error {
+		*res = ImportBatchResult{LastPosition: tx.State().LastPosition, Conflict: -1}
+		if n := len(b.Events); n > 0 {
+			if b.Table == driver.Events && b.Events[0].Position <= res.LastPosition {
+				res.Advanced = true
+				return ErrRollback
 			}
-			k, err := tx.InsertEvents(ctx, &driver.InsertEventsParams{Table: b.table, Events: b.events})
+			k, err := tx.InsertEvents(ctx, &driver.InsertEventsParams{Table: b.Table, Events: b.Events})
 			switch {
 			case err != nil:
 				return err
 			case k >= 0:
-				res.conflict = k
-				return errRollback
+				res.Conflict = k
+				return ErrRollback
 			}
-			if b.table == driver.Events {
-				if err := tx.AdvanceState(ctx, &driver.AdvanceStateParams{LastPosition: b.events[n-1].Position, Events: int64(n)}); err != nil {
+			if b.Table == driver.Events {
+				if err := tx.AdvanceState(ctx, &driver.AdvanceStateParams{LastPosition: b.Events[n-1].Position, Events: int64(n)}); err != nil {
 					return err
 				}
 			}
 		}
-		return finishImportTx(ctx, tx, b.checkpoint, b.unfreeze, b.deleteSnapshots)
+		return FinishImportTx(ctx, tx, b.Checkpoint, b.Unfreeze, b.DeleteSnapshots)
 	})
 	if err != nil {
 		return nil, err
@@ -315,9 +315,9 @@ func importBatchTx(ctx context.Context, w writer, b *importBatch) (*importBatchR
 	return res, nil
 }
 
-// finishImportTx writes an import's checkpoint and the state changes that
+// FinishImportTx writes an import's checkpoint and the state changes that
 // go with it.
-func finishImportTx(ctx context.Context, tx driver.Tx, cp *ImportCheckpoint, unfreeze, deleteSnapshots bool) error {
+func FinishImportTx(ctx context.Context, tx driver.Tx, cp *estype.ImportCheckpoint, unfreeze, deleteSnapshots bool) error {
 	if cp != nil {
 		if err := tx.UpsertCheckpoint(ctx, cp); err != nil {
 			return err
@@ -334,55 +334,55 @@ func finishImportTx(ctx context.Context, tx driver.Tx, cp *ImportCheckpoint, unf
 	return nil
 }
 
-// swapStagingTx replaces the store's events and snapshots by the staged
+// SwapStagingTx replaces the store's events and snapshots by the staged
 // events, with the import's final checkpoint.
-func swapStagingTx(ctx context.Context, w writer, cp *ImportCheckpoint, unfreeze bool) error {
-	return w.write(ctx, true, func(tx driver.Tx) error {
+func SwapStagingTx(ctx context.Context, w Writer, cp *estype.ImportCheckpoint, unfreeze bool) error {
+	return w.Write(ctx, true, func(tx driver.Tx) error {
 		if err := tx.SwapStaging(ctx); err != nil {
 			return err
 		}
-		return finishImportTx(ctx, tx, cp, unfreeze, true)
+		return FinishImportTx(ctx, tx, cp, unfreeze, true)
 	})
 }
 
-// abortImport says what abortImportTx undoes.
-type abortImport struct {
-	sourceID     string
-	clearStaging bool // empty the staging table
-	deleteEvents bool // delete every event (an AUTO import into an empty store)
-	unfreeze     bool
+// AbortImport says what AbortImportTx undoes.
+type AbortImport struct {
+	SourceID     string
+	ClearStaging bool // empty the staging table
+	DeleteEvents bool // delete every event (an AUTO import into an empty store)
+	Unfreeze     bool
 }
 
-// abortImportTx undoes an unfinished import and deletes its checkpoint.
-func abortImportTx(ctx context.Context, w writer, a *abortImport) error {
-	return w.write(ctx, true, func(tx driver.Tx) error {
-		if a.clearStaging {
+// AbortImportTx undoes an unfinished import and deletes its checkpoint.
+func AbortImportTx(ctx context.Context, w Writer, a *AbortImport) error {
+	return w.Write(ctx, true, func(tx driver.Tx) error {
+		if a.ClearStaging {
 			if err := tx.ClearStaging(ctx); err != nil {
 				return err
 			}
 		}
-		if a.deleteEvents {
+		if a.DeleteEvents {
 			if err := tx.DeleteEvents(ctx); err != nil {
 				return err
 			}
 		}
-		if a.unfreeze {
+		if a.Unfreeze {
 			if err := tx.SetFrozen(ctx, &driver.SetFrozenParams{}); err != nil {
 				return err
 			}
 		}
-		return tx.DeleteCheckpoint(ctx, a.sourceID)
+		return tx.DeleteCheckpoint(ctx, a.SourceID)
 	})
 }
 
-// importSecretsTx writes a batch of secrets with the import's checkpoint:
+// ImportSecretsTx writes a batch of secrets with the import's checkpoint:
 // each keeps its idx, a negative idx takes the next free one; nothing is
 // written when an id or idx is in use. It returns the index of the first
 // such secret, or -1.
-func importSecretsTx(ctx context.Context, w writer, secrets []Secret, cp *ImportCheckpoint) (int, error) {
+func ImportSecretsTx(ctx context.Context, w Writer, secrets []estype.Secret, cp *estype.ImportCheckpoint) (int, error) {
 	conflict := -1
 	rows := make([]estype.Secret, len(secrets))
-	err := w.write(ctx, true, func(tx driver.Tx) error {
+	err := w.Write(ctx, true, func(tx driver.Tx) error {
 		conflict = -1
 		if n := len(secrets); n > 0 {
 			last, err := tx.MaxSecretIdx(ctx)
@@ -406,36 +406,36 @@ func importSecretsTx(ctx context.Context, w writer, secrets []Secret, cp *Import
 				return err
 			case k >= 0:
 				conflict = k
-				return errRollback
+				return ErrRollback
 			}
 			if err := tx.AddSecretCounts(ctx, &driver.AddSecretCountsParams{Secrets: int64(n), Deleted: deleted}); err != nil {
 				return err
 			}
 		}
-		return finishImportTx(ctx, tx, cp, false, false)
+		return FinishImportTx(ctx, tx, cp, false, false)
 	})
 	return conflict, err
 }
 
-// incrementalCommit is the outcome of commitIncrementalTx.
-type incrementalCommit struct {
-	notFound bool
-	frozen   bool
-	refused  bool // older events and OlderFail: nothing written
-	work     driver.IncrementalWork
-	first    int64 // position of the first appended event
+// IncrementalCommit is the outcome of CommitIncrementalTx.
+type IncrementalCommit struct {
+	NotFound bool
+	Frozen   bool
+	Refused  bool // older events and OlderFail: nothing written
+	Work     driver.IncrementalWork
+	First    int64 // position of the first appended event
 }
 
-// commitIncrementalTx commits an open incremental import: it drops the
+// CommitIncrementalTx commits an open incremental import: it drops the
 // duplicates the driver classified, refuses (OlderFail) or skips
 // (OlderSkip) the events older than the store's newest, appends the rest
 // after the store's last position and closes the import; a frozen store
 // writes nothing. A dry run passes the events as dry: they are staged under
 // a new import id in the same transaction, and all of it is rolled back.
-func commitIncrementalTx(ctx context.Context, w writer, id string, older OlderPolicy, dry *driver.PushIncrementalParams) (*incrementalCommit, error) {
-	res := &incrementalCommit{}
-	err := w.write(ctx, true, func(tx driver.Tx) error {
-		*res = incrementalCommit{}
+func CommitIncrementalTx(ctx context.Context, w Writer, id string, refuseOlder bool, dry *driver.PushIncrementalParams) (*IncrementalCommit, error) {
+	res := &IncrementalCommit{}
+	err := w.Write(ctx, true, func(tx driver.Tx) error {
+		*res = IncrementalCommit{}
 		st := tx.State()
 		if dry != nil {
 			if err := tx.StageIncremental(ctx, dry); err != nil {
@@ -448,23 +448,23 @@ func commitIncrementalTx(ctx context.Context, w writer, id string, older OlderPo
 		case err != nil:
 			return err
 		case !found:
-			res.notFound = true
-			return errRollback
+			res.NotFound = true
+			return ErrRollback
 		case st.Frozen:
-			res.frozen = true
-			return errRollback
+			res.Frozen = true
+			return ErrRollback
 		}
 		work, err := tx.ClassifyIncremental(ctx, id)
 		if err != nil {
 			return err
 		}
-		res.work = *work
-		if work.Older > 0 && older == OlderFail {
-			res.refused = true
-			return errRollback
+		res.Work = *work
+		if work.Older > 0 && refuseOlder {
+			res.Refused = true
+			return ErrRollback
 		}
 		if work.Fresh > 0 {
-			res.first = st.LastPosition + 1
+			res.First = st.LastPosition + 1
 			if err := tx.AppendIncremental(ctx, &driver.AppendIncrementalParams{After: st.LastPosition}); err != nil {
 				return err
 			}
@@ -476,7 +476,7 @@ func commitIncrementalTx(ctx context.Context, w writer, id string, older OlderPo
 			return err
 		}
 		if dry != nil {
-			return errRollback
+			return ErrRollback
 		}
 		return nil
 	})
@@ -484,4 +484,9 @@ func commitIncrementalTx(ctx context.Context, w writer, id string, older OlderPo
 		return nil, err
 	}
 	return res, nil
+}
+
+// expectedConflict is the conflict of a request whose expectation failed.
+func expectedConflict(aggregateID string, expect estype.Expect, last int64) *estype.ConflictError {
+	return &estype.ConflictError{AggregateID: aggregateID, AggregateVersion: last, Expected: expect}
 }

@@ -1,4 +1,4 @@
-package eventstore
+package core
 
 import (
 	"encoding/json"
@@ -7,13 +7,14 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/esctl/esctl/eventstore/internal/jsonx"
+	"github.com/esctl/esctl/estype"
+	"github.com/esctl/esctl/internal/jsonx"
 )
 
-// checkAuditEvent checks that a reserved-type event has the form of the
+// CheckAuditEvent checks that a reserved-type event has the form of the
 // store's own secret audit events (see SetSecretEventType); it returns the
 // field at fault and why, or "" and "".
-func checkAuditEvent(e *Event) (field, reason string) {
+func CheckAuditEvent(e *estype.Event) (field, reason string) {
 	form := fmt.Sprintf(`a %s event must have the form the store writes: aggregate id %s_ID_RANDOM (RANDOM: 10 characters of [A-Za-z0-9_-]), version 1, payload {"id":ID}`, e.Type, e.Type)
 	var fields map[string]json.RawMessage
 	var id string
@@ -24,54 +25,54 @@ func checkAuditEvent(e *Event) (field, reason string) {
 		return "aggregateVersion", form
 	}
 	suffix, ok := strings.CutPrefix(e.AggregateID, e.Type+"_"+id+"_")
-	if !ok || len(suffix) != 10 || strings.Trim(suffix, idAlphabet) != "" {
+	if !ok || len(suffix) != 10 || strings.Trim(suffix, IDAlphabet) != "" {
 		return "aggregateId", form
 	}
 	return "", ""
 }
 
-// validateEvent checks e and returns its payload in compact form.
-func validateEvent(index int, e *Event, maxPayload int, allowReserved bool) ([]byte, error) {
-	if err := validateEnvelope(index, e, allowReserved); err != nil {
+// ValidateEvent checks e and returns its payload in compact form.
+func ValidateEvent(index int, e *estype.Event, maxPayload int, allowReserved bool) ([]byte, error) {
+	if err := ValidateEnvelope(index, e, allowReserved); err != nil {
 		return nil, err
 	}
-	payload, err := compactPayload(e.Payload, maxPayload)
+	payload, err := CompactPayload(e.Payload, maxPayload)
 	if err != nil {
-		return nil, &InvalidEventError{Index: index, Field: "payload", Reason: err.Error()}
+		return nil, &estype.InvalidEventError{Index: index, Field: "payload", Reason: err.Error()}
 	}
 	return payload, nil
 }
 
-// validateEnvelope checks every field of e but the payload (for callers
+// ValidateEnvelope checks every field of e but the payload (for callers
 // that have validated and compacted it already, as the NDJSON reader does).
-func validateEnvelope(index int, e *Event, allowReserved bool) error {
+func ValidateEnvelope(index int, e *estype.Event, allowReserved bool) error {
 	invalid := func(field, format string, args ...any) error {
-		return &InvalidEventError{Index: index, Field: field, Reason: fmt.Sprintf(format, args...)}
+		return &estype.InvalidEventError{Index: index, Field: field, Reason: fmt.Sprintf(format, args...)}
 	}
-	if reason := checkAggregateID(e.AggregateID); reason != "" {
+	if reason := CheckAggregateID(e.AggregateID); reason != "" {
 		return invalid("aggregateId", "%s", reason)
 	}
-	if reason := checkType(e.Type); reason != "" {
+	if reason := CheckType(e.Type); reason != "" {
 		return invalid("type", "%s", reason)
 	}
-	if e.Type == SetSecretEventType || e.Type == DeleteSecretEventType {
+	if e.Type == estype.SetSecretEventType || e.Type == estype.DeleteSecretEventType {
 		if !allowReserved {
 			return invalid("type", "%s is reserved for the store's secret audit events", e.Type)
 		}
-		if field, reason := checkAuditEvent(e); reason != "" {
+		if field, reason := CheckAuditEvent(e); reason != "" {
 			return invalid(field, "%s", reason)
 		}
 	}
 	if e.AggregateVersion < 1 {
 		return invalid("aggregateVersion", "must be at least 1, got %d", e.AggregateVersion)
 	}
-	if e.AggregateVersion > MaxSafeInteger {
+	if e.AggregateVersion > estype.MaxSafeInteger {
 		return invalid("aggregateVersion", "must be at most 2^53-1, got %d", e.AggregateVersion)
 	}
 	if e.Timestamp < 0 {
 		return invalid("timestamp", "must not be negative, got %d", e.Timestamp)
 	}
-	if e.Timestamp > MaxSafeInteger {
+	if e.Timestamp > estype.MaxSafeInteger {
 		return invalid("timestamp", "must be at most 2^53-1, got %d", e.Timestamp)
 	}
 	return nil
@@ -79,7 +80,9 @@ func validateEnvelope(index int, e *Event, allowReserved bool) error {
 
 var nullPayload = []byte("null")
 
-func compactPayload(p []byte, maxPayload int) ([]byte, error) {
+// CompactPayload returns p in compact form (null for an empty p), or why
+// it is not valid JSON or exceeds maxPayload bytes.
+func CompactPayload(p []byte, maxPayload int) ([]byte, error) {
 	if len(p) == 0 {
 		return nullPayload, nil
 	}
@@ -97,12 +100,13 @@ func compactPayload(p []byte, maxPayload int) ([]byte, error) {
 	return out, nil
 }
 
-func checkAggregateID(s string) string {
+// CheckAggregateID returns why s is not a valid aggregate id, or "".
+func CheckAggregateID(s string) string {
 	switch {
 	case s == "":
 		return "must not be empty"
-	case len(s) > MaxAggregateIDBytes:
-		return fmt.Sprintf("is %d bytes, more than the limit of %d", len(s), MaxAggregateIDBytes)
+	case len(s) > estype.MaxAggregateIDBytes:
+		return fmt.Sprintf("is %d bytes, more than the limit of %d", len(s), estype.MaxAggregateIDBytes)
 	case !utf8.ValidString(s):
 		return "is not valid UTF-8"
 	case strings.IndexByte(s, 0) >= 0:
@@ -113,12 +117,13 @@ func checkAggregateID(s string) string {
 	return ""
 }
 
-func checkType(s string) string {
+// CheckType returns why s is not a valid event type, or "".
+func CheckType(s string) string {
 	switch {
 	case s == "":
 		return "must not be empty"
-	case len(s) > MaxTypeBytes:
-		return fmt.Sprintf("is %d bytes, more than the limit of %d", len(s), MaxTypeBytes)
+	case len(s) > estype.MaxTypeBytes:
+		return fmt.Sprintf("is %d bytes, more than the limit of %d", len(s), estype.MaxTypeBytes)
 	case !utf8.ValidString(s):
 		return "is not valid UTF-8"
 	}
@@ -132,3 +137,7 @@ func checkType(s string) string {
 	}
 	return ""
 }
+
+// IDAlphabet is the alphabet of the random part of a secret audit event's
+// aggregate id.
+const IDAlphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_-"

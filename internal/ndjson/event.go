@@ -6,7 +6,7 @@ import (
 	"strconv"
 
 	"github.com/esctl/esctl/estype"
-	"github.com/esctl/esctl/eventstore/internal/jsonx"
+	"github.com/esctl/esctl/internal/jsonx"
 )
 
 // The NDJSON event format (docs/ndjson-format.md): one JSON object per line,

@@ -16,7 +16,7 @@ import (
 	"io"
 	"strings"
 
-	"github.com/esctl/esctl/eventstore/internal/jsonx"
+	"github.com/esctl/esctl/internal/jsonx"
 )
 
 // Reader reads NDJSON lines strictly: every line ends with "\n" and fits
