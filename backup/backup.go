@@ -1,7 +1,9 @@
-// Package backup keeps backups of an eventstore.Store in files: the stream
-// of Store.Backup (docs/backup-format.md) in a container made for crashes.
+// Package backup backs up and restores an eventstore.Store: as a stream
+// (WriteStream, VerifyStream, RestoreStream: docs/backup-format.md), and in
+// files, the stream in a container made for crashes (Write, Verify,
+// Restore).
 //
-//   - The stream is cut at Store.Backup's marks into frames, each
+//   - The stream is cut at WriteStream's marks into frames, each
 //     compressed on its own (zstd, gzip or none); zstd and gzip readers read
 //     concatenated frames as one stream, and frames cut at the same marks
 //     compress to the same bytes.
@@ -62,11 +64,11 @@ const checkpointFormat = "esctl-backup-checkpoint/1"
 
 // checkpoint is FILE.part.checkpoint.
 type checkpoint struct {
-	Format    string                `json:"format"`
-	Compress  Compression           `json:"compress"`
-	FileBytes int64                 `json:"fileBytes"` // whole frames in FILE.part
-	FileHash  []byte                `json:"fileHash"`  // SHA-256 state over them
-	Mark      eventstore.BackupMark `json:"mark"`
+	Format    string      `json:"format"`
+	Compress  Compression `json:"compress"`
+	FileBytes int64       `json:"fileBytes"` // whole frames in FILE.part
+	FileHash  []byte      `json:"fileHash"`  // SHA-256 state over them
+	Mark      Mark        `json:"mark"`
 }
 
 // Paths are the files of one backup.
@@ -108,18 +110,18 @@ type WriteOptions struct {
 // Resume describes the FILE.part a Write resumes.
 type Resume struct {
 	FileBytes int64 // whole frames kept
-	Mark      eventstore.BackupMark
+	Mark      Mark
 }
 
 // Progress reports a Write after a frame.
 type Progress struct {
-	Mark      eventstore.BackupMark
+	Mark      Mark
 	FileBytes int64 // written to FILE.part so far
 }
 
 // Result reports a finished Write.
 type Result struct {
-	Mark          eventstore.BackupMark // the final mark: counts and end position
+	Mark          Mark // the final mark: counts and end position
 	FileBytes     int64
 	SHA256        string // hex, of the file (as in the sidecar)
 	Compression   Compression
@@ -166,7 +168,7 @@ func Write(ctx context.Context, s *eventstore.Store, file string, opts *WriteOpt
 	}
 	defer fw.close()
 	res := &Result{Compression: o.Compression}
-	var resume *eventstore.BackupMark
+	var resume *Mark
 	if ck != nil {
 		resume, res.ResumedAtByte = &ck.Mark, ck.FileBytes
 		if o.ResumeFunc != nil {
@@ -175,10 +177,10 @@ func Write(ctx context.Context, s *eventstore.Store, file string, opts *WriteOpt
 	}
 	last := ck
 	if ck == nil || ck.Mark.Section != "done" {
-		_, err = s.Backup(ctx, fw, &eventstore.BackupOptions{
+		_, err = WriteStream(ctx, s, fw, &StreamOptions{
 			Resume:    resume,
 			MarkBytes: FrameBytes,
-			Mark: func(m eventstore.BackupMark) error {
+			Mark: func(m Mark) error {
 				c, err := fw.frame(m)
 				if err != nil {
 					return err
@@ -290,7 +292,7 @@ func (fw *frameWriter) Write(p []byte) (int, error) { return fw.buf.Write(p) }
 
 // frame writes the stream received since the last mark as one frame, syncs
 // it, and records the checkpoint for mark m.
-func (fw *frameWriter) frame(m eventstore.BackupMark) (*checkpoint, error) {
+func (fw *frameWriter) frame(m Mark) (*checkpoint, error) {
 	data := fw.buf.Bytes()
 	switch fw.compress {
 	case Zstd:
@@ -404,15 +406,15 @@ type VerifyOptions struct {
 
 // Verified is a backup file that passed Verify.
 type Verified struct {
-	Manifest *eventstore.BackupManifest
+	Manifest *Manifest
 	SHA256   string // hex, of the file
 	Sidecar  bool   // FILE.sha256 exists and matches
 }
 
 // Verify checks the backup at path: the whole stream (every line, the
-// counts and the SHA-256 in its manifest, see eventstore.VerifyBackup),
+// counts and the SHA-256 in its manifest, see VerifyStream),
 // then the file against FILE.sha256 when there is one. A file that fails
-// is eventstore.ErrBadBackup.
+// is ErrBadBackup.
 func Verify(ctx context.Context, path string, opts *VerifyOptions) (*Verified, error) {
 	var o VerifyOptions
 	if opts != nil {
@@ -429,14 +431,14 @@ func Verify(ctx context.Context, path string, opts *VerifyOptions) (*Verified, e
 	if err != nil {
 		return nil, err
 	}
-	man, err := eventstore.VerifyBackup(&ctxReader{ctx: ctx, r: r})
+	man, err := VerifyStream(&ctxReader{ctx: ctx, r: r})
 	closeR()
 	if err == nil {
 		_, err = io.Copy(io.Discard, src) // the file's last bytes, for its hash
 	}
 	if err != nil {
-		if !errors.Is(err, eventstore.ErrBadBackup) && ctx.Err() == nil {
-			err = fmt.Errorf("%w: %s: %w", eventstore.ErrBadBackup, path, err)
+		if !errors.Is(err, ErrBadBackup) && ctx.Err() == nil {
+			err = fmt.Errorf("%w: %s: %w", ErrBadBackup, path, err)
 		}
 		return nil, err
 	}
@@ -447,7 +449,7 @@ func Verify(ctx context.Context, path string, opts *VerifyOptions) (*Verified, e
 	}
 	if want != "" && want != v.SHA256 {
 		return nil, fmt.Errorf("%w: %s has SHA-256 %s, its sidecar %s.sha256 says %s: the file is corrupted or not the one the sidecar describes",
-			eventstore.ErrBadBackup, path, v.SHA256, path, want)
+			ErrBadBackup, path, v.SHA256, path, want)
 	}
 	v.Sidecar = want != ""
 	return v, nil
@@ -464,14 +466,14 @@ func readSidecar(path string) (string, error) {
 	}
 	fields := strings.Fields(string(b))
 	if len(fields) < 1 || len(fields[0]) != 64 {
-		return "", fmt.Errorf("%w: %s is not a sha256sum line", eventstore.ErrBadBackup, path)
+		return "", fmt.Errorf("%w: %s is not a sha256sum line", ErrBadBackup, path)
 	}
 	return strings.ToLower(fields[0]), nil
 }
 
 // Restore writes the verified backup at path into s (see Store.Restore:
-// resumable, an empty store only, else eventstore.ErrNotEmpty).
-func Restore(ctx context.Context, s *eventstore.Store, path string, man *eventstore.BackupManifest, opts *eventstore.RestoreOptions) (*eventstore.RestoreResult, error) {
+// resumable, an empty store only, else ErrNotEmpty).
+func Restore(ctx context.Context, s *eventstore.Store, path string, man *Manifest, opts *RestoreOptions) (*RestoreResult, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -482,7 +484,7 @@ func Restore(ctx context.Context, s *eventstore.Store, path string, man *eventst
 		return nil, err
 	}
 	defer closeR()
-	return s.Restore(ctx, r, man, opts)
+	return RestoreStream(ctx, s, r, man, opts)
 }
 
 // decompress returns the backup stream of r, by its first bytes: zstd,
@@ -500,7 +502,7 @@ func decompress(r io.Reader) (io.Reader, func(), error) {
 	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
 		gr, err := gzip.NewReader(br)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%w: %v", eventstore.ErrBadBackup, err)
+			return nil, nil, fmt.Errorf("%w: %v", ErrBadBackup, err)
 		}
 		return &badFrameReader{gr}, func() { _ = gr.Close() }, nil
 	}
@@ -513,7 +515,7 @@ type badFrameReader struct{ r io.Reader }
 func (b *badFrameReader) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
 	if err != nil && !errors.Is(err, io.EOF) {
-		err = fmt.Errorf("%w: the compressed data is corrupted: %v", eventstore.ErrBadBackup, err)
+		err = fmt.Errorf("%w: the compressed data is corrupted: %v", ErrBadBackup, err)
 	}
 	return n, err
 }

@@ -14,6 +14,7 @@ import (
 	_ "github.com/esctl/esctl/adapters/sqlite"
 	"github.com/esctl/esctl/backup"
 	"github.com/esctl/esctl/eventstore"
+	"github.com/esctl/esctl/transfer"
 )
 
 // newStore returns an initialized SQLite store with n events of about 250
@@ -32,9 +33,9 @@ func newStore(t *testing.T, n int) *eventstore.Store {
 			AggregateID: fmt.Sprintf("acc-%d", i%100), AggregateVersion: int64(i/100 + 1), Type: "Deposited", Timestamp: int64(1000 + i),
 			Payload: fmt.Appendf(nil, `{"amount":%d,"memo":"%0200d"}`, i, i),
 		}}
-		src.Write(eventstore.AppendEventLine(nil, e))
+		src.Write(transfer.AppendEventLine(nil, e))
 	}
-	_, err = s.ImportEvents(ctx, &src, nil)
+	_, err = transfer.ImportEvents(ctx, s, &src, nil)
 	require.NoError(t, err)
 	require.NoError(t, s.Secrets().SetSecret(ctx, "k1", "v1"))
 	return s
@@ -43,7 +44,7 @@ func newStore(t *testing.T, n int) *eventstore.Store {
 func export(t *testing.T, s *eventstore.Store) []byte {
 	t.Helper()
 	var b bytes.Buffer
-	_, err := s.ExportEvents(context.Background(), &b, nil)
+	_, err := transfer.ExportEvents(context.Background(), s, &b, nil)
 	require.NoError(t, err)
 	return b.Bytes()
 }
@@ -170,7 +171,7 @@ func TestVerifyRefusesDamage(t *testing.T) {
 			require.NoError(t, err)
 			tt.damage(t, file)
 			_, err = backup.Verify(ctx, file, nil)
-			require.True(t, errors.Is(err, eventstore.ErrBadBackup), "%v", err)
+			require.True(t, errors.Is(err, backup.ErrBadBackup), "%v", err)
 		})
 	}
 }

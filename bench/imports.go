@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/esctl/esctl/eventstore"
+	"github.com/esctl/esctl/transfer"
 )
 
 // ndjsonFile is the corpus as NDJSON in the store's export format.
@@ -36,7 +37,7 @@ func (e *engineEnv) corpusNDJSON(ctx context.Context) (*ndjsonFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	res, err := s.ExportEvents(ctx, f, nil)
+	res, err := transfer.ExportEvents(ctx, s, f, nil)
 	err = errors.Join(err, f.Close())
 	if err == nil && (!res.End || res.Events != int64(e.cfg.Events)) {
 		err = fmt.Errorf("the export wrote %d events (end: %t), want %d", res.Events, res.End, e.cfg.Events)
@@ -106,7 +107,7 @@ func importFile(ctx context.Context, url, path string, n int) (d time.Duration, 
 	}
 	defer f.Close()
 	start := time.Now()
-	res, err := s.ImportEvents(ctx, f, nil)
+	res, err := transfer.ImportEvents(ctx, s, f, nil)
 	d = time.Since(start)
 	if err != nil {
 		return 0, err
@@ -132,7 +133,7 @@ func runExport(ctx context.Context, e *engineEnv) (*figures, error) {
 	n := e.cfg.Events
 	store := rate(n, func(ctx context.Context) (int, error) {
 		var w countingWriter
-		res, err := s.ExportEvents(ctx, &w, nil)
+		res, err := transfer.ExportEvents(ctx, s, &w, nil)
 		if err != nil {
 			return 0, err
 		}
@@ -173,19 +174,19 @@ func runIncremental(ctx context.Context, e *engineEnv) (*figures, error) {
 		return checkCount(ctx, s, n)
 	}
 	store := func(ctx context.Context, _ int) (secs float64, err error) {
-		id, err := s.BeginIncrementalImport(ctx)
+		id, err := transfer.BeginIncrementalImport(ctx, s)
 		if err != nil {
 			return 0, err
 		}
 		defer func() { err = errors.Join(err, undo(ctx)) }()
-		if err := s.PushIncrementalImport(ctx, id, events); err != nil {
-			return 0, errors.Join(err, s.RollbackIncrementalImport(context.WithoutCancel(ctx), id))
+		if err := transfer.PushIncrementalImport(ctx, s, id, events); err != nil {
+			return 0, errors.Join(err, transfer.RollbackIncrementalImport(context.WithoutCancel(ctx), s, id))
 		}
 		start := time.Now()
-		res, err := s.CommitIncrementalImport(ctx, id, nil)
+		res, err := transfer.CommitIncrementalImport(ctx, s, id, nil)
 		d := time.Since(start)
 		if err != nil {
-			return 0, errors.Join(err, s.RollbackIncrementalImport(context.WithoutCancel(ctx), id))
+			return 0, errors.Join(err, transfer.RollbackIncrementalImport(context.WithoutCancel(ctx), s, id))
 		}
 		if res.Appended != int64(m) || res.FirstPosition != int64(n)+1 {
 			return 0, fmt.Errorf("the commit appended %d events from position %d (%d duplicates, %d skipped), want %d from %d",
@@ -234,12 +235,12 @@ func (c corpus) materialize() []eventstore.StoredEvent {
 // returned as the store takes them, and as the rows they become once
 // committed (positions after the corpus, versions continuing their
 // aggregates), which the limit writes.
-func (c corpus) incremental(m int) ([]eventstore.VersionlessEvent, []eventstore.StoredEvent) {
+func (c corpus) incremental(m int) ([]transfer.VersionlessEvent, []eventstore.StoredEvent) {
 	versions := make([]int64, c.Aggregates)
 	for k := range versions {
 		versions[k] = int64(c.aggregateSize(k))
 	}
-	events := make([]eventstore.VersionlessEvent, m)
+	events := make([]transfer.VersionlessEvent, m)
 	rows := make([]eventstore.StoredEvent, m)
 	for i := range m {
 		pos := int64(c.Events + i + 1)
@@ -253,7 +254,7 @@ func (c corpus) incremental(m int) ([]eventstore.VersionlessEvent, []eventstore.
 			Timestamp:        baseTimestamp + 10*pos,
 			Payload:          appendPayload(nil, r, k, pos),
 		}
-		events[i] = eventstore.VersionlessEvent{AggregateID: ev.AggregateID, Type: ev.Type, Timestamp: ev.Timestamp, Payload: ev.Payload}
+		events[i] = transfer.VersionlessEvent{AggregateID: ev.AggregateID, Type: ev.Type, Timestamp: ev.Timestamp, Payload: ev.Payload}
 		rows[i] = eventstore.StoredEvent{Event: ev, Position: pos}
 	}
 	return events, rows

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/esctl/esctl/transfer"
 )
 
 // Peak resident memory is measured by running the work in a child process
@@ -238,7 +240,7 @@ func childExportStore(ctx context.Context, a childArgs) (res childResult, err er
 	}
 	defer func() { err = errors.Join(err, s.Close()) }()
 	var w countingWriter
-	out, err := s.ExportEvents(ctx, &w, nil)
+	out, err := transfer.ExportEvents(ctx, s, &w, nil)
 	if err != nil {
 		return res, err
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/esctl/esctl/eventstore"
+	"github.com/esctl/esctl/transfer"
 )
 
 // The cost curve (make bench-scale): one store per engine grows to each
@@ -344,7 +345,7 @@ func childScaleImport(ctx context.Context, a childArgs) (res childResult, err er
 		return res, err
 	}
 	defer f.Close()
-	out, err := s.ImportEvents(ctx, f, &eventstore.ImportOptions{SourceID: fmt.Sprintf("scale-%d", a.Seq)})
+	out, err := transfer.ImportEvents(ctx, s, f, &transfer.ImportOptions{SourceID: fmt.Sprintf("scale-%d", a.Seq)})
 	if err != nil {
 		return res, err
 	}

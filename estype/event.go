@@ -60,3 +60,11 @@ type StoredEvent struct {
 
 // Cursor returns the cursor that resumes reading right after this event.
 func (e StoredEvent) Cursor() Cursor { return CursorAt(e.Position) }
+
+// Limits on secrets.
+const (
+	// MaxSecretIDBytes is the longest secret id accepted, in bytes.
+	MaxSecretIDBytes = 512
+	// MaxSecretBytes is the largest secret value accepted, in bytes.
+	MaxSecretBytes = 1 << 20
+)

@@ -54,9 +54,9 @@ func (s *Store) save(ctx context.Context, events []Event, expect Expect) ([]Stor
 	defer s.c.Exit()
 	now := s.c.NowMillis()
 	batch := make([]estype.Event, len(events)) // as the driver writes them
-	var seen map[versionKey]int                // nil when the versions are resolved
+	var seen map[core.VersionKey]int           // nil when the versions are resolved
 	if !expect.Resolved() {
-		seen = make(map[versionKey]int, len(events))
+		seen = make(map[core.VersionKey]int, len(events))
 	}
 	for i := range events {
 		e := events[i]
@@ -65,7 +65,7 @@ func (s *Store) save(ctx context.Context, events []Event, expect Expect) ([]Stor
 			return nil, err
 		}
 		if seen != nil {
-			k := versionKey{e.AggregateID, e.AggregateVersion}
+			k := core.VersionKey{ID: e.AggregateID, Version: e.AggregateVersion}
 			if j, dup := seen[k]; dup {
 				return nil, &InvalidEventError{Index: i, Field: "aggregateVersion",
 					Reason: fmt.Sprintf("aggregate %q version %d is also event %d of this call", e.AggregateID, e.AggregateVersion, j)}
@@ -85,11 +85,6 @@ func (s *Store) save(ctx context.Context, events []Event, expect Expect) ([]Stor
 		out[i] = StoredEvent{Event: Event(batch[i]), Position: first + int64(i)}
 	}
 	return out, nil
-}
-
-type versionKey struct {
-	id      string
-	version int64
 }
 
 // appender implements group commit, leader/follower style. A caller that
@@ -115,11 +110,11 @@ type appender struct {
 
 type appendReq struct {
 	events []estype.Event
-	keys   map[versionKey]int // nil when expect is resolved: the versions are not chosen yet
-	expect Expect             // Append's; the zero Expect for SaveEvents
-	taken  bool               // in a group being sent (guarded by mu)
-	leader bool               // leadership handed to its goroutine (guarded by mu)
-	done   chan appendOutcome // buffered: the leadership signal, then the outcome
+	keys   map[core.VersionKey]int // nil when expect is resolved: the versions are not chosen yet
+	expect Expect                  // Append's; the zero Expect for SaveEvents
+	taken  bool                    // in a group being sent (guarded by mu)
+	leader bool                    // leadership handed to its goroutine (guarded by mu)
+	done   chan appendOutcome      // buffered: the leadership signal, then the outcome
 }
 
 // conflict is the error of a request whose pair (id, version) was taken.
@@ -149,7 +144,7 @@ func newAppender(d driver.Driver, w core.DriverWriter, maxEvents int, log *slog.
 // append appends one caller's events and returns the first one's
 // position. When expect is resolved keys is nil and the events' versions
 // are set in the write transaction.
-func (a *appender) append(ctx context.Context, events []estype.Event, keys map[versionKey]int, expect Expect) (int64, error) {
+func (a *appender) append(ctx context.Context, events []estype.Event, keys map[core.VersionKey]int, expect Expect) (int64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
@@ -251,7 +246,7 @@ func (a *appender) lead(own *appendReq) {
 // before it, as if they had committed first.) Called with mu held.
 func (a *appender) takeGroup() []*appendReq {
 	var group []*appendReq
-	taken := map[versionKey]struct{}{}
+	taken := map[core.VersionKey]struct{}{}
 	n := 0
 	rest := a.queue[:0]
 	for i, r := range a.queue {

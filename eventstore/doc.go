@@ -24,10 +24,7 @@
 //     Events (an iterator that pages for you) and LatestEvent read by
 //     Filter and Cursor; Freeze and Unfreeze stop appends for maintenance;
 //     SaveSnapshot, LoadSnapshot and DropSnapshot keep snapshots; Secrets
-//     returns the SecretsManager for crypto-shredding keys; ExportEvents,
-//     ImportEvents, Backup and Restore move stores as NDJSON, and Copy
-//     copies one store into another (package backup keeps backups in
-//     resumable files); Describe
+//     returns the SecretsManager for crypto-shredding keys; Describe
 //     reports counts and the end cursor; Subscribe follows the store live
 //     from a cursor you keep (for durable consumers, whose checkpoints,
 //     leases, retries and parked events the store keeps for you, use
@@ -53,6 +50,10 @@
 // (?schema=NAME), sqlite://PATH, file:PATH and paths ending in .db,
 // .sqlite or .sqlite3 (AcceptedURLs lists what is linked in). The packages snapshots and
 // secrets build typed snapshot repositories and crypto-shredding on top of
-// a Store; eventstoretest is the conformance suite every engine passes.
+// a Store; the tools that move stores are apart from this package, for
+// operators and their tools: package transfer (NDJSON export and import,
+// incremental imports, secrets export and import, Copy, Verify) and
+// package backup (backups and restores, as streams and as resumable
+// files). eventstoretest is the conformance suite every engine passes.
 // The design is in docs/architecture.md of the repository.
 package eventstore

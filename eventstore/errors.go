@@ -13,27 +13,19 @@ import "github.com/esctl/esctl/estype"
 var (
 	ErrAlreadyFrozen   = estype.ErrAlreadyFrozen
 	ErrAlreadyUnfrozen = estype.ErrAlreadyUnfrozen
-	ErrBadBackup       = estype.ErrBadBackup
-	ErrBadInput        = estype.ErrBadInput
 	ErrClosed          = estype.ErrClosed
 	ErrConflict        = estype.ErrConflict
-	ErrCopyMismatch    = estype.ErrCopyMismatch
 	ErrCursorBeyondEnd = estype.ErrCursorBeyondEnd
 	ErrFrozen          = estype.ErrFrozen
-	ErrImportNotFound  = estype.ErrImportNotFound
-	ErrImportRecorded  = estype.ErrImportRecorded
 	ErrInvalidCursor   = estype.ErrInvalidCursor
 	ErrInvalidEvent    = estype.ErrInvalidEvent
 	ErrInvalidFilter   = estype.ErrInvalidFilter
 	ErrInvalidSecret   = estype.ErrInvalidSecret
 	ErrInvalidSnapshot = estype.ErrInvalidSnapshot
 	ErrInvariant       = estype.ErrInvariant
-	ErrNotEmpty        = estype.ErrNotEmpty
 	ErrNotInitialized  = estype.ErrNotInitialized
-	ErrOlderEvents     = estype.ErrOlderEvents
 	ErrOutcomeUnknown  = estype.ErrOutcomeUnknown
 	ErrResources       = estype.ErrResources
-	ErrResumeMismatch  = estype.ErrResumeMismatch
 	ErrSchemaVersion   = estype.ErrSchemaVersion
 	ErrSecretExists    = estype.ErrSecretExists
 	ErrTimeout         = estype.ErrTimeout
@@ -45,14 +37,10 @@ var (
 type (
 	ConflictError        = estype.ConflictError
 	CursorBeyondEndError = estype.CursorBeyondEndError
-	ImportRecordedError  = estype.ImportRecordedError
 	InvalidCursorError   = estype.InvalidCursorError
 	InvalidEventError    = estype.InvalidEventError
 	InvalidFilterError   = estype.InvalidFilterError
 	InvariantError       = estype.InvariantError
-	LineError            = estype.LineError
-	NotEmptyError        = estype.NotEmptyError
-	OlderEventsError     = estype.OlderEventsError
 	ResourceError        = estype.ResourceError
 	SchemaVersionError   = estype.SchemaVersionError
 	SecretExistsError    = estype.SecretExistsError

@@ -26,12 +26,11 @@ func EngineForURL(rawURL string) (string, error) {
 // RedactURL returns rawURL with its password masked, for messages.
 func RedactURL(rawURL string) string { return redact.URL(rawURL) }
 
-// Redactor masks database passwords in text (see NewRedactor).
-type Redactor = redact.Redactor
-
-// NewRedactor returns a Redactor for the passwords of dsns: URLs and
-// key=value strings.
-func NewRedactor(dsns ...string) *Redactor { return redact.New(dsns...) }
+// RedactFunc returns a function that masks, in a message, the passwords of
+// dsns (URLs and key=value strings, as given or percent-decoded) and any
+// password a URL or key=value pattern shows. Tools print every error
+// through it: drivers may quote a connection string in their errors.
+func RedactFunc(dsns ...string) func(msg string) string { return redact.New(dsns...).Redact }
 
 // Open opens the store at a database URL (see AcceptedURLs). The engine's
 // adapter must be linked in (link it in with a blank import). The returned Store owns the

@@ -11,16 +11,21 @@ import (
 )
 
 // TestReadmeListsEveryError: the README's error table names every exported
-// error variable of the package.
+// error variable of the packages an application or a tool uses: eventstore,
+// transfer and backup.
 func TestReadmeListsEveryError(t *testing.T) {
 	t.Parallel()
 	readme, err := os.ReadFile("../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	files, err := filepath.Glob("*.go")
-	if err != nil {
-		t.Fatal(err)
+	var files []string
+	for _, dir := range []string{".", "../transfer", "../backup"} {
+		fs, err := filepath.Glob(filepath.Join(dir, "*.go"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, fs...)
 	}
 	fset := token.NewFileSet()
 	found := 0

@@ -28,11 +28,11 @@ var dsnForms = []func(user, pw string) string{
 // error. Open runs with a cancelled context, so it never dials (nor looks
 // up a host named by a malformed URL).
 func redactedOutputs(dsn string) []string {
-	r := eventstore.NewRedactor(dsn)
+	redactMsg := eventstore.RedactFunc(dsn)
 	out := []string{
 		eventstore.RedactURL(dsn),
-		r.Redact("failed to connect to " + dsn + ": refused"),
-		r.Redact(`cannot parse "` + strings.ReplaceAll(dsn, "%40", "@") + `"`),
+		redactMsg("failed to connect to " + dsn + ": refused"),
+		redactMsg(`cannot parse "` + strings.ReplaceAll(dsn, "%40", "@") + `"`),
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -45,7 +45,7 @@ func redactedOutputs(dsn string) []string {
 }
 
 // FuzzRedact: for any DSN (URL or key=value form, parsable or not) that
-// holds a password, no output of RedactURL, of a Redactor made from it or
+// holds a password, no output of RedactURL, of a RedactFunc made from it or
 // of Open's error contains the password. Passwords shorter than 4 bytes are
 // masked only where the patterns find them, and a password that the
 // output contains even when the DSN holds another one in its place (it is

@@ -2,10 +2,7 @@ package eventstore
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
-	"strings"
-	"unicode/utf8"
 
 	"github.com/esctl/esctl/internal/core"
 	"github.com/esctl/esctl/internal/jsonx"
@@ -14,12 +11,6 @@ import (
 )
 
 // Secret limits.
-const (
-	// MaxSecretIDBytes is the longest secret id accepted, in bytes.
-	MaxSecretIDBytes = 512
-	// MaxSecretBytes is the largest secret value accepted, in bytes.
-	MaxSecretBytes = 1 << 20
-)
 
 // SecretsManager stores secrets (typically per-subject encryption keys for
 // crypto-shredding) next to the events, as reSolve's secrets manager does:
@@ -41,36 +32,10 @@ type SecretsManager struct{ s *Store }
 // Secrets returns the store's secrets manager.
 func (s *Store) Secrets() *SecretsManager { return &SecretsManager{s: s} }
 
-func checkSecretID(id string) error {
-	switch {
-	case id == "":
-		return fmt.Errorf("%w: id must not be empty", ErrInvalidSecret)
-	case len(id) > MaxSecretIDBytes:
-		return fmt.Errorf("%w: id is %d bytes, more than the limit of %d", ErrInvalidSecret, len(id), MaxSecretIDBytes)
-	case !utf8.ValidString(id):
-		return fmt.Errorf("%w: id is not valid UTF-8", ErrInvalidSecret)
-	case strings.IndexByte(id, 0) >= 0:
-		return fmt.Errorf("%w: id contains a NUL character", ErrInvalidSecret)
-	}
-	return nil
-}
-
-func checkSecretValue(v string) error {
-	switch {
-	case len(v) > MaxSecretBytes:
-		return fmt.Errorf("%w: value is %d bytes, more than the limit of %d", ErrInvalidSecret, len(v), MaxSecretBytes)
-	case !utf8.ValidString(v):
-		return fmt.Errorf("%w: value is not valid UTF-8 (encode binary keys, e.g. as base64)", ErrInvalidSecret)
-	case strings.IndexByte(v, 0) >= 0:
-		return fmt.Errorf("%w: value contains a NUL character", ErrInvalidSecret)
-	}
-	return nil
-}
-
 // GetSecret returns the secret stored under id; found is false when the id
 // is unknown or the secret was deleted.
 func (m *SecretsManager) GetSecret(ctx context.Context, id string) (secret string, found bool, err error) {
-	if err := checkSecretID(id); err != nil {
+	if err := core.CheckSecretID(id); err != nil {
 		return "", false, err
 	}
 	if err := m.s.c.Begin(ctx); err != nil {
@@ -88,10 +53,10 @@ func (m *SecretsManager) GetSecret(ctx context.Context, id string) (secret strin
 // audit event atomically. It fails with *SecretExistsError when the id is or
 // was in use, and with ErrFrozen while the store is frozen.
 func (m *SecretsManager) SetSecret(ctx context.Context, id, secret string) error {
-	if err := checkSecretID(id); err != nil {
+	if err := core.CheckSecretID(id); err != nil {
 		return err
 	}
-	if err := checkSecretValue(secret); err != nil {
+	if err := core.CheckSecretValue(secret); err != nil {
 		return err
 	}
 	if err := m.s.c.Begin(ctx); err != nil {
@@ -117,7 +82,7 @@ func (m *SecretsManager) SetSecret(ctx context.Context, id, secret string) error
 // secret was deleted: false (and nothing written) when the id is unknown or
 // already deleted. It fails with ErrFrozen while the store is frozen.
 func (m *SecretsManager) DeleteSecret(ctx context.Context, id string) (bool, error) {
-	if err := checkSecretID(id); err != nil {
+	if err := core.CheckSecretID(id); err != nil {
 		return false, err
 	}
 	if err := m.s.c.Begin(ctx); err != nil {
@@ -197,20 +162,10 @@ func (s *Store) secretEvent(typ, id string) Event {
 	payload := append([]byte(`{"id":`), jsonx.AppendString(nil, id)...)
 	payload = append(payload, '}')
 	return Event{
-		AggregateID:      typ + "_" + id + "_" + randomID(10),
+		AggregateID:      typ + "_" + id + "_" + core.RandomID(10),
 		AggregateVersion: 1,
 		Type:             typ,
 		Timestamp:        s.c.NowMillis(),
 		Payload:          payload,
 	}
-}
-
-// randomID returns n random characters of the nanoid alphabet.
-func randomID(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b) // crypto/rand.Read never fails on supported platforms
-	for i := range b {
-		b[i] = core.IDAlphabet[b[i]&63]
-	}
-	return string(b)
 }

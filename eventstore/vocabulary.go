@@ -8,27 +8,21 @@ package eventstore
 import "github.com/esctl/esctl/estype"
 
 type (
-	CheckpointKind   = estype.CheckpointKind
-	CheckpointMode   = estype.CheckpointMode
-	Cursor           = estype.Cursor
-	Event            = estype.Event
-	Expect           = estype.Expect
-	ImportCheckpoint = estype.ImportCheckpoint
-	MigrateOp        = estype.MigrateOp
-	SchemaStatus     = estype.SchemaStatus
-	Secret           = estype.Secret
-	StoredEvent      = estype.StoredEvent
+	Cursor       = estype.Cursor
+	Event        = estype.Event
+	Expect       = estype.Expect
+	MigrateOp    = estype.MigrateOp
+	SchemaStatus = estype.SchemaStatus
+	Secret       = estype.Secret
+	StoredEvent  = estype.StoredEvent
 )
 
 const (
-	CheckpointAuto         = estype.CheckpointAuto
-	CheckpointAutoStaged   = estype.CheckpointAutoStaged
-	CheckpointEvents       = estype.CheckpointEvents
-	CheckpointManual       = estype.CheckpointManual
-	CheckpointSecrets      = estype.CheckpointSecrets
 	DefaultMaxPayloadBytes = estype.DefaultMaxPayloadBytes
 	DeleteSecretEventType  = estype.DeleteSecretEventType
 	MaxAggregateIDBytes    = estype.MaxAggregateIDBytes
+	MaxSecretBytes         = estype.MaxSecretBytes
+	MaxSecretIDBytes       = estype.MaxSecretIDBytes
 	MaxSafeInteger         = estype.MaxSafeInteger
 	MaxTypeBytes           = estype.MaxTypeBytes
 	MigrateDown            = estype.MigrateDown

@@ -15,6 +15,7 @@ import (
 	"github.com/esctl/esctl/eventstore"
 	"github.com/esctl/esctl/secrets"
 	"github.com/esctl/esctl/snapshots"
+	"github.com/esctl/esctl/transfer"
 )
 
 // customer is an aggregate state that holds personal data the recommended
@@ -124,9 +125,9 @@ func TestForgetLeavesNothingToRecover(t *testing.T) {
 
 		// Everything the store gives out: events, secrets, snapshots.
 		var out bytes.Buffer
-		_, err = s.ExportEvents(ctx, &out, nil)
+		_, err = transfer.ExportEvents(ctx, s, &out, nil)
 		require.NoError(t, err)
-		_, err = s.Secrets().ExportSecrets(ctx, &out, nil)
+		_, err = transfer.ExportSecrets(ctx, s, &out, nil)
 		require.NoError(t, err)
 		for _, key := range []string{customers.Key("customer-alice"), customers.Key("customer-bob"), "readmodel:customer-alice", "readmodel:customer-bob"} {
 			content, _, err := s.LoadSnapshot(ctx, key)

@@ -5,12 +5,14 @@ import (
 
 	"errors"
 	"fmt"
-	_ "github.com/esctl/esctl/adapters/sqlite" // the peer engine of the round trips
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	_ "github.com/esctl/esctl/adapters/sqlite" // the peer engine of the round trips
+	"github.com/esctl/esctl/transfer"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -458,7 +460,7 @@ func TestFreezeHoldsInTheDatabase(t *testing.T) {
 	for i, l := range lines {
 		in.WriteString(strings.Replace(l, `"aggregateVersion":1`, fmt.Sprintf(`"aggregateVersion":%d`, i/50+1), 1) + "\n")
 	}
-	res, err := s.ImportEvents(ctx, strings.NewReader(in.String()), &eventstore.ImportOptions{Mode: eventstore.MaintenanceManual})
+	res, err := transfer.ImportEvents(ctx, s, strings.NewReader(in.String()), &transfer.ImportOptions{Mode: transfer.MaintenanceManual})
 	require.NoError(t, err)
 	require.EqualValues(t, 200, res.Events)
 	d, err = s.Describe(ctx, &eventstore.DescribeOptions{Stats: true})

@@ -11,6 +11,7 @@ import (
 
 	"github.com/esctl/esctl/eventstore"
 	"github.com/esctl/esctl/eventstore/eventstoretest"
+	"github.com/esctl/esctl/transfer"
 )
 
 var (
@@ -51,7 +52,7 @@ func prepareTemplates() error {
 					return
 				}
 				var buf bytes.Buffer
-				if _, err := s.ExportEvents(ctx, &buf, nil); err != nil {
+				if _, err := transfer.ExportEvents(ctx, s, &buf, nil); err != nil {
 					templateErr = err
 					return
 				}
@@ -98,7 +99,7 @@ func FuzzImport(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		ctx := context.Background()
 		s := freshStore(t)
-		res, err := s.ImportEvents(ctx, bytes.NewReader(data), &eventstore.ImportOptions{MaxLineBytes: 1000, BatchEvents: 2})
+		res, err := transfer.ImportEvents(ctx, s, bytes.NewReader(data), &transfer.ImportOptions{MaxLineBytes: 1000, BatchEvents: 2})
 		d, derr := s.Describe(ctx, nil)
 		if derr != nil {
 			t.Fatal(derr)
@@ -110,7 +111,7 @@ func FuzzImport(f *testing.F) {
 			}
 			return
 		}
-		var le *eventstore.LineError
+		var le *transfer.LineError
 		if !errors.As(err, &le) {
 			t.Fatalf("not a *LineError: %v", err)
 		}
@@ -140,7 +141,7 @@ func FuzzImportCut(f *testing.F) {
 		file := validFile
 		at := int(cut % uint32(len(file)+1))
 		data := file[:at]
-		res, err := s.ImportEvents(ctx, bytes.NewReader(data), &eventstore.ImportOptions{BatchEvents: 7})
+		res, err := transfer.ImportEvents(ctx, s, bytes.NewReader(data), &transfer.ImportOptions{BatchEvents: 7})
 		complete := bytes.LastIndexByte(data, '\n') + 1
 		lines := int64(bytes.Count(data, []byte("\n")))
 		if at == complete {
@@ -148,7 +149,7 @@ func FuzzImportCut(f *testing.F) {
 				t.Fatalf("cut at a line boundary (%d): %+v, %v", at, res, err)
 			}
 		} else {
-			var le *eventstore.LineError
+			var le *transfer.LineError
 			if !errors.As(err, &le) || le.Line != lines+1 || le.Offset != int64(complete) || res.ByteOffset != int64(complete) {
 				t.Fatalf("cut at %d: %+v, %v; want a truncated line %d at offset %d", at, res, err, lines+1, complete)
 			}
@@ -157,12 +158,12 @@ func FuzzImportCut(f *testing.F) {
 		if err != nil || d.EventCount != lines {
 			t.Fatalf("%d events stored, %d complete lines (%v)", d.EventCount, lines, err)
 		}
-		res2, err := s.ImportEvents(ctx, bytes.NewReader(file[res.ByteOffset:]), &eventstore.ImportOptions{ByteOffset: res.ByteOffset, BatchEvents: 7})
+		res2, err := transfer.ImportEvents(ctx, s, bytes.NewReader(file[res.ByteOffset:]), &transfer.ImportOptions{ByteOffset: res.ByteOffset, BatchEvents: 7})
 		if err != nil || !res2.Done {
 			t.Fatalf("resume from %d: %+v, %v", res.ByteOffset, res2, err)
 		}
 		var out bytes.Buffer
-		if _, err := s.ExportEvents(ctx, &out, nil); err != nil {
+		if _, err := transfer.ExportEvents(ctx, s, &out, nil); err != nil {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(out.Bytes(), file) {

@@ -17,6 +17,7 @@ import (
 	"github.com/esctl/esctl/internal/driver/drivertest"
 	"github.com/esctl/esctl/internal/testdb"
 	"github.com/esctl/esctl/migrations"
+	"github.com/esctl/esctl/transfer"
 )
 
 func TestMain(m *testing.M) {
@@ -195,7 +196,7 @@ func TestFreezeHoldsInTheDatabase(t *testing.T) {
 
 	// The store's own maintenance import writes into the frozen store.
 	in := `{"aggregateId":"c","aggregateVersion":1,"type":"T","timestamp":1,"payload":{}}` + "\n"
-	res, err := s.ImportEvents(ctx, strings.NewReader(in), &eventstore.ImportOptions{Mode: eventstore.MaintenanceManual})
+	res, err := transfer.ImportEvents(ctx, s, strings.NewReader(in), &transfer.ImportOptions{Mode: transfer.MaintenanceManual})
 	require.NoError(t, err)
 	require.EqualValues(t, 1, res.Events)
 	d, err = s.Describe(ctx, &eventstore.DescribeOptions{Stats: true})

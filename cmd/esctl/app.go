@@ -18,6 +18,7 @@ import (
 	_ "github.com/esctl/esctl/adapters/sqlite" // the embedded default engine
 	"github.com/esctl/esctl/consumer"
 	"github.com/esctl/esctl/eventstore"
+	"github.com/esctl/esctl/transfer"
 )
 
 // Exit codes (docs/cli.md).
@@ -53,7 +54,7 @@ type env struct {
 	db, readDB string
 	// redactor masks the passwords of the database URLs esctl was given
 	// (and any URL's password) in every message (see redact).
-	redactor *eventstore.Redactor
+	redactor func(string) string
 }
 
 // usageError marks errors in how esctl was called (exit code 2).
@@ -70,7 +71,7 @@ func usagef(format string, args ...any) error {
 // the exit code. Data goes to stdout; logs, progress and errors to stderr.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, log: slog.New(slog.DiscardHandler), args: args[min(1, len(args)):]}
-	e.redactor = eventstore.NewRedactor(append(args, os.Getenv("ESCTL_DB"), os.Getenv("DATABASE_URL"), os.Getenv("ESCTL_READ_DB"))...)
+	e.redactor = eventstore.RedactFunc(append(args, os.Getenv("ESCTL_DB"), os.Getenv("DATABASE_URL"), os.Getenv("ESCTL_READ_DB"))...)
 	app := newApp(e)
 	err := app.Run(ctx, args)
 	if err == nil && e.notFound != "" {
@@ -133,8 +134,8 @@ func exitCode(ctx context.Context, err error) int {
 		return exitUsage
 	case errors.As(err, &se):
 		return exitStoreState
-	case errors.Is(err, eventstore.ErrBadInput), errors.Is(err, eventstore.ErrResumeMismatch),
-		errors.Is(err, eventstore.ErrOlderEvents), errors.Is(err, errBadBackup):
+	case errors.Is(err, transfer.ErrBadInput), errors.Is(err, transfer.ErrResumeMismatch),
+		errors.Is(err, transfer.ErrOlderEvents), errors.Is(err, errBadBackup):
 		return exitBadInput
 	case errors.Is(err, eventstore.ErrInvalidEvent), errors.Is(err, eventstore.ErrInvalidFilter),
 		errors.Is(err, eventstore.ErrInvalidCursor), errors.Is(err, eventstore.ErrInvalidSecret),
@@ -144,7 +145,7 @@ func exitCode(ctx context.Context, err error) int {
 		errors.Is(err, eventstore.ErrAlreadyUnfrozen), errors.Is(err, eventstore.ErrNotInitialized),
 		errors.Is(err, eventstore.ErrSchemaVersion), errors.Is(err, eventstore.ErrSecretExists),
 		errors.Is(err, eventstore.ErrConflict), errors.Is(err, consumer.ErrNotFound), errors.As(err, &lhe),
-		errors.Is(err, eventstore.ErrImportRecorded):
+		errors.Is(err, transfer.ErrImportRecorded):
 		return exitStoreState
 	}
 	return exitFailure
@@ -152,7 +153,7 @@ func exitCode(ctx context.Context, err error) int {
 
 // redact masks passwords in a message: those of URLs in it, and those of
 // the URLs esctl was given wherever they appear.
-func (e *env) redact(msg string) string { return e.redactor.Redact(msg) }
+func (e *env) redact(msg string) string { return e.redactor(msg) }
 
 // redactingWriter masks passwords in everything written through it (log
 // lines).

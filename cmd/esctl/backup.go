@@ -11,10 +11,11 @@ import (
 
 	"github.com/esctl/esctl/backup"
 	"github.com/esctl/esctl/eventstore"
+	"github.com/esctl/esctl/transfer"
 )
 
 // errBadBackup: a backup file that fails its checks (exit 3).
-var errBadBackup = eventstore.ErrBadBackup
+var errBadBackup = backup.ErrBadBackup
 
 func compressFlag() cli.Flag {
 	return &cli.StringFlag{
@@ -160,7 +161,7 @@ func restoreCommand(e *env) *cli.Command {
 				return err
 			}
 			if cmd.Bool("dry-run") {
-				return e.restoreDryRun(ctx, cmd, man.BackupManifest)
+				return e.restoreDryRun(ctx, cmd, man.Manifest)
 			}
 			s, err := e.openURL(ctx, dbURL(cmd), true)
 			if err != nil {
@@ -177,7 +178,7 @@ func restoreCommand(e *env) *cli.Command {
 
 // restoreDryRun reports what restore would do with a verified backup,
 // creating and changing nothing.
-func (e *env) restoreDryRun(ctx context.Context, cmd *cli.Command, man *eventstore.BackupManifest) error {
+func (e *env) restoreDryRun(ctx context.Context, cmd *cli.Command, man *backup.Manifest) error {
 	target := eventstore.RedactURL(dbURL(cmd))
 	sum := (&summary{Command: "restore"}).add("events", man.Events, "").add("secrets", man.Secrets, "").add("snapshots", man.Snapshots, "")
 	what := fmt.Sprintf("%s, %s, %s", plural(man.Events, "event"), plural(man.Secrets, "secret"), plural(man.Snapshots, "snapshot"))
@@ -204,11 +205,11 @@ func (e *env) restoreDryRun(ctx context.Context, cmd *cli.Command, man *eventsto
 	if err != nil {
 		return err
 	}
-	cps, err := s.Imports(ctx)
+	cps, err := transfer.Imports(ctx, s)
 	if err != nil {
 		return err
 	}
-	srcEvents, srcSecrets := eventstore.RestoreSourceIDs(man)
+	srcEvents, srcSecrets := backup.SourceIDs(man)
 	for _, cp := range cps {
 		if cp.SourceID == srcEvents || cp.SourceID == srcSecrets {
 			return e.printDryRun(cmd, sum, fmt.Sprintf("the backup is sound; would resume its restore into %s (%s and %s there now)", target, plural(d.EventCount, "event"), plural(d.SecretCount, "secret")))
@@ -222,7 +223,7 @@ func (e *env) restoreDryRun(ctx context.Context, cmd *cli.Command, man *eventsto
 	case d.EventCount == 0 && d.SecretCount == 0 && len(snaps) == 0:
 		return e.printDryRun(cmd, sum, fmt.Sprintf("the backup is sound; would restore %s into %s", what, target))
 	case !cmd.Bool("force"):
-		return withHint(&storeStateError{fmt.Errorf("%w: %s holds %s, %s and snapshots (dry run: nothing was written)", eventstore.ErrNotEmpty, target, plural(d.EventCount, "event"), plural(d.SecretCount, "secret"))},
+		return withHint(&storeStateError{fmt.Errorf("%w: %s holds %s, %s and snapshots (dry run: nothing was written)", backup.ErrNotEmpty, target, plural(d.EventCount, "event"), plural(d.SecretCount, "secret"))},
 			"restore into an empty store, or pass --force to replace this one")
 	}
 	return e.printDryRun(cmd, sum, fmt.Sprintf("the backup is sound; would drop the %s and %s of %s and restore %s", plural(d.EventCount, "event"), plural(d.SecretCount, "secret"), target, what))
@@ -241,7 +242,7 @@ func (e *env) verifyBackupFile(ctx context.Context, cmd *cli.Command, path strin
 	if err != nil {
 		return nil, err
 	}
-	vb := &verifiedBackup{BackupManifest: v.Manifest, FileSHA256: v.SHA256, ContentSHA256: v.Manifest.SHA256, Sidecar: v.Sidecar}
+	vb := &verifiedBackup{Manifest: v.Manifest, FileSHA256: v.SHA256, ContentSHA256: v.Manifest.SHA256, Sidecar: v.Sidecar}
 	if !cmd.Root().Bool("quiet") {
 		fmt.Fprintf(e.stderr, "esctl: %s verified: %s, %s, %s; %s\n",
 			path, plural(vb.Events, "event"), plural(vb.Secrets, "secret"), plural(vb.Snapshots, "snapshot"), vb.sums(path))
@@ -252,7 +253,7 @@ func (e *env) verifyBackupFile(ctx context.Context, cmd *cli.Command, path strin
 // verifiedBackup is a backup file that passed verification: its manifest
 // and both of its checksums, each named for what it covers (-o json).
 type verifiedBackup struct {
-	*eventstore.BackupManifest
+	*backup.Manifest
 	// SHA256 hides the manifest's unlabelled field: ContentSHA256 is it.
 	SHA256 string `json:"sha256,omitempty"`
 	// FileSHA256 is the SHA-256 of the file's bytes, as in FILE.sha256
@@ -275,19 +276,19 @@ func (v *verifiedBackup) sums(path string) string {
 }
 
 func (e *env) restore(ctx context.Context, cmd *cli.Command, s *eventstore.Store, path string, vb *verifiedBackup) error {
-	man := vb.BackupManifest
+	man := vb.Manifest
 	target := eventstore.RedactURL(dbURL(cmd))
-	write := func() (*eventstore.RestoreResult, error) {
+	write := func() (*backup.RestoreResult, error) {
 		p := e.newProgress(cmd, "restored", "events", man.Events)
 		defer p.stop()
-		return backup.Restore(ctx, s, path, man, &eventstore.RestoreOptions{
-			ProgressFunc: func(rp eventstore.RestoreProgress) {
+		return backup.Restore(ctx, s, path, man, &backup.RestoreOptions{
+			ProgressFunc: func(rp backup.RestoreProgress) {
 				p.update(rp.Events, 0, rp.Section)
 			},
 		})
 	}
 	res, err := write()
-	if errors.Is(err, eventstore.ErrNotEmpty) {
+	if errors.Is(err, backup.ErrNotEmpty) {
 		if !cmd.Bool("force") {
 			return withHint(&storeStateError{err}, "restore into an empty store, or pass --force to replace this one")
 		}

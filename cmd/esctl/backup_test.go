@@ -20,6 +20,7 @@ import (
 	"github.com/esctl/esctl/backup"
 	"github.com/esctl/esctl/eventstore"
 	"github.com/esctl/esctl/internal/testdb"
+	"github.com/esctl/esctl/transfer"
 )
 
 func TestBackupRestore(t *testing.T) {
@@ -162,7 +163,7 @@ func bigStore(t testing.TB, n int) string {
 	for i := 1; i <= n; i++ {
 		agg := fmt.Sprintf("account-%d", (i*7919)%10_000)
 		versions[agg]++
-		line = eventstore.AppendEventLine(line[:0], eventstore.StoredEvent{
+		line = transfer.AppendEventLine(line[:0], eventstore.StoredEvent{
 			Event: eventstore.Event{
 				AggregateID: agg, AggregateVersion: versions[agg], Type: fmt.Sprintf("Type%d", i%20),
 				Timestamp: 1_700_000_000_000 + int64(i),

@@ -14,6 +14,7 @@ import (
 
 	"github.com/esctl/esctl/consumer"
 	"github.com/esctl/esctl/eventstore"
+	"github.com/esctl/esctl/transfer"
 )
 
 func consumersCommand(e *env) *cli.Command {
@@ -211,7 +212,7 @@ func consumersCommand(e *env) *cli.Command {
 						}
 						for _, p := range positions {
 							if !at[p] {
-								return fmt.Errorf("%w: consumer %q has no parked event at position %d (esctl consumers parked %s lists them)", eventstore.ErrBadInput, name, p, name)
+								return fmt.Errorf("%w: consumer %q has no parked event at position %d (esctl consumers parked %s lists them)", transfer.ErrBadInput, name, p, name)
 							}
 						}
 						would = len(slices.Compact(slices.Sorted(slices.Values(positions))))

@@ -8,6 +8,7 @@ import (
 	"github.com/urfave/cli/v3"
 
 	"github.com/esctl/esctl/eventstore"
+	"github.com/esctl/esctl/transfer"
 )
 
 func copyCommand(e *env) *cli.Command {
@@ -56,10 +57,10 @@ func copyCommand(e *env) *cli.Command {
 				}
 			}
 			var p *progress
-			res, err := eventstore.Copy(ctx, src, dst, &eventstore.CopyOptions{
+			res, err := transfer.Copy(ctx, src, dst, &transfer.CopyOptions{
 				SourceName: eventstore.RedactURL(from),
 				DryRun:     dry,
-				ProgressFunc: func(cp eventstore.CopyProgress) {
+				ProgressFunc: func(cp transfer.CopyProgress) {
 					if p == nil {
 						p = e.newProgress(cmd, "copied", "events", cp.Total)
 					}
@@ -69,7 +70,7 @@ func copyCommand(e *env) *cli.Command {
 			if p != nil {
 				p.stop()
 			}
-			if errors.Is(err, eventstore.ErrCopyMismatch) {
+			if errors.Is(err, transfer.ErrCopyMismatch) {
 				return &storeStateError{err}
 			}
 			if err != nil {

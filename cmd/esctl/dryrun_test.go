@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/esctl/esctl/eventstore"
+	"github.com/esctl/esctl/transfer"
 )
 
 // fileSums returns the SHA-256 of the files of a SQLite store that hold
@@ -87,7 +88,7 @@ func linesWith(first, n int64, over map[int64]string, version int64) []byte {
 		if id, ok := over[pos]; ok {
 			e.AggregateID, e.AggregateVersion = id, version
 		}
-		b = eventstore.AppendEventLine(b, eventstore.StoredEvent{Event: e, Position: pos})
+		b = transfer.AppendEventLine(b, eventstore.StoredEvent{Event: e, Position: pos})
 	}
 	return b
 }

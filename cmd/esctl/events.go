@@ -10,6 +10,7 @@ import (
 	"github.com/urfave/cli/v3"
 
 	"github.com/esctl/esctl/eventstore"
+	"github.com/esctl/esctl/transfer"
 )
 
 // parseTime reads a time bound: milliseconds since the Unix epoch, or RFC
@@ -81,7 +82,7 @@ func eventsCommand(e *env) *cli.Command {
 			if limit < 0 {
 				return usagef("--limit must not be negative")
 			}
-			f.Limit = eventstore.DefaultExportPageSize
+			f.Limit = transfer.DefaultExportPageSize
 			if limit > 0 && limit < f.Limit {
 				f.Limit = int(limit)
 			}
@@ -111,7 +112,7 @@ func eventsCommand(e *env) *cli.Command {
 					return withHint(err, fmt.Sprintf("%s printed, through cursor %s; continue with: %s",
 						plural(n, "event"), last.Cursor(), e.rerun(cmd, []string{"cursor"}, "--cursor", string(last.Cursor()))))
 				}
-				line = eventstore.AppendEventLine(line[:0], ev)
+				line = transfer.AppendEventLine(line[:0], ev)
 				if _, err := w.Write(line); err != nil {
 					return err
 				}
@@ -164,7 +165,7 @@ func (e *env) follow(ctx context.Context, cmd *cli.Command, s *eventstore.Store,
 		if d.Event == nil {
 			continue
 		}
-		line = eventstore.AppendEventLine(line[:0], *d.Event)
+		line = transfer.AppendEventLine(line[:0], *d.Event)
 		if _, err := w.Write(line); err != nil {
 			return err
 		}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/esctl/esctl/eventstore"
+	"github.com/esctl/esctl/transfer"
 )
 
 // eventLines returns n events in the export format with positions
@@ -27,7 +28,7 @@ func eventLines(first, n int64, aggregates int) []byte {
 	var b []byte
 	for pos := first; pos < first+n; pos++ {
 		i := pos - 1
-		b = eventstore.AppendEventLine(b, eventstore.StoredEvent{
+		b = transfer.AppendEventLine(b, eventstore.StoredEvent{
 			Event: eventstore.Event{
 				AggregateID:      fmt.Sprintf("agg-%d", i%int64(aggregates)),
 				AggregateVersion: i/int64(aggregates) + 1,
@@ -80,10 +81,10 @@ func importInto(t testing.TB, url string, lines []byte) {
 	if err := s.Init(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.ImportEvents(ctx, bytes.NewReader(lines), &eventstore.ImportOptions{SourceID: "fixture"}); err != nil {
+	if _, err := transfer.ImportEvents(ctx, s, bytes.NewReader(lines), &transfer.ImportOptions{SourceID: "fixture"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.AbortImport(ctx, "fixture"); err != nil {
+	if err := transfer.AbortImport(ctx, s, "fixture"); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -92,7 +93,7 @@ func importInto(t testing.TB, url string, lines []byte) {
 func exportOf(t testing.TB, url string) []byte {
 	t.Helper()
 	var buf bytes.Buffer
-	if _, err := openStore(t, url).ExportEvents(context.Background(), &buf, nil); err != nil {
+	if _, err := transfer.ExportEvents(context.Background(), openStore(t, url), &buf, nil); err != nil {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
@@ -102,7 +103,7 @@ func exportOf(t testing.TB, url string) []byte {
 func secretsOf(t testing.TB, url string) []byte {
 	t.Helper()
 	var buf bytes.Buffer
-	if _, err := openStore(t, url).Secrets().ExportSecrets(context.Background(), &buf, nil); err != nil {
+	if _, err := transfer.ExportSecrets(context.Background(), openStore(t, url), &buf, nil); err != nil {
 		t.Fatal(err)
 	}
 	return buf.Bytes()

@@ -8,6 +8,7 @@ import (
 	"github.com/urfave/cli/v3"
 
 	"github.com/esctl/esctl/eventstore"
+	"github.com/esctl/esctl/transfer"
 )
 
 func incrementalImportCommand(e *env) *cli.Command {
@@ -43,16 +44,16 @@ func incrementalImportCommand(e *env) *cli.Command {
 				return err
 			}
 			defer in.Close()
-			older := eventstore.OlderFail
+			older := transfer.OlderFail
 			if cmd.String("older") == "skip" {
-				older = eventstore.OlderSkip
+				older = transfer.OlderSkip
 			}
 			p := e.newProgress(cmd, "staged", "bytes", size)
 			dry := cmd.Bool("dry-run")
-			res, err := s.IncrementalImportFrom(ctx, in, &eventstore.IncrementalImportOptions{
+			res, err := transfer.IncrementalImportFrom(ctx, s, in, &transfer.IncrementalImportOptions{
 				Older:  older,
 				DryRun: dry,
-				ProgressFunc: func(ip eventstore.IncrementalProgress) {
+				ProgressFunc: func(ip transfer.IncrementalProgress) {
 					p.update(ip.ByteOffset, ip.ByteOffset, (plural(ip.Lines, "line")))
 				},
 			})
@@ -66,7 +67,7 @@ func incrementalImportCommand(e *env) *cli.Command {
 					add("firstPosition", res.FirstPosition, "").add("lastPosition", res.LastPosition, ""),
 					fmt.Sprintf("every line checked: would append %s (positions %s to %s), drop %s and skip %s; nothing written",
 						plural(res.Appended, "event"), commas(res.FirstPosition), commas(res.LastPosition), plural(res.Duplicates, "duplicate"), plural(res.Skipped, "older event")))
-			case errors.Is(err, eventstore.ErrOlderEvents):
+			case errors.Is(err, transfer.ErrOlderEvents):
 				return withHint(err, "nothing was written: run again with --older skip to drop the older events")
 			case err != nil:
 				return withHint(err, "nothing was written: fix the input and run the import again")

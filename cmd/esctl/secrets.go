@@ -13,6 +13,7 @@ import (
 	"github.com/urfave/cli/v3"
 
 	"github.com/esctl/esctl/eventstore"
+	"github.com/esctl/esctl/transfer"
 )
 
 // maxValueBytes bounds a value read for secrets set and snapshots set.
@@ -53,7 +54,7 @@ func (e *env) readValue(cmd *cli.Command, raw bool) ([]byte, error) {
 		if path != "" && path != "-" {
 			from = path
 		}
-		return nil, fmt.Errorf("%w: the value read from %s is empty: nothing was stored (pass --allow-empty to store an empty value)", eventstore.ErrBadInput, from)
+		return nil, fmt.Errorf("%w: the value read from %s is empty: nothing was stored (pass --allow-empty to store an empty value)", transfer.ErrBadInput, from)
 	}
 	return b, nil
 }
@@ -190,7 +191,7 @@ func secretsCommand(e *env) *cli.Command {
 					if err != nil {
 						return err
 					}
-					res, err := s.Secrets().ExportSecrets(ctx, out, nil)
+					res, err := transfer.ExportSecrets(ctx, s, out, nil)
 					if err == nil {
 						err = out.commit()
 					}
@@ -224,7 +225,7 @@ func secretsCommand(e *env) *cli.Command {
 					}
 					defer in.Close()
 					dry := cmd.Bool("dry-run")
-					res, err := s.Secrets().ImportSecrets(ctx, in, &eventstore.SecretsImportOptions{SourceID: sourceID, Resume: cmd.Bool("resume"), DryRun: dry})
+					res, err := transfer.ImportSecrets(ctx, s, in, &transfer.SecretsImportOptions{SourceID: sourceID, Resume: cmd.Bool("resume"), DryRun: dry})
 					if dry {
 						if res == nil {
 							return err

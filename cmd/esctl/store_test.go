@@ -16,6 +16,7 @@ import (
 
 	"github.com/esctl/esctl/eventstore"
 	"github.com/esctl/esctl/internal/testdb"
+	"github.com/esctl/esctl/transfer"
 )
 
 func TestInit(t *testing.T) {
@@ -385,13 +386,13 @@ func TestRedactText(t *testing.T) {
 		"no password here: sqlite://./a.db, user@example.com":    "no password here: sqlite://./a.db, user@example.com",
 		`open "postgres://u:p@ss:w@h/db": bad`:                   `open "postgres://u:xxxxx@h/db": bad`,
 	} {
-		if got := eventstore.NewRedactor().Redact(in); got != want {
+		if got := eventstore.RedactFunc()(in); got != want {
 			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
 		}
 	}
 	// The passwords of the URLs esctl was given are masked wherever a
 	// driver quotes them, even out of URL form.
-	e := &env{redactor: eventstore.NewRedactor("esctl", "--db", "postgres://u:ab@cdefgh@h/db", "--to=postgres://v:p%40ss@h/x?password=qwerty")}
+	e := &env{redactor: eventstore.RedactFunc("esctl", "--db", "postgres://u:ab@cdefgh@h/db", "--to=postgres://v:p%40ss@h/x?password=qwerty")}
 	for in, want := range map[string]string{
 		"lookup cdefgh@h: no such host": "lookup xxxxx@h: no such host",
 		"auth failed for p@ss":          "auth failed for xxxxx",
@@ -556,9 +557,9 @@ func TestExitCodeMapping(t *testing.T) {
 		{live, nil, exitOK},
 		{live, usagef("x"), exitUsage},
 		{live, eventstore.ErrUnknownScheme, exitUsage},
-		{live, &eventstore.LineError{Line: 3}, exitBadInput},
-		{live, eventstore.ErrResumeMismatch, exitBadInput},
-		{live, eventstore.ErrOlderEvents, exitBadInput},
+		{live, &transfer.LineError{Line: 3}, exitBadInput},
+		{live, transfer.ErrResumeMismatch, exitBadInput},
+		{live, transfer.ErrOlderEvents, exitBadInput},
 		{live, eventstore.ErrInvalidCursor, exitBadInput},
 		{live, eventstore.ErrFrozen, exitStoreState},
 		{live, eventstore.ErrNotInitialized, exitStoreState},
@@ -567,7 +568,7 @@ func TestExitCodeMapping(t *testing.T) {
 		{live, eventstore.ErrUnavailable, exitFailure},
 		{live, &eventstore.ResourceError{Resource: eventstore.ResourceDisk, Err: errors.New("ENOSPC")}, exitResources},
 		{live, fmt.Errorf("import: %w", &eventstore.ResourceError{Resource: eventstore.ResourceConnections}), exitResources},
-		{live, &eventstore.ImportRecordedError{SourceID: "s", Done: true}, exitStoreState},
+		{live, &transfer.ImportRecordedError{SourceID: "s", Done: true}, exitStoreState},
 		{live, context.Canceled, exitFailure},
 		{cancelled, context.Canceled, exitInterrupted},
 		{cancelled, withHint(eventstore.ErrUnavailable, "h"), exitInterrupted},

@@ -17,6 +17,7 @@ import (
 	"github.com/urfave/cli/v3"
 
 	"github.com/esctl/esctl/eventstore"
+	"github.com/esctl/esctl/transfer"
 )
 
 // maintenanceFlag is --maintenance auto|manual.
@@ -34,11 +35,11 @@ func maintenanceFlag(usage string) cli.Flag {
 	}
 }
 
-func maintenanceMode(cmd *cli.Command) eventstore.MaintenanceMode {
+func maintenanceMode(cmd *cli.Command) transfer.MaintenanceMode {
 	if cmd.String("maintenance") == "auto" {
-		return eventstore.MaintenanceAuto
+		return transfer.MaintenanceAuto
 	}
-	return eventstore.MaintenanceManual
+	return transfer.MaintenanceManual
 }
 
 // inFlag is --in FILE ("-", the default: stdin).
@@ -175,10 +176,10 @@ func exportCommand(e *env) *cli.Command {
 				return err
 			}
 			p := e.newProgress(cmd, "exported", "events", max(0, d.LastPosition-from))
-			res, err := s.ExportEvents(ctx, out, &eventstore.ExportOptions{
+			res, err := transfer.ExportEvents(ctx, s, out, &transfer.ExportOptions{
 				Cursor: cursor,
 				Mode:   maintenanceMode(cmd),
-				ProgressFunc: func(ep eventstore.ExportProgress) {
+				ProgressFunc: func(ep transfer.ExportProgress) {
 					p.update(ep.Events, ep.Bytes, "")
 				},
 			})
@@ -205,7 +206,7 @@ func exportCommand(e *env) *cli.Command {
 
 // exportResumeHint says what an interrupted or failed export wrote and
 // the command that continues it.
-func (e *env) exportResumeHint(cmd *cli.Command, out *outputFile, res *eventstore.ExportResult) string {
+func (e *env) exportResumeHint(cmd *cli.Command, out *outputFile, res *transfer.ExportResult) string {
 	if res == nil {
 		return ""
 	}
@@ -281,13 +282,13 @@ func importCommand(e *env) *cli.Command {
 				if err := e.confirm(ctx, cmd, abortQuestion(ctx, s, sourceID)); err != nil {
 					return err
 				}
-				if err := s.AbortImport(ctx, sourceID); err != nil {
+				if err := transfer.AbortImport(ctx, s, sourceID); err != nil {
 					return err
 				}
 				return e.printSummary(cmd, (&summary{Command: "import"}).add("aborted", sourceID, "import of "+sourceID+" aborted"), false)
 			}
 			mode := maintenanceMode(cmd)
-			if mode == eventstore.MaintenanceAuto && !dry && !cmd.Bool("resume") && cmd.Int64("byte-offset") == 0 {
+			if mode == transfer.MaintenanceAuto && !dry && !cmd.Bool("resume") && cmd.Int64("byte-offset") == 0 {
 				d, err := s.Describe(ctx, nil)
 				if err != nil {
 					return err
@@ -312,14 +313,14 @@ func importCommand(e *env) *cli.Command {
 				}
 			}
 			p := e.newProgress(cmd, "imported", "bytes", size)
-			res, err := s.ImportEvents(ctx, in, &eventstore.ImportOptions{
+			res, err := transfer.ImportEvents(ctx, s, in, &transfer.ImportOptions{
 				Mode:       mode,
 				SourceID:   sourceID,
 				ByteOffset: start,
 				Resume:     cmd.Bool("resume"),
 				Renumber:   cmd.Bool("renumber"),
 				DryRun:     dry,
-				ProgressFunc: func(ip eventstore.ImportProgress) {
+				ProgressFunc: func(ip transfer.ImportProgress) {
 					p.update(ip.ByteOffset, ip.ByteOffset, (plural(ip.Events, "event")))
 				},
 			})
@@ -388,11 +389,11 @@ func sourceIDFlag(kind string) cli.Flag {
 
 // importResumeHint says what an interrupted or failed import (of events or
 // of secrets) committed and the command that continues it.
-func (e *env) importResumeHint(cmd *cli.Command, res *eventstore.ImportResult, err error) string {
-	if errors.Is(err, eventstore.ErrResumeMismatch) {
+func (e *env) importResumeHint(cmd *cli.Command, res *transfer.ImportResult, err error) string {
+	if errors.Is(err, transfer.ErrResumeMismatch) {
 		return "nothing was written; esctl imports lists the imports this store recorded"
 	}
-	var rec *eventstore.ImportRecordedError
+	var rec *transfer.ImportRecordedError
 	if errors.As(err, &rec) {
 		if rec.Done {
 			return fmt.Sprintf("it is done: nothing was written. If the input grew since, %s imports what was added; to import it from its start again on purpose, forget the record first: %s",
@@ -426,14 +427,14 @@ func (e *env) importResumeHint(cmd *cli.Command, res *eventstore.ImportResult, e
 // abortQuestion is what import --abort asks: what it removes depends on
 // the import's mode and state.
 func abortQuestion(ctx context.Context, s *eventstore.Store, sourceID string) string {
-	cps, err := s.Imports(ctx)
+	cps, err := transfer.Imports(ctx, s)
 	if err == nil {
 		for _, cp := range cps {
 			switch {
 			case cp.SourceID != sourceID:
 			case cp.Done:
 				return fmt.Sprintf("forget the finished import of %s (its %s stay)", sourceID, plural(cp.Events, "event"))
-			case cp.Mode == eventstore.CheckpointManual:
+			case cp.Mode == transfer.CheckpointManual:
 				return fmt.Sprintf("forget the unfinished import of %s (its %s committed so far stay)", sourceID, plural(cp.Events, "event"))
 			default:
 				return fmt.Sprintf("abort the unfinished replacing import of %s (its %s are removed and the store is as before it)", sourceID, plural(cp.Events, "event"))
@@ -466,7 +467,7 @@ func importsCommand(e *env) *cli.Command {
 		Name:  "imports",
 		Usage: "list the store's import checkpoints (finished and unfinished imports)",
 		Action: e.storeAction(func(ctx context.Context, cmd *cli.Command, s *eventstore.Store) error {
-			list, err := s.Imports(ctx)
+			list, err := transfer.Imports(ctx, s)
 			if err != nil {
 				return err
 			}

@@ -8,6 +8,7 @@ import (
 	"github.com/urfave/cli/v3"
 
 	"github.com/esctl/esctl/eventstore"
+	"github.com/esctl/esctl/transfer"
 )
 
 func verifyCommand(e *env) *cli.Command {
@@ -33,8 +34,8 @@ func verifyCommand(e *env) *cli.Command {
 			}
 			storeToo := in == "" || cmd.Root().IsSet("db") || os.Getenv("ESCTL_DB") != "" || os.Getenv("DATABASE_URL") != ""
 			var out struct {
-				Backup *verifiedBackup          `json:"backup,omitempty"`
-				Store  *eventstore.VerifyReport `json:"store,omitempty"`
+				Backup *verifiedBackup        `json:"backup,omitempty"`
+				Store  *transfer.VerifyReport `json:"store,omitempty"`
 			}
 			if in != "" {
 				var err error
@@ -48,7 +49,7 @@ func verifyCommand(e *env) *cli.Command {
 					return err
 				}
 				defer s.Close()
-				if out.Store, err = s.Verify(ctx); err != nil {
+				if out.Store, err = transfer.Verify(ctx, s); err != nil {
 					return err
 				}
 			}

@@ -12,7 +12,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/esctl/esctl/backup"
 	"github.com/esctl/esctl/eventstore"
+	"github.com/esctl/esctl/transfer"
 )
 
 func runBackup(t *testing.T, h Harness) {
@@ -59,14 +61,14 @@ func fillForBackup(t testing.TB, s *eventstore.Store, events int) {
 
 // backupOf takes a whole backup and returns its bytes, its manifest, and
 // every mark with the number of bytes written before it.
-func backupOf(t testing.TB, s *eventstore.Store, markBytes int64) ([]byte, *eventstore.BackupManifest, []eventstore.BackupMark, []int) {
+func backupOf(t testing.TB, s *eventstore.Store, markBytes int64) ([]byte, *backup.Manifest, []backup.Mark, []int) {
 	t.Helper()
 	var buf bytes.Buffer
-	var marks []eventstore.BackupMark
+	var marks []backup.Mark
 	var offsets []int
-	man, err := s.Backup(context.Background(), &buf, &eventstore.BackupOptions{
+	man, err := backup.WriteStream(context.Background(), s, &buf, &backup.StreamOptions{
 		MarkBytes: markBytes, PageSize: 37,
-		Mark: func(m eventstore.BackupMark) error {
+		Mark: func(m backup.Mark) error {
 			marks = append(marks, m)
 			offsets = append(offsets, buf.Len())
 			return nil
@@ -98,7 +100,7 @@ var backupSnapshotKeys = []string{"acc-0:v1", "acc-1:v1", "acc-2:v1", "acc-3:v1"
 func secretsExport(t testing.TB, s *eventstore.Store) string {
 	t.Helper()
 	var buf bytes.Buffer
-	_, err := s.Secrets().ExportSecrets(context.Background(), &buf, nil)
+	_, err := transfer.ExportSecrets(context.Background(), s, &buf, nil)
 	require.NoError(t, err)
 	return buf.String()
 }
@@ -119,7 +121,7 @@ func runBackupRoundTrip(t *testing.T, h Harness) {
 	again, _, _, _ := backupOf(t, src, 1<<20)
 	require.Equal(t, data, again, "two backups of an unchanged store are the same bytes, whatever the mark spacing")
 
-	verified, err := eventstore.VerifyBackup(bytes.NewReader(data))
+	verified, err := backup.VerifyStream(bytes.NewReader(data))
 	require.NoError(t, err)
 	require.Equal(t, man, verified)
 
@@ -131,7 +133,7 @@ func runBackupRoundTrip(t *testing.T, h Harness) {
 		t.Run(name, func(t *testing.T) {
 			dst := open(t, targets[name](t), nil)
 			require.NoError(t, dst.Init(ctx))
-			res, err := dst.Restore(ctx, bytes.NewReader(data), verified, nil)
+			res, err := backup.RestoreStream(ctx, dst, bytes.NewReader(data), verified, nil)
 			require.NoError(t, err)
 			require.False(t, res.Resumed)
 			require.EqualValues(t, man.Events, res.Events)
@@ -143,14 +145,14 @@ func runBackupRoundTrip(t *testing.T, h Harness) {
 			// A backup of the restored store is the source's backup but for
 			// the engine named in it.
 			back, _, _, _ := backupOf(t, dst, 4096)
-			verifiedBack, err := eventstore.VerifyBackup(bytes.NewReader(back))
+			verifiedBack, err := backup.VerifyStream(bytes.NewReader(back))
 			require.NoError(t, err)
 			require.Equal(t, man.Events, verifiedBack.Events)
 			if dst.Engine() == src.Engine() {
 				require.Equal(t, data, back)
 			}
 			// Restoring it again is a no-op.
-			res, err = dst.Restore(ctx, bytes.NewReader(data), verified, nil)
+			res, err = backup.RestoreStream(ctx, dst, bytes.NewReader(data), verified, nil)
 			require.NoError(t, err)
 			require.True(t, res.Resumed)
 			require.Equal(t, string(wantEvents), string(exportAll(t, dst)))
@@ -174,9 +176,9 @@ func runBackupResume(t *testing.T, h Harness) {
 		var buf bytes.Buffer
 		buf.Write(full[:offsets[i]])
 		var next []int
-		_, err := src.Backup(ctx, &buf, &eventstore.BackupOptions{
+		_, err := backup.WriteStream(ctx, src, &buf, &backup.StreamOptions{
 			Resume: &m, MarkBytes: 300,
-			Mark: func(eventstore.BackupMark) error { next = append(next, buf.Len()); return nil },
+			Mark: func(backup.Mark) error { next = append(next, buf.Len()); return nil },
 		})
 		require.NoError(t, err, "mark %d", i)
 		require.Equal(t, full, buf.Bytes(), "resumed at mark %d (%s, after %d) gives the same bytes", i, m.Section, m.After)
@@ -189,22 +191,22 @@ func runBackupResume(t *testing.T, h Harness) {
 	fillForBackup(t, other, 301)
 	for _, m := range marks {
 		if m.Section == "events" && m.After > 0 {
-			_, err := other.Backup(ctx, &bytes.Buffer{}, &eventstore.BackupOptions{Resume: &m})
-			require.ErrorIs(t, err, eventstore.ErrResumeMismatch)
+			_, err := backup.WriteStream(ctx, other, &bytes.Buffer{}, &backup.StreamOptions{Resume: &m})
+			require.ErrorIs(t, err, transfer.ErrResumeMismatch)
 			break
 		}
 	}
 	empty, _ := newStore(t, h, nil)
-	_, err = empty.Backup(ctx, &bytes.Buffer{}, &eventstore.BackupOptions{Resume: &marks[1]})
-	require.ErrorIs(t, err, eventstore.ErrResumeMismatch, "a store shorter than the backup")
-	_, err = src.Backup(ctx, &bytes.Buffer{}, &eventstore.BackupOptions{Resume: &marks[len(marks)-1]})
-	require.ErrorIs(t, err, eventstore.ErrResumeMismatch, "a finished backup")
+	_, err = backup.WriteStream(ctx, empty, &bytes.Buffer{}, &backup.StreamOptions{Resume: &marks[1]})
+	require.ErrorIs(t, err, transfer.ErrResumeMismatch, "a store shorter than the backup")
+	_, err = backup.WriteStream(ctx, src, &bytes.Buffer{}, &backup.StreamOptions{Resume: &marks[len(marks)-1]})
+	require.ErrorIs(t, err, transfer.ErrResumeMismatch, "a finished backup")
 
 	// Cancelling stops the backup; the marks before it stand.
 	cctx, cancel := context.WithCancel(ctx)
 	n := 0
-	_, err = src.Backup(cctx, &bytes.Buffer{}, &eventstore.BackupOptions{MarkBytes: 2048, PageSize: 10,
-		Mark: func(eventstore.BackupMark) error {
+	_, err = backup.WriteStream(cctx, src, &bytes.Buffer{}, &backup.StreamOptions{MarkBytes: 2048, PageSize: 10,
+		Mark: func(backup.Mark) error {
 			if n++; n == 2 {
 				cancel()
 			}
@@ -220,10 +222,10 @@ func runBackupVerify(t *testing.T, h Harness) {
 	data, _, _, offsets := backupOf(t, src, 1024)
 	bad := func(name string, b []byte, fragment string) {
 		t.Helper()
-		_, err := eventstore.VerifyBackup(bytes.NewReader(b))
-		require.ErrorIs(t, err, eventstore.ErrBadBackup, name)
-		require.ErrorIs(t, err, eventstore.ErrBadInput, name)
-		var le *eventstore.LineError
+		_, err := backup.VerifyStream(bytes.NewReader(b))
+		require.ErrorIs(t, err, backup.ErrBadBackup, name)
+		require.ErrorIs(t, err, transfer.ErrBadInput, name)
+		var le *transfer.LineError
 		require.ErrorAs(t, err, &le, name)
 		require.Positive(t, le.Line, name)
 		require.Contains(t, err.Error(), fragment, name)
@@ -259,23 +261,23 @@ func runRestoreResume(t *testing.T, h Harness) {
 	busy, _ := newStore(t, h, nil)
 	_, err := busy.SaveEvent(ctx, eventstore.Event{AggregateID: "x", AggregateVersion: 1, Type: "T", Payload: []byte(`{}`)})
 	require.NoError(t, err)
-	_, err = busy.Restore(ctx, bytes.NewReader(data), man, nil)
-	require.ErrorIs(t, err, eventstore.ErrNotEmpty)
-	var ne *eventstore.NotEmptyError
+	_, err = backup.RestoreStream(ctx, busy, bytes.NewReader(data), man, nil)
+	require.ErrorIs(t, err, backup.ErrNotEmpty)
+	var ne *backup.NotEmptyError
 	require.ErrorAs(t, err, &ne)
 	require.EqualValues(t, 1, ne.Events)
 	snapOnly, _ := newStore(t, h, nil)
 	require.NoError(t, snapOnly.SaveSnapshot(ctx, "k", []byte("v")))
-	_, err = snapOnly.Restore(ctx, bytes.NewReader(data), man, nil)
-	require.ErrorIs(t, err, eventstore.ErrNotEmpty, "a snapshot alone makes a store non-empty")
+	_, err = backup.RestoreStream(ctx, snapOnly, bytes.NewReader(data), man, nil)
+	require.ErrorIs(t, err, backup.ErrNotEmpty, "a snapshot alone makes a store non-empty")
 
 	// Interrupted after two batches, then resumed: the same store as one
 	// uninterrupted restore.
 	dst, _ := newStore(t, h, nil)
 	cctx, cancel := context.WithCancel(ctx)
 	batches := 0
-	res, err := dst.Restore(cctx, bytes.NewReader(data), man, &eventstore.RestoreOptions{BatchEvents: 50,
-		ProgressFunc: func(p eventstore.RestoreProgress) {
+	res, err := backup.RestoreStream(cctx, dst, bytes.NewReader(data), man, &backup.RestoreOptions{BatchEvents: 50,
+		ProgressFunc: func(p backup.RestoreProgress) {
 			if p.Section == "events" {
 				if batches++; batches == 2 {
 					cancel()
@@ -290,16 +292,16 @@ func runRestoreResume(t *testing.T, h Harness) {
 	require.NoError(t, err)
 	require.EqualValues(t, res.Events, d.EventCount, "the committed batches, nothing more")
 
-	res, err = dst.Restore(ctx, bytes.NewReader(data), man, &eventstore.RestoreOptions{BatchEvents: 50})
+	res, err = backup.RestoreStream(ctx, dst, bytes.NewReader(data), man, &backup.RestoreOptions{BatchEvents: 50})
 	require.NoError(t, err)
 	require.True(t, res.Resumed)
 	require.EqualValues(t, man.Events, res.Events)
 	require.Equal(t, string(exportAll(t, src)), string(exportAll(t, dst)))
 	require.Equal(t, secretsExport(t, src), secretsExport(t, dst))
 	require.Equal(t, snapshotsOf(t, src, backupSnapshotKeys), snapshotsOf(t, dst, backupSnapshotKeys))
-	imports, err := dst.Imports(ctx)
+	imports, err := transfer.Imports(ctx, dst)
 	require.NoError(t, err)
-	evID, secID := eventstore.RestoreSourceIDs(man)
+	evID, secID := backup.SourceIDs(man)
 	var ids []string
 	for _, cp := range imports {
 		ids = append(ids, cp.SourceID)
@@ -313,7 +315,7 @@ func runRestoreResume(t *testing.T, h Harness) {
 	fillForBackup(t, other, 401)
 	otherData, _, _, _ := backupOf(t, other, 1<<20)
 	fresh, _ := newStore(t, h, nil)
-	_, err = fresh.Restore(ctx, bytes.NewReader(otherData), man, nil)
+	_, err = backup.RestoreStream(ctx, fresh, bytes.NewReader(otherData), man, nil)
 	require.Error(t, err)
-	require.True(t, errors.Is(err, eventstore.ErrBadBackup) || errors.Is(err, eventstore.ErrBadInput), "%v", err)
+	require.True(t, errors.Is(err, backup.ErrBadBackup) || errors.Is(err, transfer.ErrBadInput), "%v", err)
 }

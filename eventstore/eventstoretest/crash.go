@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/esctl/esctl/eventstore"
+	"github.com/esctl/esctl/transfer"
 )
 
 // Environment of the crash test's child process.
@@ -58,14 +59,14 @@ func crashChild(url, file, mode string) error {
 		return err
 	}
 	defer f.Close()
-	opts := &eventstore.ImportOptions{
+	opts := &transfer.ImportOptions{
 		SourceID: "crash", BatchEvents: 2000,
-		ProgressFunc: func(p eventstore.ImportProgress) { fmt.Printf("committed %d %d\n", p.Lines, p.ByteOffset) },
+		ProgressFunc: func(p transfer.ImportProgress) { fmt.Printf("committed %d %d\n", p.Lines, p.ByteOffset) },
 	}
 	if mode == "auto" {
-		opts.Mode = eventstore.MaintenanceAuto
+		opts.Mode = transfer.MaintenanceAuto
 	}
-	imports, err := s.Imports(ctx)
+	imports, err := transfer.Imports(ctx, s)
 	if err != nil {
 		return err
 	}
@@ -74,7 +75,7 @@ func crashChild(url, file, mode string) error {
 			opts.Resume = true // continue from what the store recorded
 		}
 	}
-	res, err := s.ImportEvents(ctx, f, opts)
+	res, err := transfer.ImportEvents(ctx, s, f, opts)
 	if err != nil {
 		return err
 	}
@@ -118,7 +119,7 @@ func RunCrashImport(t *testing.T, h Harness, events, kills int, mode string) {
 	file := filepath.Join(t.TempDir(), "source.ndjson")
 	f, err := os.Create(file)
 	require.NoError(t, err)
-	_, err = src.ExportEvents(ctx, f, nil)
+	_, err = transfer.ExportEvents(ctx, src, f, nil)
 	require.NoError(t, err)
 	require.NoError(t, f.Close())
 	want, err := os.ReadFile(file)
@@ -197,7 +198,7 @@ func RunCrashImport(t *testing.T, h Harness, events, kills int, mode string) {
 func recordedOffset(t *testing.T, url string) int64 {
 	s := open(t, url, nil)
 	defer s.Close()
-	imports, err := s.Imports(context.Background())
+	imports, err := transfer.Imports(context.Background(), s)
 	require.NoError(t, err)
 	for _, cp := range imports {
 		if cp.SourceID == "crash" {

@@ -13,7 +13,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/esctl/esctl/backup"
 	"github.com/esctl/esctl/eventstore"
+	"github.com/esctl/esctl/transfer"
 )
 
 func runFreeze(t *testing.T, h Harness) {
@@ -222,7 +224,7 @@ func runAggregateCount(t *testing.T, h Harness) {
 		d, err := s.Describe(ctx, &eventstore.DescribeOptions{Stats: true})
 		require.NoError(t, err, step)
 		require.EqualValues(t, len(ids), d.AggregateCount, "%s: the kept aggregate count", step)
-		rep, err := s.Verify(ctx)
+		rep, err := transfer.Verify(ctx, s)
 		require.NoError(t, err, step)
 		require.Empty(t, rep.Problems, step)
 	}
@@ -243,25 +245,25 @@ func runAggregateCount(t *testing.T, h Harness) {
 	for i := range 150 {
 		fmt.Fprintf(&manual, `{"aggregateId":"m%d","aggregateVersion":%d,"type":"T","timestamp":1,"payload":{}}`+"\n", i%40, i/40+1)
 	}
-	_, err = s.ImportEvents(ctx, strings.NewReader(manual.String()), &eventstore.ImportOptions{SourceID: "manual"})
+	_, err = transfer.ImportEvents(ctx, s, strings.NewReader(manual.String()), &transfer.ImportOptions{SourceID: "manual"})
 	require.NoError(t, err)
 	check(t, s, "MANUAL import")
 
 	far := time.Now().Add(24 * time.Hour).UnixMilli() // newer than every stored event
-	_, err = s.IncrementalImport(ctx, []eventstore.VersionlessEvent{{AggregateID: "a", Type: "T", Timestamp: far}, {AggregateID: "n", Type: "T", Timestamp: far}, {AggregateID: "n", Type: "T", Timestamp: far + 1}}, nil)
+	_, err = transfer.IncrementalImport(ctx, s, []transfer.VersionlessEvent{{AggregateID: "a", Type: "T", Timestamp: far}, {AggregateID: "n", Type: "T", Timestamp: far}, {AggregateID: "n", Type: "T", Timestamp: far + 1}}, nil)
 	require.NoError(t, err)
 	check(t, s, "incremental import")
 
-	var backup bytes.Buffer
-	m, err := s.Backup(ctx, &backup, nil)
+	var stream bytes.Buffer
+	m, err := backup.WriteStream(ctx, s, &stream, nil)
 	require.NoError(t, err)
 	r, _ := newStore(t, h, nil)
-	_, err = r.Restore(ctx, bytes.NewReader(backup.Bytes()), m, nil)
+	_, err = backup.RestoreStream(ctx, r, bytes.NewReader(stream.Bytes()), m, nil)
 	require.NoError(t, err)
 	check(t, r, "restore")
 
 	c, _ := newStore(t, h, nil)
-	_, err = eventstore.Copy(ctx, s, c, nil)
+	_, err = transfer.Copy(ctx, s, c, nil)
 	require.NoError(t, err)
 	check(t, c, "copy")
 
@@ -269,11 +271,11 @@ func runAggregateCount(t *testing.T, h Harness) {
 	for i := range 90 {
 		fmt.Fprintf(&auto, `{"aggregateId":"z%d","aggregateVersion":%d,"type":"T","timestamp":1,"payload":{}}`+"\n", i%7, i/7+1)
 	}
-	_, err = c.ImportEvents(ctx, strings.NewReader(auto.String()), &eventstore.ImportOptions{SourceID: "auto", Mode: eventstore.MaintenanceAuto})
+	_, err = transfer.ImportEvents(ctx, c, strings.NewReader(auto.String()), &transfer.ImportOptions{SourceID: "auto", Mode: transfer.MaintenanceAuto})
 	require.NoError(t, err)
 	check(t, c, "AUTO import over a store")
 	e, _ := newStore(t, h, nil)
-	_, err = e.ImportEvents(ctx, strings.NewReader(auto.String()), &eventstore.ImportOptions{SourceID: "auto", Mode: eventstore.MaintenanceAuto})
+	_, err = transfer.ImportEvents(ctx, e, strings.NewReader(auto.String()), &transfer.ImportOptions{SourceID: "auto", Mode: transfer.MaintenanceAuto})
 	require.NoError(t, err)
 	check(t, e, "AUTO import into an empty store")
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/esctl/esctl/eventstore"
+	"github.com/esctl/esctl/transfer"
 )
 
 // checkStoreOrder is reSolve's validateEvents: in position order, versions
@@ -29,8 +30,8 @@ func checkStoreOrder(t *testing.T, s *eventstore.Store) []eventstore.StoredEvent
 	return events
 }
 
-func vevent(agg, typ string, ts int64, payload string) eventstore.VersionlessEvent {
-	return eventstore.VersionlessEvent{AggregateID: agg, Type: typ, Timestamp: ts, Payload: []byte(payload)}
+func vevent(agg, typ string, ts int64, payload string) transfer.VersionlessEvent {
+	return transfer.VersionlessEvent{AggregateID: agg, Type: typ, Timestamp: ts, Payload: []byte(payload)}
 }
 
 func runIncremental(t *testing.T, h Harness) {
@@ -43,17 +44,17 @@ func runIncremental(t *testing.T, h Harness) {
 		t.Parallel()
 		s, _ := newStore(t, h, nil)
 		n := 2500 + rand.IntN(75)
-		events := make([]eventstore.VersionlessEvent, n)
+		events := make([]transfer.VersionlessEvent, n)
 		for i := range events {
 			events[i] = vevent(fmt.Sprintf("aggregateId%d", i%10), fmt.Sprintf("EVENT%d", i%3), 1_700_000_000_000+int64(i/7), fmt.Sprintf(`{"eventIndex":%d}`, i))
 		}
-		res, err := s.IncrementalImport(ctx, events, nil)
+		res, err := transfer.IncrementalImport(ctx, s, events, nil)
 		require.NoError(t, err)
 		require.EqualValues(t, n, res.Appended)
 		require.EqualValues(t, 1, res.FirstPosition)
 		require.EqualValues(t, n, res.LastPosition)
 		require.Len(t, checkStoreOrder(t, s), n)
-		open, err := s.IncrementalImports(ctx)
+		open, err := transfer.IncrementalImports(ctx, s)
 		require.NoError(t, err)
 		require.Empty(t, open, "a committed import is closed")
 	})
@@ -70,14 +71,14 @@ func runIncremental(t *testing.T, h Harness) {
 		}
 		_, err := s.SaveEvents(ctx, initial)
 		require.NoError(t, err)
-		id, err := s.BeginIncrementalImport(ctx)
+		id, err := transfer.BeginIncrementalImport(ctx, s)
 		require.NoError(t, err)
 		const n = 25_000
-		events := make([]eventstore.VersionlessEvent, n)
+		events := make([]transfer.VersionlessEvent, n)
 		for i := range events {
 			events[i] = vevent(fmt.Sprintf("id_%d", i%25), "EVENT", 4_000_000_000_000+int64(i), fmt.Sprintf(`{"i":%d}`, i))
 		}
-		var batches [][]eventstore.VersionlessEvent
+		var batches [][]transfer.VersionlessEvent
 		for i := 0; i < n; i += 256 {
 			batches = append(batches, events[i:min(i+256, n)])
 		}
@@ -91,7 +92,7 @@ func runIncremental(t *testing.T, h Harness) {
 				defer wg.Done()
 				sem <- struct{}{}
 				defer func() { <-sem }()
-				errs <- s.PushIncrementalImport(ctx, id, b)
+				errs <- transfer.PushIncrementalImport(ctx, s, id, b)
 			}()
 		}
 		wg.Wait()
@@ -99,11 +100,11 @@ func runIncremental(t *testing.T, h Harness) {
 		for err := range errs {
 			require.NoError(t, err)
 		}
-		list, err := s.IncrementalImports(ctx)
+		list, err := transfer.IncrementalImports(ctx, s)
 		require.NoError(t, err)
 		require.Len(t, list, 1)
 		require.EqualValues(t, n, list[0].Events)
-		res, err := s.CommitIncrementalImport(ctx, id, nil)
+		res, err := transfer.CommitIncrementalImport(ctx, s, id, nil)
 		require.NoError(t, err)
 		require.EqualValues(t, n, res.Appended)
 		all := checkStoreOrder(t, s)
@@ -120,13 +121,13 @@ func runIncremental(t *testing.T, h Harness) {
 		t.Parallel()
 		s, _ := newStore(t, h, nil)
 		const n = 3000
-		all := make([]eventstore.VersionlessEvent, n)
+		all := make([]transfer.VersionlessEvent, n)
 		for i := range all {
 			all[i] = vevent(fmt.Sprintf("a%d", i%30), "E", 2_000_000+int64(i), fmt.Sprintf(`{"i":%d,"x":"é"}`, i))
 		}
-		_, err := s.IncrementalImport(ctx, all[:n*66/100], nil)
+		_, err := transfer.IncrementalImport(ctx, s, all[:n*66/100], nil)
 		require.NoError(t, err)
-		res, err := s.IncrementalImport(ctx, all[n*33/100:], nil)
+		res, err := transfer.IncrementalImport(ctx, s, all[n*33/100:], nil)
 		require.NoError(t, err)
 		require.EqualValues(t, n-n*66/100, res.Appended)
 		require.EqualValues(t, n*66/100-n*33/100, res.Duplicates)
@@ -138,15 +139,15 @@ func runIncremental(t *testing.T, h Harness) {
 		t.Parallel()
 		s, _ := newStore(t, h, nil)
 		// History as reSolve's test imports it: timestamps kept as given.
-		var initial []eventstore.VersionlessEvent
+		var initial []transfer.VersionlessEvent
 		for a := range 5 {
 			for v := range 7 {
 				initial = append(initial, vevent(fmt.Sprintf("id_%d", a), "INIT", 1_626_000_000_000+int64(a*7+v), `{}`))
 			}
 		}
-		_, err := s.IncrementalImport(ctx, initial, nil)
+		_, err := transfer.IncrementalImport(ctx, s, initial, nil)
 		require.NoError(t, err)
-		var events []eventstore.VersionlessEvent
+		var events []transfer.VersionlessEvent
 		for i := range 6 {
 			ts := int64(1626110770000)
 			if i >= 2 {
@@ -154,7 +155,7 @@ func runIncremental(t *testing.T, h Harness) {
 			}
 			events = append(events, vevent("id_0", "EVENT", ts, fmt.Sprintf(`{"idx":%d}`, i)))
 		}
-		_, err = s.IncrementalImport(ctx, events, nil)
+		_, err = transfer.IncrementalImport(ctx, s, events, nil)
 		require.NoError(t, err)
 		for a := range 5 {
 			got, _ := loadAll(t, s, eventstore.Filter{AggregateIDs: []string{fmt.Sprintf("id_%d", a)}})
@@ -173,7 +174,7 @@ func runIncremental(t *testing.T, h Harness) {
 		t.Parallel()
 		s, _ := newStore(t, h, nil)
 		e := vevent("a", "T", 5, `{"x":1}`)
-		res, err := s.IncrementalImport(ctx, []eventstore.VersionlessEvent{e, e, vevent("a", "T", 5, `{"x": 1}`), e, vevent("a", "U", 5, `{"x":1}`)}, nil)
+		res, err := transfer.IncrementalImport(ctx, s, []transfer.VersionlessEvent{e, e, vevent("a", "T", 5, `{"x": 1}`), e, vevent("a", "U", 5, `{"x":1}`)}, nil)
 		require.NoError(t, err)
 		// `{"x": 1}` compacts to the same bytes as `{"x":1}`.
 		require.EqualValues(t, 2, res.Appended)
@@ -188,14 +189,14 @@ func runIncremental(t *testing.T, h Harness) {
 		newest, err := s.LatestEvent(ctx, eventstore.Filter{})
 		require.NoError(t, err)
 		ts := newest.Timestamp
-		id, err := s.BeginIncrementalImport(ctx)
+		id, err := transfer.BeginIncrementalImport(ctx, s)
 		require.NoError(t, err)
-		require.NoError(t, s.PushIncrementalImport(ctx, id, []eventstore.VersionlessEvent{
+		require.NoError(t, transfer.PushIncrementalImport(ctx, s, id, []transfer.VersionlessEvent{
 			vevent("b", "T", ts-2, `1`), vevent("c", "T", ts-1, `2`), vevent("b", "T", ts, `3`), vevent("b", "T", ts+1, `4`),
 		}))
-		_, err = s.CommitIncrementalImport(ctx, id, nil)
-		require.ErrorIs(t, err, eventstore.ErrOlderEvents, "OlderFail is the default")
-		var oe *eventstore.OlderEventsError
+		_, err = transfer.CommitIncrementalImport(ctx, s, id, nil)
+		require.ErrorIs(t, err, transfer.ErrOlderEvents, "OlderFail is the default")
+		var oe *transfer.OlderEventsError
 		require.ErrorAs(t, err, &oe)
 		require.EqualValues(t, 2, oe.Count)
 		require.Equal(t, "b", oe.AggregateID)
@@ -205,7 +206,7 @@ func runIncremental(t *testing.T, h Harness) {
 		require.NoError(t, err)
 		require.EqualValues(t, 1, d.EventCount, "a failed commit writes nothing")
 		// The staged events stay: retry with the other policy.
-		res, err := s.CommitIncrementalImport(ctx, id, &eventstore.CommitOptions{Older: eventstore.OlderSkip})
+		res, err := transfer.CommitIncrementalImport(ctx, s, id, &transfer.CommitOptions{Older: transfer.OlderSkip})
 		require.NoError(t, err)
 		require.EqualValues(t, 2, res.Appended, "equal timestamps are not older")
 		require.EqualValues(t, 2, res.Skipped)
@@ -216,13 +217,13 @@ func runIncremental(t *testing.T, h Harness) {
 		t.Parallel()
 		s, _ := newStore(t, h, nil)
 		require.NoError(t, s.Freeze(ctx, ""))
-		id, err := s.BeginIncrementalImport(ctx)
+		id, err := transfer.BeginIncrementalImport(ctx, s)
 		require.NoError(t, err, "begin is not blocked by freeze")
-		require.NoError(t, s.PushIncrementalImport(ctx, id, []eventstore.VersionlessEvent{vevent("a", "T", 1, `{}`)}), "push is not blocked")
-		_, err = s.CommitIncrementalImport(ctx, id, nil)
+		require.NoError(t, transfer.PushIncrementalImport(ctx, s, id, []transfer.VersionlessEvent{vevent("a", "T", 1, `{}`)}), "push is not blocked")
+		_, err = transfer.CommitIncrementalImport(ctx, s, id, nil)
 		require.ErrorIs(t, err, eventstore.ErrFrozen)
 		require.NoError(t, s.Unfreeze(ctx))
-		res, err := s.CommitIncrementalImport(ctx, id, nil)
+		res, err := transfer.CommitIncrementalImport(ctx, s, id, nil)
 		require.NoError(t, err, "the failed commit kept the staged events")
 		require.EqualValues(t, 1, res.Appended)
 	})
@@ -230,31 +231,31 @@ func runIncremental(t *testing.T, h Harness) {
 	t.Run("TwoImportsAndRollback", func(t *testing.T) {
 		t.Parallel()
 		s, _ := newStore(t, h, nil)
-		a, err := s.BeginIncrementalImport(ctx)
+		a, err := transfer.BeginIncrementalImport(ctx, s)
 		require.NoError(t, err)
-		b, err := s.BeginIncrementalImport(ctx)
+		b, err := transfer.BeginIncrementalImport(ctx, s)
 		require.NoError(t, err)
 		require.NotEqual(t, a, b)
-		require.NoError(t, s.PushIncrementalImport(ctx, a, []eventstore.VersionlessEvent{vevent("a", "T", 1, `"a1"`), vevent("a", "T", 2, `"a2"`)}))
-		require.NoError(t, s.PushIncrementalImport(ctx, b, []eventstore.VersionlessEvent{vevent("b", "T", 1, `"b1"`)}))
-		require.NoError(t, s.PushIncrementalImport(ctx, b, nil), "an empty push is a no-op")
-		list, err := s.IncrementalImports(ctx)
+		require.NoError(t, transfer.PushIncrementalImport(ctx, s, a, []transfer.VersionlessEvent{vevent("a", "T", 1, `"a1"`), vevent("a", "T", 2, `"a2"`)}))
+		require.NoError(t, transfer.PushIncrementalImport(ctx, s, b, []transfer.VersionlessEvent{vevent("b", "T", 1, `"b1"`)}))
+		require.NoError(t, transfer.PushIncrementalImport(ctx, s, b, nil), "an empty push is a no-op")
+		list, err := transfer.IncrementalImports(ctx, s)
 		require.NoError(t, err)
 		require.Len(t, list, 2)
-		require.NoError(t, s.RollbackIncrementalImport(ctx, a))
-		require.ErrorIs(t, s.RollbackIncrementalImport(ctx, a), eventstore.ErrImportNotFound)
-		require.ErrorIs(t, s.PushIncrementalImport(ctx, a, []eventstore.VersionlessEvent{vevent("a", "T", 3, `1`)}), eventstore.ErrImportNotFound)
-		_, err = s.CommitIncrementalImport(ctx, a, nil)
-		require.ErrorIs(t, err, eventstore.ErrImportNotFound)
-		res, err := s.CommitIncrementalImport(ctx, b, nil)
+		require.NoError(t, transfer.RollbackIncrementalImport(ctx, s, a))
+		require.ErrorIs(t, transfer.RollbackIncrementalImport(ctx, s, a), transfer.ErrImportNotFound)
+		require.ErrorIs(t, transfer.PushIncrementalImport(ctx, s, a, []transfer.VersionlessEvent{vevent("a", "T", 3, `1`)}), transfer.ErrImportNotFound)
+		_, err = transfer.CommitIncrementalImport(ctx, s, a, nil)
+		require.ErrorIs(t, err, transfer.ErrImportNotFound)
+		res, err := transfer.CommitIncrementalImport(ctx, s, b, nil)
 		require.NoError(t, err, "rolling back one import leaves the other intact")
 		require.EqualValues(t, 1, res.Appended)
 		events, _ := loadAll(t, s, eventstore.Filter{})
 		require.Len(t, events, 1)
 		require.Equal(t, "b", events[0].AggregateID)
-		empty, err := s.BeginIncrementalImport(ctx)
+		empty, err := transfer.BeginIncrementalImport(ctx, s)
 		require.NoError(t, err)
-		res, err = s.CommitIncrementalImport(ctx, empty, nil)
+		res, err = transfer.CommitIncrementalImport(ctx, s, empty, nil)
 		require.NoError(t, err)
 		require.Zero(t, res.Appended)
 	})
@@ -264,16 +265,16 @@ func runIncremental(t *testing.T, h Harness) {
 		// commits it.
 		t.Parallel()
 		first, url := newStore(t, h, nil)
-		id, err := first.BeginIncrementalImport(ctx)
+		id, err := transfer.BeginIncrementalImport(ctx, first)
 		require.NoError(t, err)
-		require.NoError(t, first.PushIncrementalImport(ctx, id, []eventstore.VersionlessEvent{vevent("a", "T", 1, `{"n":1}`), vevent("a", "T", 2, `{"n":2}`)}))
+		require.NoError(t, transfer.PushIncrementalImport(ctx, first, id, []transfer.VersionlessEvent{vevent("a", "T", 1, `{"n":1}`), vevent("a", "T", 2, `{"n":2}`)}))
 		require.NoError(t, first.Close())
 		second := open(t, url, nil)
-		list, err := second.IncrementalImports(ctx)
+		list, err := transfer.IncrementalImports(ctx, second)
 		require.NoError(t, err)
 		require.Len(t, list, 1)
 		require.Equal(t, id, list[0].ID)
-		res, err := second.CommitIncrementalImport(ctx, id, nil)
+		res, err := transfer.CommitIncrementalImport(ctx, second, id, nil)
 		require.NoError(t, err)
 		require.EqualValues(t, 2, res.Appended)
 	})
@@ -283,16 +284,16 @@ func runIncremental(t *testing.T, h Harness) {
 		s, _ := newStore(t, h, nil)
 		_, err := s.SaveEvents(ctx, []eventstore.Event{{AggregateID: "a", AggregateVersion: 1, Type: "T", Timestamp: 1}, {AggregateID: "a", AggregateVersion: 7, Type: "T", Timestamp: 1}})
 		require.NoError(t, err)
-		id, err := s.BeginIncrementalImport(ctx)
+		id, err := transfer.BeginIncrementalImport(ctx, s)
 		require.NoError(t, err)
-		err = s.PushIncrementalImport(ctx, id, []eventstore.VersionlessEvent{vevent("", "T", 1, `{}`)})
+		err = transfer.PushIncrementalImport(ctx, s, id, []transfer.VersionlessEvent{vevent("", "T", 1, `{}`)})
 		require.ErrorIs(t, err, eventstore.ErrInvalidEvent)
-		err = s.PushIncrementalImport(ctx, id, []eventstore.VersionlessEvent{vevent("a", "T", 1, `{"x":1,"x":2}`)})
+		err = transfer.PushIncrementalImport(ctx, s, id, []transfer.VersionlessEvent{vevent("a", "T", 1, `{"x":1,"x":2}`)})
 		require.ErrorIs(t, err, eventstore.ErrInvalidEvent)
 		last, err := s.LatestEvent(ctx, eventstore.Filter{})
 		require.NoError(t, err)
-		require.NoError(t, s.PushIncrementalImport(ctx, id, []eventstore.VersionlessEvent{vevent("a", "T", last.Timestamp+5, `{}`)}))
-		res, err := s.CommitIncrementalImport(ctx, id, nil)
+		require.NoError(t, transfer.PushIncrementalImport(ctx, s, id, []transfer.VersionlessEvent{vevent("a", "T", last.Timestamp+5, `{}`)}))
+		res, err := transfer.CommitIncrementalImport(ctx, s, id, nil)
 		require.NoError(t, err)
 		e, err := s.LatestEvent(ctx, eventstore.Filter{AggregateIDs: []string{"a"}})
 		require.NoError(t, err)
@@ -310,13 +311,13 @@ func runIncremental(t *testing.T, h Harness) {
 		d, err := s.Describe(ctx, nil)
 		require.NoError(t, err)
 		const n = 10_000
-		events := make([]eventstore.VersionlessEvent, n)
+		events := make([]transfer.VersionlessEvent, n)
 		for i := range events {
 			events[i] = vevent(fmt.Sprintf("agg-%d", i%100), "IMPORTED", 3_000_000_000_000+int64(i), fmt.Sprintf(`{"i":%d}`, i))
 		}
-		id, err := s.BeginIncrementalImport(ctx)
+		id, err := transfer.BeginIncrementalImport(ctx, s)
 		require.NoError(t, err)
-		require.NoError(t, s.PushIncrementalImport(ctx, id, events))
+		require.NoError(t, transfer.PushIncrementalImport(ctx, s, id, events))
 		reader := open(t, url, nil)
 		seen := map[int]int{}
 		stop := make(chan struct{})
@@ -339,7 +340,7 @@ func runIncremental(t *testing.T, h Harness) {
 				}
 			}
 		}()
-		_, err = s.CommitIncrementalImport(ctx, id, nil)
+		_, err = transfer.CommitIncrementalImport(ctx, s, id, nil)
 		require.NoError(t, err)
 		close(stop)
 		require.NoError(t, <-done)

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/esctl/esctl/eventstore"
+	"github.com/esctl/esctl/transfer"
 )
 
 // runIncrementalFrom: IncrementalImportFrom reads NDJSON strictly, merges it
@@ -29,10 +30,10 @@ func runIncrementalFrom(t *testing.T, h Harness) {
 	}
 	b.WriteString(`{"type":"Moved","timestamp":200,"aggregateId":"a","payload":{"i":0}}` + "\n")
 	b.WriteString(`{"type":"Opened","timestamp":300,"aggregateId":"b","aggregateVersion":9,"payload":{},"position":77}` + "\n")
-	var pushes []eventstore.IncrementalProgress
-	res, err := s.IncrementalImportFrom(ctx, strings.NewReader(b.String()), &eventstore.IncrementalImportOptions{
+	var pushes []transfer.IncrementalProgress
+	res, err := transfer.IncrementalImportFrom(ctx, s, strings.NewReader(b.String()), &transfer.IncrementalImportOptions{
 		PushEvents:   3,
-		ProgressFunc: func(p eventstore.IncrementalProgress) { pushes = append(pushes, p) },
+		ProgressFunc: func(p transfer.IncrementalProgress) { pushes = append(pushes, p) },
 	})
 	require.NoError(t, err)
 	require.EqualValues(t, 8, res.Appended)
@@ -50,22 +51,22 @@ func runIncrementalFrom(t *testing.T, h Harness) {
 	// A bad line fails the whole import with its line and offset, and
 	// nothing is written; no import is left open.
 	bad := `{"type":"T","timestamp":400,"aggregateId":"c","payload":{}}` + "\n" + `{"type":"T","timestamp":400,"aggregateId":"c","payload":{}` + "\n"
-	_, err = s.IncrementalImportFrom(ctx, strings.NewReader(bad), nil)
-	var le *eventstore.LineError
+	_, err = transfer.IncrementalImportFrom(ctx, s, strings.NewReader(bad), nil)
+	var le *transfer.LineError
 	require.ErrorAs(t, err, &le)
 	require.EqualValues(t, 2, le.Line)
 	require.EqualValues(t, strings.Index(bad, "\n")+1, le.Offset)
 	all, _ = loadAll(t, s, eventstore.Filter{})
 	require.Len(t, all, 9)
-	open, err := s.IncrementalImports(ctx)
+	open, err := transfer.IncrementalImports(ctx, s)
 	require.NoError(t, err)
 	require.Empty(t, open)
 
 	// Older events: fail by default, skipped on request.
 	older := `{"type":"T","timestamp":50,"aggregateId":"c","payload":{}}` + "\n"
-	_, err = s.IncrementalImportFrom(ctx, strings.NewReader(older), nil)
-	require.ErrorIs(t, err, eventstore.ErrOlderEvents)
-	res, err = s.IncrementalImportFrom(ctx, strings.NewReader(older), &eventstore.IncrementalImportOptions{Older: eventstore.OlderSkip})
+	_, err = transfer.IncrementalImportFrom(ctx, s, strings.NewReader(older), nil)
+	require.ErrorIs(t, err, transfer.ErrOlderEvents)
+	res, err = transfer.IncrementalImportFrom(ctx, s, strings.NewReader(older), &transfer.IncrementalImportOptions{Older: transfer.OlderSkip})
 	require.NoError(t, err)
 	require.EqualValues(t, 1, res.Skipped)
 	require.EqualValues(t, 0, res.Appended)
@@ -97,27 +98,27 @@ func runIncrementalDryRun(t *testing.T, h Harness) {
 	before, _ := loadAll(t, s, eventstore.Filter{})
 
 	// OlderFail: the dry run fails as the commit does.
-	_, dryErr := s.IncrementalImportFrom(ctx, strings.NewReader(file), &eventstore.IncrementalImportOptions{DryRun: true})
-	var dryOlder *eventstore.OlderEventsError
+	_, dryErr := transfer.IncrementalImportFrom(ctx, s, strings.NewReader(file), &transfer.IncrementalImportOptions{DryRun: true})
+	var dryOlder *transfer.OlderEventsError
 	require.ErrorAs(t, dryErr, &dryOlder)
 	after, _ := loadAll(t, s, eventstore.Filter{})
 	require.Equal(t, before, after, "a dry run writes nothing")
-	open, err := s.IncrementalImports(ctx)
+	open, err := transfer.IncrementalImports(ctx, s)
 	require.NoError(t, err)
 	require.Empty(t, open, "a dry run stages nothing")
-	_, err = s.IncrementalImportFrom(ctx, strings.NewReader(file), nil)
-	var older *eventstore.OlderEventsError
+	_, err = transfer.IncrementalImportFrom(ctx, s, strings.NewReader(file), nil)
+	var older *transfer.OlderEventsError
 	require.ErrorAs(t, err, &older)
 	require.Equal(t, *older, *dryOlder)
 	require.EqualValues(t, 2, older.Count)
 	require.Equal(t, "e", older.AggregateID)
 
 	// OlderSkip: the same counts and positions.
-	dry, err := s.IncrementalImportFrom(ctx, strings.NewReader(file), &eventstore.IncrementalImportOptions{Older: eventstore.OlderSkip, DryRun: true})
+	dry, err := transfer.IncrementalImportFrom(ctx, s, strings.NewReader(file), &transfer.IncrementalImportOptions{Older: transfer.OlderSkip, DryRun: true})
 	require.NoError(t, err)
 	after, _ = loadAll(t, s, eventstore.Filter{})
 	require.Equal(t, before, after, "a dry run writes nothing")
-	committed, err := s.IncrementalImportFrom(ctx, strings.NewReader(file), &eventstore.IncrementalImportOptions{Older: eventstore.OlderSkip})
+	committed, err := transfer.IncrementalImportFrom(ctx, s, strings.NewReader(file), &transfer.IncrementalImportOptions{Older: transfer.OlderSkip})
 	require.NoError(t, err)
 	require.Equal(t, *committed, *dry)
 	require.EqualValues(t, 3, committed.Appended)
@@ -125,9 +126,9 @@ func runIncrementalDryRun(t *testing.T, h Harness) {
 	require.EqualValues(t, 2, committed.Skipped)
 
 	// Reserved types and bad lines fail the dry run as they fail the import.
-	_, err = s.IncrementalImportFrom(ctx, strings.NewReader(`{"type":"RESOLVE_SET_SECRET","timestamp":900,"aggregateId":"RESOLVE_SET_SECRET_x_abcdefghij","payload":{"id":"x"}}`+"\n"), &eventstore.IncrementalImportOptions{DryRun: true})
+	_, err = transfer.IncrementalImportFrom(ctx, s, strings.NewReader(`{"type":"RESOLVE_SET_SECRET","timestamp":900,"aggregateId":"RESOLVE_SET_SECRET_x_abcdefghij","payload":{"id":"x"}}`+"\n"), &transfer.IncrementalImportOptions{DryRun: true})
 	require.ErrorIs(t, err, eventstore.ErrInvalidEvent)
-	_, err = s.IncrementalImportFrom(ctx, strings.NewReader(`{"type":"T"`+"\n"), &eventstore.IncrementalImportOptions{DryRun: true})
-	var le *eventstore.LineError
+	_, err = transfer.IncrementalImportFrom(ctx, s, strings.NewReader(`{"type":"T"`+"\n"), &transfer.IncrementalImportOptions{DryRun: true})
+	var le *transfer.LineError
 	require.ErrorAs(t, err, &le)
 }

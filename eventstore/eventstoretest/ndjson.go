@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/esctl/esctl/eventstore"
+	"github.com/esctl/esctl/transfer"
 )
 
 //go:embed testdata/resolve-export.ndjson
@@ -24,7 +25,7 @@ var resolveSecretsExport []byte
 func exportAll(t testing.TB, s *eventstore.Store) []byte {
 	t.Helper()
 	var buf bytes.Buffer
-	res, err := s.ExportEvents(context.Background(), &buf, nil)
+	res, err := transfer.ExportEvents(context.Background(), s, &buf, nil)
 	require.NoError(t, err)
 	require.True(t, res.End)
 	require.EqualValues(t, buf.Len(), res.Bytes)
@@ -32,17 +33,17 @@ func exportAll(t testing.TB, s *eventstore.Store) []byte {
 }
 
 // importAll imports data in full into s.
-func importAll(t testing.TB, s *eventstore.Store, data []byte, opts *eventstore.ImportOptions) *eventstore.ImportResult {
+func importAll(t testing.TB, s *eventstore.Store, data []byte, opts *transfer.ImportOptions) *transfer.ImportResult {
 	t.Helper()
-	res, err := s.ImportEvents(context.Background(), bytes.NewReader(data), opts)
+	res, err := transfer.ImportEvents(context.Background(), s, bytes.NewReader(data), opts)
 	require.NoError(t, err)
 	require.True(t, res.Done)
 	require.EqualValues(t, len(data), res.ByteOffset)
 	return res
 }
 
-func auto() *eventstore.ImportOptions {
-	return &eventstore.ImportOptions{Mode: eventstore.MaintenanceAuto}
+func auto() *transfer.ImportOptions {
+	return &transfer.ImportOptions{Mode: transfer.MaintenanceAuto}
 }
 
 func runNDJSON(t *testing.T, h Harness) {
@@ -124,7 +125,7 @@ func runResolveFixture(t *testing.T, h Harness) {
 	require.True(t, bytes.HasSuffix(first, []byte(`,"position":1}`)))
 
 	// Secrets exported by reSolve (no tombstones, idx from 1).
-	sres, err := s.Secrets().ImportSecrets(ctx, bytes.NewReader(resolveSecretsExport), nil)
+	sres, err := transfer.ImportSecrets(ctx, s, bytes.NewReader(resolveSecretsExport), nil)
 	require.NoError(t, err)
 	require.True(t, sres.Done)
 	require.EqualValues(t, 999, sres.Events)
@@ -136,7 +137,7 @@ func runResolveFixture(t *testing.T, h Harness) {
 	require.NoError(t, err)
 	require.False(t, found, "reSolve left its deleted user-7 out of the export")
 	var sbuf bytes.Buffer
-	_, err = s.Secrets().ExportSecrets(ctx, &sbuf, nil)
+	_, err = transfer.ExportSecrets(ctx, s, &sbuf, nil)
 	require.NoError(t, err)
 	require.Equal(t, string(resolveSecretsExport), sbuf.String(), "secrets export is byte-identical to reSolve's")
 }
@@ -288,9 +289,9 @@ func runBadInput(t *testing.T, h Harness) {
 						tt.prep(t, s2)
 					}
 				}
-				res, err := s2.ImportEvents(ctx, strings.NewReader(data), &eventstore.ImportOptions{BatchEvents: batch, MaxLineBytes: 1000})
-				require.ErrorIs(t, err, eventstore.ErrBadInput, "batch %d", batch)
-				var le *eventstore.LineError
+				res, err := transfer.ImportEvents(ctx, s2, strings.NewReader(data), &transfer.ImportOptions{BatchEvents: batch, MaxLineBytes: 1000})
+				require.ErrorIs(t, err, transfer.ErrBadInput, "batch %d", batch)
+				var le *transfer.LineError
 				require.ErrorAs(t, err, &le)
 				require.EqualValues(t, k+1, le.Line, "line of %v", err)
 				require.EqualValues(t, badAt, le.Offset, "byte offset of %v", err)
@@ -313,8 +314,8 @@ func runBadInput(t *testing.T, h Harness) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			s, _ := newStore(t, h, nil)
-			_, err := s.ImportEvents(ctx, strings.NewReader(tt.data), nil)
-			var le *eventstore.LineError
+			_, err := transfer.ImportEvents(ctx, s, strings.NewReader(tt.data), nil)
+			var le *transfer.LineError
 			require.ErrorAs(t, err, &le)
 			require.EqualValues(t, 1, le.Line)
 			require.Zero(t, le.Offset)
@@ -328,10 +329,10 @@ func runBadInput(t *testing.T, h Harness) {
 		t.Parallel()
 		s, _ := newStore(t, h, nil)
 		bad := prefix + withField(6, `"aggregateVersion":1`, `"aggregateVersion":0`) + "\n" + goodLines(7, 9)
-		res, err := s.ImportEvents(ctx, strings.NewReader(bad), nil)
-		require.ErrorIs(t, err, eventstore.ErrBadInput)
+		res, err := transfer.ImportEvents(ctx, s, strings.NewReader(bad), nil)
+		require.ErrorIs(t, err, transfer.ErrBadInput)
 		fixed := goodLines(1, 9)
-		res2, err := s.ImportEvents(ctx, strings.NewReader(fixed[res.ByteOffset:]), &eventstore.ImportOptions{ByteOffset: res.ByteOffset})
+		res2, err := transfer.ImportEvents(ctx, s, strings.NewReader(fixed[res.ByteOffset:]), &transfer.ImportOptions{ByteOffset: res.ByteOffset})
 		require.NoError(t, err)
 		require.True(t, res2.Done)
 		require.EqualValues(t, 4, res2.Events)
@@ -372,7 +373,7 @@ func runImportPositions(t *testing.T, h Harness) {
 		t.Parallel()
 		s, _ := newStore(t, h, nil)
 		importAll(t, s, []byte(goodLines(1, 3)), nil)
-		importAll(t, s, []byte(goodLines(10, 12)), &eventstore.ImportOptions{SourceID: "second"})
+		importAll(t, s, []byte(goodLines(10, 12)), &transfer.ImportOptions{SourceID: "second"})
 		events, _ := loadAll(t, s, eventstore.Filter{})
 		var got []int64
 		for _, e := range events {
@@ -391,12 +392,12 @@ func runImportPositions(t *testing.T, h Harness) {
 		s, _ := newStore(t, h, nil)
 		importAll(t, s, []byte(goodLines(1, 5)), nil)
 		data := strings.ReplaceAll(goodLines(3, 4), `"aggregateId":"a-`, `"aggregateId":"b-`)
-		_, err := s.ImportEvents(ctx, strings.NewReader(data), &eventstore.ImportOptions{SourceID: "again"})
-		var le *eventstore.LineError
+		_, err := transfer.ImportEvents(ctx, s, strings.NewReader(data), &transfer.ImportOptions{SourceID: "again"})
+		var le *transfer.LineError
 		require.ErrorAs(t, err, &le)
 		require.EqualValues(t, 1, le.Line)
 		require.Contains(t, le.Error(), "position 3 is not above the store's last position 5")
-		res := importAll(t, s, []byte(data), &eventstore.ImportOptions{SourceID: "renumbered", Renumber: true})
+		res := importAll(t, s, []byte(data), &transfer.ImportOptions{SourceID: "renumbered", Renumber: true})
 		require.EqualValues(t, 7, res.LastPosition, "renumbered after the store's last position")
 	})
 
@@ -431,9 +432,9 @@ func runImportResume(t *testing.T, h Harness) {
 			s, _ := newStore(t, h, nil)
 			cctx, cancel := context.WithCancel(ctx)
 			batches := 0
-			res, err := s.ImportEvents(cctx, bytes.NewReader(data), &eventstore.ImportOptions{
+			res, err := transfer.ImportEvents(cctx, s, bytes.NewReader(data), &transfer.ImportOptions{
 				BatchEvents: 100,
-				ProgressFunc: func(eventstore.ImportProgress) {
+				ProgressFunc: func(transfer.ImportProgress) {
 					batches++
 					if batches == 3 {
 						cancel()
@@ -450,18 +451,18 @@ func runImportResume(t *testing.T, h Harness) {
 			require.NoError(t, err)
 			require.Equal(t, res.Lines, d.EventCount, "exactly the committed lines are stored")
 
-			var res2 *eventstore.ImportResult
+			var res2 *transfer.ImportResult
 			if resume == "offset" {
-				res2, err = s.ImportEvents(ctx, bytes.NewReader(data[res.ByteOffset:]), &eventstore.ImportOptions{ByteOffset: res.ByteOffset})
+				res2, err = transfer.ImportEvents(ctx, s, bytes.NewReader(data[res.ByteOffset:]), &transfer.ImportOptions{ByteOffset: res.ByteOffset})
 			} else {
-				res2, err = s.ImportEvents(ctx, bytes.NewReader(data), &eventstore.ImportOptions{Resume: true})
+				res2, err = transfer.ImportEvents(ctx, s, bytes.NewReader(data), &transfer.ImportOptions{Resume: true})
 			}
 			require.NoError(t, err)
 			require.True(t, res2.Done)
 			require.EqualValues(t, 2000, res2.TotalEvents)
 			require.Equal(t, data, exportAll(t, s), resume)
 			// Resuming a finished import changes nothing.
-			res3, err := s.ImportEvents(ctx, bytes.NewReader(data), &eventstore.ImportOptions{Resume: true})
+			res3, err := transfer.ImportEvents(ctx, s, bytes.NewReader(data), &transfer.ImportOptions{Resume: true})
 			require.NoError(t, err)
 			require.True(t, res3.Done)
 			require.Zero(t, res3.Events)
@@ -472,36 +473,36 @@ func runImportResume(t *testing.T, h Harness) {
 		t.Parallel()
 		s, _ := newStore(t, h, nil)
 		cut := bytes.Index(data, []byte(goodLine(1001)))
-		_, err := s.ImportEvents(ctx, bytes.NewReader(data[:cut]), nil)
+		_, err := transfer.ImportEvents(ctx, s, bytes.NewReader(data[:cut]), nil)
 		require.NoError(t, err)
 		// Pretend the first run stopped here: a resume must name the
 		// recorded offset, and the skipped bytes must be the same.
 		s2, _ := newStore(t, h, nil)
 		cctx, cancel := context.WithCancel(ctx)
-		res, err := s2.ImportEvents(cctx, bytes.NewReader(data), &eventstore.ImportOptions{BatchEvents: 500,
-			ProgressFunc: func(p eventstore.ImportProgress) {
+		res, err := transfer.ImportEvents(cctx, s2, bytes.NewReader(data), &transfer.ImportOptions{BatchEvents: 500,
+			ProgressFunc: func(p transfer.ImportProgress) {
 				if p.Lines >= 1000 {
 					cancel()
 				}
 			}})
 		cancel()
 		require.ErrorIs(t, err, context.Canceled)
-		_, err = s2.ImportEvents(ctx, bytes.NewReader(data[res.ByteOffset+1:]), &eventstore.ImportOptions{ByteOffset: res.ByteOffset + 1})
-		require.ErrorIs(t, err, eventstore.ErrResumeMismatch, "an offset that is not the recorded one")
+		_, err = transfer.ImportEvents(ctx, s2, bytes.NewReader(data[res.ByteOffset+1:]), &transfer.ImportOptions{ByteOffset: res.ByteOffset + 1})
+		require.ErrorIs(t, err, transfer.ErrResumeMismatch, "an offset that is not the recorded one")
 		other := bytes.Replace(data, []byte(`"payload":{"n":17}`), []byte(`"payload":{"n":18}`), 1)
-		_, err = s2.ImportEvents(ctx, bytes.NewReader(other), &eventstore.ImportOptions{Resume: true})
-		require.ErrorIs(t, err, eventstore.ErrResumeMismatch, "another file")
-		_, err = s2.ImportEvents(ctx, bytes.NewReader(data[:100]), &eventstore.ImportOptions{Resume: true})
-		require.ErrorIs(t, err, eventstore.ErrResumeMismatch, "a shorter file")
-		_, err = s2.ImportEvents(ctx, bytes.NewReader(data), &eventstore.ImportOptions{Resume: true, SourceID: "never-seen"})
-		require.ErrorIs(t, err, eventstore.ErrResumeMismatch, "an unknown source")
+		_, err = transfer.ImportEvents(ctx, s2, bytes.NewReader(other), &transfer.ImportOptions{Resume: true})
+		require.ErrorIs(t, err, transfer.ErrResumeMismatch, "another file")
+		_, err = transfer.ImportEvents(ctx, s2, bytes.NewReader(data[:100]), &transfer.ImportOptions{Resume: true})
+		require.ErrorIs(t, err, transfer.ErrResumeMismatch, "a shorter file")
+		_, err = transfer.ImportEvents(ctx, s2, bytes.NewReader(data), &transfer.ImportOptions{Resume: true, SourceID: "never-seen"})
+		require.ErrorIs(t, err, transfer.ErrResumeMismatch, "an unknown source")
 		d, err := s2.Describe(ctx, nil)
 		require.NoError(t, err)
 		require.Equal(t, res.Lines, d.EventCount, "refused resumes wrote nothing")
-		_, err = s2.ImportEvents(ctx, bytes.NewReader(data), &eventstore.ImportOptions{Resume: true})
+		_, err = transfer.ImportEvents(ctx, s2, bytes.NewReader(data), &transfer.ImportOptions{Resume: true})
 		require.NoError(t, err)
 		require.Equal(t, data, exportAll(t, s2))
-		imports, err := s2.Imports(ctx)
+		imports, err := transfer.Imports(ctx, s2)
 		require.NoError(t, err)
 		require.Len(t, imports, 1)
 		require.True(t, imports[0].Done)
@@ -516,13 +517,13 @@ func runImportResume(t *testing.T, h Harness) {
 		t.Parallel()
 		s, _ := newStore(t, h, nil)
 		small := []byte(goodLines(1, 30))
-		_, err := s.ImportEvents(ctx, bytes.NewReader(small), &eventstore.ImportOptions{SourceID: "file"})
+		_, err := transfer.ImportEvents(ctx, s, bytes.NewReader(small), &transfer.ImportOptions{SourceID: "file"})
 		require.NoError(t, err)
-		for _, o := range []*eventstore.ImportOptions{{SourceID: "file"}, {SourceID: "file", Renumber: true}, {SourceID: "file", DryRun: true}} {
-			_, err = s.ImportEvents(ctx, bytes.NewReader(small), o)
-			var rec *eventstore.ImportRecordedError
+		for _, o := range []*transfer.ImportOptions{{SourceID: "file"}, {SourceID: "file", Renumber: true}, {SourceID: "file", DryRun: true}} {
+			_, err = transfer.ImportEvents(ctx, s, bytes.NewReader(small), o)
+			var rec *transfer.ImportRecordedError
 			require.ErrorAs(t, err, &rec, "%+v", o)
-			require.ErrorIs(t, err, eventstore.ErrImportRecorded)
+			require.ErrorIs(t, err, transfer.ErrImportRecorded)
 			require.True(t, rec.Done)
 			require.EqualValues(t, 30, rec.Events)
 			require.EqualValues(t, 30, rec.Lines)
@@ -531,12 +532,12 @@ func runImportResume(t *testing.T, h Harness) {
 
 		// Unfinished: the same refusal, not done.
 		cctx, cancel := context.WithCancel(ctx)
-		_, err = s.ImportEvents(cctx, bytes.NewReader([]byte(goodLines(31, 500))), &eventstore.ImportOptions{SourceID: "more", BatchEvents: 100,
-			ProgressFunc: func(eventstore.ImportProgress) { cancel() }})
+		_, err = transfer.ImportEvents(cctx, s, bytes.NewReader([]byte(goodLines(31, 500))), &transfer.ImportOptions{SourceID: "more", BatchEvents: 100,
+			ProgressFunc: func(transfer.ImportProgress) { cancel() }})
 		cancel()
 		require.ErrorIs(t, err, context.Canceled)
-		_, err = s.ImportEvents(ctx, bytes.NewReader([]byte(goodLines(31, 500))), &eventstore.ImportOptions{SourceID: "more"})
-		var rec *eventstore.ImportRecordedError
+		_, err = transfer.ImportEvents(ctx, s, bytes.NewReader([]byte(goodLines(31, 500))), &transfer.ImportOptions{SourceID: "more"})
+		var rec *transfer.ImportRecordedError
 		require.ErrorAs(t, err, &rec)
 		require.False(t, rec.Done)
 		d, err := s.Describe(ctx, nil)
@@ -545,9 +546,9 @@ func runImportResume(t *testing.T, h Harness) {
 		require.Equal(t, d.EventCount-30, rec.Lines, "the lines committed before the cancel")
 
 		// Forgotten (AbortImport), the source imports anew.
-		require.NoError(t, s.AbortImport(ctx, "file"))
-		_, err = s.ImportEvents(ctx, bytes.NewReader([]byte(goodLines(1, 30))), &eventstore.ImportOptions{SourceID: "file", Renumber: true})
-		require.ErrorIs(t, err, eventstore.ErrBadInput, "its pairs are stored: now the lines are refused, not the source")
+		require.NoError(t, transfer.AbortImport(ctx, s, "file"))
+		_, err = transfer.ImportEvents(ctx, s, bytes.NewReader([]byte(goodLines(1, 30))), &transfer.ImportOptions{SourceID: "file", Renumber: true})
+		require.ErrorIs(t, err, transfer.ErrBadInput, "its pairs are stored: now the lines are refused, not the source")
 	})
 }
 
@@ -565,7 +566,7 @@ func runAutoMode(t *testing.T, h Harness) {
 		}
 		require.NoError(t, s.SaveSnapshot(ctx, "old", []byte("state")))
 		require.NoError(t, s.Secrets().SetSecret(ctx, "k", "v"))
-		importAll(t, s, file, &eventstore.ImportOptions{Mode: eventstore.MaintenanceAuto, BatchEvents: 7})
+		importAll(t, s, file, &transfer.ImportOptions{Mode: transfer.MaintenanceAuto, BatchEvents: 7})
 		require.Equal(t, file, exportAll(t, s), "the store holds exactly the file")
 		d, err := s.Describe(ctx, nil)
 		require.NoError(t, err)
@@ -595,8 +596,8 @@ func runAutoMode(t *testing.T, h Harness) {
 		bad := goodLines(1, 5) + withField(6, `"aggregateId":"a-6"`, `"aggregateId":"a-2"`) + "\n"
 		// Batches of 2: the repeated pair is found by the staging table's
 		// key, not by the batch's own check.
-		_, err = s.ImportEvents(ctx, strings.NewReader(bad), &eventstore.ImportOptions{Mode: eventstore.MaintenanceAuto, BatchEvents: 2})
-		var le *eventstore.LineError
+		_, err = transfer.ImportEvents(ctx, s, strings.NewReader(bad), &transfer.ImportOptions{Mode: transfer.MaintenanceAuto, BatchEvents: 2})
+		var le *transfer.LineError
 		require.ErrorAs(t, err, &le)
 		require.EqualValues(t, 6, le.Line, "%v", err)
 		require.Contains(t, le.Reason, `aggregate "a-2" version 1`)
@@ -612,7 +613,7 @@ func runAutoMode(t *testing.T, h Harness) {
 		require.NoError(t, err)
 		require.True(t, d.IsFrozen, "an AUTO import unfreezes only what it froze")
 		var buf bytes.Buffer
-		_, err = s.ExportEvents(ctx, &buf, &eventstore.ExportOptions{Mode: eventstore.MaintenanceAuto})
+		_, err = transfer.ExportEvents(ctx, s, &buf, &transfer.ExportOptions{Mode: transfer.MaintenanceAuto})
 		require.NoError(t, err)
 		d, err = s.Describe(ctx, nil)
 		require.NoError(t, err)
@@ -628,8 +629,8 @@ func runAutoMode(t *testing.T, h Harness) {
 		}
 		before := exportAll(t, s)
 		bad := goodLines(1, 20) + "not json\n" + goodLines(22, 50)
-		res, err := s.ImportEvents(ctx, strings.NewReader(bad), &eventstore.ImportOptions{Mode: eventstore.MaintenanceAuto, BatchEvents: 8})
-		require.ErrorIs(t, err, eventstore.ErrBadInput)
+		res, err := transfer.ImportEvents(ctx, s, strings.NewReader(bad), &transfer.ImportOptions{Mode: transfer.MaintenanceAuto, BatchEvents: 8})
+		require.ErrorIs(t, err, transfer.ErrBadInput)
 		require.Contains(t, err.Error(), "the store is unchanged")
 		require.EqualValues(t, 20, res.Lines)
 		require.Equal(t, before, exportAll(t, s), "never half-replaced")
@@ -638,7 +639,7 @@ func runAutoMode(t *testing.T, h Harness) {
 		require.False(t, d.IsFrozen, "not left frozen")
 		// Resume with the line fixed: the replacement completes.
 		fixed := goodLines(1, 50)
-		res2, err := s.ImportEvents(ctx, strings.NewReader(fixed), &eventstore.ImportOptions{Mode: eventstore.MaintenanceAuto, Resume: true})
+		res2, err := transfer.ImportEvents(ctx, s, strings.NewReader(fixed), &transfer.ImportOptions{Mode: transfer.MaintenanceAuto, Resume: true})
 		require.NoError(t, err)
 		require.True(t, res2.Done)
 		require.Equal(t, []byte(fixed), exportAll(t, s))
@@ -649,13 +650,13 @@ func runAutoMode(t *testing.T, h Harness) {
 		s, _ := newStore(t, h, nil)
 		_, err := s.SaveEvent(ctx, eventstore.Event{AggregateID: "old", AggregateVersion: 1, Type: "OLD"})
 		require.NoError(t, err)
-		_, err = s.ImportEvents(ctx, strings.NewReader(goodLines(1, 5)+"bad\n"), auto())
-		require.ErrorIs(t, err, eventstore.ErrBadInput)
+		_, err = transfer.ImportEvents(ctx, s, strings.NewReader(goodLines(1, 5)+"bad\n"), auto())
+		require.ErrorIs(t, err, transfer.ErrBadInput)
 		_, err = s.SaveEvent(ctx, eventstore.Event{AggregateID: "old", AggregateVersion: 2, Type: "OLD"})
 		require.NoError(t, err, "the failed AUTO import left the store writable")
-		_, err = s.ImportEvents(ctx, strings.NewReader(goodLines(1, 10)), &eventstore.ImportOptions{Mode: eventstore.MaintenanceAuto, Resume: true})
-		require.ErrorIs(t, err, eventstore.ErrResumeMismatch, "finishing would silently drop the new event")
-		require.NoError(t, s.AbortImport(ctx, ""))
+		_, err = transfer.ImportEvents(ctx, s, strings.NewReader(goodLines(1, 10)), &transfer.ImportOptions{Mode: transfer.MaintenanceAuto, Resume: true})
+		require.ErrorIs(t, err, transfer.ErrResumeMismatch, "finishing would silently drop the new event")
+		require.NoError(t, transfer.AbortImport(ctx, s, ""))
 		events, _ := loadAll(t, s, eventstore.Filter{})
 		require.Len(t, events, 2, "abort keeps the store as it is")
 	})
@@ -665,8 +666,8 @@ func runAutoMode(t *testing.T, h Harness) {
 		for _, undo := range []string{"resume", "abort"} {
 			s, _ := newStore(t, h, nil)
 			bad := goodLines(1, 20) + "{}\n"
-			res, err := s.ImportEvents(ctx, strings.NewReader(bad), &eventstore.ImportOptions{Mode: eventstore.MaintenanceAuto, BatchEvents: 8})
-			require.ErrorIs(t, err, eventstore.ErrBadInput)
+			res, err := transfer.ImportEvents(ctx, s, strings.NewReader(bad), &transfer.ImportOptions{Mode: transfer.MaintenanceAuto, BatchEvents: 8})
+			require.ErrorIs(t, err, transfer.ErrBadInput)
 			require.Contains(t, err.Error(), "stays frozen")
 			d, err := s.Describe(ctx, nil)
 			require.NoError(t, err)
@@ -678,11 +679,11 @@ func runAutoMode(t *testing.T, h Harness) {
 			switch undo {
 			case "resume":
 				fixed := goodLines(1, 30)
-				_, err := s.ImportEvents(ctx, strings.NewReader(fixed[res.ByteOffset:]), &eventstore.ImportOptions{Mode: eventstore.MaintenanceAuto, ByteOffset: res.ByteOffset})
+				_, err := transfer.ImportEvents(ctx, s, strings.NewReader(fixed[res.ByteOffset:]), &transfer.ImportOptions{Mode: transfer.MaintenanceAuto, ByteOffset: res.ByteOffset})
 				require.NoError(t, err)
 				require.Equal(t, []byte(fixed), exportAll(t, s))
 			case "abort":
-				require.NoError(t, s.AbortImport(ctx, ""))
+				require.NoError(t, transfer.AbortImport(ctx, s, ""))
 				d, err := s.Describe(ctx, nil)
 				require.NoError(t, err)
 				require.Zero(t, d.EventCount, "abort empties the store again")
@@ -710,7 +711,7 @@ func runExportBudget(t *testing.T, h Harness) {
 		calls := 0
 		for {
 			var buf bytes.Buffer
-			res, err := s.ExportEvents(ctx, &buf, &eventstore.ExportOptions{Cursor: cursor, MaxBytes: budget, PageSize: 37})
+			res, err := transfer.ExportEvents(ctx, s, &buf, &transfer.ExportOptions{Cursor: cursor, MaxBytes: budget, PageSize: 37})
 			require.NoError(t, err)
 			require.Positive(t, res.Events, "every call makes progress")
 			if res.Events > 1 {
@@ -730,15 +731,15 @@ func runExportBudget(t *testing.T, h Harness) {
 			require.Equal(t, 300, calls, "one event per call when every line exceeds the budget")
 		}
 	}
-	_, err = s.ExportEvents(ctx, &bytes.Buffer{}, &eventstore.ExportOptions{Cursor: eventstore.CursorAt(301)})
+	_, err = transfer.ExportEvents(ctx, s, &bytes.Buffer{}, &transfer.ExportOptions{Cursor: eventstore.CursorAt(301)})
 	require.ErrorIs(t, err, eventstore.ErrCursorBeyondEnd)
-	_, err = s.ExportEvents(ctx, &bytes.Buffer{}, &eventstore.ExportOptions{Cursor: "bad"})
+	_, err = transfer.ExportEvents(ctx, s, &bytes.Buffer{}, &transfer.ExportOptions{Cursor: "bad"})
 	require.ErrorIs(t, err, eventstore.ErrInvalidCursor)
 
 	// Cancelled midway: a valid cursor, and the rest from it.
 	cctx, cancel := context.WithCancel(ctx)
 	var part bytes.Buffer
-	res, err := s.ExportEvents(cctx, &part, &eventstore.ExportOptions{PageSize: 50, ProgressFunc: func(p eventstore.ExportProgress) {
+	res, err := transfer.ExportEvents(cctx, s, &part, &transfer.ExportOptions{PageSize: 50, ProgressFunc: func(p transfer.ExportProgress) {
 		if p.Events >= 100 {
 			cancel()
 		}
@@ -748,7 +749,7 @@ func runExportBudget(t *testing.T, h Harness) {
 	require.False(t, res.End)
 	require.EqualValues(t, 100, res.Events)
 	var rest bytes.Buffer
-	_, err = s.ExportEvents(ctx, &rest, &eventstore.ExportOptions{Cursor: res.Cursor})
+	_, err = transfer.ExportEvents(ctx, s, &rest, &transfer.ExportOptions{Cursor: res.Cursor})
 	require.NoError(t, err)
 	require.Equal(t, full, append(part.Bytes(), rest.Bytes()...))
 }
@@ -765,7 +766,7 @@ func runExportSnapshot(t *testing.T, h Harness) {
 	}
 	var buf bytes.Buffer
 	appended := 0
-	res, err := s.ExportEvents(ctx, &buf, &eventstore.ExportOptions{PageSize: 100, ProgressFunc: func(eventstore.ExportProgress) {
+	res, err := transfer.ExportEvents(ctx, s, &buf, &transfer.ExportOptions{PageSize: 100, ProgressFunc: func(transfer.ExportProgress) {
 		for range 10 {
 			appended++
 			_, err := writer.SaveEvent(ctx, eventstore.Event{AggregateID: "b", AggregateVersion: int64(appended), Type: "T"})
@@ -778,7 +779,7 @@ func runExportSnapshot(t *testing.T, h Harness) {
 	require.EqualValues(t, 500, res.LastPosition)
 	require.Positive(t, appended)
 	var more bytes.Buffer
-	res2, err := s.ExportEvents(ctx, &more, &eventstore.ExportOptions{Cursor: res.Cursor})
+	res2, err := transfer.ExportEvents(ctx, s, &more, &transfer.ExportOptions{Cursor: res.Cursor})
 	require.NoError(t, err)
 	require.EqualValues(t, appended, res2.Events)
 }
@@ -798,7 +799,7 @@ func runSecretsNDJSON(t *testing.T, h Harness) {
 		require.True(t, ok)
 	}
 	var buf bytes.Buffer
-	res, err := m.ExportSecrets(ctx, &buf, nil)
+	res, err := transfer.ExportSecrets(ctx, src, &buf, nil)
 	require.NoError(t, err)
 	require.EqualValues(t, 30, res.Secrets)
 	require.EqualValues(t, 3, res.Tombstones)
@@ -806,11 +807,11 @@ func runSecretsNDJSON(t *testing.T, h Harness) {
 	require.Contains(t, buf.String(), `{"secret":"key \"0\" é","id":"id-0","idx":1}`+"\n")
 
 	dst, _ := newStore(t, h, nil)
-	ires, err := dst.Secrets().ImportSecrets(ctx, bytes.NewReader(buf.Bytes()), nil)
+	ires, err := transfer.ImportSecrets(ctx, dst, bytes.NewReader(buf.Bytes()), nil)
 	require.NoError(t, err)
 	require.True(t, ires.Done)
 	var again bytes.Buffer
-	_, err = dst.Secrets().ExportSecrets(ctx, &again, nil)
+	_, err = transfer.ExportSecrets(ctx, dst, &again, nil)
 	require.NoError(t, err)
 	require.Equal(t, buf.String(), again.String(), "byte-identical, tombstones and idx included")
 	d, err := dst.Describe(ctx, nil)
@@ -825,8 +826,8 @@ func runSecretsNDJSON(t *testing.T, h Harness) {
 
 	// An id already in the store stops the import at its line.
 	lines := `{"secret":"a","id":"fresh-1","idx":100}` + "\n" + `{"secret":"b","id":"id-5","idx":101}` + "\n" + `{"secret":"c","id":"fresh-2","idx":102}` + "\n"
-	_, err = dst.Secrets().ImportSecrets(ctx, strings.NewReader(lines), &eventstore.SecretsImportOptions{SourceID: "more"})
-	var le *eventstore.LineError
+	_, err = transfer.ImportSecrets(ctx, dst, strings.NewReader(lines), &transfer.SecretsImportOptions{SourceID: "more"})
+	var le *transfer.LineError
 	require.ErrorAs(t, err, &le)
 	require.EqualValues(t, 2, le.Line)
 	require.ErrorIs(t, err, eventstore.ErrSecretExists)
@@ -839,12 +840,12 @@ func runSecretsNDJSON(t *testing.T, h Harness) {
 
 	for _, bad := range []string{`{"id":"x","idx":1}`, `{"secret":"v","idx":1}`, `{"secret":1,"id":"x"}`, `{"secret":"v","id":"x","extra":1}`, `{"secret":"v","id":""}`, `{"secret":"v","id":"x","idx":-1}`} {
 		s2, _ := newStore(t, h, nil)
-		_, err := s2.Secrets().ImportSecrets(ctx, strings.NewReader(bad+"\n"), nil)
-		require.ErrorIs(t, err, eventstore.ErrBadInput, bad)
+		_, err := transfer.ImportSecrets(ctx, s2, strings.NewReader(bad+"\n"), nil)
+		require.ErrorIs(t, err, transfer.ErrBadInput, bad)
 	}
-	_, err = dst.Secrets().ImportSecrets(ctx, strings.NewReader(goodLines(1, 1)), &eventstore.SecretsImportOptions{SourceID: "events-file"})
-	require.ErrorIs(t, err, eventstore.ErrBadInput, "an events file given as secrets")
-	require.True(t, errors.Is(err, eventstore.ErrBadInput))
+	_, err = transfer.ImportSecrets(ctx, dst, strings.NewReader(goodLines(1, 1)), &transfer.SecretsImportOptions{SourceID: "events-file"})
+	require.ErrorIs(t, err, transfer.ErrBadInput, "an events file given as secrets")
+	require.True(t, errors.Is(err, transfer.ErrBadInput))
 }
 
 // runReservedTypes: the secret audit event types are written by the store
@@ -872,8 +873,8 @@ func runReservedTypes(t *testing.T, h Harness) {
 			t.Parallel()
 			s, _ := newStore(t, h, nil)
 			in := goodLines(1, 2) + line(3, tt.typ, tt.agg, tt.payload)
-			_, err := s.ImportEvents(ctx, strings.NewReader(in), nil)
-			var le *eventstore.LineError
+			_, err := transfer.ImportEvents(ctx, s, strings.NewReader(in), nil)
+			var le *transfer.LineError
 			require.ErrorAs(t, err, &le)
 			require.EqualValues(t, 3, le.Line)
 			require.Equal(t, tt.field, le.Field, "%v", err)
@@ -900,9 +901,9 @@ func runReservedTypes(t *testing.T, h Harness) {
 	t.Run("RefusedByIncrementalImport", func(t *testing.T) {
 		t.Parallel()
 		s, _ := newStore(t, h, nil)
-		id, err := s.BeginIncrementalImport(ctx)
+		id, err := transfer.BeginIncrementalImport(ctx, s)
 		require.NoError(t, err)
-		err = s.PushIncrementalImport(ctx, id, []eventstore.VersionlessEvent{{
+		err = transfer.PushIncrementalImport(ctx, s, id, []transfer.VersionlessEvent{{
 			AggregateID: "RESOLVE_SET_SECRET_user-1_abcdefghij", Type: eventstore.SetSecretEventType, Timestamp: 1, Payload: []byte(`{"id":"user-1"}`),
 		}})
 		var ie *eventstore.InvalidEventError

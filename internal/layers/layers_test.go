@@ -20,7 +20,8 @@ var layers = [][]string{
 	{"migrations", "internal/core"},
 	{"adapters/postgres", "adapters/sqlite", "internal/access"},
 	{"eventstore"},
-	{"consumer", "snapshots", "secrets", "backup"},
+	{"consumer", "snapshots", "secrets", "transfer"},
+	{"backup"},
 	// The test harnesses, which engines' and applications' tests run.
 	{"internal/driver/drivertest", "eventstore/eventstoretest", "internal/testdb"},
 	{"cmd/esctl", "examples/bank", "bench"},

@@ -16,6 +16,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/esctl/esctl/estype"
 	"github.com/esctl/esctl/internal/jsonx"
 )
 
@@ -41,18 +42,8 @@ func NewReader(r io.Reader, maxLine int, offset, line int64, h hash.Hash) *Reade
 }
 
 // LineError is a line that cannot be read or parsed: where (Column -1: the
-// line as a whole) and why.
-type LineError struct {
-	Line   int64
-	Offset int64
-	Column int
-	Field  string
-	Reason string
-}
-
-func (e *LineError) Error() string {
-	return fmt.Sprintf("line %d (byte %d): %s", e.Line, e.Offset, e.Reason)
-}
+// line as a whole) and why. It is the store's error for a bad line.
+type LineError = estype.LineError
 
 // Next returns the next line without its "\n". The slice is valid until the
 // next call. At the end of the input it returns io.EOF; a last line without

@@ -1,4 +1,4 @@
-package eventstore
+package transfer
 
 import (
 	"context"
@@ -7,6 +7,9 @@ import (
 	"io"
 
 	"github.com/esctl/esctl/estype"
+	"github.com/esctl/esctl/eventstore"
+	"github.com/esctl/esctl/internal/access"
+	"github.com/esctl/esctl/internal/core"
 	"github.com/esctl/esctl/internal/driver"
 	"github.com/esctl/esctl/internal/ndjson"
 )
@@ -49,7 +52,7 @@ type IncrementalProgress struct {
 // assigns versions and positions. The first bad line fails the whole import
 // with a *LineError (line and byte offset) and writes nothing; so does a
 // cancelled ctx. The staged events are discarded on any failure.
-func (s *Store) IncrementalImportFrom(ctx context.Context, r io.Reader, opts *IncrementalImportOptions) (*IncrementalImportResult, error) {
+func IncrementalImportFrom(ctx context.Context, s *eventstore.Store, r io.Reader, opts *IncrementalImportOptions) (*IncrementalImportResult, error) {
 	var o IncrementalImportOptions
 	if opts != nil {
 		o = *opts
@@ -61,20 +64,20 @@ func (s *Store) IncrementalImportFrom(ctx context.Context, r io.Reader, opts *In
 		o.MaxLineBytes = DefaultMaxLineBytes
 	}
 	if o.DryRun {
-		return s.incrementalDryRun(ctx, r, o)
+		return incrementalDryRun(ctx, s, r, o)
 	}
-	id, err := s.BeginIncrementalImport(ctx)
+	id, err := BeginIncrementalImport(ctx, s)
 	if err != nil {
 		return nil, err
 	}
 	res, err := func() (*IncrementalImportResult, error) {
-		lr := newLineReader(r, o.MaxLineBytes, 0, 1, nil)
+		lr := ndjson.NewReader(r, o.MaxLineBytes, 0, 1, nil)
 		batch := make([]VersionlessEvent, 0, o.PushEvents)
 		push := func() error {
 			if len(batch) == 0 {
 				return nil
 			}
-			if err := s.PushIncrementalImport(ctx, id, batch); err != nil {
+			if err := PushIncrementalImport(ctx, s, id, batch); err != nil {
 				return err
 			}
 			batch = batch[:0]
@@ -84,7 +87,7 @@ func (s *Store) IncrementalImportFrom(ctx context.Context, r io.Reader, opts *In
 			return nil
 		}
 		for {
-			ev, err := s.nextIncrementalLine(lr)
+			ev, err := nextIncrementalLine(s, lr)
 			if errors.Is(err, io.EOF) {
 				break
 			}
@@ -101,10 +104,10 @@ func (s *Store) IncrementalImportFrom(ctx context.Context, r io.Reader, opts *In
 		if err := push(); err != nil {
 			return nil, err
 		}
-		return s.CommitIncrementalImport(ctx, id, &CommitOptions{Older: o.Older})
+		return CommitIncrementalImport(ctx, s, id, &CommitOptions{Older: o.Older})
 	}()
 	if err != nil {
-		if rerr := s.RollbackIncrementalImport(context.WithoutCancel(ctx), id); rerr != nil && !errors.Is(rerr, ErrImportNotFound) {
+		if rerr := RollbackIncrementalImport(context.WithoutCancel(ctx), s, id); rerr != nil && !errors.Is(rerr, estype.ErrImportNotFound) {
 			err = errors.Join(err, rerr)
 		}
 		return nil, err
@@ -114,19 +117,19 @@ func (s *Store) IncrementalImportFrom(ctx context.Context, r io.Reader, opts *In
 
 // nextIncrementalLine reads, checks and parses the next line of an
 // incremental import's source, and accepts it; io.EOF at the end.
-func (s *Store) nextIncrementalLine(lr *lineReader) (VersionlessEvent, error) {
-	line, err := lr.next()
+func nextIncrementalLine(s *eventstore.Store, lr *ndjson.Reader) (VersionlessEvent, error) {
+	line, err := lr.Next()
 	if err != nil {
 		return VersionlessEvent{}, err
 	}
 	if col, reason := ndjson.CheckFrame(line, lr.Offset == 0); reason != "" {
-		return VersionlessEvent{}, lr.errAt(col, "", reason)
+		return VersionlessEvent{}, lr.ErrAt(col, "", reason)
 	}
-	ev, lerr := parseLine(line, s.opts.MaxPayloadBytes, true)
+	ev, lerr := core.ParseLine(line, access.Core(s).MaxPayloadBytes, true)
 	if lerr != nil {
-		return VersionlessEvent{}, lr.errAt(lerr.Column, lerr.Field, lerr.Reason)
+		return VersionlessEvent{}, lr.ErrAt(lerr.Column, lerr.Field, lerr.Reason)
 	}
-	lr.accept(line)
+	lr.Accept(line)
 	return VersionlessEvent{AggregateID: ev.AggregateID, Type: ev.Type, Timestamp: ev.Timestamp, Payload: ev.Payload}, nil
 }
 
@@ -134,18 +137,18 @@ func (s *Store) nextIncrementalLine(lr *lineReader) (VersionlessEvent, error) {
 // read and checked as a push would; then one transaction stages them under
 // an import of its own, runs the commit (the same operations as a real
 // commit) and rolls all of it back. Nothing is written.
-func (s *Store) incrementalDryRun(ctx context.Context, r io.Reader, o IncrementalImportOptions) (*IncrementalImportResult, error) {
+func incrementalDryRun(ctx context.Context, s *eventstore.Store, r io.Reader, o IncrementalImportOptions) (*IncrementalImportResult, error) {
 	var staged []estype.Event
-	lr := newLineReader(r, o.MaxLineBytes, 0, 1, nil)
+	lr := ndjson.NewReader(r, o.MaxLineBytes, 0, 1, nil)
 	for {
-		ev, err := s.nextIncrementalLine(lr)
+		ev, err := nextIncrementalLine(s, lr)
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
 			return nil, err
 		}
-		e, err := s.stageable([]VersionlessEvent{ev})
+		e, err := stageable(s, []VersionlessEvent{ev})
 		if err != nil {
 			return nil, fmt.Errorf("incremental import, line %d: %w", lr.Line-1, err)
 		}
@@ -154,12 +157,12 @@ func (s *Store) incrementalDryRun(ctx context.Context, r io.Reader, o Incrementa
 			o.ProgressFunc(IncrementalProgress{Lines: lr.Line - 1, ByteOffset: lr.Offset})
 		}
 	}
-	if err := s.c.Begin(ctx); err != nil {
+	if err := access.Core(s).Begin(ctx); err != nil {
 		return nil, err
 	}
-	defer s.c.Exit()
-	dry := &driver.PushIncrementalParams{ID: "ii_dry_" + randomID(18), Events: staged, Now: s.c.NowMillis()}
-	res, err := s.commitIncremental(ctx, "", o.Older, dry)
+	defer access.Core(s).Exit()
+	dry := &driver.PushIncrementalParams{ID: "ii_dry_" + core.RandomID(18), Events: staged, Now: access.Core(s).NowMillis()}
+	res, err := commitIncremental(ctx, s, "", o.Older, dry)
 	if err != nil {
 		return nil, fmt.Errorf("incremental import: %w", err)
 	}

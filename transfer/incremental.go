@@ -1,4 +1,4 @@
-package eventstore
+package transfer
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"github.com/esctl/esctl/estype"
+	"github.com/esctl/esctl/eventstore"
+	"github.com/esctl/esctl/internal/access"
 	"github.com/esctl/esctl/internal/core"
 	"github.com/esctl/esctl/internal/driver"
 )
@@ -49,7 +51,7 @@ type IncrementalImportResult struct {
 }
 
 // IncrementalImport describes an open (staged, not committed) import.
-type IncrementalImport struct {
+type IncrementalImportInfo struct {
 	ID        string
 	Events    int64 // staged events
 	CreatedAt int64 // ms since the Unix epoch
@@ -60,13 +62,13 @@ type IncrementalImport struct {
 // Several imports may be open at once; their staged events live in the
 // database, so an import can be pushed to and committed by another Store or
 // process that knows the id. Not blocked by freeze.
-func (s *Store) BeginIncrementalImport(ctx context.Context) (string, error) {
-	if err := s.c.Begin(ctx); err != nil {
+func BeginIncrementalImport(ctx context.Context, s *eventstore.Store) (string, error) {
+	if err := access.Core(s).Begin(ctx); err != nil {
 		return "", err
 	}
-	defer s.c.Exit()
-	id := "ii_" + randomID(22)
-	if err := s.c.D.BeginIncremental(ctx, &driver.BeginIncrementalParams{ID: id, Now: s.c.NowMillis()}); err != nil {
+	defer access.Core(s).Exit()
+	id := "ii_" + core.RandomID(22)
+	if err := access.Core(s).D.BeginIncremental(ctx, &driver.BeginIncrementalParams{ID: id, Now: access.Core(s).NowMillis()}); err != nil {
 		return "", fmt.Errorf("begin incremental import: %w", err)
 	}
 	return id, nil
@@ -76,21 +78,21 @@ func (s *Store) BeginIncrementalImport(ctx context.Context) (string, error) {
 // SaveEvent validates (but without a version). Pushes may come from several
 // goroutines or processes; the commit orders events by (timestamp, push
 // order). An empty push does nothing. Not blocked by freeze.
-func (s *Store) PushIncrementalImport(ctx context.Context, importID string, events []VersionlessEvent) error {
-	if err := s.c.Begin(ctx); err != nil {
+func PushIncrementalImport(ctx context.Context, s *eventstore.Store, importID string, events []VersionlessEvent) error {
+	if err := access.Core(s).Begin(ctx); err != nil {
 		return err
 	}
-	defer s.c.Exit()
-	staged, err := s.stageable(events)
+	defer access.Core(s).Exit()
+	staged, err := stageable(s, events)
 	if err != nil {
 		return err
 	}
-	found, err := s.c.D.PushIncremental(ctx, &driver.PushIncrementalParams{ID: importID, Events: staged, Now: s.c.NowMillis()})
+	found, err := access.Core(s).D.PushIncremental(ctx, &driver.PushIncrementalParams{ID: importID, Events: staged, Now: access.Core(s).NowMillis()})
 	if err != nil {
 		return fmt.Errorf("push incremental import: %w", err)
 	}
 	if !found {
-		return fmt.Errorf("%w: %q", ErrImportNotFound, importID)
+		return fmt.Errorf("%w: %q", estype.ErrImportNotFound, importID)
 	}
 	return nil
 }
@@ -109,33 +111,33 @@ func (s *Store) PushIncrementalImport(ctx context.Context, importID string, even
 // The import is then closed. A failed commit (frozen store: ErrFrozen; older
 // events; any error) writes nothing and keeps the staged events, so it can
 // be retried or rolled back. Readers see none or all of the events.
-func (s *Store) CommitIncrementalImport(ctx context.Context, importID string, opts *CommitOptions) (*IncrementalImportResult, error) {
-	if err := s.c.Begin(ctx); err != nil {
+func CommitIncrementalImport(ctx context.Context, s *eventstore.Store, importID string, opts *CommitOptions) (*IncrementalImportResult, error) {
+	if err := access.Core(s).Begin(ctx); err != nil {
 		return nil, err
 	}
-	defer s.c.Exit()
+	defer access.Core(s).Exit()
 	var o CommitOptions
 	if opts != nil {
 		o = *opts
 	}
-	return s.commitIncremental(ctx, importID, o.Older, nil)
+	return commitIncremental(ctx, s, importID, o.Older, nil)
 }
 
 // commitIncremental commits an import, or with dry events stages and
 // commits them in one transaction and rolls it back.
-func (s *Store) commitIncremental(ctx context.Context, importID string, older OlderPolicy, dry *driver.PushIncrementalParams) (*IncrementalImportResult, error) {
-	res, err := core.CommitIncrementalTx(ctx, s.c.W, importID, older == OlderFail, dry)
+func commitIncremental(ctx context.Context, s *eventstore.Store, importID string, older OlderPolicy, dry *driver.PushIncrementalParams) (*IncrementalImportResult, error) {
+	res, err := core.CommitIncrementalTx(ctx, access.Core(s).W, importID, older == OlderFail, dry)
 	if err != nil {
 		return nil, fmt.Errorf("commit incremental import %q: %w", importID, err)
 	}
 	w := res.Work
 	switch {
 	case res.NotFound:
-		return nil, fmt.Errorf("%w: %q", ErrImportNotFound, importID)
+		return nil, fmt.Errorf("%w: %q", estype.ErrImportNotFound, importID)
 	case res.Frozen:
-		return nil, ErrFrozen
+		return nil, estype.ErrFrozen
 	case res.Refused:
-		return nil, &OlderEventsError{Count: w.Older, AggregateID: w.OldestAggregateID, Timestamp: w.OldestTimestamp, Newest: w.NewestTimestamp}
+		return nil, &estype.OlderEventsError{Count: w.Older, AggregateID: w.OldestAggregateID, Timestamp: w.OldestTimestamp, Newest: w.NewestTimestamp}
 	}
 	out := &IncrementalImportResult{Appended: w.Fresh, Duplicates: w.Duplicates, Skipped: w.Older}
 	if w.Fresh > 0 {
@@ -146,54 +148,54 @@ func (s *Store) commitIncremental(ctx context.Context, importID string, older Ol
 
 // RollbackIncrementalImport discards an open import and its staged events;
 // other imports are untouched.
-func (s *Store) RollbackIncrementalImport(ctx context.Context, importID string) error {
-	if err := s.c.Begin(ctx); err != nil {
+func RollbackIncrementalImport(ctx context.Context, s *eventstore.Store, importID string) error {
+	if err := access.Core(s).Begin(ctx); err != nil {
 		return err
 	}
-	defer s.c.Exit()
-	found, err := s.c.D.RollbackIncremental(ctx, importID)
+	defer access.Core(s).Exit()
+	found, err := access.Core(s).D.RollbackIncremental(ctx, importID)
 	if err != nil {
 		return fmt.Errorf("roll back incremental import: %w", err)
 	}
 	if !found {
-		return fmt.Errorf("%w: %q", ErrImportNotFound, importID)
+		return fmt.Errorf("%w: %q", estype.ErrImportNotFound, importID)
 	}
 	return nil
 }
 
 // IncrementalImports lists the open imports, oldest first, so that
 // abandoned ones can be found and rolled back.
-func (s *Store) IncrementalImports(ctx context.Context) ([]IncrementalImport, error) {
-	if err := s.c.Begin(ctx); err != nil {
+func IncrementalImports(ctx context.Context, s *eventstore.Store) ([]IncrementalImportInfo, error) {
+	if err := access.Core(s).Begin(ctx); err != nil {
 		return nil, err
 	}
-	defer s.c.Exit()
-	list, err := s.c.D.ListIncremental(ctx)
+	defer access.Core(s).Exit()
+	list, err := access.Core(s).D.ListIncremental(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list incremental imports: %w", err)
 	}
-	out := make([]IncrementalImport, len(list))
+	out := make([]IncrementalImportInfo, len(list))
 	for i, ii := range list {
-		out[i] = IncrementalImport(ii)
+		out[i] = IncrementalImportInfo(ii)
 	}
 	return out, nil
 }
 
-// IncrementalImport is Begin, Push and Commit in one call; on any error the
+// IncrementalImportInfo is Begin, Push and Commit in one call; on any error the
 // import is rolled back (nothing is left staged).
-func (s *Store) IncrementalImport(ctx context.Context, events []VersionlessEvent, opts *CommitOptions) (*IncrementalImportResult, error) {
-	id, err := s.BeginIncrementalImport(ctx)
+func IncrementalImport(ctx context.Context, s *eventstore.Store, events []VersionlessEvent, opts *CommitOptions) (*IncrementalImportResult, error) {
+	id, err := BeginIncrementalImport(ctx, s)
 	if err != nil {
 		return nil, err
 	}
 	res, err := func() (*IncrementalImportResult, error) {
-		if err := s.PushIncrementalImport(ctx, id, events); err != nil {
+		if err := PushIncrementalImport(ctx, s, id, events); err != nil {
 			return nil, err
 		}
-		return s.CommitIncrementalImport(ctx, id, opts)
+		return CommitIncrementalImport(ctx, s, id, opts)
 	}()
 	if err != nil {
-		if rerr := s.RollbackIncrementalImport(context.WithoutCancel(ctx), id); rerr != nil && !errors.Is(rerr, ErrImportNotFound) {
+		if rerr := RollbackIncrementalImport(context.WithoutCancel(ctx), s, id); rerr != nil && !errors.Is(rerr, estype.ErrImportNotFound) {
 			err = errors.Join(err, rerr)
 		}
 		return nil, err
@@ -202,11 +204,11 @@ func (s *Store) IncrementalImport(ctx context.Context, events []VersionlessEvent
 }
 
 // stageable validates events as PushIncrementalImport stages them.
-func (s *Store) stageable(events []VersionlessEvent) ([]estype.Event, error) {
+func stageable(s *eventstore.Store, events []VersionlessEvent) ([]estype.Event, error) {
 	staged := make([]estype.Event, len(events))
 	for i, v := range events {
-		e := Event{AggregateID: v.AggregateID, AggregateVersion: 1, Type: v.Type, Timestamp: v.Timestamp, Payload: v.Payload}
-		payload, err := core.ValidateEvent(i, &e, s.opts.MaxPayloadBytes, false) // application events: no reserved types
+		e := estype.Event{AggregateID: v.AggregateID, AggregateVersion: 1, Type: v.Type, Timestamp: v.Timestamp, Payload: v.Payload}
+		payload, err := core.ValidateEvent(i, &e, access.Core(s).MaxPayloadBytes, false) // application events: no reserved types
 		if err != nil {
 			return nil, err
 		}

@@ -1,4 +1,4 @@
-package eventstore
+package transfer
 
 import (
 	"bytes"
@@ -12,6 +12,8 @@ import (
 	"io"
 
 	"github.com/esctl/esctl/estype"
+	"github.com/esctl/esctl/eventstore"
+	"github.com/esctl/esctl/internal/access"
 	"github.com/esctl/esctl/internal/core"
 	"github.com/esctl/esctl/internal/driver"
 	"github.com/esctl/esctl/internal/ndjson"
@@ -160,14 +162,14 @@ func (o *ImportOptions) resolved() ImportOptions {
 // docs/ndjson-format.md ("Interrupted imports"); AbortImport undoes one.
 //
 // Cancelling ctx stops after committing the lines read so far.
-func (s *Store) ImportEvents(ctx context.Context, r io.Reader, opts *ImportOptions) (*ImportResult, error) {
-	if err := s.c.Begin(ctx); err != nil {
+func ImportEvents(ctx context.Context, s *eventstore.Store, r io.Reader, opts *ImportOptions) (*ImportResult, error) {
+	if err := access.Core(s).Begin(ctx); err != nil {
 		return nil, err
 	}
-	defer s.c.Exit()
-	im := &eventImport{s: s, w: s.c.W, o: opts.resolved()}
+	defer access.Core(s).Exit()
+	im := &eventImport{s: s, w: access.Core(s).W, o: opts.resolved()}
 	if im.o.DryRun {
-		dry, err := core.NewDryWriter(ctx, s.c.D)
+		dry, err := core.NewDryWriter(ctx, access.Core(s).D)
 		if err != nil {
 			return nil, fmt.Errorf("import: %w", err)
 		}
@@ -191,14 +193,14 @@ type lineMarks struct {
 }
 
 // add records the reader's position before it accepts a line.
-func (m *lineMarks) add(lr *lineReader) {
+func (m *lineMarks) add(lr *ndjson.Reader) {
 	m.marks = append(m.marks, lineMark{line: lr.Line, offset: lr.Offset, hashAt: len(m.arena)})
 	m.arena = appendHashState(m.arena, lr.Hash)
 }
 
 // before returns the offset, the number of lines and the hash state just
 // before the batch's line n (n == len: after the batch, from the reader).
-func (m *lineMarks) before(n int, lr *lineReader) (offset, lines int64, state []byte) {
+func (m *lineMarks) before(n int, lr *ndjson.Reader) (offset, lines int64, state []byte) {
 	if n == len(m.marks) {
 		return lr.Offset, lr.Line - 1, lr.HashState()
 	}
@@ -213,12 +215,12 @@ func (m *lineMarks) before(n int, lr *lineReader) (offset, lines int64, state []
 func (m *lineMarks) reset() { m.marks, m.arena = m.marks[:0], m.arena[:0] }
 
 type eventImport struct {
-	s      *Store
+	s      *eventstore.Store
 	w      core.Writer // the store's, or a core.DryWriter
 	o      ImportOptions
-	cp     *ImportCheckpoint
+	cp     *estype.ImportCheckpoint
 	target driver.Table
-	lr     *lineReader
+	lr     *ndjson.Reader
 	res    ImportResult
 
 	prevPos    int64 // position of the last accepted line
@@ -230,7 +232,7 @@ type eventImport struct {
 	ev         ndjson.Event // the line being parsed
 	batch      []estype.StoredEvent
 	marks      lineMarks
-	batchKeys  map[versionKey]int
+	batchKeys  map[core.VersionKey]int
 	batchBytes int
 }
 
@@ -265,19 +267,19 @@ func (im *eventImport) open(ctx context.Context, r io.Reader) error {
 	if err := core.AwaitWriters(ctx, im.w); err != nil {
 		return fmt.Errorf("import: %w", err)
 	}
-	cp, err := im.s.c.D.Checkpoint(ctx, im.o.SourceID)
+	cp, err := access.Core(im.s).D.Checkpoint(ctx, im.o.SourceID)
 	if err != nil {
 		return fmt.Errorf("import: read checkpoint: %w", err)
 	}
-	if cp != nil && cp.Kind != CheckpointEvents {
-		return fmt.Errorf("%w: source %q is a %s import", ErrResumeMismatch, im.o.SourceID, cp.Kind)
+	if cp != nil && cp.Kind != estype.CheckpointEvents {
+		return fmt.Errorf("%w: source %q is a %s import", estype.ErrResumeMismatch, im.o.SourceID, cp.Kind)
 	}
 	resuming := im.o.Resume || im.o.ByteOffset > 0
 	if !resuming {
 		return im.openFresh(ctx, r, cp)
 	}
 	if cp == nil {
-		return fmt.Errorf("%w: the store has no import of source %q to resume", ErrResumeMismatch, im.o.SourceID)
+		return fmt.Errorf("%w: the store has no import of source %q to resume", estype.ErrResumeMismatch, im.o.SourceID)
 	}
 	h, err := ndjson.RestoreHash(cp.HashState)
 	if err != nil {
@@ -289,20 +291,20 @@ func (im *eventImport) open(ctx context.Context, r io.Reader) error {
 		}
 	} else if im.o.ByteOffset != cp.ByteOffset {
 		return fmt.Errorf("%w: source %q: byte offset %d is not the committed offset %d recorded by the store (line %d)",
-			ErrResumeMismatch, im.o.SourceID, im.o.ByteOffset, cp.ByteOffset, cp.Line)
+			estype.ErrResumeMismatch, im.o.SourceID, im.o.ByteOffset, cp.ByteOffset, cp.Line)
 	}
-	if (cp.Mode == CheckpointManual) != (im.o.Mode == MaintenanceManual) {
-		return fmt.Errorf("%w: source %q was imported in %s mode, not %s", ErrResumeMismatch, im.o.SourceID, cp.Mode, im.o.Mode)
+	if (cp.Mode == estype.CheckpointManual) != (im.o.Mode == MaintenanceManual) {
+		return fmt.Errorf("%w: source %q was imported in %s mode, not %s", estype.ErrResumeMismatch, im.o.SourceID, cp.Mode, im.o.Mode)
 	}
 	im.cp = cp
-	im.lr = newLineReader(r, im.o.MaxLineBytes, cp.ByteOffset, cp.Line+1, h)
+	im.lr = ndjson.NewReader(r, im.o.MaxLineBytes, cp.ByteOffset, cp.Line+1, h)
 	im.res = ImportResult{ByteOffset: cp.ByteOffset, Lines: cp.Line, TotalEvents: cp.Events, LastPosition: cp.LastPosition, Done: cp.Done}
 	im.prevPos = cp.LastPosition
 	im.target = driver.Events
-	if cp.Mode == CheckpointAutoStaged {
+	if cp.Mode == estype.CheckpointAutoStaged {
 		im.target = driver.Staging
 	}
-	if cp.Done && cp.Mode != CheckpointManual {
+	if cp.Done && cp.Mode != estype.CheckpointManual {
 		return nil // a finished replacement stays finished
 	}
 	// A finished MANUAL import continues with whatever the source gained
@@ -312,11 +314,11 @@ func (im *eventImport) open(ctx context.Context, r io.Reader) error {
 	if err != nil {
 		return fmt.Errorf("import: %w", err)
 	}
-	if cp.Mode == CheckpointAutoStaged && st.LastPosition != cp.BasePosition {
+	if cp.Mode == estype.CheckpointAutoStaged && st.LastPosition != cp.BasePosition {
 		return fmt.Errorf("%w: the store changed since the AUTO import of %q began (last position %d, was %d): abort it and import again",
-			ErrResumeMismatch, im.o.SourceID, st.LastPosition, cp.BasePosition)
+			estype.ErrResumeMismatch, im.o.SourceID, st.LastPosition, cp.BasePosition)
 	}
-	if cp.Mode != CheckpointManual && !st.Frozen {
+	if cp.Mode != estype.CheckpointManual && !st.Frozen {
 		froze, err := im.freeze(ctx)
 		if err != nil {
 			return err
@@ -331,7 +333,7 @@ func (im *eventImport) open(ctx context.Context, r io.Reader) error {
 
 // verifyPrefix reads the first cp.ByteOffset bytes of r into h and checks
 // them against the recorded hash.
-func verifyPrefix(r io.Reader, cp *ImportCheckpoint, h hash.Hash) error {
+func verifyPrefix(r io.Reader, cp *estype.ImportCheckpoint, h hash.Hash) error {
 	want := h.Sum(nil)
 	fresh := sha256.New()
 	n, err := io.CopyN(fresh, r, cp.ByteOffset)
@@ -339,37 +341,37 @@ func verifyPrefix(r io.Reader, cp *ImportCheckpoint, h hash.Hash) error {
 		return fmt.Errorf("import: read the source's first %d bytes: %w", cp.ByteOffset, err)
 	}
 	if n < cp.ByteOffset {
-		return fmt.Errorf("%w: source %q is %d bytes long, shorter than the %d bytes already imported", ErrResumeMismatch, cp.SourceID, n, cp.ByteOffset)
+		return fmt.Errorf("%w: source %q is %d bytes long, shorter than the %d bytes already imported", estype.ErrResumeMismatch, cp.SourceID, n, cp.ByteOffset)
 	}
 	if !bytes.Equal(fresh.Sum(nil), want) {
-		return fmt.Errorf("%w: the first %d bytes of this source differ from those of source %q already imported (another file?)", ErrResumeMismatch, cp.ByteOffset, cp.SourceID)
+		return fmt.Errorf("%w: the first %d bytes of this source differ from those of source %q already imported (another file?)", estype.ErrResumeMismatch, cp.ByteOffset, cp.SourceID)
 	}
 	return nil
 }
 
-func (im *eventImport) openFresh(ctx context.Context, r io.Reader, prev *ImportCheckpoint) error {
+func (im *eventImport) openFresh(ctx context.Context, r io.Reader, prev *estype.ImportCheckpoint) error {
 	st, err := im.w.ReadState(ctx)
 	if err != nil {
 		return fmt.Errorf("import: %w", err)
 	}
-	im.cp = &ImportCheckpoint{SourceID: im.o.SourceID, Kind: CheckpointEvents, Mode: CheckpointManual}
+	im.cp = &estype.ImportCheckpoint{SourceID: im.o.SourceID, Kind: estype.CheckpointEvents, Mode: estype.CheckpointManual}
 	im.target = driver.Events
 	im.prevPos = st.LastPosition
-	im.lr = newLineReader(r, im.o.MaxLineBytes, 0, 1, nil)
+	im.lr = ndjson.NewReader(r, im.o.MaxLineBytes, 0, 1, nil)
 	if im.o.Mode != MaintenanceAuto {
 		if prev != nil && prev.Line > 0 {
 			// Read again from its start, a recorded source would append
 			// its events twice (renumbered) or fail on their positions.
 			// (One that committed no line can start again.)
-			return &ImportRecordedError{SourceID: prev.SourceID, Done: prev.Done, Lines: prev.Line, Events: prev.Events,
+			return &estype.ImportRecordedError{SourceID: prev.SourceID, Done: prev.Done, Lines: prev.Line, Events: prev.Events,
 				ByteOffset: prev.ByteOffset, UpdatedAt: prev.UpdatedAt}
 		}
 		return nil
 	}
-	im.cp.Mode = CheckpointAuto
+	im.cp.Mode = estype.CheckpointAuto
 	if st.EventCount > 0 || st.LastPosition > 0 {
 		// Replace a non-empty store: stage, swap at the end.
-		im.cp.Mode, im.target = CheckpointAutoStaged, driver.Staging
+		im.cp.Mode, im.target = estype.CheckpointAutoStaged, driver.Staging
 		im.cp.BasePosition = st.LastPosition
 		im.prevPos = 0
 		if err := core.AbortImportTx(ctx, im.w, &core.AbortImport{SourceID: im.o.SourceID, ClearStaging: true}); err != nil {
@@ -380,7 +382,7 @@ func (im *eventImport) openFresh(ctx context.Context, r io.Reader, prev *ImportC
 	// failure at any point leaves a checkpoint that owns it (a resume or an
 	// abort then unfreezes). An unfinished AUTO import of the same source
 	// hands its freeze over.
-	inherited := prev != nil && !prev.Done && prev.Mode != CheckpointManual && prev.Froze && st.Frozen
+	inherited := prev != nil && !prev.Done && prev.Mode != estype.CheckpointManual && prev.Froze && st.Frozen
 	im.cp.Froze = !st.Frozen || inherited
 	if err := im.saveCheckpoint(ctx); err != nil {
 		return err
@@ -425,8 +427,8 @@ func (im *eventImport) readAll(ctx context.Context) error {
 		im.batchLimit = firstImportBatchEvents
 	}
 	// Sized for a first batch, not for any BatchEvents a caller may give.
-	im.batchKeys = make(map[versionKey]int, min(im.batchLimit, firstImportBatchEvents))
-	im.dec = ndjson.Decoder{MaxPayload: im.s.opts.MaxPayloadBytes, Arena: &im.arena, Check: checkEnvelope}
+	im.batchKeys = make(map[core.VersionKey]int, min(im.batchLimit, firstImportBatchEvents))
+	im.dec = ndjson.Decoder{MaxPayload: access.Core(im.s).MaxPayloadBytes, Arena: &im.arena, Check: core.CheckEnvelope}
 	for n := 0; ; n++ {
 		if n%256 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -437,7 +439,7 @@ func (im *eventImport) readAll(ctx context.Context) error {
 				return err
 			}
 		}
-		line, err := im.lr.next()
+		line, err := im.lr.Next()
 		if errors.Is(err, io.EOF) {
 			return im.flush(ctx)
 		}
@@ -469,11 +471,11 @@ func (im *eventImport) readAll(ctx context.Context) error {
 func (im *eventImport) accept(line []byte) error {
 	lr := im.lr
 	if col, reason := ndjson.CheckFrame(line, lr.Offset == 0); reason != "" {
-		return lr.errAt(col, "", reason)
+		return lr.ErrAt(col, "", reason)
 	}
 	ev := &im.ev
 	if lerr := im.dec.Parse(ev, line); lerr != nil {
-		return lr.errAt(lerr.Column, lerr.Field, lerr.Reason)
+		return lr.ErrAt(lerr.Column, lerr.Field, lerr.Reason)
 	}
 	has := -1
 	if ev.HasPosition {
@@ -482,7 +484,7 @@ func (im *eventImport) accept(line []byte) error {
 	if im.filePos == 0 {
 		im.filePos = has
 	} else if has != im.filePos {
-		return lr.errAt(-1, "position", "some lines of this file have a position and others not")
+		return lr.ErrAt(-1, "position", "some lines of this file have a position and others not")
 	}
 	pos := im.prevPos + 1
 	if ev.HasPosition && !im.o.Renumber {
@@ -491,21 +493,21 @@ func (im *eventImport) accept(line []byte) error {
 			if len(im.batch) == 0 && im.res.Events == 0 && im.target == driver.Events {
 				where = "the store's last"
 			}
-			return lr.errAt(-1, "position", fmt.Sprintf("position %d is not above %s position %d (positions must increase and continue the store; import with renumbering to assign new ones)",
+			return lr.ErrAt(-1, "position", fmt.Sprintf("position %d is not above %s position %d (positions must increase and continue the store; import with renumbering to assign new ones)",
 				ev.Position, where, im.prevPos))
 		}
 		pos = ev.Position
 	}
-	k := versionKey{ev.AggregateID, ev.AggregateVersion}
+	k := core.VersionKey{ID: ev.AggregateID, Version: ev.AggregateVersion}
 	if i, dup := im.batchKeys[k]; dup {
-		return lr.errAt(-1, "aggregateVersion", fmt.Sprintf("aggregate %q version %d is also on line %d", ev.AggregateID, ev.AggregateVersion, im.marks.marks[i].line))
+		return lr.ErrAt(-1, "aggregateVersion", fmt.Sprintf("aggregate %q version %d is also on line %d", ev.AggregateID, ev.AggregateVersion, im.marks.marks[i].line))
 	}
 	im.batchKeys[k] = len(im.batch)
 	im.marks.add(lr)
 	im.batch = append(im.batch, estype.StoredEvent{Event: ev.Event, Position: pos})
 	im.batchBytes += len(line)
 	im.prevPos = pos
-	lr.accept(line)
+	lr.Accept(line)
 	return nil
 }
 
@@ -521,14 +523,14 @@ func appendHashState(dst []byte, h hash.Hash) []byte {
 }
 
 // checkpointAt returns the checkpoint after the first n lines of the batch.
-func (im *eventImport) checkpointAt(n int) *ImportCheckpoint {
+func (im *eventImport) checkpointAt(n int) *estype.ImportCheckpoint {
 	cp := *im.cp
 	cp.ByteOffset, cp.Line, cp.HashState = im.marks.before(n, im.lr)
 	cp.Events += int64(n)
 	if n > 0 {
 		cp.LastPosition = im.batch[n-1].Position
 	}
-	cp.UpdatedAt = im.s.c.NowMillis()
+	cp.UpdatedAt = access.Core(im.s).NowMillis()
 	return &cp
 }
 
@@ -564,7 +566,7 @@ func (im *eventImport) commit(ctx context.Context, n int, unfreeze, deleteSnapsh
 		switch {
 		case res.Advanced && im.filePos < 0 || res.Advanced && im.o.Renumber:
 			if attempt > 10 {
-				return fmt.Errorf("import: the store keeps advancing under the import (freeze it): %w", ErrTimeout)
+				return fmt.Errorf("import: the store keeps advancing under the import (freeze it): %w", estype.ErrTimeout)
 			}
 			// Another writer appended meanwhile: give the batch new
 			// positions after the store's last one and try again.
@@ -575,7 +577,7 @@ func (im *eventImport) commit(ctx context.Context, n int, unfreeze, deleteSnapsh
 			continue
 		case res.Advanced:
 			m := im.marks.marks[0]
-			return &LineError{Line: m.line, Offset: m.offset, Column: -1, Field: "position",
+			return &estype.LineError{Line: m.line, Offset: m.offset, Column: -1, Field: "position",
 				Reason: fmt.Sprintf("position %d is not above the store's last position %d (another core.Writer appended meanwhile? freeze the store, or import with renumbering)", im.batch[0].Position, res.LastPosition)}
 		case res.Conflict >= 0:
 			k := res.Conflict
@@ -585,9 +587,9 @@ func (im *eventImport) commit(ctx context.Context, n int, unfreeze, deleteSnapsh
 				}
 			}
 			e, m := im.batch[k], im.marks.marks[k]
-			return &LineError{Line: m.line, Offset: m.offset, Column: -1, Field: "aggregateVersion",
+			return &estype.LineError{Line: m.line, Offset: m.offset, Column: -1, Field: "aggregateVersion",
 				Reason: fmt.Sprintf("aggregate %q version %d is already in the store (or on an earlier line of this file)", e.AggregateID, e.AggregateVersion),
-				Err:    &ConflictError{AggregateID: e.AggregateID, AggregateVersion: e.AggregateVersion}}
+				Err:    &estype.ConflictError{AggregateID: e.AggregateID, AggregateVersion: e.AggregateVersion}}
 		}
 		im.cp = cp
 		im.res.ByteOffset, im.res.Lines = cp.ByteOffset, cp.Line
@@ -607,12 +609,12 @@ func (im *eventImport) finish(ctx context.Context) error {
 	cp.Done = true
 	var err error
 	switch im.cp.Mode {
-	case CheckpointAutoStaged:
+	case estype.CheckpointAutoStaged:
 		err = core.SwapStagingTx(ctx, im.w, cp, cp.Froze)
 	default:
 		_, err = core.ImportBatchTx(ctx, im.w, &core.ImportBatch{
 			Table: driver.Events, Checkpoint: cp, Unfreeze: cp.Froze,
-			DeleteSnapshots: im.cp.Mode == CheckpointAuto,
+			DeleteSnapshots: im.cp.Mode == estype.CheckpointAuto,
 		})
 	}
 	if err != nil {
@@ -630,7 +632,7 @@ func (im *eventImport) failed(ctx context.Context, cause error) error {
 		return cause
 	}
 	switch im.cp.Mode {
-	case CheckpointAutoStaged:
+	case estype.CheckpointAutoStaged:
 		// The store is untouched: unfreeze it (if this import froze it) so
 		// that it is usable; a resume freezes it again and refuses to
 		// continue if it changed meanwhile.
@@ -644,7 +646,7 @@ func (im *eventImport) failed(ctx context.Context, cause error) error {
 			}
 		}
 		return fmt.Errorf("%w (AUTO import of %q: %d lines staged, %s)", cause, im.o.SourceID, im.res.Lines, note)
-	case CheckpointAuto:
+	case estype.CheckpointAuto:
 		return fmt.Errorf("%w (AUTO import of %q into an empty store: the first %d lines (%d events) are in; the store stays frozen until the import is resumed to its end, or aborted to empty the store again)",
 			cause, im.o.SourceID, im.res.Lines, im.res.TotalEvents)
 	}
@@ -657,29 +659,29 @@ func (im *eventImport) failed(ctx context.Context, cause error) error {
 // imported, leaving the store empty again; either unfreezes the store if
 // the import froze it. A MANUAL import's committed events stay (they were
 // appended and may have been read): only its checkpoint is forgotten.
-func (s *Store) AbortImport(ctx context.Context, sourceID string) error {
-	if err := s.c.Begin(ctx); err != nil {
+func AbortImport(ctx context.Context, s *eventstore.Store, sourceID string) error {
+	if err := access.Core(s).Begin(ctx); err != nil {
 		return err
 	}
-	defer s.c.Exit()
+	defer access.Core(s).Exit()
 	sourceID = cmp.Or(sourceID, DefaultSourceID)
-	cp, err := s.c.D.Checkpoint(ctx, sourceID)
+	cp, err := access.Core(s).D.Checkpoint(ctx, sourceID)
 	if err != nil {
 		return fmt.Errorf("abort import: %w", err)
 	}
 	if cp == nil {
-		return fmt.Errorf("%w: the store has no import of source %q", ErrResumeMismatch, sourceID)
+		return fmt.Errorf("%w: the store has no import of source %q", estype.ErrResumeMismatch, sourceID)
 	}
 	a := &core.AbortImport{SourceID: sourceID}
 	if !cp.Done {
-		switch CheckpointMode(cp.Mode) {
-		case CheckpointAutoStaged:
+		switch estype.CheckpointMode(cp.Mode) {
+		case estype.CheckpointAutoStaged:
 			a.ClearStaging, a.Unfreeze = true, cp.Froze
-		case CheckpointAuto:
+		case estype.CheckpointAuto:
 			a.DeleteEvents, a.Unfreeze = true, cp.Froze
 		}
 	}
-	if err := core.AbortImportTx(ctx, s.c.W, a); err != nil {
+	if err := core.AbortImportTx(ctx, access.Core(s).W, a); err != nil {
 		return fmt.Errorf("abort import: %w", err)
 	}
 	return nil
@@ -687,12 +689,12 @@ func (s *Store) AbortImport(ctx context.Context, sourceID string) error {
 
 // Imports lists the store's import checkpoints (finished and unfinished),
 // so that abandoned imports can be found and resumed or aborted.
-func (s *Store) Imports(ctx context.Context) ([]ImportCheckpoint, error) {
-	if err := s.c.Begin(ctx); err != nil {
+func Imports(ctx context.Context, s *eventstore.Store) ([]estype.ImportCheckpoint, error) {
+	if err := access.Core(s).Begin(ctx); err != nil {
 		return nil, err
 	}
-	defer s.c.Exit()
-	rows, err := s.c.D.ListCheckpoints(ctx)
+	defer access.Core(s).Exit()
+	rows, err := access.Core(s).D.ListCheckpoints(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list imports: %w", err)
 	}

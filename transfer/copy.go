@@ -1,4 +1,4 @@
-package eventstore
+package transfer
 
 import (
 	"bytes"
@@ -8,6 +8,10 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/esctl/esctl/estype"
+	"github.com/esctl/esctl/eventstore"
+	"github.com/esctl/esctl/internal/access"
 )
 
 // CopyOptions configure Copy. A nil *CopyOptions means all defaults.
@@ -56,7 +60,7 @@ type CopyResult struct {
 //
 // On an error the result says how far the target got (LastPosition);
 // calling Copy again continues from there.
-func Copy(ctx context.Context, from, to *Store, opts *CopyOptions) (*CopyResult, error) {
+func Copy(ctx context.Context, from, to *eventstore.Store, opts *CopyOptions) (*CopyResult, error) {
 	var o CopyOptions
 	if opts != nil {
 		o = *opts
@@ -93,13 +97,13 @@ func Copy(ctx context.Context, from, to *Store, opts *CopyOptions) (*CopyResult,
 	}
 	// Checkpoints of interrupted runs: their batches are in the target,
 	// which is the copy's record.
-	list, err := to.Imports(ctx)
+	list, err := Imports(ctx, to)
 	if err != nil {
 		return res, fmt.Errorf("copy: %w", err)
 	}
 	for _, c := range list {
 		if strings.HasPrefix(c.SourceID, "copy:"+o.SourceName+"@") || strings.HasPrefix(c.SourceID, "copy-secrets:"+o.SourceName+"@") {
-			if err := to.AbortImport(ctx, c.SourceID); err != nil {
+			if err := AbortImport(ctx, to, c.SourceID); err != nil {
 				return res, fmt.Errorf("copy: %w", err)
 			}
 		}
@@ -109,15 +113,15 @@ func Copy(ctx context.Context, from, to *Store, opts *CopyOptions) (*CopyResult,
 
 // sameHistory checks that the target, ending at position start, is empty
 // or an earlier copy of a source ending at end.
-func sameHistory(ctx context.Context, from, to *Store, start, end int64) error {
+func sameHistory(ctx context.Context, from, to *eventstore.Store, start, end int64) error {
 	if start > end {
-		return fmt.Errorf("%w: the target ends at position %d, after the source's last position %d: the target is not an earlier copy of this source", ErrCopyMismatch, start, end)
+		return fmt.Errorf("%w: the target ends at position %d, after the source's last position %d: the target is not an earlier copy of this source", estype.ErrCopyMismatch, start, end)
 	}
 	if start == 0 {
 		return nil
 	}
-	at := func(s *Store) ([]byte, error) {
-		page, err := s.LoadEvents(ctx, Filter{Cursor: CursorAt(start - 1), Limit: 1})
+	at := func(s *eventstore.Store) ([]byte, error) {
+		page, err := s.LoadEvents(ctx, eventstore.Filter{Cursor: estype.CursorAt(start - 1), Limit: 1})
 		if err != nil || len(page.Events) == 0 || page.Events[0].Position != start {
 			return nil, err
 		}
@@ -132,39 +136,39 @@ func sameHistory(ctx context.Context, from, to *Store, start, end int64) error {
 		return fmt.Errorf("copy: target: %w", err)
 	}
 	if a == nil || b == nil || !bytes.Equal(a, b) {
-		return fmt.Errorf("%w: the target's last event, at position %d, is not the source's event there: the target is not an earlier copy of this source", ErrCopyMismatch, start)
+		return fmt.Errorf("%w: the target's last event, at position %d, is not the source's event there: the target is not an earlier copy of this source", estype.ErrCopyMismatch, start)
 	}
 	return nil
 }
 
 // sameSecrets checks that the target's highest secret, if any, is the
 // source's, and returns it.
-func sameSecrets(ctx context.Context, from, to *Store) (*Secret, error) {
-	top, err := to.lastSecret(ctx)
+func sameSecrets(ctx context.Context, from, to *eventstore.Store) (*estype.Secret, error) {
+	top, err := lastSecret(ctx, to)
 	if err != nil || top == nil {
 		return nil, wrapIf("copy: target", err)
 	}
-	page, err := from.Secrets().LoadSecrets(ctx, SecretFilter{Idx: top.Idx, Limit: 1, IncludeDeleted: true})
+	page, err := from.Secrets().LoadSecrets(ctx, eventstore.SecretFilter{Idx: top.Idx, Limit: 1, IncludeDeleted: true})
 	if err != nil {
 		return nil, fmt.Errorf("copy: source: %w", err)
 	}
 	if len(page.Secrets) == 0 || page.Secrets[0].Idx != top.Idx || page.Secrets[0].ID != top.ID {
-		return nil, fmt.Errorf("%w: the target's secret idx %d (%q) is not the source's", ErrCopyMismatch, top.Idx, top.ID)
+		return nil, fmt.Errorf("%w: the target's secret idx %d (%q) is not the source's", estype.ErrCopyMismatch, top.Idx, top.ID)
 	}
 	return top, nil
 }
 
 // lastSecret returns the secret (or tombstone) with the highest idx, or nil.
-func (s *Store) lastSecret(ctx context.Context) (*Secret, error) {
-	if err := s.c.Begin(ctx); err != nil {
+func lastSecret(ctx context.Context, s *eventstore.Store) (*estype.Secret, error) {
+	if err := access.Core(s).Begin(ctx); err != nil {
 		return nil, err
 	}
-	defer s.c.Exit()
-	sec, err := s.c.D.LastSecret(ctx)
+	defer access.Core(s).Exit()
+	sec, err := access.Core(s).D.LastSecret(ctx)
 	if err != nil || sec == nil {
 		return nil, err
 	}
-	out := Secret(*sec)
+	out := estype.Secret(*sec)
 	return &out, nil
 }
 
@@ -196,7 +200,7 @@ func pipeTo(export func(w io.Writer) error, importFn func(r io.Reader) error) er
 // copyEvents streams the source's events after the target's last position
 // into the target, as an import whose checkpoint is forgotten once it is
 // complete (the target's events are the copy's record).
-func copyEvents(ctx context.Context, from, to *Store, o *CopyOptions, res *CopyResult, end int64) error {
+func copyEvents(ctx context.Context, from, to *eventstore.Store, o *CopyOptions, res *CopyResult, end int64) error {
 	start := res.StartPosition
 	if start >= end {
 		return nil
@@ -204,11 +208,11 @@ func copyEvents(ctx context.Context, from, to *Store, o *CopyOptions, res *CopyR
 	sourceID := fmt.Sprintf("copy:%s@%d", o.SourceName, start)
 	var ir *ImportResult
 	err := pipeTo(func(w io.Writer) error {
-		_, err := from.ExportEvents(ctx, w, &ExportOptions{Cursor: CursorAt(start)})
+		_, err := ExportEvents(ctx, from, w, &ExportOptions{Cursor: estype.CursorAt(start)})
 		return err
 	}, func(r io.Reader) error {
 		var err error
-		ir, err = to.ImportEvents(ctx, r, &ImportOptions{SourceID: sourceID, DryRun: o.DryRun, ProgressFunc: func(p ImportProgress) {
+		ir, err = ImportEvents(ctx, to, r, &ImportOptions{SourceID: sourceID, DryRun: o.DryRun, ProgressFunc: func(p ImportProgress) {
 			if o.ProgressFunc != nil {
 				o.ProgressFunc(CopyProgress{Events: p.Events, Bytes: p.ByteOffset, Total: end - start})
 			}
@@ -224,19 +228,19 @@ func copyEvents(ctx context.Context, from, to *Store, o *CopyOptions, res *CopyR
 	if o.DryRun {
 		return nil
 	}
-	return to.AbortImport(ctx, sourceID)
+	return AbortImport(ctx, to, sourceID)
 }
 
 // copySecrets copies the source's secrets from idx next on.
-func copySecrets(ctx context.Context, from, to *Store, o *CopyOptions, res *CopyResult, next int64) error {
+func copySecrets(ctx context.Context, from, to *eventstore.Store, o *CopyOptions, res *CopyResult, next int64) error {
 	sourceID := fmt.Sprintf("copy-secrets:%s@%d", o.SourceName, next)
 	var ir *ImportResult
 	err := pipeTo(func(w io.Writer) error {
-		_, err := from.Secrets().ExportSecrets(ctx, w, &SecretsExportOptions{Idx: next})
+		_, err := ExportSecrets(ctx, from, w, &SecretsExportOptions{Idx: next})
 		return err
 	}, func(r io.Reader) error {
 		var err error
-		ir, err = to.Secrets().ImportSecrets(ctx, r, &SecretsImportOptions{SourceID: sourceID, DryRun: o.DryRun})
+		ir, err = ImportSecrets(ctx, to, r, &SecretsImportOptions{SourceID: sourceID, DryRun: o.DryRun})
 		return err
 	})
 	if ir != nil {
@@ -248,5 +252,5 @@ func copySecrets(ctx context.Context, from, to *Store, o *CopyOptions, res *Copy
 	if o.DryRun {
 		return nil
 	}
-	return to.AbortImport(ctx, sourceID)
+	return AbortImport(ctx, to, sourceID)
 }

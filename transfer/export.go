@@ -1,4 +1,4 @@
-package eventstore
+package transfer
 
 import (
 	"bufio"
@@ -9,6 +9,8 @@ import (
 	"io"
 
 	"github.com/esctl/esctl/estype"
+	"github.com/esctl/esctl/eventstore"
+	"github.com/esctl/esctl/internal/access"
 	"github.com/esctl/esctl/internal/core"
 	"github.com/esctl/esctl/internal/driver"
 	"github.com/esctl/esctl/internal/ndjson"
@@ -17,13 +19,6 @@ import (
 // DefaultExportPageSize is the number of events an export reads per query
 // (its rows are written as they arrive, so a page is never held in memory).
 const DefaultExportPageSize = 10_000
-
-// Page sizes of the other reads that walk a whole table: secrets (exports
-// and backups) and snapshots (backups).
-const (
-	secretsPageSize   = 1000
-	snapshotsPageSize = 100
-)
 
 // errExportFull stops an export's read at the line that would exceed
 // ExportOptions.MaxBytes.
@@ -37,7 +32,7 @@ const exportBufferSize = 1 << 20
 // from the start, no byte budget, MaintenanceManual.
 type ExportOptions struct {
 	// Cursor to export from; "" is the start.
-	Cursor Cursor
+	Cursor estype.Cursor
 	// Mode: MaintenanceAuto freezes the store for the export's duration if
 	// it was not frozen (and unfreezes only what it froze); the export
 	// reads one consistent snapshot either way.
@@ -56,14 +51,14 @@ type ExportOptions struct {
 type ExportProgress struct {
 	Events int64
 	Bytes  int64
-	Cursor Cursor
+	Cursor estype.Cursor
 }
 
 // ExportResult reports what an export wrote. It is returned with the error
 // too; Cursor is then where to resume.
 type ExportResult struct {
 	// Cursor resumes the export right after the last event written.
-	Cursor Cursor
+	Cursor estype.Cursor
 	// End: every event of the snapshot after the start cursor was written.
 	// Events committed after the export began are not in it: export again
 	// from Cursor to get them.
@@ -84,32 +79,32 @@ type ExportResult struct {
 // each page (and when it stops); the returned Cursor resumes right after
 // the last line written. Cancelling ctx stops the export, at the latest
 // after the current page, with a valid resume cursor (reSolve's 'timeout').
-func (s *Store) ExportEvents(ctx context.Context, w io.Writer, opts *ExportOptions) (*ExportResult, error) {
+func ExportEvents(ctx context.Context, s *eventstore.Store, w io.Writer, opts *ExportOptions) (*ExportResult, error) {
 	var o ExportOptions
 	if opts != nil {
 		o = *opts
 	}
 	o.PageSize = cmp.Or(o.PageSize, DefaultExportPageSize)
-	if o.PageSize < 1 || o.PageSize > MaxLimit*10 {
-		return nil, &InvalidFilterError{Field: "pageSize", Reason: fmt.Sprintf("must be 1 to %d, got %d", MaxLimit*10, o.PageSize)}
+	if o.PageSize < 1 || o.PageSize > eventstore.MaxLimit*10 {
+		return nil, &estype.InvalidFilterError{Field: "pageSize", Reason: fmt.Sprintf("must be 1 to %d, got %d", eventstore.MaxLimit*10, o.PageSize)}
 	}
 	pos, err := o.Cursor.Position()
 	if err != nil {
-		return nil, &InvalidFilterError{Field: "cursor", Reason: fmt.Sprintf("is malformed: %v", err), Err: err}
+		return nil, &estype.InvalidFilterError{Field: "cursor", Reason: fmt.Sprintf("is malformed: %v", err), Err: err}
 	}
-	if err := s.c.Begin(ctx); err != nil {
+	if err := access.Core(s).Begin(ctx); err != nil {
 		return nil, err
 	}
-	defer s.c.Exit()
-	res := &ExportResult{Cursor: CursorAt(pos)}
+	defer access.Core(s).Exit()
+	res := &ExportResult{Cursor: estype.CursorAt(pos)}
 	if o.Mode == MaintenanceAuto {
-		unfreeze, err := s.freezeForMaintenance(ctx, "AUTO export in progress")
+		unfreeze, err := freezeForMaintenance(ctx, s, "AUTO export in progress")
 		if err != nil {
 			return nil, err
 		}
 		defer unfreeze()
 	}
-	tx, err := s.c.R.BeginRead(ctx)
+	tx, err := access.Core(s).R.BeginRead(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("export: %w", err)
 	}
@@ -123,7 +118,7 @@ func (s *Store) ExportEvents(ctx context.Context, w io.Writer, opts *ExportOptio
 		if err := bw.Flush(); err != nil {
 			return fmt.Errorf("export: write: %w", err)
 		}
-		res.Cursor = CursorAt(written)
+		res.Cursor = estype.CursorAt(written)
 		return nil
 	}
 	p := &driver.ListEventsParams{After: pos, AfterTimestamp: -1, Limit: o.PageSize}
@@ -156,7 +151,7 @@ func (s *Store) ExportEvents(ctx context.Context, w io.Writer, opts *ExportOptio
 			}
 			return res, fmt.Errorf("export after position %d: %w", p.After, err)
 		case first && pos > last:
-			return nil, &CursorBeyondEndError{Position: pos, End: last}
+			return nil, &estype.CursorBeyondEndError{Position: pos, End: last}
 		}
 		p.After = written
 		// Everything up to p.After is now in w: the cursor may move.
@@ -181,8 +176,8 @@ func (s *Store) ExportEvents(ctx context.Context, w io.Writer, opts *ExportOptio
 
 // freezeForMaintenance freezes the store unless it is frozen, and returns
 // the function that unfreezes it if (and only if) this call froze it.
-func (s *Store) freezeForMaintenance(ctx context.Context, reason string) (func(), error) {
-	was, err := core.SetFrozenTx(ctx, s.c.W, true, reason)
+func freezeForMaintenance(ctx context.Context, s *eventstore.Store, reason string) (func(), error) {
+	was, err := core.SetFrozenTx(ctx, access.Core(s).W, true, reason)
 	if err != nil {
 		return nil, fmt.Errorf("freeze: %w", err)
 	}
@@ -190,6 +185,6 @@ func (s *Store) freezeForMaintenance(ctx context.Context, reason string) (func()
 		return func() {}, nil
 	}
 	return func() {
-		_, _ = core.SetFrozenTx(context.WithoutCancel(ctx), s.c.W, false, "")
+		_, _ = core.SetFrozenTx(context.WithoutCancel(ctx), access.Core(s).W, false, "")
 	}, nil
 }

@@ -1,4 +1,4 @@
-package eventstore
+package backup
 
 import (
 	"bufio"
@@ -16,8 +16,11 @@ import (
 	"io"
 
 	"github.com/esctl/esctl/estype"
+	"github.com/esctl/esctl/eventstore"
+	"github.com/esctl/esctl/internal/access"
 	"github.com/esctl/esctl/internal/core"
 	"github.com/esctl/esctl/internal/jsonx"
+	"github.com/esctl/esctl/transfer"
 
 	"github.com/esctl/esctl/internal/driver"
 	"github.com/esctl/esctl/internal/ndjson"
@@ -37,18 +40,18 @@ import (
 // The manifest's sha256 covers every byte before the manifest line. The
 // stream holds no wall-clock time and no random bytes: two backups of the
 // same unchanged store are the same bytes, and so is a backup resumed from a
-// BackupMark, which is what makes an interrupted backup verifiable against
+// Mark, which is what makes an interrupted backup verifiable against
 // an uninterrupted one.
 
-// BackupFormatVersion is the version of the backup format Backup writes and
+// FormatVersion is the version of the backup format Backup writes and
 // the newest VerifyBackup reads.
-const BackupFormatVersion = 1
+const FormatVersion = 1
 
-// BackupFormat is the manifest's format name.
-const BackupFormat = "esctl-backup"
+// Format is the manifest's format name.
+const Format = "esctl-backup"
 
-// DefaultBackupMarkBytes is how many bytes Backup writes between two marks.
-const DefaultBackupMarkBytes = 4 << 20
+// DefaultMarkBytes is how many bytes Backup writes between two marks.
+const DefaultMarkBytes = 4 << 20
 
 // maxBackupLine bounds one line of a backup: an event line with a payload at
 // the payload limit, or a base64 snapshot, fits.
@@ -70,10 +73,10 @@ var (
 	manifestPrefix  = []byte(`{"manifest":`)
 )
 
-// BackupMark is where a backup stands after a whole line: enough to resume
+// Mark is where a backup stands after a whole line: enough to resume
 // it in another process, with the same bytes as an uninterrupted run. It
 // marshals to JSON.
-type BackupMark struct {
+type Mark struct {
 	// Section being written: "events", "secrets", "snapshots", or "done"
 	// once the manifest is written.
 	Section string `json:"section"`
@@ -101,36 +104,36 @@ type BackupMark struct {
 	Engine string `json:"engine"`
 }
 
-// BackupManifest is the backup's last line: what it holds and the SHA-256
+// Manifest is the backup's last line: what it holds and the SHA-256
 // of everything before it.
-type BackupManifest struct {
-	Format       string `json:"format"`
-	Version      int    `json:"version"`
-	Engine       string `json:"engine"`
-	Events       int64  `json:"events"`
-	Secrets      int64  `json:"secrets"`
-	Tombstones   int64  `json:"tombstones"`
-	Snapshots    int64  `json:"snapshots"`
-	LastPosition int64  `json:"lastPosition"`
-	EndCursor    Cursor `json:"endCursor"`
-	Bytes        int64  `json:"bytes"`
-	SHA256       string `json:"sha256"`
+type Manifest struct {
+	Format       string        `json:"format"`
+	Version      int           `json:"version"`
+	Engine       string        `json:"engine"`
+	Events       int64         `json:"events"`
+	Secrets      int64         `json:"secrets"`
+	Tombstones   int64         `json:"tombstones"`
+	Snapshots    int64         `json:"snapshots"`
+	LastPosition int64         `json:"lastPosition"`
+	EndCursor    estype.Cursor `json:"endCursor"`
+	Bytes        int64         `json:"bytes"`
+	SHA256       string        `json:"sha256"`
 }
 
-// BackupOptions are the arguments of Backup. nil means a whole backup from
+// StreamOptions are the arguments of Backup. nil means a whole backup from
 // the start with no marks.
-type BackupOptions struct {
+type StreamOptions struct {
 	// Resume continues a backup from a mark an earlier call passed to Mark:
 	// w must receive the bytes that follow the mark (the caller has cut its
 	// output back to the mark).
-	Resume *BackupMark
+	Resume *Mark
 	// Mark, when set, is called at whole-line points at least MarkBytes
 	// apart, and after the last line, with everything before the point
 	// already written to w. The points depend only on the stream's bytes,
 	// so an interrupted and resumed backup marks where an uninterrupted one
 	// does. An error from Mark stops the backup.
-	Mark func(BackupMark) error
-	// MarkBytes: 0 means DefaultBackupMarkBytes.
+	Mark func(Mark) error
+	// MarkBytes: 0 means DefaultMarkBytes.
 	MarkBytes int64
 	// PageSize is the number of rows read per query. 0: the export default.
 	PageSize int
@@ -143,18 +146,18 @@ type BackupOptions struct {
 // snapshots as each call read them: to get a single point in time across
 // interruptions, freeze the store (Freeze) for the backup's duration.
 // Cancelling ctx stops at the next page; the last mark stands.
-func (s *Store) Backup(ctx context.Context, w io.Writer, opts *BackupOptions) (*BackupManifest, error) {
-	var o BackupOptions
+func WriteStream(ctx context.Context, s *eventstore.Store, w io.Writer, opts *StreamOptions) (*Manifest, error) {
+	var o StreamOptions
 	if opts != nil {
 		o = *opts
 	}
-	o.MarkBytes = cmp.Or(o.MarkBytes, DefaultBackupMarkBytes)
-	o.PageSize = cmp.Or(o.PageSize, DefaultExportPageSize)
-	if err := s.c.Begin(ctx); err != nil {
+	o.MarkBytes = cmp.Or(o.MarkBytes, DefaultMarkBytes)
+	o.PageSize = cmp.Or(o.PageSize, transfer.DefaultExportPageSize)
+	if err := access.Core(s).Begin(ctx); err != nil {
 		return nil, err
 	}
-	defer s.c.Exit()
-	tx, err := s.c.R.BeginRead(ctx)
+	defer access.Core(s).Exit()
+	tx, err := access.Core(s).R.BeginRead(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
@@ -169,7 +172,7 @@ func (s *Store) Backup(ctx context.Context, w io.Writer, opts *BackupOptions) (*
 			return nil, err
 		}
 	} else {
-		b.m = BackupMark{Section: sectionHeader, EndPosition: st.LastPosition, Engine: s.c.D.Name()}
+		b.m = Mark{Section: sectionHeader, EndPosition: st.LastPosition, Engine: access.Core(s).D.Name()}
 	}
 	for b.m.Section != sectionDone {
 		if err := ctx.Err(); err != nil {
@@ -177,7 +180,7 @@ func (s *Store) Backup(ctx context.Context, w io.Writer, opts *BackupOptions) (*
 		}
 		switch b.m.Section {
 		case sectionHeader:
-			line := fmt.Appendf(nil, `{"esctlBackup":%d,"engine":`, BackupFormatVersion)
+			line := fmt.Appendf(nil, `{"esctlBackup":%d,"engine":`, FormatVersion)
 			line = jsonx.AppendString(line, b.m.Engine)
 			line = fmt.Appendf(line, `,"endPosition":%d}`+"\n", b.m.EndPosition)
 			err = b.section(line, markerEvents, sectionEvents)
@@ -188,7 +191,7 @@ func (s *Store) Backup(ctx context.Context, w io.Writer, opts *BackupOptions) (*
 		case sectionSnapshots:
 			err = b.snapshots(ctx, tx)
 		default:
-			return nil, fmt.Errorf("%w: unknown backup section %q in the mark", ErrResumeMismatch, b.m.Section)
+			return nil, fmt.Errorf("%w: unknown backup section %q in the mark", estype.ErrResumeMismatch, b.m.Section)
 		}
 		if err != nil {
 			return nil, err
@@ -199,27 +202,27 @@ func (s *Store) Backup(ctx context.Context, w io.Writer, opts *BackupOptions) (*
 
 type backupWriter struct {
 	w        *bufio.Writer
-	o        *BackupOptions
+	o        *StreamOptions
 	h        hash.Hash
-	m        BackupMark
+	m        Mark
 	since    int64 // bytes since the last mark
 	line     []byte
-	manifest *BackupManifest
+	manifest *Manifest
 }
 
 // resume checks a mark against the store and continues from it.
-func (b *backupWriter) resume(ctx context.Context, tx driver.ReadTx, st *driver.StoreState, m *BackupMark) error {
+func (b *backupWriter) resume(ctx context.Context, tx driver.ReadTx, st *driver.StoreState, m *Mark) error {
 	h, err := ndjson.RestoreHash(m.HashState)
 	if err != nil {
-		return fmt.Errorf("%w: backup mark: %v", ErrResumeMismatch, err)
+		return fmt.Errorf("%w: backup mark: %v", estype.ErrResumeMismatch, err)
 	}
 	b.h, b.m = h, *m
 	if m.Section == sectionDone {
-		return fmt.Errorf("%w: the backup is already complete", ErrResumeMismatch)
+		return fmt.Errorf("%w: the backup is already complete", estype.ErrResumeMismatch)
 	}
 	if st.LastPosition < m.EndPosition {
 		return fmt.Errorf("%w: the backup ends at position %d, but the store's last position is %d: another store, or one restored since",
-			ErrResumeMismatch, m.EndPosition, st.LastPosition)
+			estype.ErrResumeMismatch, m.EndPosition, st.LastPosition)
 	}
 	if m.Section != sectionEvents || m.After == 0 {
 		return nil // past the events (their end was checked above), or none written yet
@@ -231,11 +234,11 @@ func (b *backupWriter) resume(ctx context.Context, tx driver.ReadTx, st *driver.
 		return fmt.Errorf("backup: %w", err)
 	}
 	if len(page.Events) == 0 || page.Events[0].Position != pos {
-		return fmt.Errorf("%w: the store has no event at position %d, the last one the backup wrote", ErrResumeMismatch, pos)
+		return fmt.Errorf("%w: the store has no event at position %d, the last one the backup wrote", estype.ErrResumeMismatch, pos)
 	}
 	sum := sha256.Sum256(ndjson.AppendEvent(nil, &page.Events[0]))
 	if !bytes.Equal(sum[:], m.LastEventSHA256) {
-		return fmt.Errorf("%w: the store's event at position %d is not the one the backup wrote: another store", ErrResumeMismatch, pos)
+		return fmt.Errorf("%w: the store's event at position %d is not the one the backup wrote: another store", estype.ErrResumeMismatch, pos)
 	}
 	return nil
 }
@@ -322,12 +325,12 @@ func (b *backupWriter) events(ctx context.Context, tx driver.ReadTx) error {
 
 func (b *backupWriter) secrets(ctx context.Context, tx driver.ReadTx) error {
 	for {
-		page, err := tx.ListSecrets(ctx, &driver.ListSecretsParams{MinIdx: b.m.After + 1, IncludeDeleted: true, Limit: secretsPageSize})
+		page, err := tx.ListSecrets(ctx, &driver.ListSecretsParams{MinIdx: b.m.After + 1, IncludeDeleted: true, Limit: core.SecretsPageSize})
 		if err != nil {
 			return fmt.Errorf("backup: secrets: %w", err)
 		}
 		for i := range page {
-			b.line = appendSecretLine(b.line[:0], (*Secret)(&page[i]))
+			b.line = ndjson.AppendSecret(b.line[:0], (*estype.Secret)(&page[i]))
 			if err := b.write(b.line); err != nil {
 				return err
 			}
@@ -340,7 +343,7 @@ func (b *backupWriter) secrets(ctx context.Context, tx driver.ReadTx) error {
 				return err
 			}
 		}
-		if len(page) < secretsPageSize {
+		if len(page) < core.SecretsPageSize {
 			break
 		}
 		if err := ctx.Err(); err != nil {
@@ -352,7 +355,7 @@ func (b *backupWriter) secrets(ctx context.Context, tx driver.ReadTx) error {
 
 func (b *backupWriter) snapshots(ctx context.Context, tx driver.ReadTx) error {
 	for {
-		page, err := tx.ListSnapshots(ctx, &driver.ListSnapshotsParams{AfterKey: b.m.AfterKey, Limit: snapshotsPageSize})
+		page, err := tx.ListSnapshots(ctx, &driver.ListSnapshotsParams{AfterKey: b.m.AfterKey, Limit: core.SnapshotsPageSize})
 		if err != nil {
 			return fmt.Errorf("backup: snapshots: %w", err)
 		}
@@ -367,21 +370,21 @@ func (b *backupWriter) snapshots(ctx context.Context, tx driver.ReadTx) error {
 				return err
 			}
 		}
-		if len(page) < snapshotsPageSize {
+		if len(page) < core.SnapshotsPageSize {
 			break
 		}
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 	}
-	man := &BackupManifest{
-		Format: BackupFormat, Version: BackupFormatVersion, Engine: b.m.Engine,
+	man := &Manifest{
+		Format: Format, Version: FormatVersion, Engine: b.m.Engine,
 		Events: b.m.Events, Secrets: b.m.Secrets, Tombstones: b.m.Tombstones, Snapshots: b.m.Snapshots,
-		LastPosition: b.m.EndPosition, EndCursor: CursorAt(b.m.EndPosition),
+		LastPosition: b.m.EndPosition, EndCursor: estype.CursorAt(b.m.EndPosition),
 		Bytes: b.m.Bytes, SHA256: hex.EncodeToString(b.h.Sum(nil)),
 	}
 	if b.m.Events == 0 {
-		man.LastPosition, man.EndCursor = 0, CursorAt(0)
+		man.LastPosition, man.EndCursor = 0, estype.CursorAt(0)
 	}
 	body, err := json.Marshal(man)
 	if err != nil {
@@ -431,21 +434,21 @@ func decodeStrict(line []byte, v any) error {
 // every line (as strictly as an import reads it), the counts and the
 // SHA-256 of its manifest, and that nothing follows the manifest. It writes
 // nothing anywhere. A failure is a *LineError wrapping ErrBadBackup.
-func VerifyBackup(r io.Reader) (*BackupManifest, error) {
-	lr := newLineReader(r, maxBackupLine, 0, 1, nil)
+func VerifyStream(r io.Reader) (*Manifest, error) {
+	lr := ndjson.NewReader(r, maxBackupLine, 0, 1, nil)
 	bad := func(field, format string, args ...any) error {
-		le := lr.errAt(-1, field, fmt.Sprintf(format, args...))
-		le.Err = ErrBadBackup
+		le := lr.ErrAt(-1, field, fmt.Sprintf(format, args...))
+		le.Err = estype.ErrBadBackup
 		return le
 	}
 	next := func(what string) ([]byte, error) {
-		line, err := lr.next()
+		line, err := lr.Next()
 		if errors.Is(err, io.EOF) {
 			return nil, bad("", "the backup ends before %s: it is incomplete (truncated copy, or an unfinished .part file)", what)
 		}
-		var le *LineError
+		var le *estype.LineError
 		if errors.As(err, &le) {
-			le.Err = ErrBadBackup
+			le.Err = estype.ErrBadBackup
 		}
 		return line, err
 	}
@@ -461,11 +464,11 @@ func VerifyBackup(r io.Reader) (*BackupManifest, error) {
 	if err := decodeStrict(line, &head); err != nil || head.Version == 0 {
 		return nil, bad("", "not an esctl backup: the first line is not a backup header")
 	}
-	if head.Version > BackupFormatVersion {
-		return nil, bad("esctlBackup", "format version %d is newer than this esctl reads (%d): upgrade esctl", head.Version, BackupFormatVersion)
+	if head.Version > FormatVersion {
+		return nil, bad("esctlBackup", "format version %d is newer than this esctl reads (%d): upgrade esctl", head.Version, FormatVersion)
 	}
-	lr.accept(line)
-	var m BackupManifest
+	lr.Accept(line)
+	var m Manifest
 	expect := func(marker []byte) error {
 		line, err := next(string(bytes.TrimSpace(marker)))
 		if err != nil {
@@ -474,7 +477,7 @@ func VerifyBackup(r io.Reader) (*BackupManifest, error) {
 		if !bytes.Equal(line, marker[:len(marker)-1]) {
 			return bad("", "expected %s", bytes.TrimSpace(marker))
 		}
-		lr.accept(line)
+		lr.Accept(line)
 		return nil
 	}
 	if err := expect(markerEvents); err != nil {
@@ -487,13 +490,13 @@ func VerifyBackup(r io.Reader) (*BackupManifest, error) {
 			return nil, err
 		}
 		if bytes.Equal(line, markerSecrets[:len(markerSecrets)-1]) {
-			lr.accept(line)
+			lr.Accept(line)
 			break
 		}
-		ev, lerr := parseLine(line, DefaultMaxPayloadBytes, false)
+		ev, lerr := core.ParseLine(line, estype.DefaultMaxPayloadBytes, false)
 		if lerr != nil {
-			le := lr.errAt(lerr.Column, lerr.Field, lerr.Reason)
-			le.Err = ErrBadBackup
+			le := lr.ErrAt(lerr.Column, lerr.Field, lerr.Reason)
+			le.Err = estype.ErrBadBackup
 			return nil, le
 		}
 		if !ev.HasPosition || ev.Position <= last || ev.Position > head.EndPosition {
@@ -501,7 +504,7 @@ func VerifyBackup(r io.Reader) (*BackupManifest, error) {
 		}
 		last = ev.Position
 		m.Events++
-		lr.accept(line)
+		lr.Accept(line)
 	}
 	for {
 		line, err := next(`{"section":"snapshots"}`)
@@ -509,20 +512,20 @@ func VerifyBackup(r io.Reader) (*BackupManifest, error) {
 			return nil, err
 		}
 		if bytes.Equal(line, markerSnapshots[:len(markerSnapshots)-1]) {
-			lr.accept(line)
+			lr.Accept(line)
 			break
 		}
-		sec, lerr := parseSecretLine(line)
+		sec, lerr := core.ParseSecretLine(line)
 		if lerr != nil {
-			le := lr.errAt(lerr.Column, lerr.Field, lerr.Reason)
-			le.Err = ErrBadBackup
+			le := lr.ErrAt(lerr.Column, lerr.Field, lerr.Reason)
+			le.Err = estype.ErrBadBackup
 			return nil, le
 		}
 		m.Secrets++
 		if sec.Secret == nil {
 			m.Tombstones++
 		}
-		lr.accept(line)
+		lr.Accept(line)
 	}
 	for {
 		line, err := next("its manifest")
@@ -537,23 +540,23 @@ func VerifyBackup(r io.Reader) (*BackupManifest, error) {
 			return nil, bad("", "not a snapshot line (want {\"key\":...,\"content\":BASE64}): %v", err)
 		}
 		m.Snapshots++
-		lr.accept(line)
+		lr.Accept(line)
 	}
 }
 
-func verifyManifest(lr *lineReader, line []byte, end, last int64, got *BackupManifest, bad func(string, string, ...any) error) (*BackupManifest, error) {
+func verifyManifest(lr *ndjson.Reader, line []byte, end, last int64, got *Manifest, bad func(string, string, ...any) error) (*Manifest, error) {
 	sum := hex.EncodeToString(lr.Hash.Sum(nil))
 	bytesBefore := lr.Offset
 	var wrap struct {
-		Manifest *BackupManifest `json:"manifest"`
+		Manifest *Manifest `json:"manifest"`
 	}
 	if err := decodeStrict(line, &wrap); err != nil || wrap.Manifest == nil {
 		return nil, bad("manifest", "is not a backup manifest: %v", err)
 	}
 	m := wrap.Manifest
 	switch {
-	case m.Format != BackupFormat || m.Version < 1 || m.Version > BackupFormatVersion:
-		return nil, bad("manifest", "format %q version %d is not %s version 1 to %d", m.Format, m.Version, BackupFormat, BackupFormatVersion)
+	case m.Format != Format || m.Version < 1 || m.Version > FormatVersion:
+		return nil, bad("manifest", "format %q version %d is not %s version 1 to %d", m.Format, m.Version, Format, FormatVersion)
 	case m.SHA256 != sum:
 		return nil, bad("sha256", "the backup's SHA-256 is %s, its manifest says %s: the file is corrupted", sum, m.SHA256)
 	case m.Bytes != bytesBefore:
@@ -563,11 +566,11 @@ func verifyManifest(lr *lineReader, line []byte, end, last int64, got *BackupMan
 			got.Events, got.Secrets, got.Tombstones, got.Snapshots, m.Events, m.Secrets, m.Tombstones, m.Snapshots)
 	case m.LastPosition != last || (m.Events > 0 && last != end):
 		return nil, bad("lastPosition", "the last event's position is %d, the manifest says %d (header: %d)", last, m.LastPosition, end)
-	case m.EndCursor != CursorAt(last):
-		return nil, bad("endCursor", "is %q, want %q for position %d", m.EndCursor, CursorAt(last), last)
+	case m.EndCursor != estype.CursorAt(last):
+		return nil, bad("endCursor", "is %q, want %q for position %d", m.EndCursor, estype.CursorAt(last), last)
 	}
-	lr.accept(line)
-	if _, err := lr.next(); !errors.Is(err, io.EOF) {
+	lr.Accept(line)
+	if _, err := lr.Next(); !errors.Is(err, io.EOF) {
 		return nil, bad("", "data after the manifest: the manifest must be the last line")
 	}
 	return m, nil
@@ -600,9 +603,9 @@ type RestoreResult struct {
 	Resumed bool
 }
 
-// RestoreSourceIDs returns the import source ids a restore of the backup
+// SourceIDs returns the import source ids a restore of the backup
 // with manifest m records its checkpoints under (see Imports).
-func RestoreSourceIDs(m *BackupManifest) (events, secrets string) {
+func SourceIDs(m *Manifest) (events, secrets string) {
 	id := "restore:" + m.SHA256[:min(len(m.SHA256), 16)]
 	return id + ":events", id + ":secrets"
 }
@@ -620,7 +623,7 @@ func RestoreSourceIDs(m *BackupManifest) (events, secrets string) {
 // Call VerifyBackup first: Restore writes as it reads, so a stream it has
 // not verified could stop it half-way (resumable, but not what an operator
 // wants to find out mid-restore).
-func (s *Store) Restore(ctx context.Context, r io.Reader, m *BackupManifest, opts *RestoreOptions) (*RestoreResult, error) {
+func RestoreStream(ctx context.Context, s *eventstore.Store, r io.Reader, m *Manifest, opts *RestoreOptions) (*RestoreResult, error) {
 	var o RestoreOptions
 	if opts != nil {
 		o = *opts
@@ -628,24 +631,24 @@ func (s *Store) Restore(ctx context.Context, r io.Reader, m *BackupManifest, opt
 	if m == nil || len(m.SHA256) != 64 {
 		return nil, errors.New("restore: no verified manifest (call VerifyBackup first)")
 	}
-	if err := s.c.Begin(ctx); err != nil {
+	if err := access.Core(s).Begin(ctx); err != nil {
 		return nil, err
 	}
-	srcEvents, srcSecrets := RestoreSourceIDs(m)
-	err := core.AwaitWriters(ctx, s.c.W)
+	srcEvents, srcSecrets := SourceIDs(m)
+	err := core.AwaitWriters(ctx, access.Core(s).W)
 	var cpE *estype.ImportCheckpoint
 	if err == nil {
-		cpE, err = s.c.D.Checkpoint(ctx, srcEvents)
+		cpE, err = access.Core(s).D.Checkpoint(ctx, srcEvents)
 	}
 	var cpS *estype.ImportCheckpoint
 	if err == nil {
-		cpS, err = s.c.D.Checkpoint(ctx, srcSecrets)
+		cpS, err = access.Core(s).D.Checkpoint(ctx, srcSecrets)
 	}
 	res := &RestoreResult{Resumed: cpE != nil || cpS != nil}
 	if err == nil && !res.Resumed {
-		err = s.checkEmpty(ctx)
+		err = checkEmpty(ctx, s)
 	}
-	s.c.Exit()
+	access.Core(s).Exit()
 	if err != nil {
 		return nil, fmt.Errorf("restore: %w", err)
 	}
@@ -660,10 +663,10 @@ func (s *Store) Restore(ctx context.Context, r io.Reader, m *BackupManifest, opt
 		return res, err
 	}
 	sr.end = markerSecrets
-	ie, err := s.ImportEvents(ctx, sr, &ImportOptions{
+	ie, err := transfer.ImportEvents(ctx, s, sr, &transfer.ImportOptions{
 		SourceID: srcEvents, Resume: cpE != nil,
 		MaxLineBytes: maxBackupLine, BatchEvents: o.BatchEvents,
-		ProgressFunc: func(p ImportProgress) {
+		ProgressFunc: func(p transfer.ImportProgress) {
 			res.Events = p.Lines
 			progress(sectionEvents)
 		},
@@ -675,10 +678,10 @@ func (s *Store) Restore(ctx context.Context, r io.Reader, m *BackupManifest, opt
 		return res, fmt.Errorf("restore: events: %w", err)
 	}
 	if !sr.done {
-		return res, fmt.Errorf("%w: the events section did not end where the backup says", ErrBadBackup)
+		return res, fmt.Errorf("%w: the events section did not end where the backup says", estype.ErrBadBackup)
 	}
 	sr.done, sr.end = false, markerSnapshots
-	is, err := s.Secrets().ImportSecrets(ctx, sr, &SecretsImportOptions{SourceID: srcSecrets, Resume: cpS != nil, MaxLineBytes: maxBackupLine})
+	is, err := transfer.ImportSecrets(ctx, s, sr, &transfer.SecretsImportOptions{SourceID: srcSecrets, Resume: cpS != nil, MaxLineBytes: maxBackupLine})
 	if is != nil {
 		res.Secrets = is.Lines
 	}
@@ -693,10 +696,10 @@ func (s *Store) Restore(ctx context.Context, r io.Reader, m *BackupManifest, opt
 		}
 	}
 	if !sr.done {
-		return res, fmt.Errorf("%w: the secrets section did not end where the backup says", ErrBadBackup)
+		return res, fmt.Errorf("%w: the secrets section did not end where the backup says", estype.ErrBadBackup)
 	}
 	progress(sectionSecrets)
-	if err := s.restoreSnapshots(ctx, sr, m, res, progress); err != nil {
+	if err := restoreSnapshots(ctx, s, sr, m, res, progress); err != nil {
 		return res, err
 	}
 	return res, nil
@@ -704,30 +707,30 @@ func (s *Store) Restore(ctx context.Context, r io.Reader, m *BackupManifest, opt
 
 // checkEmpty returns a *NotEmptyError unless the store holds no events,
 // secrets or snapshots.
-func (s *Store) checkEmpty(ctx context.Context) error {
-	st, err := s.c.D.ReadState(ctx)
+func checkEmpty(ctx context.Context, s *eventstore.Store) error {
+	st, err := access.Core(s).D.ReadState(ctx)
 	if err != nil {
 		return err
 	}
-	snaps, err := s.c.D.ListSnapshots(ctx, &driver.ListSnapshotsParams{Limit: 1})
+	snaps, err := access.Core(s).D.ListSnapshots(ctx, &driver.ListSnapshotsParams{Limit: 1})
 	if err != nil {
 		return err
 	}
 	if st.EventCount > 0 || st.SecretCount > 0 || len(snaps) > 0 {
-		return &NotEmptyError{Events: st.EventCount, Secrets: st.SecretCount, Snapshots: int64(len(snaps))}
+		return &estype.NotEmptyError{Events: st.EventCount, Secrets: st.SecretCount, Snapshots: int64(len(snaps))}
 	}
 	return nil
 }
 
-func (s *Store) restoreSnapshots(ctx context.Context, sr *sectionReader, m *BackupManifest, res *RestoreResult, progress func(string)) error {
+func restoreSnapshots(ctx context.Context, s *eventstore.Store, sr *sectionReader, m *Manifest, res *RestoreResult, progress func(string)) error {
 	for {
 		line, err := sr.line()
 		if err != nil {
-			return fmt.Errorf("%w: snapshots: %v", ErrBadBackup, err)
+			return fmt.Errorf("%w: snapshots: %v", estype.ErrBadBackup, err)
 		}
 		if bytes.HasPrefix(line, manifestPrefix) {
 			if got := hex.EncodeToString(sr.h.Sum(nil)); got != m.SHA256 {
-				return fmt.Errorf("%w: the stream restored has SHA-256 %s, not the verified %s: it changed since it was verified", ErrBadBackup, got, m.SHA256)
+				return fmt.Errorf("%w: the stream restored has SHA-256 %s, not the verified %s: it changed since it was verified", estype.ErrBadBackup, got, m.SHA256)
 			}
 			progress(sectionSnapshots)
 			return nil
@@ -735,7 +738,7 @@ func (s *Store) restoreSnapshots(ctx context.Context, sr *sectionReader, m *Back
 		sr.h.Write(line)
 		var sn snapshotLine
 		if err := decodeStrict(line, &sn); err != nil {
-			return fmt.Errorf("%w: snapshot line: %v", ErrBadBackup, err)
+			return fmt.Errorf("%w: snapshot line: %v", estype.ErrBadBackup, err)
 		}
 		if err := s.SaveSnapshot(ctx, sn.Key, sn.Content); err != nil {
 			return fmt.Errorf("restore: %w", err)
@@ -789,7 +792,7 @@ func (sr *sectionReader) skipTo(marker []byte) error {
 	for {
 		line, err := sr.line()
 		if err != nil {
-			return fmt.Errorf("%w: %v", ErrBadBackup, err)
+			return fmt.Errorf("%w: %v", estype.ErrBadBackup, err)
 		}
 		sr.h.Write(line)
 		if bytes.Equal(line, marker) {
@@ -805,7 +808,7 @@ func (sr *sectionReader) Read(p []byte) (int, error) {
 		}
 		line, err := sr.line()
 		if err != nil {
-			return 0, fmt.Errorf("%w: %v", ErrBadBackup, err)
+			return 0, fmt.Errorf("%w: %v", estype.ErrBadBackup, err)
 		}
 		sr.h.Write(line)
 		if bytes.Equal(line, sr.end) {

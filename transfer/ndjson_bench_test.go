@@ -1,4 +1,4 @@
-package eventstore
+package transfer
 
 import (
 	"bytes"
@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/esctl/esctl/estype"
+	"github.com/esctl/esctl/eventstore"
 	"github.com/esctl/esctl/internal/driver"
 	"github.com/esctl/esctl/internal/ndjson"
 )
@@ -17,7 +18,7 @@ import (
 // database: benchDialect stores nothing and serves a fixed page. They are
 // what to profile when make bench shows the store far from its limit:
 //
-//	go test ./eventstore -run '^$' -bench 'ImportNoDB|ExportNoDB' -cpuprofile cpu.out
+//	go test ./transfer -run '^$' -bench 'ImportNoDB|ExportNoDB' -cpuprofile cpu.out
 
 // benchDialect is a driver whose import batches go nowhere and whose read
 // transactions serve events from memory. Other methods are not used.
@@ -120,14 +121,14 @@ func benchNDJSON(events []estype.StoredEvent) []byte {
 
 func BenchmarkImportNoDB(b *testing.B) {
 	src := benchNDJSON(benchEvents(100_000))
-	s, err := New(&benchDialect{}, nil)
+	s, err := eventstore.New(&benchDialect{}, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.SetBytes(int64(len(src)))
 	b.ReportAllocs()
 	for b.Loop() {
-		res, err := s.ImportEvents(context.Background(), bytes.NewReader(src), nil)
+		res, err := ImportEvents(context.Background(), s, bytes.NewReader(src), nil)
 		if err != nil || res.Events != 100_000 {
 			b.Fatal(res, err)
 		}
@@ -137,14 +138,14 @@ func BenchmarkImportNoDB(b *testing.B) {
 func BenchmarkExportNoDB(b *testing.B) {
 	events := benchEvents(100_000)
 	size := len(benchNDJSON(events))
-	s, err := New(&benchDialect{events: events}, nil)
+	s, err := eventstore.New(&benchDialect{events: events}, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.SetBytes(int64(size))
 	b.ReportAllocs()
 	for b.Loop() {
-		res, err := s.ExportEvents(context.Background(), io.Discard, nil)
+		res, err := ExportEvents(context.Background(), s, io.Discard, nil)
 		if err != nil || res.Bytes != int64(size) {
 			b.Fatal(res, err)
 		}

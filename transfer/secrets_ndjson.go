@@ -1,4 +1,4 @@
-package eventstore
+package transfer
 
 import (
 	"bufio"
@@ -8,6 +8,9 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/esctl/esctl/estype"
+	"github.com/esctl/esctl/eventstore"
+	"github.com/esctl/esctl/internal/access"
 	"github.com/esctl/esctl/internal/core"
 	"github.com/esctl/esctl/internal/driver"
 	"github.com/esctl/esctl/internal/ndjson"
@@ -48,17 +51,16 @@ type SecretsExportResult struct {
 // ExportSecrets writes the store's secrets, tombstones included, in idx
 // order as NDJSON, from one consistent snapshot. Secret values are written
 // in clear: protect the output like the database.
-func (m *SecretsManager) ExportSecrets(ctx context.Context, w io.Writer, opts *SecretsExportOptions) (*SecretsExportResult, error) {
+func ExportSecrets(ctx context.Context, s *eventstore.Store, w io.Writer, opts *SecretsExportOptions) (*SecretsExportResult, error) {
 	var o SecretsExportOptions
 	if opts != nil {
 		o = *opts
 	}
-	s := m.s
-	if err := s.c.Begin(ctx); err != nil {
+	if err := access.Core(s).Begin(ctx); err != nil {
 		return nil, err
 	}
-	defer s.c.Exit()
-	tx, err := s.c.R.BeginRead(ctx)
+	defer access.Core(s).Exit()
+	tx, err := access.Core(s).R.BeginRead(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("export secrets: %w", err)
 	}
@@ -67,13 +69,13 @@ func (m *SecretsManager) ExportSecrets(ctx context.Context, w io.Writer, opts *S
 	bw := bufio.NewWriterSize(w, 64<<10)
 	var line []byte
 	for {
-		page, err := tx.ListSecrets(ctx, &driver.ListSecretsParams{MinIdx: res.NextIdx, IncludeDeleted: true, Limit: secretsPageSize})
+		page, err := tx.ListSecrets(ctx, &driver.ListSecretsParams{MinIdx: res.NextIdx, IncludeDeleted: true, Limit: core.SecretsPageSize})
 		if err != nil {
 			return res, fmt.Errorf("export secrets: %w", err)
 		}
 		for i := range page {
-			sec := Secret(page[i])
-			line = appendSecretLine(line[:0], &sec)
+			sec := estype.Secret(page[i])
+			line = ndjson.AppendSecret(line[:0], &sec)
 			if _, err := bw.Write(line); err != nil {
 				return res, fmt.Errorf("export secrets: write: %w", err)
 			}
@@ -87,7 +89,7 @@ func (m *SecretsManager) ExportSecrets(ctx context.Context, w io.Writer, opts *S
 		if err := bw.Flush(); err != nil {
 			return res, fmt.Errorf("export secrets: write: %w", err)
 		}
-		if len(page) < secretsPageSize {
+		if len(page) < core.SecretsPageSize {
 			return res, nil
 		}
 		if err := ctx.Err(); err != nil {
@@ -119,7 +121,7 @@ type SecretsImportOptions struct {
 // with a *LineError (wrapping *SecretExistsError for an id). No audit events
 // are written: they belong to the events stream. Secret writes are not
 // blocked by freeze here: restoring is maintenance.
-func (m *SecretsManager) ImportSecrets(ctx context.Context, r io.Reader, opts *SecretsImportOptions) (*ImportResult, error) {
+func ImportSecrets(ctx context.Context, s *eventstore.Store, r io.Reader, opts *SecretsImportOptions) (*ImportResult, error) {
 	var o SecretsImportOptions
 	if opts != nil {
 		o = *opts
@@ -127,14 +129,13 @@ func (m *SecretsManager) ImportSecrets(ctx context.Context, r io.Reader, opts *S
 	o.SourceID = cmp.Or(o.SourceID, DefaultSecretsSourceID)
 	o.MaxLineBytes = cmp.Or(o.MaxLineBytes, DefaultMaxLineBytes)
 	o.BatchSecrets = cmp.Or(o.BatchSecrets, DefaultSecretsBatch)
-	s := m.s
-	if err := s.c.Begin(ctx); err != nil {
+	if err := access.Core(s).Begin(ctx); err != nil {
 		return nil, err
 	}
-	defer s.c.Exit()
-	si := &secretsImport{s: s, w: s.c.W, o: o}
+	defer access.Core(s).Exit()
+	si := &secretsImport{s: s, w: access.Core(s).W, o: o}
 	if o.DryRun {
-		dry, err := core.NewDryWriter(ctx, s.c.D)
+		dry, err := core.NewDryWriter(ctx, access.Core(s).D)
 		if err != nil {
 			return nil, fmt.Errorf("import secrets: %w", err)
 		}
@@ -149,13 +150,13 @@ func (m *SecretsManager) ImportSecrets(ctx context.Context, r io.Reader, opts *S
 }
 
 type secretsImport struct {
-	s     *Store
+	s     *eventstore.Store
 	w     core.Writer // the store's, or a core.DryWriter
 	o     SecretsImportOptions
-	cp    *ImportCheckpoint
-	lr    *lineReader
+	cp    *estype.ImportCheckpoint
+	lr    *ndjson.Reader
 	res   ImportResult
-	batch []Secret
+	batch []estype.Secret
 	marks lineMarks
 	ids   map[string]int
 	idxs  map[int64]int
@@ -165,17 +166,17 @@ func (si *secretsImport) run(ctx context.Context, r io.Reader) error {
 	if err := core.AwaitWriters(ctx, si.w); err != nil {
 		return fmt.Errorf("import secrets: %w", err)
 	}
-	cp, err := si.s.c.D.Checkpoint(ctx, si.o.SourceID)
+	cp, err := access.Core(si.s).D.Checkpoint(ctx, si.o.SourceID)
 	if err != nil {
 		return fmt.Errorf("import secrets: read checkpoint: %w", err)
 	}
-	if cp != nil && cp.Kind != CheckpointSecrets {
-		return fmt.Errorf("%w: source %q is an %s import", ErrResumeMismatch, si.o.SourceID, cp.Kind)
+	if cp != nil && cp.Kind != estype.CheckpointSecrets {
+		return fmt.Errorf("%w: source %q is an %s import", estype.ErrResumeMismatch, si.o.SourceID, cp.Kind)
 	}
 	switch {
 	case si.o.Resume || si.o.ByteOffset > 0:
 		if cp == nil {
-			return fmt.Errorf("%w: the store has no import of source %q to resume", ErrResumeMismatch, si.o.SourceID)
+			return fmt.Errorf("%w: the store has no import of source %q to resume", estype.ErrResumeMismatch, si.o.SourceID)
 		}
 		h, err := ndjson.RestoreHash(cp.HashState)
 		if err != nil {
@@ -186,17 +187,17 @@ func (si *secretsImport) run(ctx context.Context, r io.Reader) error {
 				return err
 			}
 		} else if si.o.ByteOffset != cp.ByteOffset {
-			return fmt.Errorf("%w: source %q: byte offset %d is not the committed offset %d", ErrResumeMismatch, si.o.SourceID, si.o.ByteOffset, cp.ByteOffset)
+			return fmt.Errorf("%w: source %q: byte offset %d is not the committed offset %d", estype.ErrResumeMismatch, si.o.SourceID, si.o.ByteOffset, cp.ByteOffset)
 		}
 		si.cp = cp
-		si.lr = newLineReader(r, si.o.MaxLineBytes, cp.ByteOffset, cp.Line+1, h)
+		si.lr = ndjson.NewReader(r, si.o.MaxLineBytes, cp.ByteOffset, cp.Line+1, h)
 		si.res = ImportResult{ByteOffset: cp.ByteOffset, Lines: cp.Line, TotalEvents: cp.Events, Done: cp.Done}
 		if cp.Done {
 			return nil
 		}
 	default:
-		si.cp = &ImportCheckpoint{SourceID: si.o.SourceID, Kind: CheckpointSecrets, Mode: CheckpointManual}
-		si.lr = newLineReader(r, si.o.MaxLineBytes, 0, 1, nil)
+		si.cp = &estype.ImportCheckpoint{SourceID: si.o.SourceID, Kind: estype.CheckpointSecrets, Mode: estype.CheckpointManual}
+		si.lr = ndjson.NewReader(r, si.o.MaxLineBytes, 0, 1, nil)
 	}
 	si.ids, si.idxs = map[string]int{}, map[int64]int{}
 	for n := 0; ; n++ {
@@ -206,7 +207,7 @@ func (si *secretsImport) run(ctx context.Context, r io.Reader) error {
 			}
 			return ctx.Err()
 		}
-		line, err := si.lr.next()
+		line, err := si.lr.Next()
 		if errors.Is(err, io.EOF) {
 			return si.flush(ctx, true)
 		}
@@ -230,25 +231,25 @@ func (si *secretsImport) run(ctx context.Context, r io.Reader) error {
 func (si *secretsImport) accept(line []byte) error {
 	lr := si.lr
 	if col, reason := ndjson.CheckFrame(line, lr.Offset == 0); reason != "" {
-		return lr.errAt(col, "", reason)
+		return lr.ErrAt(col, "", reason)
 	}
-	sec, lerr := parseSecretLine(line)
+	sec, lerr := core.ParseSecretLine(line)
 	if lerr != nil {
-		return lr.errAt(lerr.Column, lerr.Field, lerr.Reason)
+		return lr.ErrAt(lerr.Column, lerr.Field, lerr.Reason)
 	}
 	if i, dup := si.ids[sec.ID]; dup {
-		return lr.errAt(-1, "id", fmt.Sprintf("secret id %q is also on line %d", sec.ID, si.marks.marks[i].line))
+		return lr.ErrAt(-1, "id", fmt.Sprintf("secret id %q is also on line %d", sec.ID, si.marks.marks[i].line))
 	}
 	if sec.Idx >= 0 {
 		if i, dup := si.idxs[sec.Idx]; dup {
-			return lr.errAt(-1, "idx", fmt.Sprintf("idx %d is also on line %d", sec.Idx, si.marks.marks[i].line))
+			return lr.ErrAt(-1, "idx", fmt.Sprintf("idx %d is also on line %d", sec.Idx, si.marks.marks[i].line))
 		}
 		si.idxs[sec.Idx] = len(si.batch)
 	}
 	si.ids[sec.ID] = len(si.batch)
 	si.marks.add(lr)
 	si.batch = append(si.batch, *sec)
-	lr.accept(line)
+	lr.Accept(line)
 	return nil
 }
 
@@ -270,7 +271,7 @@ func (si *secretsImport) commit(ctx context.Context, n int, done bool) error {
 	cp.ByteOffset, cp.Line, cp.HashState = si.marks.before(n, si.lr)
 	cp.Events += int64(n)
 	cp.Done = done && n == len(si.batch)
-	cp.UpdatedAt = si.s.c.NowMillis()
+	cp.UpdatedAt = access.Core(si.s).NowMillis()
 	k, err := core.ImportSecretsTx(ctx, si.w, si.batch[:n], &cp)
 	if err != nil {
 		return fmt.Errorf("import secrets: store lines %d to %d: %w", si.res.Lines+1, cp.Line, err)
@@ -282,9 +283,9 @@ func (si *secretsImport) commit(ctx context.Context, n int, done bool) error {
 			}
 		}
 		sec, mk := si.batch[k], si.marks.marks[k]
-		return &LineError{Line: mk.line, Offset: mk.offset, Column: -1, Field: "id",
+		return &estype.LineError{Line: mk.line, Offset: mk.offset, Column: -1, Field: "id",
 			Reason: secretUsedReason(sec),
-			Err:    &SecretExistsError{ID: sec.ID}}
+			Err:    &estype.SecretExistsError{ID: sec.ID}}
 	}
 	si.cp = &cp
 	si.res.ByteOffset, si.res.Lines = cp.ByteOffset, cp.Line
@@ -294,7 +295,7 @@ func (si *secretsImport) commit(ctx context.Context, n int, done bool) error {
 	return nil
 }
 
-func secretUsedReason(sec Secret) string {
+func secretUsedReason(sec estype.Secret) string {
 	if sec.Idx < 0 {
 		return fmt.Sprintf("secret id %q is already used in the store (or on an earlier line)", sec.ID)
 	}

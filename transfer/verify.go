@@ -1,9 +1,12 @@
-package eventstore
+package transfer
 
 import (
 	"context"
 	"fmt"
 
+	"github.com/esctl/esctl/estype"
+	"github.com/esctl/esctl/eventstore"
+	"github.com/esctl/esctl/internal/access"
 	"github.com/esctl/esctl/internal/driver"
 )
 
@@ -35,26 +38,26 @@ const verifyAttempts = 3
 // The counts and the state row are read apart, so Verify re-reads while
 // the store changes under it, and reports a problem if it never holds
 // still (freeze the store to verify a busy one).
-func (s *Store) Verify(ctx context.Context) (*VerifyReport, error) {
-	if err := s.c.Begin(ctx); err != nil {
+func Verify(ctx context.Context, s *eventstore.Store) (*VerifyReport, error) {
+	if err := access.Core(s).Begin(ctx); err != nil {
 		return nil, err
 	}
-	defer s.c.Exit()
+	defer access.Core(s).Exit()
 	var st, after *driver.StoreState
 	var rows *driver.RowCounts
 	var stats *driver.StoreStats
 	var err error
 	for attempt := 0; ; attempt++ {
-		if st, err = s.c.D.ReadState(ctx); err != nil {
+		if st, err = access.Core(s).D.ReadState(ctx); err != nil {
 			return nil, fmt.Errorf("verify: %w", err)
 		}
-		if rows, err = s.c.D.CountRows(ctx); err != nil {
+		if rows, err = access.Core(s).D.CountRows(ctx); err != nil {
 			return nil, fmt.Errorf("verify: %w", err)
 		}
-		if stats, err = s.c.D.ReadStats(ctx, &driver.ReadStatsParams{Counted: true}); err != nil {
+		if stats, err = access.Core(s).D.ReadStats(ctx, &driver.ReadStatsParams{Counted: true}); err != nil {
 			return nil, fmt.Errorf("verify: %w", err)
 		}
-		if after, err = s.c.D.ReadState(ctx); err != nil {
+		if after, err = access.Core(s).D.ReadState(ctx); err != nil {
 			return nil, fmt.Errorf("verify: %w", err)
 		}
 		if sameState(st, after) || attempt+1 == verifyAttempts {
@@ -89,7 +92,7 @@ func (s *Store) Verify(ctx context.Context) (*VerifyReport, error) {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("%d events in events_quarantine: stored at positions <= 0 by appends that reported a failure (esctl before migration 4); no read sees them", rows.Quarantined))
 	}
 
-	cps, err := s.c.D.ListCheckpoints(ctx)
+	cps, err := access.Core(s).D.ListCheckpoints(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("verify: %w", err)
 	}
@@ -99,10 +102,10 @@ func (s *Store) Verify(ctx context.Context) (*VerifyReport, error) {
 	for i := range cps {
 		cp := &cps[i]
 		switch {
-		case cp.Kind == CheckpointEvents && cp.Mode == CheckpointAutoStaged && !cp.Done:
+		case cp.Kind == estype.CheckpointEvents && cp.Mode == estype.CheckpointAutoStaged && !cp.Done:
 			staging++
 			stagedEvents += cp.Events
-		case cp.Kind == CheckpointEvents && cp.LastPosition > st.LastPosition:
+		case cp.Kind == estype.CheckpointEvents && cp.LastPosition > st.LastPosition:
 			problem("import %q recorded position %d, beyond the store's last position %d", cp.SourceID, cp.LastPosition, st.LastPosition)
 		}
 		if !cp.Done && cp.Froze && !st.Frozen {
