@@ -19,7 +19,7 @@ import (
 
 // newStore returns an initialized SQLite store with n events of about 250
 // bytes and a secret (the file container does not depend on the engine;
-// eventstoretest checks Store.Backup on both).
+// internal/conformance checks WriteStream on both).
 func newStore(t *testing.T, n int) *eventstore.Store {
 	t.Helper()
 	ctx := context.Background()

@@ -54,6 +54,7 @@
 // operators and their tools: package transfer (NDJSON export and import,
 // incremental imports, secrets export and import, Copy, Verify) and
 // package backup (backups and restores, as streams and as resumable
-// files). eventstoretest is the conformance suite every engine passes.
+// files). Package eventstoretest gives an application's tests a store of
+// their own and assertions on what they appended.
 // The design is in docs/architecture.md of the repository.
 package eventstore

@@ -15,7 +15,7 @@ import (
 
 	_ "github.com/esctl/esctl/adapters/postgres"
 	_ "github.com/esctl/esctl/adapters/sqlite"
-	"github.com/esctl/esctl/eventstore/eventstoretest"
+	"github.com/esctl/esctl/internal/conformance"
 )
 
 // postgresImage is the server the suite runs against.
@@ -54,7 +54,7 @@ func TestConformanceInContainer(t *testing.T) {
 	sqliteURL := func(t testing.TB) string {
 		return "sqlite://" + filepath.Join(t.TempDir(), "store.db")
 	}
-	eventstoretest.Run(t, eventstoretest.Harness{
+	conformance.Run(t, conformance.Harness{
 		NewURL: pgURL,
 		Peers:  map[string]func(testing.TB) string{"sqlite": sqliteURL},
 	})

@@ -13,6 +13,7 @@ import (
 
 	"github.com/esctl/esctl/estype"
 	"github.com/esctl/esctl/eventstore"
+	"github.com/esctl/esctl/internal/driver/drivertest"
 	"github.com/esctl/esctl/internal/testdb"
 )
 
@@ -136,78 +137,36 @@ func TestInterpretError(t *testing.T) {
 		return err
 	}()
 
-	tests := []struct {
-		name   string
-		err    error
-		is     error
-		as     func(error) bool
-		passes bool
-	}{
-		{name: "Nil", passes: true},
-		{name: "EventVersionUnique", err: exec(`INSERT INTO events VALUES (2, 'a', 1)`), is: eventstore.ErrConflict,
-			as: func(err error) bool { var ce *eventstore.ConflictError; return errors.As(err, &ce) }},
-		{name: "EventPositionPrimaryKey", err: exec(`INSERT INTO events VALUES (1, 'b', 1)`), is: eventstore.ErrInvariant,
-			as: func(err error) bool {
-				var ie *eventstore.InvariantError
-				return errors.As(err, &ie) && ie.Invariant == estype.InvariantPositionUnique
-			}},
-		{name: "EventPositionPositive", err: exec(`INSERT INTO events VALUES (0, 'b', 1)`), is: eventstore.ErrInvariant,
-			as: func(err error) bool {
-				var ie *eventstore.InvariantError
-				return errors.As(err, &ie) && ie.Invariant == estype.InvariantPositionPositive
-			}},
-		{name: "OtherCheckPassesThrough", err: exec(`INSERT INTO checked VALUES (0)`), passes: true},
-		{name: "SecretIDUnique", err: exec(`INSERT INTO secrets VALUES (2, 's')`), is: eventstore.ErrSecretExists,
-			as: func(err error) bool { var se *eventstore.SecretExistsError; return errors.As(err, &se) }},
-		{name: "OtherUniquePassesThrough", err: exec(`INSERT INTO other VALUES (1)`), passes: true},
-		{name: "LockTimeout", err: lockTimeout, is: eventstore.ErrTimeout},
-		{name: "StatementTimeout", err: statementTimeout, is: eventstore.ErrTimeout},
-		{name: "ContextCancelled", err: cancelled, is: context.DeadlineExceeded},
-		{name: "UndefinedTable", err: exec(`SELECT * FROM no_such_table`), is: eventstore.ErrNotInitialized},
-		{name: "UndefinedSchema", err: exec(`SELECT * FROM no_such_schema.events`), is: eventstore.ErrNotInitialized},
-		{name: "ClosedPool", err: closedPool, is: eventstore.ErrClosed},
-		{name: "ConnectionRefused", err: refused, is: eventstore.ErrUnavailable},
-		{name: "BackendTerminated", err: terminated, is: eventstore.ErrUnavailable},
-		{name: "TempFileLimit", err: tempFileLimit, is: eventstore.ErrResources, as: resource(eventstore.ResourceLimit)},
-		{name: "TooManyConnections", err: tooManyConnections, is: eventstore.ErrUnavailable, as: resource(eventstore.ResourceConnections)},
-		{name: "DiskFull", err: &pgconn.PgError{Severity: "ERROR", Code: "53100", Message: `could not extend file "base/1/2": No space left on device`},
-			is: eventstore.ErrResources, as: resource(eventstore.ResourceDisk)},
-		{name: "OutOfMemory", err: &pgconn.PgError{Severity: "ERROR", Code: "53200", Message: "out of memory"},
-			is: eventstore.ErrResources, as: resource(eventstore.ResourceMemory)},
-		{name: "SyntaxPassesThrough", err: exec(`SELEC 1`), passes: true},
-		{name: "InvalidJSONPassesThrough", err: exec(`SELECT '{'::json`), passes: true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if tt.name != "Nil" && tt.err == nil {
-				t.Fatal("the server did not produce the error this case needs")
-			}
-			got := interpretError(tt.err)
-			if tt.passes {
-				if got != tt.err { //nolint:errorlint // identity: the error must come back unchanged, not wrapped
-					t.Fatalf("interpretError(%v) = %v, want it unchanged", tt.err, got)
-				}
-				return
-			}
-			if !errors.Is(got, tt.is) {
-				t.Fatalf("interpretError(%v) = %v, want errors.Is %v", tt.err, got, tt.is)
-			}
-			if tt.as != nil && !tt.as(got) {
-				t.Fatalf("interpretError(%v) = %v: wrong type", tt.err, got)
-			}
-			if !errors.Is(got, tt.err) {
-				t.Fatalf("the driver error left the chain: %v", got)
-			}
-		})
-	}
-}
+	drivertest.CheckErrorMapping(t, interpretError, []drivertest.ErrorCase{
+		{Name: "Nil", Passes: true},
+		{Name: "EventVersionUnique", Err: exec(`INSERT INTO events VALUES (2, 'a', 1)`), Is: eventstore.ErrConflict,
+			As: drivertest.IsConflict},
+		{Name: "EventPositionPrimaryKey", Err: exec(`INSERT INTO events VALUES (1, 'b', 1)`), Is: eventstore.ErrInvariant,
+			As: drivertest.IsInvariant(estype.InvariantPositionUnique)},
+		{Name: "EventPositionPositive", Err: exec(`INSERT INTO events VALUES (0, 'b', 1)`), Is: eventstore.ErrInvariant,
+			As: drivertest.IsInvariant(estype.InvariantPositionPositive)},
+		{Name: "OtherCheckPassesThrough", Err: exec(`INSERT INTO checked VALUES (0)`), Passes: true},
+		{Name: "SecretIDUnique", Err: exec(`INSERT INTO secrets VALUES (2, 's')`), Is: eventstore.ErrSecretExists,
+			As: drivertest.IsSecretExists},
+		{Name: "OtherUniquePassesThrough", Err: exec(`INSERT INTO other VALUES (1)`), Passes: true},
+		{Name: "LockTimeout", Err: lockTimeout, Is: eventstore.ErrTimeout},
+		{Name: "StatementTimeout", Err: statementTimeout, Is: eventstore.ErrTimeout},
+		{Name: "ContextCancelled", Err: cancelled, Is: context.DeadlineExceeded},
+		{Name: "UndefinedTable", Err: exec(`SELECT * FROM no_such_table`), Is: eventstore.ErrNotInitialized},
+		{Name: "UndefinedSchema", Err: exec(`SELECT * FROM no_such_schema.events`), Is: eventstore.ErrNotInitialized},
+		{Name: "ClosedPool", Err: closedPool, Is: eventstore.ErrClosed},
+		{Name: "ConnectionRefused", Err: refused, Is: eventstore.ErrUnavailable},
+		{Name: "BackendTerminated", Err: terminated, Is: eventstore.ErrUnavailable},
+		{Name: "TempFileLimit", Err: tempFileLimit, Is: eventstore.ErrResources, As: drivertest.IsResource(eventstore.ResourceLimit)},
+		{Name: "TooManyConnections", Err: tooManyConnections, Is: eventstore.ErrUnavailable, As: drivertest.IsResource(eventstore.ResourceConnections)},
+		{Name: "DiskFull", Err: &pgconn.PgError{Severity: "ERROR", Code: "53100", Message: `could not extend file "base/1/2": No space left on device`},
+			Is: eventstore.ErrResources, As: drivertest.IsResource(eventstore.ResourceDisk)},
+		{Name: "OutOfMemory", Err: &pgconn.PgError{Severity: "ERROR", Code: "53200", Message: "out of memory"},
+			Is: eventstore.ErrResources, As: drivertest.IsResource(eventstore.ResourceMemory)},
+		{Name: "SyntaxPassesThrough", Err: exec(`SELEC 1`), Passes: true},
+		{Name: "InvalidJSONPassesThrough", Err: exec(`SELECT '{'::json`), Passes: true},
+	})
 
-// resource matches a *eventstore.ResourceError of resource r.
-func resource(r eventstore.Resource) func(error) bool {
-	return func(err error) bool {
-		var re *eventstore.ResourceError
-		return errors.As(err, &re) && re.Resource == r && errors.Is(err, eventstore.ErrResources)
-	}
 }
 
 // TestIsStatementError: a server error that ends the session (FATAL, as a

@@ -73,15 +73,8 @@ func (d *Dialect) ListIncremental(ctx context.Context) ([]driver.IncrementalImpo
 		return nil, interpretError(err)
 	}
 	defer rows.Close()
-	var out []driver.IncrementalImport
-	for rows.Next() {
-		var ii driver.IncrementalImport
-		if err := rows.Scan(&ii.ID, &ii.Events, &ii.CreatedAt, &ii.UpdatedAt); err != nil {
-			return nil, interpretError(err)
-		}
-		out = append(out, ii)
-	}
-	return out, interpretError(rows.Err())
+	out, err := driver.ScanAll(rows, driver.IncrementalFields)
+	return out, interpretError(err)
 }
 
 // stagedRows are the rows COPY stages for p.

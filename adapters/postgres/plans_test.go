@@ -11,7 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/esctl/esctl/estype"
-	"github.com/esctl/esctl/eventstore/eventstoretest"
+	"github.com/esctl/esctl/internal/conformance"
 	"github.com/esctl/esctl/internal/testdb"
 
 	"github.com/esctl/esctl/internal/driver"
@@ -35,29 +35,29 @@ func TestQueryPlans(t *testing.T) {
 		t.Fatal(err)
 	}
 	const n = 1_000_000
-	rare := eventstoretest.PlanRarePositions(n)
+	rare := conformance.PlanRarePositions(n)
 	for _, q := range []string{
 		fmt.Sprintf(`INSERT INTO events (position, aggregate_id, aggregate_version, type, timestamp, payload)
 SELECT g, 'agg-' || (g %% %[2]d), (g - 1) / %[2]d + 1, 'TYPE_' || lpad((g %% %[3]d)::text, 2, '0'), %[4]d + g * 10,
        ('{"n":' || g || ',"note":"' || md5(g::text) || '"}')::json
-FROM generate_series(1, %[1]d) g`, n, eventstoretest.PlanAggregates, eventstoretest.PlanTypes, eventstoretest.PlanTimestamp(0)),
+FROM generate_series(1, %[1]d) g`, n, conformance.PlanAggregates, conformance.PlanTypes, conformance.PlanTimestamp(0)),
 		fmt.Sprintf(`UPDATE store_state SET last_position = %d, event_count = %d`, n, n),
 		// Three events of a rare type, far apart: a read of it must not
 		// scan the store between them.
-		fmt.Sprintf(`UPDATE events SET type = '%s' WHERE position IN (%d, %d, %d)`, eventstoretest.PlanRareType, rare[0], rare[1], rare[2]),
+		fmt.Sprintf(`UPDATE events SET type = '%s' WHERE position IN (%d, %d, %d)`, conformance.PlanRareType, rare[0], rare[1], rare[2]),
 		`ANALYZE events`,
 	} {
 		if _, err := pool.Exec(ctx, q); err != nil {
 			t.Fatal(err)
 		}
 	}
-	index := map[eventstoretest.Index]string{
-		eventstoretest.ByPosition:  "events_pkey",
-		eventstoretest.ByType:      "events_type_position_idx",
-		eventstoretest.ByAggregate: "events_aggregate_id_position_idx",
-		eventstoretest.ByTimestamp: "events_timestamp_position_idx",
+	index := map[conformance.Index]string{
+		conformance.ByPosition:  "events_pkey",
+		conformance.ByType:      "events_type_position_idx",
+		conformance.ByAggregate: "events_aggregate_id_position_idx",
+		conformance.ByTimestamp: "events_timestamp_position_idx",
 	}
-	shapes := eventstoretest.ReadShapes(n)
+	shapes := conformance.ReadShapes(n)
 	var report strings.Builder
 	for _, sh := range shapes {
 		query, args := buildEventQuery(sh.Params, sh.Latest)

@@ -25,6 +25,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/golang-migrate/migrate/v4/database"
 	pgxmigrate "github.com/golang-migrate/migrate/v4/database/pgx/v5"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -208,38 +209,27 @@ func openURL(ctx context.Context, rawURL string) (driver.Driver, func() error, e
 // Migrate runs the embedded migrations through golang-migrate on a dedicated
 // database/sql handle whose search_path is the store's schema.
 func (d *Dialect) Migrate(ctx context.Context, p *driver.MigrateParams) (*estype.SchemaStatus, error) {
-	if p.Op == estype.MigrateStatus {
-		return d.schemaStatus(ctx)
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if p.Op == estype.MigrateUp {
-		if _, err := d.pool.Exec(ctx, d.q(createSchemaSQL)); err != nil {
-			return nil, interpretError(err)
-		}
-	}
-	if err := migrations.Prepare(ctx, catalog{d}, EngineName, p.Op); err != nil {
-		return nil, interpretError(err)
-	}
-	cc := d.pool.Config().ConnConfig.Copy()
-	cc.RuntimeParams["search_path"] = d.qschema
-	db := stdlib.OpenDB(*cc)
-	drv, err := pgxmigrate.WithInstance(db, &pgxmigrate.Config{SchemaName: d.schema, MigrationsTable: migrations.VersionTable})
-	if err != nil {
-		_ = db.Close()
-		return nil, interpretError(err)
-	}
-	st, err := migrations.Run(EngineName, drv, p)
-	return st, interpretError(err)
-}
-
-func (d *Dialect) schemaStatus(ctx context.Context) (*estype.SchemaStatus, error) {
-	vs, err := migrations.Status(ctx, catalog{d}, EngineName)
-	if err != nil {
-		return nil, interpretError(err)
-	}
-	return &vs.Status, nil
+	return migrations.Migrate(ctx, &migrations.Target{
+		Engine: EngineName, Catalog: catalog{d}, MapError: interpretError,
+		Before: func(ctx context.Context, op estype.MigrateOp) error {
+			if op != estype.MigrateUp {
+				return nil
+			}
+			_, err := d.pool.Exec(ctx, d.q(createSchemaSQL))
+			return err
+		},
+		Open: func(context.Context) (database.Driver, func(), error) {
+			cc := d.pool.Config().ConnConfig.Copy()
+			cc.RuntimeParams["search_path"] = d.qschema
+			db := stdlib.OpenDB(*cc)
+			drv, err := pgxmigrate.WithInstance(db, &pgxmigrate.Config{SchemaName: d.schema, MigrationsTable: migrations.VersionTable})
+			if err != nil {
+				_ = db.Close()
+				return nil, nil, interpretError(err)
+			}
+			return drv, func() {}, nil
+		},
+	}, p)
 }
 
 // catalog implements migrations.Catalog in the store's schema.

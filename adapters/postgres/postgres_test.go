@@ -21,14 +21,15 @@ import (
 
 	"github.com/esctl/esctl/adapters/postgres"
 	"github.com/esctl/esctl/eventstore"
-	"github.com/esctl/esctl/eventstore/eventstoretest"
+	"github.com/esctl/esctl/internal/conformance"
+	"github.com/esctl/esctl/internal/conformance/consumertest"
 	"github.com/esctl/esctl/internal/driver/drivertest"
 	"github.com/esctl/esctl/internal/testdb"
 	"github.com/esctl/esctl/migrations"
 )
 
 func TestMain(m *testing.M) {
-	eventstoretest.Child() // when this process is one of the suite's child processes
+	conformance.Child() // when this process is one of the suite's child processes
 	testdb.InitStoreFunc = func(ctx context.Context, url string) error {
 		s, err := eventstore.Open(ctx, url, nil)
 		if err != nil {
@@ -43,10 +44,10 @@ func TestMain(m *testing.M) {
 // harness runs the suite with the sizes issue 3 asks of PostgreSQL: the tail
 // check with 4 Stores on separate pools x 8 writers x 2,000 events, and the
 // OCC race with 32 goroutines on 32 separate pools for 1,000 rounds.
-var harness = eventstoretest.Harness{
+var harness = conformance.Harness{
 	NewURL: testdb.PostgresURL,
 	Peers:  map[string]func(testing.TB) string{"sqlite": testdb.SQLiteURL},
-	Concurrency: eventstoretest.Concurrency{
+	Concurrency: conformance.Concurrency{
 		RaceStores: 32, RaceGoroutines: 32, RaceRounds: 1000,
 		TailStores: 4, TailWriters: 8, TailPerWriter: 2000,
 	},
@@ -54,7 +55,14 @@ var harness = eventstoretest.Harness{
 
 func TestConformance(t *testing.T) {
 	t.Parallel()
-	eventstoretest.Run(t, harness)
+	conformance.Run(t, harness)
+}
+
+// TestConsumerConformance runs the durable consumers' suite (package
+// consumer) on this engine.
+func TestConsumerConformance(t *testing.T) {
+	t.Parallel()
+	consumertest.Run(t, harness)
 }
 
 // TestDriver checks each operation of the driver against its contract.

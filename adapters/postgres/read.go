@@ -358,25 +358,15 @@ func (r reader) ListSnapshots(ctx context.Context, p *driver.ListSnapshotsParams
 		return nil, interpretError(err)
 	}
 	defer rows.Close()
-	var out []driver.Snapshot
-	for rows.Next() {
-		var s driver.Snapshot
-		if err := rows.Scan(&s.Key, &s.Content); err != nil {
-			return nil, interpretError(err)
-		}
-		out = append(out, s)
-	}
-	return out, interpretError(rows.Err())
+	out, err := driver.ScanAll(rows, driver.SnapshotFields)
+	return out, interpretError(err)
 }
 
 // GetSnapshot implements driver.Driver.
 func (d *Dialect) GetSnapshot(ctx context.Context, key string) ([]byte, bool, error) {
 	var content []byte
 	err := d.pool.QueryRow(ctx, d.q(getSnapshotSQL), key).Scan(&content)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, false, nil
-	}
-	if err != nil {
+	if found, err := driver.Found(err, pgx.ErrNoRows); !found {
 		return nil, false, interpretError(err)
 	}
 	if content == nil {
@@ -389,10 +379,7 @@ func (d *Dialect) GetSnapshot(ctx context.Context, key string) ([]byte, bool, er
 func (d *Dialect) GetSecret(ctx context.Context, id string) (string, bool, error) {
 	var v string
 	err := d.pool.QueryRow(ctx, d.q(getSecretSQL), id).Scan(&v)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return "", false, nil
-	}
-	if err != nil {
+	if found, err := driver.Found(err, pgx.ErrNoRows); !found {
 		return "", false, interpretError(err)
 	}
 	return v, true, nil
@@ -402,10 +389,7 @@ func (d *Dialect) GetSecret(ctx context.Context, id string) (string, bool, error
 func (d *Dialect) LastSecret(ctx context.Context) (*estype.Secret, error) {
 	var s estype.Secret
 	err := d.pool.QueryRow(ctx, d.q(lastSecretSQL)).Scan(&s.Idx, &s.ID, &s.Secret)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, nil
-	}
-	if err != nil {
+	if found, err := driver.Found(err, pgx.ErrNoRows); !found {
 		return nil, interpretError(err)
 	}
 	return &s, nil

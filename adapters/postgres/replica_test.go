@@ -16,7 +16,7 @@ import (
 
 	"github.com/esctl/esctl/consumer"
 	"github.com/esctl/esctl/eventstore"
-	"github.com/esctl/esctl/eventstore/eventstoretest"
+	"github.com/esctl/esctl/internal/conformance"
 	"github.com/esctl/esctl/internal/testdb"
 )
 
@@ -55,7 +55,7 @@ func TestReplicaTailCheck(t *testing.T) {
 	t.Parallel()
 	r := testdb.NewReplicated(t, false)
 	var n atomic.Int64
-	h := eventstoretest.Harness{
+	h := conformance.Harness{
 		NewURL: func(t testing.TB) string {
 			return testdb.CreateDatabase(t, r.PrimaryURL, fmt.Sprintf("tail_%d", n.Add(1)))
 		},
@@ -66,7 +66,7 @@ func TestReplicaTailCheck(t *testing.T) {
 			return ru
 		},
 	}
-	eventstoretest.RunTailCheck(t, h, eventstoretest.Concurrency{TailStores: 2, TailWriters: 8, TailPerWriter: 1000})
+	conformance.RunTailCheck(t, h, conformance.Concurrency{TailStores: 2, TailWriters: 8, TailPerWriter: 1000})
 }
 
 // TestReplicaCursorAhead: a cursor from the primary that the standby has

@@ -228,15 +228,8 @@ func (d *Dialect) ListParked(ctx context.Context, p *driver.ListParkedParams) ([
 		return nil, interpretError(err)
 	}
 	defer rows.Close()
-	var out []driver.ParkedEvent
-	for rows.Next() {
-		var e driver.ParkedEvent
-		if err := rows.Scan(&e.Name, &e.Position, &e.AggregateID, &e.Error, &e.Attempts, &e.ParkedAt, &e.Replay); err != nil {
-			return nil, interpretError(err)
-		}
-		out = append(out, e)
-	}
-	return out, interpretError(rows.Err())
+	out, err := driver.ScanAll(rows, driver.ParkedFields)
+	return out, interpretError(err)
 }
 
 // CountParked implements driver.Consumers.
@@ -246,16 +239,8 @@ func (d *Dialect) CountParked(ctx context.Context) (map[string]int64, error) {
 		return nil, interpretError(err)
 	}
 	defer rows.Close()
-	out := map[string]int64{}
-	for rows.Next() {
-		var name string
-		var n int64
-		if err := rows.Scan(&name, &n); err != nil {
-			return nil, interpretError(err)
-		}
-		out[name] = n
-	}
-	return out, interpretError(rows.Err())
+	out, err := driver.ScanCounts(rows)
+	return out, interpretError(err)
 }
 
 // RequestReplay implements driver.Consumers.

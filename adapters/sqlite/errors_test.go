@@ -3,13 +3,13 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"testing"
 
 	"github.com/esctl/esctl/estype"
 	"github.com/esctl/esctl/eventstore"
+	"github.com/esctl/esctl/internal/driver/drivertest"
 )
 
 // TestInterpretError feeds interpretError errors produced by a real SQLite
@@ -94,67 +94,30 @@ func TestInterpretError(t *testing.T) {
 	closed, _ := sql.Open("sqlite", DSN(path, false))
 	_ = closed.Close()
 
-	tests := []struct {
-		name   string
-		err    error
-		is     error
-		as     func(error) bool
-		passes bool // returned unchanged
-	}{
-		{name: "Nil", err: nil, passes: true},
-		{name: "EventVersionUnique", err: exec(`INSERT INTO events VALUES (2, 'a', 1)`), is: eventstore.ErrConflict,
-			as: func(err error) bool { var ce *eventstore.ConflictError; return errors.As(err, &ce) }},
-		{name: "StagingVersionUnique", err: exec(`INSERT INTO import_staging VALUES (2, 'a', 1)`), is: eventstore.ErrConflict,
-			as: func(err error) bool { var ce *eventstore.ConflictError; return errors.As(err, &ce) }},
-		{name: "EventPositionPrimaryKey", err: exec(`INSERT INTO events VALUES (1, 'b', 1)`), is: eventstore.ErrInvariant,
-			as: func(err error) bool {
-				var ie *eventstore.InvariantError
-				return errors.As(err, &ie) && ie.Invariant == estype.InvariantPositionUnique
-			}},
-		{name: "EventPositionPositive", err: exec(`INSERT INTO events VALUES (0, 'b', 1)`), is: eventstore.ErrInvariant,
-			as: func(err error) bool {
-				var ie *eventstore.InvariantError
-				return errors.As(err, &ie) && ie.Invariant == estype.InvariantPositionPositive
-			}},
-		{name: "OtherCheckPassesThrough", err: exec(`INSERT INTO checked VALUES (0)`), passes: true},
-		{name: "SecretIDUnique", err: exec(`INSERT INTO secrets VALUES (2, 's')`), is: eventstore.ErrSecretExists,
-			as: func(err error) bool { var se *eventstore.SecretExistsError; return errors.As(err, &se) }},
-		{name: "Busy", err: busyErr, is: eventstore.ErrTimeout},
-		{name: "CantOpen", err: func() error {
+	drivertest.CheckErrorMapping(t, interpretError, []drivertest.ErrorCase{
+		{Name: "Nil", Err: nil, Passes: true},
+		{Name: "EventVersionUnique", Err: exec(`INSERT INTO events VALUES (2, 'a', 1)`), Is: eventstore.ErrConflict,
+			As: drivertest.IsConflict},
+		{Name: "StagingVersionUnique", Err: exec(`INSERT INTO import_staging VALUES (2, 'a', 1)`), Is: eventstore.ErrConflict,
+			As: drivertest.IsConflict},
+		{Name: "EventPositionPrimaryKey", Err: exec(`INSERT INTO events VALUES (1, 'b', 1)`), Is: eventstore.ErrInvariant,
+			As: drivertest.IsInvariant(estype.InvariantPositionUnique)},
+		{Name: "EventPositionPositive", Err: exec(`INSERT INTO events VALUES (0, 'b', 1)`), Is: eventstore.ErrInvariant,
+			As: drivertest.IsInvariant(estype.InvariantPositionPositive)},
+		{Name: "OtherCheckPassesThrough", Err: exec(`INSERT INTO checked VALUES (0)`), Passes: true},
+		{Name: "SecretIDUnique", Err: exec(`INSERT INTO secrets VALUES (2, 's')`), Is: eventstore.ErrSecretExists,
+			As: drivertest.IsSecretExists},
+		{Name: "Busy", Err: busyErr, Is: eventstore.ErrTimeout},
+		{Name: "CantOpen", Err: func() error {
 			d, _ := sql.Open("sqlite", "file:"+filepath.Join(t.TempDir(), "missing", "dir", "x.db"))
 			defer d.Close()
 			return d.PingContext(ctx)
-		}(), is: eventstore.ErrUnavailable},
-		{name: "ClosedDB", err: closed.PingContext(ctx), is: eventstore.ErrClosed},
-		{name: "ConnDone", err: fmt.Errorf("wrapped: %w", sql.ErrConnDone), is: eventstore.ErrClosed},
-		{name: "Full", err: full, is: eventstore.ErrResources, as: func(err error) bool {
-			var re *eventstore.ResourceError
-			return errors.As(err, &re) && re.Resource == eventstore.ResourceDisk
-		}},
-		{name: "SyntaxPassesThrough", err: exec(`SELEC 1`), passes: true},
-		{name: "DeadlinePassesThrough", err: context.DeadlineExceeded, is: context.DeadlineExceeded},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if tt.name != "Nil" && tt.err == nil {
-				t.Fatal("the database did not produce the error this case needs")
-			}
-			got := interpretError(tt.err)
-			if tt.passes {
-				if got != tt.err { //nolint:errorlint // identity: the error must come back unchanged, not wrapped
-					t.Fatalf("interpretError(%v) = %v, want it unchanged", tt.err, got)
-				}
-				return
-			}
-			if !errors.Is(got, tt.is) {
-				t.Fatalf("interpretError(%v) = %v, want errors.Is %v", tt.err, got, tt.is)
-			}
-			if tt.as != nil && !tt.as(got) {
-				t.Fatalf("interpretError(%v) = %v, wrong type", tt.err, got)
-			}
-			if !errors.Is(got, tt.err) {
-				t.Fatalf("interpretError dropped the driver error from the chain: %v", got)
-			}
-		})
-	}
+		}(), Is: eventstore.ErrUnavailable},
+		{Name: "ClosedDB", Err: closed.PingContext(ctx), Is: eventstore.ErrClosed},
+		{Name: "ConnDone", Err: fmt.Errorf("wrapped: %w", sql.ErrConnDone), Is: eventstore.ErrClosed},
+		{Name: "Full", Err: full, Is: eventstore.ErrResources, As: drivertest.IsResource(eventstore.ResourceDisk)},
+		{Name: "SyntaxPassesThrough", Err: exec(`SELEC 1`), Passes: true},
+		{Name: "DeadlinePassesThrough", Err: context.DeadlineExceeded, Is: context.DeadlineExceeded},
+	})
+
 }

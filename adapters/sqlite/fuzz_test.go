@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/esctl/esctl/eventstore"
-	"github.com/esctl/esctl/eventstore/eventstoretest"
+	"github.com/esctl/esctl/internal/conformance"
 	"github.com/esctl/esctl/transfer"
 )
 
@@ -43,7 +43,7 @@ func prepareTemplates() error {
 				return
 			}
 			if name == "full.db" {
-				events := eventstoretest.GenerateEvents(3, 300)
+				events := conformance.GenerateEvents(3, 300)
 				for i := range events {
 					events[i].Payload = bytes.ReplaceAll(events[i].Payload, []byte("x"), nil) // keep lines short
 				}
@@ -91,7 +91,7 @@ func freshStore(t *testing.T) *eventstore.Store {
 // and the store holds exactly the lines before it. The seeds are every bad
 // input of the conformance suite.
 func FuzzImport(f *testing.F) {
-	for _, data := range eventstoretest.BadInputs() {
+	for _, data := range conformance.BadInputs() {
 		f.Add(data)
 	}
 	f.Add([]byte(""))

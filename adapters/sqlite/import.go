@@ -5,6 +5,7 @@ import (
 	"database/sql"
 
 	"github.com/esctl/esctl/estype"
+	"github.com/esctl/esctl/internal/driver"
 )
 
 // Checkpoint implements driver.Driver.
@@ -31,14 +32,6 @@ func (d *Dialect) ListCheckpoints(ctx context.Context) ([]estype.ImportCheckpoin
 
 func scanCheckpoints(rows *sql.Rows) ([]estype.ImportCheckpoint, error) {
 	defer rows.Close()
-	var out []estype.ImportCheckpoint
-	for rows.Next() {
-		var cp estype.ImportCheckpoint
-		if err := rows.Scan(&cp.SourceID, &cp.Kind, &cp.Mode, &cp.Froze, &cp.BasePosition, &cp.ByteOffset, &cp.Line,
-			&cp.Events, &cp.LastPosition, &cp.HashState, &cp.Done, &cp.UpdatedAt); err != nil {
-			return nil, interpretError(err)
-		}
-		out = append(out, cp)
-	}
-	return out, interpretError(rows.Err())
+	out, err := driver.ScanAll(rows, driver.CheckpointFields)
+	return out, interpretError(err)
 }

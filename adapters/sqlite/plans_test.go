@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/esctl/esctl/estype"
-	"github.com/esctl/esctl/eventstore/eventstoretest"
+	"github.com/esctl/esctl/internal/conformance"
 
 	"github.com/esctl/esctl/internal/driver"
 )
@@ -37,29 +37,29 @@ func TestQueryPlans(t *testing.T) {
 		t.Fatal(err)
 	}
 	const n = 20_000
-	rare := eventstoretest.PlanRarePositions(n)
+	rare := conformance.PlanRarePositions(n)
 	for _, q := range []string{
 		fmt.Sprintf(`WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < %[1]d)
 INSERT INTO events (position, aggregate_id, aggregate_version, type, timestamp, payload)
 SELECT i, 'agg-' || (i %% %[2]d), (i - 1) / %[2]d + 1, printf('TYPE_%%02d', i %% %[3]d), %[4]d + i * 10, '{"n":' || i || '}' FROM g`,
-			n, eventstoretest.PlanAggregates, eventstoretest.PlanTypes, eventstoretest.PlanTimestamp(0)),
-		fmt.Sprintf(`UPDATE events SET type = '%s' WHERE position IN (%d, %d, %d)`, eventstoretest.PlanRareType, rare[0], rare[1], rare[2]),
+			n, conformance.PlanAggregates, conformance.PlanTypes, conformance.PlanTimestamp(0)),
+		fmt.Sprintf(`UPDATE events SET type = '%s' WHERE position IN (%d, %d, %d)`, conformance.PlanRareType, rare[0], rare[1], rare[2]),
 		fmt.Sprintf(`UPDATE store_state SET last_position = %d, event_count = %d`, n, n),
 	} {
 		if _, err := db.ExecContext(ctx, q); err != nil {
 			t.Fatal(err)
 		}
 	}
-	index := map[eventstoretest.Index]string{
-		eventstoretest.ByPosition:  "SEARCH events USING INTEGER PRIMARY KEY",
-		eventstoretest.ByType:      "USING INDEX events_type_position_idx",
-		eventstoretest.ByAggregate: "USING INDEX events_aggregate_id_position_idx",
-		eventstoretest.ByTimestamp: "USING INDEX events_timestamp_position_idx",
+	index := map[conformance.Index]string{
+		conformance.ByPosition:  "SEARCH events USING INTEGER PRIMARY KEY",
+		conformance.ByType:      "USING INDEX events_type_position_idx",
+		conformance.ByAggregate: "USING INDEX events_aggregate_id_position_idx",
+		conformance.ByTimestamp: "USING INDEX events_timestamp_position_idx",
 	}
-	shapes := eventstoretest.ReadShapes(n)
+	shapes := conformance.ReadShapes(n)
 	for _, sh := range shapes {
 		want := index[sh.Index]
-		if sh.Latest && sh.Index == eventstoretest.ByPosition {
+		if sh.Latest && sh.Index == conformance.ByPosition {
 			want = "SCAN events" // backwards on the rowid, stopping at the first row
 		}
 		query, args := buildEventQuery(sh.Params, sh.Latest)

@@ -10,6 +10,9 @@ package sqlite
 // (busy_timeout) and zeroes deleted secrets (secure_delete).
 const writeTxPragmas = `PRAGMA busy_timeout = 10000; PRAGMA synchronous = FULL; PRAGMA secure_delete = ON`
 
+// writeTxPragmasNoSync are writeTxPragmas without syncing (Options.NoSync).
+const writeTxPragmasNoSync = `PRAGMA busy_timeout = 10000; PRAGMA synchronous = OFF; PRAGMA secure_delete = ON`
+
 const (
 	beginImmediateSQL = `BEGIN IMMEDIATE`
 	beginDeferredSQL  = `BEGIN DEFERRED`

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	sqldriver "database/sql/driver"
 	"encoding/json"
-	"errors"
 	"strings"
 
 	"github.com/esctl/esctl/estype"
@@ -418,25 +417,15 @@ func (r reader) ListSnapshots(ctx context.Context, p *driver.ListSnapshotsParams
 		return nil, interpretError(err)
 	}
 	defer rows.Close()
-	var out []driver.Snapshot
-	for rows.Next() {
-		var s driver.Snapshot
-		if err := rows.Scan(&s.Key, &s.Content); err != nil {
-			return nil, interpretError(err)
-		}
-		out = append(out, s)
-	}
-	return out, interpretError(rows.Err())
+	out, err := driver.ScanAll(rows, driver.SnapshotFields)
+	return out, interpretError(err)
 }
 
 // GetSnapshot implements driver.Driver.
 func (d *Dialect) GetSnapshot(ctx context.Context, key string) ([]byte, bool, error) {
 	var content []byte
 	err := d.rdb.QueryRowContext(ctx, getSnapshotSQL, key).Scan(&content)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, false, nil
-	}
-	if err != nil {
+	if found, err := driver.Found(err, sql.ErrNoRows); !found {
 		return nil, false, interpretError(err)
 	}
 	if content == nil {
@@ -449,10 +438,7 @@ func (d *Dialect) GetSnapshot(ctx context.Context, key string) ([]byte, bool, er
 func (d *Dialect) GetSecret(ctx context.Context, id string) (string, bool, error) {
 	var v string
 	err := d.rdb.QueryRowContext(ctx, getSecretSQL, id).Scan(&v)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", false, nil
-	}
-	if err != nil {
+	if found, err := driver.Found(err, sql.ErrNoRows); !found {
 		return "", false, interpretError(err)
 	}
 	return v, true, nil
@@ -463,10 +449,7 @@ func (d *Dialect) LastSecret(ctx context.Context) (*estype.Secret, error) {
 	var s estype.Secret
 	var v sql.NullString
 	err := d.rdb.QueryRowContext(ctx, lastSecretSQL).Scan(&s.Idx, &s.ID, &v)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
-	}
-	if err != nil {
+	if found, err := driver.Found(err, sql.ErrNoRows); !found {
 		return nil, interpretError(err)
 	}
 	if v.Valid {

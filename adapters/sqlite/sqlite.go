@@ -24,6 +24,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/golang-migrate/migrate/v4/database"
 	sqlitemigrate "github.com/golang-migrate/migrate/v4/database/sqlite"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
@@ -65,6 +66,7 @@ type Dialect struct {
 	queue     writerQueue
 	path      string
 	pathKnown bool
+	pragmas   string // run on the writer connection: writeTxPragmas, or without syncing
 }
 
 var _ driver.Driver = (*Dialect)(nil)
@@ -74,6 +76,11 @@ type Options struct {
 	// ReadDB, when set, serves reads and exports so that they run beside
 	// the writer. Open both handles on the same file; see DSN.
 	ReadDB *sql.DB
+	// NoSync commits without syncing the file (synchronous=OFF), for
+	// tests and scratch stores only: a crash of the process loses nothing,
+	// a crash of the machine or a power loss may lose the last commits.
+	// The URL form is sqlite://PATH?sync=off.
+	NoSync bool
 }
 
 // New returns a dialect that reads and writes through db. db should be opened
@@ -82,7 +89,7 @@ type Options struct {
 // cannot run at the same time: use NewWithOptions with a separate ReadDB, as
 // eventstore.Open does.
 func New(db *sql.DB) *Dialect {
-	return &Dialect{db: db, rdb: db}
+	return &Dialect{db: db, rdb: db, pragmas: writeTxPragmas}
 }
 
 // NewWithOptions is New with a separate reader pool.
@@ -90,6 +97,9 @@ func NewWithOptions(db *sql.DB, opts *Options) *Dialect {
 	d := New(db)
 	if opts != nil && opts.ReadDB != nil {
 		d.rdb = opts.ReadDB
+	}
+	if opts != nil && opts.NoSync {
+		d.pragmas = writeTxPragmasNoSync
 	}
 	return d
 }
@@ -181,6 +191,13 @@ func PathFromURL(rawURL string) (string, error) {
 	return p, nil
 }
 
+// noSync reports a URL's sync=off (Options.NoSync).
+func noSync(rawURL string) bool {
+	_, query, _ := strings.Cut(rawURL, "?")
+	q, err := url.ParseQuery(query)
+	return err == nil && strings.EqualFold(q.Get("sync"), "off")
+}
+
 // openURL opens a writer pool (one connection) and a reader pool on the file
 // named by rawURL.
 func openURL(ctx context.Context, rawURL string) (driver.Driver, func() error, error) {
@@ -206,7 +223,7 @@ func openURL(ctx context.Context, rawURL string) (driver.Driver, func() error, e
 	}
 	r.SetMaxOpenConns(DefaultReadConns)
 	r.SetMaxIdleConns(DefaultReadConns)
-	d := NewWithOptions(w, &Options{ReadDB: r})
+	d := NewWithOptions(w, &Options{ReadDB: r, NoSync: noSync(rawURL)})
 	return d, func() error { return errors.Join(r.Close(), w.Close()) }, nil
 }
 
@@ -269,7 +286,7 @@ func (d *Dialect) writer(ctx context.Context) (w *wconn, release func(), err err
 		return nil, nil, interpretError(err)
 	}
 	// Durable, patient and zeroing, whatever DSN the pool was opened with.
-	if _, err := c.ExecContext(ctx, writeTxPragmas); err != nil {
+	if _, err := c.ExecContext(ctx, d.pragmas); err != nil {
 		_ = c.Close()
 		return nil, nil, interpretError(err)
 	}
@@ -391,48 +408,42 @@ func (d *Dialect) rollback(ctx context.Context, w *wconn) {
 // Migrate runs the embedded migrations on a dedicated handle to the same file
 // (golang-migrate closes the handle it is given).
 func (d *Dialect) Migrate(ctx context.Context, p *driver.MigrateParams) (*estype.SchemaStatus, error) {
-	if p.Op == estype.MigrateStatus {
-		return d.schemaStatus(ctx)
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
 	var path string
-	if err := d.rdb.QueryRowContext(ctx, databaseListSQL).Scan(&path); err != nil {
-		return nil, interpretError(err)
-	}
-	if path == "" {
-		return nil, errors.New("sqlite: cannot migrate an in-memory or temporary database")
-	}
-	if err := migrations.Prepare(ctx, catalog{d}, EngineName, p.Op); err != nil {
-		return nil, interpretError(err)
-	}
-	d.wmu.Lock()
-	defer d.wmu.Unlock()
-	if err := d.enqueue(ctx); err != nil {
-		return nil, err
-	}
-	defer d.queue.release()
-	mdb, err := sql.Open("sqlite", DSN(path, false)+"&_txlock=immediate")
-	if err != nil {
-		return nil, err
-	}
-	mdb.SetMaxOpenConns(1)
-	drv, err := sqlitemigrate.WithInstance(mdb, &sqlitemigrate.Config{MigrationsTable: migrations.VersionTable})
-	if err != nil {
-		_ = mdb.Close()
-		return nil, interpretError(err)
-	}
-	st, err := migrations.Run(EngineName, drv, p)
-	return st, interpretError(err)
-}
-
-func (d *Dialect) schemaStatus(ctx context.Context) (*estype.SchemaStatus, error) {
-	vs, err := migrations.Status(ctx, catalog{d}, EngineName)
-	if err != nil {
-		return nil, interpretError(err)
-	}
-	return &vs.Status, nil
+	return migrations.Migrate(ctx, &migrations.Target{
+		Engine: EngineName, Catalog: catalog{d}, MapError: interpretError,
+		Before: func(ctx context.Context, _ estype.MigrateOp) error {
+			if err := d.rdb.QueryRowContext(ctx, databaseListSQL).Scan(&path); err != nil {
+				return err
+			}
+			if path == "" {
+				return errors.New("sqlite: cannot migrate an in-memory or temporary database")
+			}
+			return nil
+		},
+		// The migration runs holding the writer lock of this process and
+		// the writers' queue of all of them.
+		Open: func(ctx context.Context) (database.Driver, func(), error) {
+			d.wmu.Lock()
+			if err := d.enqueue(ctx); err != nil {
+				d.wmu.Unlock()
+				return nil, nil, err
+			}
+			release := func() { d.queue.release(); d.wmu.Unlock() }
+			mdb, err := sql.Open("sqlite", DSN(path, false)+"&_txlock=immediate")
+			if err != nil {
+				release()
+				return nil, nil, err
+			}
+			mdb.SetMaxOpenConns(1)
+			drv, err := sqlitemigrate.WithInstance(mdb, &sqlitemigrate.Config{MigrationsTable: migrations.VersionTable})
+			if err != nil {
+				_ = mdb.Close()
+				release()
+				return nil, nil, interpretError(err)
+			}
+			return drv, release, nil
+		},
+	}, p)
 }
 
 // catalog implements migrations.Catalog.

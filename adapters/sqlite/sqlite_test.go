@@ -13,7 +13,8 @@ import (
 	_ "github.com/esctl/esctl/adapters/postgres" // the peer engine of the round trips
 	"github.com/esctl/esctl/adapters/sqlite"
 	"github.com/esctl/esctl/eventstore"
-	"github.com/esctl/esctl/eventstore/eventstoretest"
+	"github.com/esctl/esctl/internal/conformance"
+	"github.com/esctl/esctl/internal/conformance/consumertest"
 	"github.com/esctl/esctl/internal/driver/drivertest"
 	"github.com/esctl/esctl/internal/testdb"
 	"github.com/esctl/esctl/migrations"
@@ -21,7 +22,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	eventstoretest.Child() // when this process is one of the suite's child processes
+	conformance.Child() // when this process is one of the suite's child processes
 	if code, ok := processChild(); ok {
 		os.Exit(code)
 	}
@@ -38,14 +39,21 @@ func TestMain(m *testing.M) {
 
 // harness gives each test its own SQLite file; round trips also go through
 // PostgreSQL.
-var harness = eventstoretest.Harness{
+var harness = conformance.Harness{
 	NewURL: testdb.SQLiteURL,
 	Peers:  map[string]func(testing.TB) string{"postgres": testdb.PostgresURL},
 }
 
 func TestConformance(t *testing.T) {
 	t.Parallel()
-	eventstoretest.Run(t, harness)
+	conformance.Run(t, harness)
+}
+
+// TestConsumerConformance runs the durable consumers' suite (package
+// consumer) on this engine.
+func TestConsumerConformance(t *testing.T) {
+	t.Parallel()
+	consumertest.Run(t, harness)
 }
 
 // TestDriver checks each operation of the driver against its contract.

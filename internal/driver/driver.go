@@ -19,9 +19,9 @@
 //  2. Add migrations/<name>/ with the same version numbers as the others.
 //  3. Register the engine from its package's init (Register) with its URL
 //     schemes and path suffixes.
-//  4. Call drivertest.Exercise (each operation's contract) and
-//     eventstoretest.Run (the store on top) from the engine's tests; both must
-//     pass unchanged.
+//  4. Call drivertest.Exercise (each operation's contract),
+//     conformance.Run and consumertest.Run (the store and the consumers on
+//     top) from the engine's tests; all must pass unchanged.
 //
 // Appender is optional: without it, appends run as Write with State,
 // InsertEvents and AdvanceState, which is correct on any engine.

@@ -20,10 +20,11 @@ var layers = [][]string{
 	{"migrations", "internal/core"},
 	{"adapters/postgres", "adapters/sqlite", "internal/access"},
 	{"eventstore"},
-	{"consumer", "snapshots", "secrets", "transfer"},
+	{"consumer", "snapshots", "secrets", "transfer", "eventstoretest"},
 	{"backup"},
 	// The test harnesses, which engines' and applications' tests run.
-	{"internal/driver/drivertest", "eventstore/eventstoretest", "internal/testdb"},
+	{"internal/driver/drivertest", "internal/conformance", "internal/testdb"},
+	{"internal/conformance/consumertest"},
 	{"cmd/esctl", "examples/bank", "bench"},
 }
 

@@ -1,7 +1,7 @@
 // Package drivertest checks each operation of an engine's driver.Driver
 // against its contract, directly, below the Store (as River's
 // riverdrivertest does for its drivers). Every engine calls Exercise from
-// its tests, next to eventstoretest.Run, which checks the Store on top.
+// its tests, next to conformance.Run, which checks the Store on top.
 package drivertest
 
 import (
@@ -45,6 +45,12 @@ func Exercise(t *testing.T, newURL func(testing.TB) string) {
 		{"Parked", testParked},
 		{"ConsumerTx", testConsumerTx},
 	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tt.run(t, open(t, newURL(t)))
+		})
+	}
+	for _, tt := range readChecks {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			tt.run(t, open(t, newURL(t)))

@@ -1,4 +1,4 @@
-package eventstoretest
+package conformance
 
 import (
 	"bytes"
@@ -69,7 +69,7 @@ func runNDJSON(t *testing.T, h Harness) {
 // step, positions included.
 func runRoundTrip(t *testing.T, h Harness) {
 	ctx := context.Background()
-	src, _ := newStore(t, h, nil)
+	src, _ := NewStore(t, h, nil)
 	corpus := GenerateEvents(42, 10_000)
 	for i := 0; i < len(corpus); i += 250 {
 		_, err := src.SaveEvents(ctx, corpus[i:min(i+250, len(corpus))])
@@ -88,7 +88,7 @@ func runRoundTrip(t *testing.T, h Harness) {
 			require.NoError(t, peer.Init(ctx))
 			importAll(t, peer, want, auto())
 			require.Equal(t, want, exportAll(t, peer), "export of the %s copy differs", name)
-			back, _ := newStore(t, h, nil)
+			back, _ := NewStore(t, h, nil)
 			importAll(t, back, exportAll(t, peer), nil)
 			require.Equal(t, want, exportAll(t, back), "export after the trip through %s differs", name)
 			d, err := back.Describe(ctx, nil)
@@ -103,7 +103,7 @@ func runRoundTrip(t *testing.T, h Harness) {
 // are, thread fields accepted and ignored.
 func runResolveFixture(t *testing.T, h Harness) {
 	ctx := context.Background()
-	s, _ := newStore(t, h, nil)
+	s, _ := NewStore(t, h, nil)
 	res := importAll(t, s, resolveExport, nil)
 	lines := bytes.Split(bytes.TrimSuffix(resolveExport, []byte("\n")), []byte("\n"))
 	require.EqualValues(t, len(lines), res.Events)
@@ -265,7 +265,7 @@ func runBadInput(t *testing.T, h Harness) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s, _ := newStore(t, h, nil)
+			s, _ := NewStore(t, h, nil)
 			if tt.prep != nil {
 				tt.prep(t, s)
 			}
@@ -284,7 +284,7 @@ func runBadInput(t *testing.T, h Harness) {
 			for _, batch := range []int{0, 2} {
 				s2 := s
 				if batch != 0 {
-					s2, _ = newStore(t, h, nil)
+					s2, _ = NewStore(t, h, nil)
 					if tt.prep != nil {
 						tt.prep(t, s2)
 					}
@@ -313,7 +313,7 @@ func runBadInput(t *testing.T, h Harness) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s, _ := newStore(t, h, nil)
+			s, _ := NewStore(t, h, nil)
 			_, err := transfer.ImportEvents(ctx, s, strings.NewReader(tt.data), nil)
 			var le *transfer.LineError
 			require.ErrorAs(t, err, &le)
@@ -327,7 +327,7 @@ func runBadInput(t *testing.T, h Harness) {
 		// After a bad line, fix it and resume from the reported offset:
 		// the import completes with every line exactly once.
 		t.Parallel()
-		s, _ := newStore(t, h, nil)
+		s, _ := NewStore(t, h, nil)
 		bad := prefix + withField(6, `"aggregateVersion":1`, `"aggregateVersion":0`) + "\n" + goodLines(7, 9)
 		res, err := transfer.ImportEvents(ctx, s, strings.NewReader(bad), nil)
 		require.ErrorIs(t, err, transfer.ErrBadInput)
@@ -371,7 +371,7 @@ func runImportPositions(t *testing.T, h Harness) {
 
 	t.Run("KeptWhenContinuing", func(t *testing.T) {
 		t.Parallel()
-		s, _ := newStore(t, h, nil)
+		s, _ := NewStore(t, h, nil)
 		importAll(t, s, []byte(goodLines(1, 3)), nil)
 		importAll(t, s, []byte(goodLines(10, 12)), &transfer.ImportOptions{SourceID: "second"})
 		events, _ := loadAll(t, s, eventstore.Filter{})
@@ -389,7 +389,7 @@ func runImportPositions(t *testing.T, h Harness) {
 
 	t.Run("RefusedWhenNotContinuing", func(t *testing.T) {
 		t.Parallel()
-		s, _ := newStore(t, h, nil)
+		s, _ := NewStore(t, h, nil)
 		importAll(t, s, []byte(goodLines(1, 5)), nil)
 		data := strings.ReplaceAll(goodLines(3, 4), `"aggregateId":"a-`, `"aggregateId":"b-`)
 		_, err := transfer.ImportEvents(ctx, s, strings.NewReader(data), &transfer.ImportOptions{SourceID: "again"})
@@ -403,7 +403,7 @@ func runImportPositions(t *testing.T, h Harness) {
 
 	t.Run("AssignedInFileOrder", func(t *testing.T) {
 		t.Parallel()
-		s, _ := newStore(t, h, nil)
+		s, _ := NewStore(t, h, nil)
 		_, err := s.SaveEvent(ctx, eventstore.Event{AggregateID: "x", AggregateVersion: 1, Type: "T"})
 		require.NoError(t, err)
 		data := `{"type":"A","timestamp":5,"aggregateId":"r","aggregateVersion":1,"payload":{"z":1,"a":2}}` + "\n" +
@@ -429,7 +429,7 @@ func runImportResume(t *testing.T, h Harness) {
 	t.Run("CancelThenResume", func(t *testing.T) {
 		t.Parallel()
 		for _, resume := range []string{"offset", "whole-source"} {
-			s, _ := newStore(t, h, nil)
+			s, _ := NewStore(t, h, nil)
 			cctx, cancel := context.WithCancel(ctx)
 			batches := 0
 			res, err := transfer.ImportEvents(cctx, s, bytes.NewReader(data), &transfer.ImportOptions{
@@ -471,13 +471,13 @@ func runImportResume(t *testing.T, h Harness) {
 
 	t.Run("MismatchesAreRefused", func(t *testing.T) {
 		t.Parallel()
-		s, _ := newStore(t, h, nil)
+		s, _ := NewStore(t, h, nil)
 		cut := bytes.Index(data, []byte(goodLine(1001)))
 		_, err := transfer.ImportEvents(ctx, s, bytes.NewReader(data[:cut]), nil)
 		require.NoError(t, err)
 		// Pretend the first run stopped here: a resume must name the
 		// recorded offset, and the skipped bytes must be the same.
-		s2, _ := newStore(t, h, nil)
+		s2, _ := NewStore(t, h, nil)
 		cctx, cancel := context.WithCancel(ctx)
 		res, err := transfer.ImportEvents(cctx, s2, bytes.NewReader(data), &transfer.ImportOptions{BatchEvents: 500,
 			ProgressFunc: func(p transfer.ImportProgress) {
@@ -515,7 +515,7 @@ func runImportResume(t *testing.T, h Harness) {
 	// saying whether the recorded import is done.
 	t.Run("RecordedSourceRefused", func(t *testing.T) {
 		t.Parallel()
-		s, _ := newStore(t, h, nil)
+		s, _ := NewStore(t, h, nil)
 		small := []byte(goodLines(1, 30))
 		_, err := transfer.ImportEvents(ctx, s, bytes.NewReader(small), &transfer.ImportOptions{SourceID: "file"})
 		require.NoError(t, err)
@@ -559,7 +559,7 @@ func runAutoMode(t *testing.T, h Harness) {
 
 	t.Run("ReplacesEventsAndSnapshotsKeepsSecrets", func(t *testing.T) {
 		t.Parallel()
-		s, _ := newStore(t, h, nil)
+		s, _ := NewStore(t, h, nil)
 		for i := range 80 {
 			_, err := s.SaveEvent(ctx, eventstore.Event{AggregateID: "old", AggregateVersion: int64(i + 1), Type: "OLD"})
 			require.NoError(t, err)
@@ -589,7 +589,7 @@ func runAutoMode(t *testing.T, h Harness) {
 		// violation was not recognized as a conflict until 2026-12-03:
 		// the import failed with the raw driver error.)
 		t.Parallel()
-		s, _ := newStore(t, h, nil)
+		s, _ := NewStore(t, h, nil)
 		_, err := s.SaveEvent(ctx, eventstore.Event{AggregateID: "old", AggregateVersion: 1, Type: "OLD"})
 		require.NoError(t, err)
 		before := exportAll(t, s)
@@ -606,7 +606,7 @@ func runAutoMode(t *testing.T, h Harness) {
 
 	t.Run("FrozenStoreStaysFrozen", func(t *testing.T) {
 		t.Parallel()
-		s, _ := newStore(t, h, nil)
+		s, _ := NewStore(t, h, nil)
 		require.NoError(t, s.Freeze(ctx, ""))
 		importAll(t, s, file, auto())
 		d, err := s.Describe(ctx, nil)
@@ -622,7 +622,7 @@ func runAutoMode(t *testing.T, h Harness) {
 
 	t.Run("FailedReplaceLeavesStoreUnchanged", func(t *testing.T) {
 		t.Parallel()
-		s, _ := newStore(t, h, nil)
+		s, _ := NewStore(t, h, nil)
 		for i := range 30 {
 			_, err := s.SaveEvent(ctx, eventstore.Event{AggregateID: "old", AggregateVersion: int64(i + 1), Type: "OLD"})
 			require.NoError(t, err)
@@ -647,7 +647,7 @@ func runAutoMode(t *testing.T, h Harness) {
 
 	t.Run("ResumeRefusedWhenStoreChanged", func(t *testing.T) {
 		t.Parallel()
-		s, _ := newStore(t, h, nil)
+		s, _ := NewStore(t, h, nil)
 		_, err := s.SaveEvent(ctx, eventstore.Event{AggregateID: "old", AggregateVersion: 1, Type: "OLD"})
 		require.NoError(t, err)
 		_, err = transfer.ImportEvents(ctx, s, strings.NewReader(goodLines(1, 5)+"bad\n"), auto())
@@ -664,7 +664,7 @@ func runAutoMode(t *testing.T, h Harness) {
 	t.Run("FailedImportIntoEmptyStore", func(t *testing.T) {
 		t.Parallel()
 		for _, undo := range []string{"resume", "abort"} {
-			s, _ := newStore(t, h, nil)
+			s, _ := NewStore(t, h, nil)
 			bad := goodLines(1, 20) + "{}\n"
 			res, err := transfer.ImportEvents(ctx, s, strings.NewReader(bad), &transfer.ImportOptions{Mode: transfer.MaintenanceAuto, BatchEvents: 8})
 			require.ErrorIs(t, err, transfer.ErrBadInput)
@@ -700,7 +700,7 @@ func runAutoMode(t *testing.T, h Harness) {
 // their cursors add up to the full export.
 func runExportBudget(t *testing.T, h Harness) {
 	ctx := context.Background()
-	s, _ := newStore(t, h, nil)
+	s, _ := NewStore(t, h, nil)
 	events := GenerateEvents(7, 300)
 	_, err := s.SaveEvents(ctx, events)
 	require.NoError(t, err)
@@ -758,7 +758,7 @@ func runExportBudget(t *testing.T, h Harness) {
 // (one snapshot), and the next export from its cursor gets them.
 func runExportSnapshot(t *testing.T, h Harness) {
 	ctx := context.Background()
-	s, url := newStore(t, h, nil)
+	s, url := NewStore(t, h, nil)
 	writer := open(t, url, nil)
 	for i := range 500 {
 		_, err := s.SaveEvent(ctx, eventstore.Event{AggregateID: "a", AggregateVersion: int64(i + 1), Type: "T"})
@@ -788,7 +788,7 @@ func runExportSnapshot(t *testing.T, h Harness) {
 // are refused with the line.
 func runSecretsNDJSON(t *testing.T, h Harness) {
 	ctx := context.Background()
-	src, _ := newStore(t, h, nil)
+	src, _ := NewStore(t, h, nil)
 	m := src.Secrets()
 	for i := range 30 {
 		require.NoError(t, m.SetSecret(ctx, fmt.Sprintf("id-%d", i), fmt.Sprintf("key \"%d\" é", i)))
@@ -806,7 +806,7 @@ func runSecretsNDJSON(t *testing.T, h Harness) {
 	require.Contains(t, buf.String(), `{"secret":null,"id":"id-3","idx":4}`+"\n")
 	require.Contains(t, buf.String(), `{"secret":"key \"0\" é","id":"id-0","idx":1}`+"\n")
 
-	dst, _ := newStore(t, h, nil)
+	dst, _ := NewStore(t, h, nil)
 	ires, err := transfer.ImportSecrets(ctx, dst, bytes.NewReader(buf.Bytes()), nil)
 	require.NoError(t, err)
 	require.True(t, ires.Done)
@@ -839,7 +839,7 @@ func runSecretsNDJSON(t *testing.T, h Harness) {
 	require.False(t, found, "nothing after the bad line")
 
 	for _, bad := range []string{`{"id":"x","idx":1}`, `{"secret":"v","idx":1}`, `{"secret":1,"id":"x"}`, `{"secret":"v","id":"x","extra":1}`, `{"secret":"v","id":""}`, `{"secret":"v","id":"x","idx":-1}`} {
-		s2, _ := newStore(t, h, nil)
+		s2, _ := NewStore(t, h, nil)
 		_, err := transfer.ImportSecrets(ctx, s2, strings.NewReader(bad+"\n"), nil)
 		require.ErrorIs(t, err, transfer.ErrBadInput, bad)
 	}
@@ -871,7 +871,7 @@ func runReservedTypes(t *testing.T, h Harness) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s, _ := newStore(t, h, nil)
+			s, _ := NewStore(t, h, nil)
 			in := goodLines(1, 2) + line(3, tt.typ, tt.agg, tt.payload)
 			_, err := transfer.ImportEvents(ctx, s, strings.NewReader(in), nil)
 			var le *transfer.LineError
@@ -887,20 +887,20 @@ func runReservedTypes(t *testing.T, h Harness) {
 
 	t.Run("StoresOwnFormRoundTrips", func(t *testing.T) {
 		t.Parallel()
-		src, _ := newStore(t, h, nil)
+		src, _ := NewStore(t, h, nil)
 		require.NoError(t, src.Secrets().SetSecret(ctx, "Zoë \"1\"", "k1"))
 		require.NoError(t, src.Secrets().SetSecret(ctx, "user-2", "k2"))
 		_, err := src.Secrets().DeleteSecret(ctx, "user-2")
 		require.NoError(t, err)
 		want := exportAll(t, src)
-		dst, _ := newStore(t, h, nil)
+		dst, _ := NewStore(t, h, nil)
 		importAll(t, dst, want, nil)
 		require.Equal(t, want, exportAll(t, dst))
 	})
 
 	t.Run("RefusedByIncrementalImport", func(t *testing.T) {
 		t.Parallel()
-		s, _ := newStore(t, h, nil)
+		s, _ := NewStore(t, h, nil)
 		id, err := transfer.BeginIncrementalImport(ctx, s)
 		require.NoError(t, err)
 		err = transfer.PushIncrementalImport(ctx, s, id, []transfer.VersionlessEvent{{

@@ -1,4 +1,4 @@
-package eventstoretest
+package conformance
 
 import (
 	"context"
@@ -22,7 +22,7 @@ func runCopy(t *testing.T, h Harness) {
 	maps.Copy(targets, h.Peers)
 	for _, name := range slices.Sorted(maps.Keys(targets)) {
 		t.Run(name, func(t *testing.T) {
-			src, _ := newStore(t, h, nil)
+			src, _ := NewStore(t, h, nil)
 			fillForBackup(t, src, 500)
 			dst := open(t, targets[name](t), nil)
 			require.NoError(t, dst.Init(ctx))

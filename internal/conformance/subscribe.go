@@ -1,4 +1,4 @@
-package eventstoretest
+package conformance
 
 import (
 	"context"
@@ -172,7 +172,7 @@ func runSubscribe(t *testing.T, h Harness) {
 // from it, with and without filters; a cursor beyond the end fails.
 func runSubscribeFromAnyCursor(t *testing.T, h Harness) {
 	ctx := context.Background()
-	s, _ := newStore(t, h, nil)
+	s, _ := NewStore(t, h, nil)
 	require.NoError(t, appendSome(ctx, s, "agg", 250))
 	for _, f := range []eventstore.Filter{
 		{}, {Cursor: eventstore.CursorAt(100)}, {Cursor: eventstore.CursorAt(250)},
@@ -201,7 +201,7 @@ func runSubscribeFromAnyCursor(t *testing.T, h Harness) {
 // and the store closes.
 func runSubscribeBreak(t *testing.T, h Harness) {
 	ctx := context.Background()
-	s, _ := newStore(t, h, nil)
+	s, _ := NewStore(t, h, nil)
 	require.NoError(t, appendSome(ctx, s, "agg", 250))
 	want, _ := loadAll(t, s, eventstore.Filter{})
 	// take returns the first n events from cursor on, pages of 10, and
@@ -234,7 +234,7 @@ func runSubscribeBreak(t *testing.T, h Harness) {
 // with progress steps, while events are appended live.
 func runSubscribeSparse(t *testing.T, h Harness) {
 	ctx := context.Background()
-	s, _ := newStore(t, h, nil)
+	s, _ := NewStore(t, h, nil)
 	require.NoError(t, appendSome(ctx, s, "agg", 20))
 	none := subscribe(t, s, eventstore.Filter{EventTypes: []string{"Nothing"}}, 0)
 	empty := subscribe(t, s, eventstore.Filter{AggregateIDs: []string{}}, 0)
@@ -253,7 +253,7 @@ func runSubscribeSparse(t *testing.T, h Harness) {
 // order, none missing.
 func runSubscribeLive(t *testing.T, h Harness) {
 	ctx := context.Background()
-	s, url := newStore(t, h, nil)
+	s, url := NewStore(t, h, nil)
 	require.NoError(t, appendSome(ctx, s, "before", 300))
 	all := subscribe(t, s, eventstore.Filter{}, 0)
 	typeB := subscribe(t, s, eventstore.Filter{EventTypes: []string{"B"}}, 0)
@@ -309,7 +309,7 @@ func runSubscribeLive(t *testing.T, h Harness) {
 // is not held up.
 func runSubscribeSlow(t *testing.T, h Harness) {
 	ctx := context.Background()
-	s, _ := newStore(t, h, nil)
+	s, _ := NewStore(t, h, nil)
 	fast := subscribe(t, s, eventstore.Filter{}, 0)
 	slow := subscribe(t, s, eventstore.Filter{}, 200*time.Microsecond)
 	var wg sync.WaitGroup

@@ -1,4 +1,4 @@
-package eventstoretest
+package conformance
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 
 func runValidation(t *testing.T, h Harness) {
 	ctx := context.Background()
-	s, _ := newStore(t, h, &eventstore.Options{MaxPayloadBytes: 1000})
+	s, _ := NewStore(t, h, &eventstore.Options{MaxPayloadBytes: 1000})
 
 	valid := func() eventstore.Event {
 		return eventstore.Event{AggregateID: "a", AggregateVersion: 1, Type: "T", Timestamp: 1, Payload: []byte(`{}`)}

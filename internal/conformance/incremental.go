@@ -1,4 +1,4 @@
-package eventstoretest
+package conformance
 
 import (
 	"context"
@@ -42,7 +42,7 @@ func runIncremental(t *testing.T, h Harness) {
 	t.Run("WorksCorrectly", func(t *testing.T) {
 		// reSolve: "incremental import should work correctly".
 		t.Parallel()
-		s, _ := newStore(t, h, nil)
+		s, _ := NewStore(t, h, nil)
 		n := 2500 + rand.IntN(75)
 		events := make([]transfer.VersionlessEvent, n)
 		for i := range events {
@@ -64,7 +64,7 @@ func runIncremental(t *testing.T, h Harness) {
 		// then 25,000 events pushed as shuffled batches of 256 from several
 		// goroutines; the commit orders them by timestamp.
 		t.Parallel()
-		s, _ := newStore(t, h, nil)
+		s, _ := NewStore(t, h, nil)
 		initial := make([]eventstore.Event, 250)
 		for i := range initial {
 			initial[i] = eventstore.Event{AggregateID: fmt.Sprintf("id_%d", i%25), AggregateVersion: int64(i/25 + 1), Type: "INIT", Timestamp: 1_000_000 + int64(i)}
@@ -119,7 +119,7 @@ func runIncremental(t *testing.T, h Harness) {
 		// first 66% are in the store; an import of everything from 33% on
 		// appends only the missing third.
 		t.Parallel()
-		s, _ := newStore(t, h, nil)
+		s, _ := NewStore(t, h, nil)
 		const n = 3000
 		all := make([]transfer.VersionlessEvent, n)
 		for i := range all {
@@ -137,7 +137,7 @@ func runIncremental(t *testing.T, h Harness) {
 	t.Run("SameTimestampKeepsPushOrder", func(t *testing.T) {
 		// reSolve: "preserve order of input events with the same timestamp".
 		t.Parallel()
-		s, _ := newStore(t, h, nil)
+		s, _ := NewStore(t, h, nil)
 		// History as reSolve's test imports it: timestamps kept as given.
 		var initial []transfer.VersionlessEvent
 		for a := range 5 {
@@ -172,7 +172,7 @@ func runIncremental(t *testing.T, h Harness) {
 
 	t.Run("InBatchDuplicates", func(t *testing.T) {
 		t.Parallel()
-		s, _ := newStore(t, h, nil)
+		s, _ := NewStore(t, h, nil)
 		e := vevent("a", "T", 5, `{"x":1}`)
 		res, err := transfer.IncrementalImport(ctx, s, []transfer.VersionlessEvent{e, e, vevent("a", "T", 5, `{"x": 1}`), e, vevent("a", "U", 5, `{"x":1}`)}, nil)
 		require.NoError(t, err)
@@ -183,7 +183,7 @@ func runIncremental(t *testing.T, h Harness) {
 
 	t.Run("OlderEventsPolicy", func(t *testing.T) {
 		t.Parallel()
-		s, _ := newStore(t, h, nil)
+		s, _ := NewStore(t, h, nil)
 		_, err := s.SaveEvent(ctx, eventstore.Event{AggregateID: "x", AggregateVersion: 1, Type: "T", Timestamp: 1000})
 		require.NoError(t, err)
 		newest, err := s.LatestEvent(ctx, eventstore.Filter{})
@@ -215,7 +215,7 @@ func runIncremental(t *testing.T, h Harness) {
 
 	t.Run("FreezeBlocksCommitOnly", func(t *testing.T) {
 		t.Parallel()
-		s, _ := newStore(t, h, nil)
+		s, _ := NewStore(t, h, nil)
 		require.NoError(t, s.Freeze(ctx, ""))
 		id, err := transfer.BeginIncrementalImport(ctx, s)
 		require.NoError(t, err, "begin is not blocked by freeze")
@@ -230,7 +230,7 @@ func runIncremental(t *testing.T, h Harness) {
 
 	t.Run("TwoImportsAndRollback", func(t *testing.T) {
 		t.Parallel()
-		s, _ := newStore(t, h, nil)
+		s, _ := NewStore(t, h, nil)
 		a, err := transfer.BeginIncrementalImport(ctx, s)
 		require.NoError(t, err)
 		b, err := transfer.BeginIncrementalImport(ctx, s)
@@ -264,7 +264,7 @@ func runIncremental(t *testing.T, h Harness) {
 		// Staging lives in the database: a later process that knows the id
 		// commits it.
 		t.Parallel()
-		first, url := newStore(t, h, nil)
+		first, url := NewStore(t, h, nil)
 		id, err := transfer.BeginIncrementalImport(ctx, first)
 		require.NoError(t, err)
 		require.NoError(t, transfer.PushIncrementalImport(ctx, first, id, []transfer.VersionlessEvent{vevent("a", "T", 1, `{"n":1}`), vevent("a", "T", 2, `{"n":2}`)}))
@@ -281,7 +281,7 @@ func runIncremental(t *testing.T, h Harness) {
 
 	t.Run("ValidationAndVersions", func(t *testing.T) {
 		t.Parallel()
-		s, _ := newStore(t, h, nil)
+		s, _ := NewStore(t, h, nil)
 		_, err := s.SaveEvents(ctx, []eventstore.Event{{AggregateID: "a", AggregateVersion: 1, Type: "T", Timestamp: 1}, {AggregateID: "a", AggregateVersion: 7, Type: "T", Timestamp: 1}})
 		require.NoError(t, err)
 		id, err := transfer.BeginIncrementalImport(ctx, s)
@@ -305,7 +305,7 @@ func runIncremental(t *testing.T, h Harness) {
 		// A commit is one transaction, and its positions come after every
 		// earlier one: a reader from the pre-commit end sees 0 or all.
 		t.Parallel()
-		s, url := newStore(t, h, nil)
+		s, url := NewStore(t, h, nil)
 		_, err := s.SaveEvent(ctx, eventstore.Event{AggregateID: "base", AggregateVersion: 1, Type: "T", Timestamp: 1})
 		require.NoError(t, err)
 		d, err := s.Describe(ctx, nil)

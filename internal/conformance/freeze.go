@@ -1,4 +1,4 @@
-package eventstoretest
+package conformance
 
 import (
 	"bytes"
@@ -28,7 +28,7 @@ func runFreeze(t *testing.T, h Harness) {
 
 	t.Run("Reason", func(t *testing.T) {
 		t.Parallel()
-		s, _ := newStore(t, h, nil)
+		s, _ := NewStore(t, h, nil)
 		require.NoError(t, s.Freeze(ctx, "moving to PostgreSQL"))
 		d, err := s.Describe(ctx, nil)
 		require.NoError(t, err)
@@ -43,7 +43,7 @@ func runFreeze(t *testing.T, h Harness) {
 	t.Run("FreezeUnfreeze", func(t *testing.T) {
 		// reSolve's eventstore-freeze-unfreeze tests, in order.
 		t.Parallel()
-		s, _ := newStore(t, h, nil)
+		s, _ := NewStore(t, h, nil)
 		d, err := s.Describe(ctx, nil)
 		require.NoError(t, err)
 		require.False(t, d.IsFrozen)
@@ -88,7 +88,7 @@ func runFreeze(t *testing.T, h Harness) {
 
 	t.Run("FrozenStoreStillReads", func(t *testing.T) {
 		t.Parallel()
-		s, _ := newStore(t, h, nil)
+		s, _ := NewStore(t, h, nil)
 		saved, err := s.SaveEvent(ctx, testEvent(0))
 		require.NoError(t, err)
 		require.NoError(t, s.Secrets().SetSecret(ctx, "k", "v"))
@@ -111,7 +111,7 @@ func runFreeze(t *testing.T, h Harness) {
 
 	t.Run("FreezeIsSeenByOtherStores", func(t *testing.T) {
 		t.Parallel()
-		a, url := newStore(t, h, nil)
+		a, url := NewStore(t, h, nil)
 		b := open(t, url, nil)
 		_, err := b.SaveEvent(ctx, testEvent(0))
 		require.NoError(t, err)
@@ -136,7 +136,7 @@ func runFreeze(t *testing.T, h Harness) {
 // and that end position never moves.
 func runFreezeBarrier(t *testing.T, h Harness) {
 	ctx := context.Background()
-	a, url := newStore(t, h, nil)
+	a, url := NewStore(t, h, nil)
 	b := open(t, url, nil)
 	var frozenAt atomic.Int64 // end position right after Freeze returned; 0 before
 	var afterFreezeOK atomic.Int64
@@ -228,7 +228,7 @@ func runAggregateCount(t *testing.T, h Harness) {
 		require.NoError(t, err, step)
 		require.Empty(t, rep.Problems, step)
 	}
-	s, _ := newStore(t, h, nil)
+	s, _ := NewStore(t, h, nil)
 	check(t, s, "empty")
 	_, err := s.SaveEvents(ctx, []eventstore.Event{
 		{AggregateID: "a", AggregateVersion: 1, Type: "T"}, {AggregateID: "a", AggregateVersion: 2, Type: "T"},
@@ -257,12 +257,12 @@ func runAggregateCount(t *testing.T, h Harness) {
 	var stream bytes.Buffer
 	m, err := backup.WriteStream(ctx, s, &stream, nil)
 	require.NoError(t, err)
-	r, _ := newStore(t, h, nil)
+	r, _ := NewStore(t, h, nil)
 	_, err = backup.RestoreStream(ctx, r, bytes.NewReader(stream.Bytes()), m, nil)
 	require.NoError(t, err)
 	check(t, r, "restore")
 
-	c, _ := newStore(t, h, nil)
+	c, _ := NewStore(t, h, nil)
 	_, err = transfer.Copy(ctx, s, c, nil)
 	require.NoError(t, err)
 	check(t, c, "copy")
@@ -274,7 +274,7 @@ func runAggregateCount(t *testing.T, h Harness) {
 	_, err = transfer.ImportEvents(ctx, c, strings.NewReader(auto.String()), &transfer.ImportOptions{SourceID: "auto", Mode: transfer.MaintenanceAuto})
 	require.NoError(t, err)
 	check(t, c, "AUTO import over a store")
-	e, _ := newStore(t, h, nil)
+	e, _ := NewStore(t, h, nil)
 	_, err = transfer.ImportEvents(ctx, e, strings.NewReader(auto.String()), &transfer.ImportOptions{SourceID: "auto", Mode: transfer.MaintenanceAuto})
 	require.NoError(t, err)
 	check(t, e, "AUTO import into an empty store")

@@ -1,4 +1,4 @@
-package eventstoretest
+package conformance
 
 import (
 	"bytes"
@@ -107,7 +107,7 @@ func secretsExport(t testing.TB, s *eventstore.Store) string {
 
 func runBackupRoundTrip(t *testing.T, h Harness) {
 	ctx := context.Background()
-	src, _ := newStore(t, h, nil)
+	src, _ := NewStore(t, h, nil)
 	fillForBackup(t, src, 500)
 	data, man, _, _ := backupOf(t, src, 4096)
 	require.EqualValues(t, 500+12+2, man.Events, "events, and the audit events of secrets")
@@ -162,7 +162,7 @@ func runBackupRoundTrip(t *testing.T, h Harness) {
 
 func runBackupResume(t *testing.T, h Harness) {
 	ctx := context.Background()
-	src, _ := newStore(t, h, nil)
+	src, _ := NewStore(t, h, nil)
 	fillForBackup(t, src, 300)
 	full, _, marks, offsets := backupOf(t, src, 300)
 	require.Greater(t, len(marks), 10)
@@ -187,7 +187,7 @@ func runBackupResume(t *testing.T, h Harness) {
 	require.True(t, sections["events"] && sections["secrets"], "marks fell in several sections: %v", sections)
 
 	// A mark of this store does not resume a backup of another store.
-	other, _ := newStore(t, h, nil)
+	other, _ := NewStore(t, h, nil)
 	fillForBackup(t, other, 301)
 	for _, m := range marks {
 		if m.Section == "events" && m.After > 0 {
@@ -196,7 +196,7 @@ func runBackupResume(t *testing.T, h Harness) {
 			break
 		}
 	}
-	empty, _ := newStore(t, h, nil)
+	empty, _ := NewStore(t, h, nil)
 	_, err = backup.WriteStream(ctx, empty, &bytes.Buffer{}, &backup.StreamOptions{Resume: &marks[1]})
 	require.ErrorIs(t, err, transfer.ErrResumeMismatch, "a store shorter than the backup")
 	_, err = backup.WriteStream(ctx, src, &bytes.Buffer{}, &backup.StreamOptions{Resume: &marks[len(marks)-1]})
@@ -217,7 +217,7 @@ func runBackupResume(t *testing.T, h Harness) {
 }
 
 func runBackupVerify(t *testing.T, h Harness) {
-	src, _ := newStore(t, h, nil)
+	src, _ := NewStore(t, h, nil)
 	fillForBackup(t, src, 120)
 	data, _, _, offsets := backupOf(t, src, 1024)
 	bad := func(name string, b []byte, fragment string) {
@@ -253,12 +253,12 @@ func runBackupVerify(t *testing.T, h Harness) {
 
 func runRestoreResume(t *testing.T, h Harness) {
 	ctx := context.Background()
-	src, _ := newStore(t, h, nil)
+	src, _ := NewStore(t, h, nil)
 	fillForBackup(t, src, 400)
 	data, man, _, _ := backupOf(t, src, 1<<20)
 
 	// A non-empty target is refused, and nothing is written.
-	busy, _ := newStore(t, h, nil)
+	busy, _ := NewStore(t, h, nil)
 	_, err := busy.SaveEvent(ctx, eventstore.Event{AggregateID: "x", AggregateVersion: 1, Type: "T", Payload: []byte(`{}`)})
 	require.NoError(t, err)
 	_, err = backup.RestoreStream(ctx, busy, bytes.NewReader(data), man, nil)
@@ -266,14 +266,14 @@ func runRestoreResume(t *testing.T, h Harness) {
 	var ne *backup.NotEmptyError
 	require.ErrorAs(t, err, &ne)
 	require.EqualValues(t, 1, ne.Events)
-	snapOnly, _ := newStore(t, h, nil)
+	snapOnly, _ := NewStore(t, h, nil)
 	require.NoError(t, snapOnly.SaveSnapshot(ctx, "k", []byte("v")))
 	_, err = backup.RestoreStream(ctx, snapOnly, bytes.NewReader(data), man, nil)
 	require.ErrorIs(t, err, backup.ErrNotEmpty, "a snapshot alone makes a store non-empty")
 
 	// Interrupted after two batches, then resumed: the same store as one
 	// uninterrupted restore.
-	dst, _ := newStore(t, h, nil)
+	dst, _ := NewStore(t, h, nil)
 	cctx, cancel := context.WithCancel(ctx)
 	batches := 0
 	res, err := backup.RestoreStream(cctx, dst, bytes.NewReader(data), man, &backup.RestoreOptions{BatchEvents: 50,
@@ -311,10 +311,10 @@ func runRestoreResume(t *testing.T, h Harness) {
 
 	// A stream that is not the verified one fails (here: another backup
 	// with the first one's manifest).
-	other, _ := newStore(t, h, nil)
+	other, _ := NewStore(t, h, nil)
 	fillForBackup(t, other, 401)
 	otherData, _, _, _ := backupOf(t, other, 1<<20)
-	fresh, _ := newStore(t, h, nil)
+	fresh, _ := NewStore(t, h, nil)
 	_, err = backup.RestoreStream(ctx, fresh, bytes.NewReader(otherData), man, nil)
 	require.Error(t, err)
 	require.True(t, errors.Is(err, backup.ErrBadBackup) || errors.Is(err, transfer.ErrBadInput), "%v", err)

@@ -1,4 +1,4 @@
-package eventstoretest
+package conformance
 
 import (
 	"context"
@@ -59,7 +59,7 @@ func requireExpectConflict(t *testing.T, err error, id string, expect eventstore
 // runExpectForms: each form succeeding and failing, one at a time.
 func runExpectForms(t *testing.T, h Harness) {
 	ctx := context.Background()
-	s, _ := newStore(t, h, nil)
+	s, _ := NewStore(t, h, nil)
 	load := func(id string) []eventstore.StoredEvent {
 		events, _ := loadAll(t, s, eventstore.Filter{AggregateIDs: []string{id}})
 		return events
@@ -131,7 +131,7 @@ func runExpectForms(t *testing.T, h Harness) {
 // naming the field, and nothing is written.
 func runExpectValidation(t *testing.T, h Harness) {
 	ctx := context.Background()
-	s, _ := newStore(t, h, nil)
+	s, _ := NewStore(t, h, nil)
 	for _, tt := range []struct {
 		name   string
 		id     string
@@ -249,7 +249,7 @@ func (g gateAppender) Append(ctx context.Context, p *driver.AppendParams) (*driv
 // engines.
 func runExpectMixedGroup(t *testing.T, h Harness) {
 	ctx := context.Background()
-	base, _ := newStore(t, h, nil)
+	base, _ := NewStore(t, h, nil)
 	type call struct {
 		id       string
 		seeded   bool // has versions 1 and 2 before the group

@@ -1,4 +1,4 @@
-package eventstoretest
+package conformance
 
 import (
 	"bytes"
@@ -14,7 +14,7 @@ import (
 
 func runSnapshots(t *testing.T, h Harness) {
 	ctx := context.Background()
-	s, _ := newStore(t, h, &eventstore.Options{MaxSnapshotBytes: 1 << 20})
+	s, _ := NewStore(t, h, &eventstore.Options{MaxSnapshotBytes: 1 << 20})
 
 	t.Run("LoadMissing", func(t *testing.T) {
 		content, found, err := s.LoadSnapshot(ctx, "missing")

@@ -1,4 +1,4 @@
-package eventstoretest
+package conformance
 
 import (
 	"context"
@@ -15,7 +15,7 @@ import (
 // are kept (PostgreSQL jsonb would change all four).
 func runPayloads(t *testing.T, h Harness) {
 	ctx := context.Background()
-	s, _ := newStore(t, h, nil)
+	s, _ := NewStore(t, h, nil)
 	big := `{"blob":"` + strings.Repeat("0123456789abcdef", 1<<16) + `"}`
 	tests := []struct {
 		name, in, want string

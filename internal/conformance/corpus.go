@@ -1,4 +1,4 @@
-package eventstoretest
+package conformance
 
 import (
 	"fmt"

@@ -1,4 +1,4 @@
-package eventstoretest
+package conformance
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 func runFilters(t *testing.T, h Harness) {
 	ctx := context.Background()
 
-	s, _ := newStore(t, h, nil)
+	s, _ := NewStore(t, h, nil)
 	var saved []eventstore.StoredEvent
 	for i := range 120 {
 		se, err := s.SaveEvent(ctx, eventstore.Event{
@@ -127,7 +127,7 @@ func runFilters(t *testing.T, h Harness) {
 		// reSolve: 3 aggregates x 120 interleaved events, payload null,
 		// loaded per aggregate in pages of 50.
 		t.Parallel()
-		s, _ := newStore(t, h, nil)
+		s, _ := NewStore(t, h, nil)
 		for i := range 360 {
 			_, err := s.SaveEvent(ctx, eventstore.Event{AggregateID: fmt.Sprintf("big-%d", i%3), AggregateVersion: int64(i/3 + 1), Type: "T"})
 			require.NoError(t, err)

@@ -1,4 +1,4 @@
-package eventstoretest
+package conformance
 
 import (
 	"bufio"
@@ -113,7 +113,7 @@ type raceAppend struct {
 // check below counts them when it does.)
 func RunFreezeRace(t *testing.T, h Harness, d time.Duration, otherProcess bool) {
 	ctx := context.Background()
-	s, url := newStore(t, h, nil)
+	s, url := NewStore(t, h, nil)
 
 	stop := make(chan struct{})
 	toggled := make(chan error, 1)
@@ -286,12 +286,14 @@ func childMain() (int, bool) {
 		}
 		return 0, true
 	}
-	if spec := os.Getenv(envConsumerChild); spec != "" {
-		if err := consumerChild(spec); err != nil {
-			fmt.Fprintln(os.Stderr, "consumer child:", err)
-			return 1, true
+	for _, c := range children {
+		if spec := os.Getenv(c.env); spec != "" {
+			if err := c.run(spec); err != nil {
+				fmt.Fprintf(os.Stderr, "%s: %v\n", c.name, err)
+				return 1, true
+			}
+			return 0, true
 		}
-		return 0, true
 	}
 	if spec := os.Getenv(envAppendChild); spec != "" {
 		if err := appendChild(spec); err != nil {
@@ -301,4 +303,20 @@ func childMain() (int, bool) {
 		return 0, true
 	}
 	return 0, false
+}
+
+// children are the child processes of the suites in other packages
+// (consumertest), registered from their init.
+var children []registeredChild
+
+type registeredChild struct {
+	name, env string
+	run       func(spec string) error
+}
+
+// RegisterChild makes Child run fn(spec) when the environment variable env
+// holds spec: a suite in another package (consumertest) starts its child
+// processes through it. Call it from an init function.
+func RegisterChild(name, env string, fn func(spec string) error) {
+	children = append(children, registeredChild{name: name, env: env, run: fn})
 }

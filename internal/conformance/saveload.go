@@ -1,4 +1,4 @@
-package eventstoretest
+package conformance
 
 import (
 	"context"
@@ -21,7 +21,7 @@ func runSaveLoad(t *testing.T, h Harness) {
 		// corresponding cursors must match the subsequent loadEvents result".
 		t.Parallel()
 		clk := &clock{ms: 1_700_000_000_000}
-		s, _ := newStore(t, h, &eventstore.Options{NowFunc: clk.now})
+		s, _ := NewStore(t, h, &eventstore.Options{NowFunc: clk.now})
 		var saved []eventstore.StoredEvent
 		for i := range 512 {
 			e := testEvent(i)
@@ -61,7 +61,7 @@ func runSaveLoad(t *testing.T, h Harness) {
 	t.Run("TimestampIsMaxOfNowAndGiven", func(t *testing.T) {
 		t.Parallel()
 		clk := &clock{ms: 5_000}
-		s, _ := newStore(t, h, &eventstore.Options{NowFunc: clk.now})
+		s, _ := NewStore(t, h, &eventstore.Options{NowFunc: clk.now})
 		e := testEvent(0)
 		e.Timestamp = 9_000 // in the future: kept
 		se, err := s.SaveEvent(ctx, e)
@@ -79,7 +79,7 @@ func runSaveLoad(t *testing.T, h Harness) {
 		// same aggregateVersion". Identical content is still a conflict: two
 		// honest deposits of 10 at the same version look identical.
 		t.Parallel()
-		s, _ := newStore(t, h, nil)
+		s, _ := NewStore(t, h, nil)
 		_, err := s.SaveEvent(ctx, testEvent(0))
 		require.NoError(t, err)
 		_, err = s.SaveEvent(ctx, testEvent(0))
@@ -95,7 +95,7 @@ func runSaveLoad(t *testing.T, h Harness) {
 
 	t.Run("SaveEventsIsAtomic", func(t *testing.T) {
 		t.Parallel()
-		s, _ := newStore(t, h, nil)
+		s, _ := NewStore(t, h, nil)
 		out, err := s.SaveEvents(ctx, []eventstore.Event{
 			{AggregateID: "a", AggregateVersion: 1, Type: "T"},
 			{AggregateID: "b", AggregateVersion: 1, Type: "T"},
@@ -129,7 +129,7 @@ func runSaveLoad(t *testing.T, h Harness) {
 
 	t.Run("CursorErrors", func(t *testing.T) {
 		t.Parallel()
-		s, _ := newStore(t, h, nil)
+		s, _ := NewStore(t, h, nil)
 		_, err := s.SaveEvents(ctx, []eventstore.Event{testEvent(0), testEvent(1)})
 		require.NoError(t, err)
 		_, err = s.LoadEvents(ctx, eventstore.Filter{Cursor: eventstore.CursorAt(2), Limit: 1})
@@ -155,7 +155,7 @@ func runSaveLoad(t *testing.T, h Harness) {
 
 	t.Run("NextCursor", func(t *testing.T) {
 		t.Parallel()
-		s, _ := newStore(t, h, nil)
+		s, _ := NewStore(t, h, nil)
 		saved, err := s.SaveEvents(ctx, []eventstore.Event{testEvent(0), testEvent(1), testEvent(2)})
 		require.NoError(t, err)
 		c, err := eventstore.NextCursor("", nil)
@@ -180,7 +180,7 @@ func runSaveLoad(t *testing.T, h Harness) {
 		// position) order, bounds inclusive, no cursor.
 		t.Parallel()
 		clk := &clock{ms: 0}
-		s, _ := newStore(t, h, &eventstore.Options{NowFunc: clk.now})
+		s, _ := NewStore(t, h, &eventstore.Options{NowFunc: clk.now})
 		var saved []eventstore.StoredEvent
 		for i := range 90 {
 			e := testEvent(i)
@@ -225,7 +225,7 @@ func runSaveLoad(t *testing.T, h Harness) {
 
 	t.Run("EventsIterator", func(t *testing.T) {
 		t.Parallel()
-		s, _ := newStore(t, h, nil)
+		s, _ := NewStore(t, h, nil)
 		var saved []eventstore.StoredEvent
 		for i := range 250 {
 			se, err := s.SaveEvent(ctx, testEvent(i))
@@ -254,7 +254,7 @@ func runSaveLoad(t *testing.T, h Harness) {
 		// the store call in the loop body; Events pages instead. The
 		// deadline turns a deadlock into a failure.
 		t.Parallel()
-		s, _ := newStore(t, h, nil)
+		s, _ := NewStore(t, h, nil)
 		for i := range 30 {
 			_, err := s.SaveEvent(ctx, testEvent(i))
 			require.NoError(t, err)
@@ -282,7 +282,7 @@ func runSaveLoad(t *testing.T, h Harness) {
 		// reSolve: "many events saved in parallel should be continuous":
 		// 100 parallel saves continue the previous cursor with no gap.
 		t.Parallel()
-		s, _ := newStore(t, h, nil)
+		s, _ := NewStore(t, h, nil)
 		first, err := s.SaveEvent(ctx, testEvent(0))
 		require.NoError(t, err)
 		errs := make(chan error, 100)
@@ -305,7 +305,7 @@ func runSaveLoad(t *testing.T, h Harness) {
 	t.Run("JSONOfDescription", func(t *testing.T) {
 		t.Parallel()
 		clk := &clock{ms: 42}
-		s, _ := newStore(t, h, &eventstore.Options{NowFunc: clk.now})
+		s, _ := NewStore(t, h, &eventstore.Options{NowFunc: clk.now})
 		_, err := s.SaveEvent(ctx, testEvent(0))
 		require.NoError(t, err)
 		d, err := s.Describe(ctx, nil)

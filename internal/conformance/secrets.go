@@ -1,4 +1,4 @@
-package eventstoretest
+package conformance
 
 import (
 	"context"
@@ -19,7 +19,7 @@ func runSecrets(t *testing.T, h Harness) {
 
 	t.Run("ResolveSequence", func(t *testing.T) {
 		t.Parallel()
-		s, _ := newStore(t, h, nil)
+		s, _ := NewStore(t, h, nil)
 		m := s.Secrets()
 		counts := func(total, set, deleted int64) {
 			t.Helper()
@@ -147,7 +147,7 @@ func runSecrets(t *testing.T, h Harness) {
 	t.Run("Parallel", func(t *testing.T) {
 		// reSolve's parallel-save tests: several Stores on one database.
 		t.Parallel()
-		a, url := newStore(t, h, nil)
+		a, url := NewStore(t, h, nil)
 		stores := []*eventstore.Store{a, open(t, url, nil), open(t, url, nil)}
 		var wg sync.WaitGroup
 		errs := make(chan error, 400)
@@ -207,7 +207,7 @@ func runSecrets(t *testing.T, h Harness) {
 
 	t.Run("Validation", func(t *testing.T) {
 		t.Parallel()
-		s, _ := newStore(t, h, nil)
+		s, _ := NewStore(t, h, nil)
 		m := s.Secrets()
 		for _, id := range []string{"", strings.Repeat("i", eventstore.MaxSecretIDBytes+1), "a\x00", "a\xff"} {
 			require.ErrorIs(t, m.SetSecret(ctx, id, "v"), eventstore.ErrInvalidSecret)

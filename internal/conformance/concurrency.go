@@ -1,4 +1,4 @@
-package eventstoretest
+package conformance
 
 import (
 	"context"
@@ -360,7 +360,7 @@ func (g appendRecorder) Append(ctx context.Context, p *driver.AppendParams) (*dr
 // held both kinds); a conflict must fail only its own caller.
 func runGroupIsolation(t *testing.T, h Harness) {
 	ctx := context.Background()
-	base, _ := newStore(t, h, nil)
+	base, _ := NewStore(t, h, nil)
 	rec := &groupRecorder{Driver: access.Driver(base)}
 	var drv driver.Driver = rec
 	if _, ok := rec.Driver.(driver.Appender); ok {
@@ -427,7 +427,7 @@ func runGroupIsolation(t *testing.T, h Harness) {
 // context's error and is not stored, or reports success and is stored.
 func runCancelledAppends(t *testing.T, h Harness) {
 	ctx := context.Background()
-	s, _ := newStore(t, h, nil)
+	s, _ := NewStore(t, h, nil)
 	const n = 200
 	type outcome struct {
 		id  string

@@ -1,4 +1,4 @@
-package eventstoretest
+package conformance
 
 import (
 	"context"
@@ -18,7 +18,7 @@ import (
 func runIncrementalFrom(t *testing.T, h Harness) {
 	ctx := context.Background()
 	c := &clock{ms: 100}
-	s, _ := newStore(t, h, &eventstore.Options{NowFunc: c.now})
+	s, _ := NewStore(t, h, &eventstore.Options{NowFunc: c.now})
 	_, err := s.SaveEvent(ctx, eventstore.Event{AggregateID: "a", AggregateVersion: 1, Type: "Opened", Timestamp: 100, Payload: []byte(`{"x":1}`)})
 	require.NoError(t, err)
 	var b strings.Builder
@@ -78,7 +78,7 @@ func runIncrementalFrom(t *testing.T, h Harness) {
 func runIncrementalDryRun(t *testing.T, h Harness) {
 	ctx := context.Background()
 	c := &clock{ms: 100}
-	s, _ := newStore(t, h, &eventstore.Options{NowFunc: c.now})
+	s, _ := NewStore(t, h, &eventstore.Options{NowFunc: c.now})
 	for _, e := range []eventstore.Event{
 		{AggregateID: "a", AggregateVersion: 1, Type: "Opened", Timestamp: 100, Payload: []byte(`{"x":1}`)},
 		{AggregateID: "b", AggregateVersion: 1, Type: "Opened", Timestamp: 200, Payload: []byte(`{}`)},

@@ -1,4 +1,9 @@
-package eventstoretest
+// Package consumertest is the conformance suite of durable consumers
+// (package consumer) on an engine: adapters' tests call Run with the
+// harness they give package conformance. It is apart from the store's
+// suite so that the store's suite does not import package consumer, which
+// is built on the store.
+package consumertest
 
 import (
 	"bufio"
@@ -25,12 +30,17 @@ import (
 	"github.com/esctl/esctl/consumer"
 	"github.com/esctl/esctl/eventstore"
 	"github.com/esctl/esctl/internal/access"
+	"github.com/esctl/esctl/internal/conformance"
 )
 
-// Durable consumers (package consumer) on the engine: kill-and-resume with
+func init() {
+	conformance.RegisterChild("consumer child", envConsumerChild, consumerChild)
+}
+
+// Run runs durable consumers (package consumer) on the engine: kill-and-resume with
 // at-least-once and exactly-once (TxFunc) handlers, one active instance,
 // groups, parking and replay, and the administration functions.
-func runConsumers(t *testing.T, h Harness) {
+func Run(t *testing.T, h conformance.Harness) {
 	t.Run("KillResume", func(t *testing.T) { t.Parallel(); testConsumerKillResume(t, h, "func") })
 	t.Run("KillResumeTx", func(t *testing.T) { t.Parallel(); testConsumerKillResume(t, h, "tx") })
 	t.Run("SingleActive", func(t *testing.T) { t.Parallel(); testConsumerSingleActive(t, h) })
@@ -46,7 +56,7 @@ func runConsumers(t *testing.T, h Harness) {
 // a tenth under the race detector, where the consumer processes run about
 // ten times slower (make test runs them at full size in its non-race pass).
 func consumerEvents() int {
-	if raceEnabled {
+	if conformance.RaceEnabled {
 		return 10_000
 	}
 	return 100_000
@@ -71,7 +81,7 @@ const (
 )
 
 func leaseTTL() time.Duration {
-	if raceEnabled {
+	if conformance.RaceEnabled {
 		return childLeaseTTLRace
 	}
 	return childLeaseTTL
@@ -399,11 +409,11 @@ func waitCheckpoint(t *testing.T, s *eventstore.Store, name string, pos int64, w
 // is handled; none is skipped; an event is handled again only by the run
 // after a kill, and at most one checkpoint batch of them. With the TxFunc
 // handler, the read model equals a rebuild from the events.
-func testConsumerKillResume(t *testing.T, h Harness, mode string) {
+func testConsumerKillResume(t *testing.T, h conformance.Harness, mode string) {
 	const kills = 5
 	total := consumerEvents()
 	ctx := context.Background()
-	s, url := newStore(t, h, nil)
+	s, url := conformance.NewStore(t, h, nil)
 	if mode == "tx" {
 		createReadModel(t, s)
 	}
@@ -471,9 +481,9 @@ func testConsumerKillResume(t *testing.T, h Harness, mode string) {
 // testConsumerSingleActive: two instances of one consumer; only one
 // handles at a time; when the holder is killed the other takes over
 // within LeaseTTL + LeaseTTL/4 (plus a second of scheduling slack).
-func testConsumerSingleActive(t *testing.T, h Harness) {
+func testConsumerSingleActive(t *testing.T, h conformance.Harness) {
 	ctx := context.Background()
-	s, url := newStore(t, h, nil)
+	s, url := conformance.NewStore(t, h, nil)
 	dir := t.TempDir()
 	const name = "single"
 	logA, logB := filepath.Join(dir, "a.log"), filepath.Join(dir, "b.log")
@@ -545,11 +555,11 @@ func testConsumerSingleActive(t *testing.T, h Harness) {
 // each aggregate's events are handled by exactly one member, the owner, in
 // version order, each once. Then the group is resized to 3 (members
 // stopped) and goes on from the lowest checkpoint.
-func testConsumerGroup(t *testing.T, h Harness) {
+func testConsumerGroup(t *testing.T, h conformance.Harness) {
 	const aggs, members = 1_000, 4
 	total := consumerEvents()
 	ctx := context.Background()
-	s, _ := newStore(t, h, nil)
+	s, _ := conformance.NewStore(t, h, nil)
 	require.NoError(t, appendSpread(ctx, s, "g", aggs, total/2, 500))
 
 	type handled struct {
@@ -640,10 +650,10 @@ func testConsumerGroup(t *testing.T, h Harness) {
 // testConsumerParkReplay: a handler fails on chosen events: after the
 // retries they are parked and the rest flows on; a replay handles them
 // once they succeed, and no checkpoint moves, backwards or forwards.
-func testConsumerParkReplay(t *testing.T, h Harness, mode string) {
+func testConsumerParkReplay(t *testing.T, h conformance.Harness, mode string) {
 	const total = 1_000
 	ctx := context.Background()
-	s, _ := newStore(t, h, nil)
+	s, _ := conformance.NewStore(t, h, nil)
 	if mode == "tx" {
 		createReadModel(t, s)
 	}
@@ -746,9 +756,9 @@ func waitParked(t *testing.T, s *eventstore.Store, name string, ok func([]consum
 
 // testConsumerAdmin: names, the handler's transaction type, reset and its
 // refusal while a member runs, delete, FromEnd, and List's figures.
-func testConsumerAdmin(t *testing.T, h Harness) {
+func testConsumerAdmin(t *testing.T, h conformance.Harness) {
 	ctx := context.Background()
-	s, _ := newStore(t, h, nil)
+	s, _ := conformance.NewStore(t, h, nil)
 	require.NoError(t, appendSpread(ctx, s, "a", 3, 30, 10))
 	noop := consumer.Func(func(context.Context, *eventstore.StoredEvent) error { return nil })
 
@@ -853,10 +863,10 @@ func testConsumerAdmin(t *testing.T, h Harness) {
 // rebuild: each event counted once, in version order, across handovers
 // and kills. Checked against a broken balance (an instance never handing
 // over): the spread never happens and the test fails at its deadline.
-func testConsumerBalance(t *testing.T, h Harness, mode string) {
+func testConsumerBalance(t *testing.T, h conformance.Harness, mode string) {
 	const members, aggs = 4, 200
 	ctx := context.Background()
-	s, url := newStore(t, h, nil)
+	s, url := conformance.NewStore(t, h, nil)
 	if mode == "tx" {
 		createReadModel(t, s)
 	}

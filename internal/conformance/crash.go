@@ -1,4 +1,4 @@
-package eventstoretest
+package conformance
 
 import (
 	"bufio"
@@ -29,7 +29,7 @@ const (
 // toggler), then exits; otherwise it returns at once. Adapters' TestMain
 // call it first:
 //
-//	func TestMain(m *testing.M) { eventstoretest.Child(); ... }
+//	func TestMain(m *testing.M) { conformance.Child(); ... }
 func Child() {
 	if code, ok := childMain(); ok {
 		os.Exit(code)
@@ -101,7 +101,7 @@ func RunCrashImport(t *testing.T, h Harness, events, kills int, mode string) {
 	if testing.Short() {
 		t.Skip("crash test skipped in -short mode")
 	}
-	if raceEnabled {
+	if RaceEnabled {
 		// The child is this test binary: under the race detector its
 		// import runs about 10 times slower, and the test checks crash
 		// safety, not data races (the import's concurrency runs under
@@ -110,7 +110,7 @@ func RunCrashImport(t *testing.T, h Harness, events, kills int, mode string) {
 		t.Skip("crash test skipped under -race: make test runs it without -race (go test -run 'Crash' ./adapters/...)")
 	}
 	ctx := context.Background()
-	src, _ := newStore(t, h, nil)
+	src, _ := NewStore(t, h, nil)
 	corpus := GenerateEvents(99, events)
 	for i := 0; i < len(corpus); i += 2000 {
 		_, err := src.SaveEvents(ctx, corpus[i:min(i+2000, len(corpus))])

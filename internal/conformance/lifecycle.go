@@ -1,4 +1,4 @@
-package eventstoretest
+package conformance
 
 import (
 	"context"
@@ -35,7 +35,7 @@ func runLifecycle(t *testing.T, h Harness) {
 
 	t.Run("InitIsIdempotent", func(t *testing.T) {
 		t.Parallel()
-		s, _ := newStore(t, h, nil)
+		s, _ := NewStore(t, h, nil)
 		_, err := s.SaveEvent(ctx, testEvent(0))
 		require.NoError(t, err)
 		require.NoError(t, s.Init(ctx))
@@ -52,7 +52,7 @@ func runLifecycle(t *testing.T, h Harness) {
 
 	t.Run("DescribeEmpty", func(t *testing.T) {
 		t.Parallel()
-		s, _ := newStore(t, h, nil)
+		s, _ := NewStore(t, h, nil)
 		d, err := s.Describe(ctx, &eventstore.DescribeOptions{EstimateCounts: true})
 		require.NoError(t, err)
 		require.Zero(t, d.EventCount)
@@ -74,7 +74,7 @@ func runLifecycle(t *testing.T, h Harness) {
 
 	t.Run("DropRemovesEverything", func(t *testing.T) {
 		t.Parallel()
-		s, _ := newStore(t, h, nil)
+		s, _ := NewStore(t, h, nil)
 		_, err := s.SaveEvent(ctx, testEvent(0))
 		require.NoError(t, err)
 		require.NoError(t, s.SaveSnapshot(ctx, "k", []byte("v")))
@@ -98,7 +98,7 @@ func runLifecycle(t *testing.T, h Harness) {
 
 	t.Run("MigrateDownAndUp", func(t *testing.T) {
 		t.Parallel()
-		s, _ := newStore(t, h, nil)
+		s, _ := NewStore(t, h, nil)
 		st, err := s.Migrate(ctx, &eventstore.MigrateOptions{Op: eventstore.MigrateDown})
 		require.NoError(t, err)
 		require.Zero(t, st.Version)
@@ -116,7 +116,7 @@ func runLifecycle(t *testing.T, h Harness) {
 
 	t.Run("ReopenKeepsEverything", func(t *testing.T) {
 		t.Parallel()
-		s, url := newStore(t, h, nil)
+		s, url := NewStore(t, h, nil)
 		saved, err := s.SaveEvents(ctx, []eventstore.Event{testEvent(0), testEvent(1), testEvent(2)})
 		require.NoError(t, err)
 		require.NoError(t, s.SaveSnapshot(ctx, "snap", []byte{0, 1, 2, 0xff}))
@@ -153,7 +153,7 @@ func runLifecycle(t *testing.T, h Harness) {
 
 	t.Run("Close", func(t *testing.T) {
 		t.Parallel()
-		s, _ := newStore(t, h, nil)
+		s, _ := NewStore(t, h, nil)
 		require.NoError(t, s.Close())
 		require.ErrorIs(t, s.Close(), eventstore.ErrClosed)
 		_, err := s.SaveEvent(ctx, testEvent(0))
@@ -181,7 +181,7 @@ func runLifecycle(t *testing.T, h Harness) {
 		// is stored, and Close returns (within a deadline) even with
 		// appends arriving while it runs.
 		t.Parallel()
-		s, url := newStore(t, h, nil)
+		s, url := NewStore(t, h, nil)
 		var okCount, closedCount atomic.Int64
 		var wg sync.WaitGroup
 		errs := make(chan error, 16)

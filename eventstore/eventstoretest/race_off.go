@@ -1,6 +1,0 @@
-//go:build !race
-
-package eventstoretest
-
-// raceEnabled: this binary runs under the race detector.
-const raceEnabled = false
