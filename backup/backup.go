@@ -471,7 +471,7 @@ func readSidecar(path string) (string, error) {
 	return strings.ToLower(fields[0]), nil
 }
 
-// Restore writes the verified backup at path into s (see Store.Restore:
+// Restore writes the verified backup at path into s (see RestoreStream:
 // resumable, an empty store only, else ErrNotEmpty).
 func Restore(ctx context.Context, s *eventstore.Store, path string, man *Manifest, opts *RestoreOptions) (*RestoreResult, error) {
 	f, err := os.Open(path)

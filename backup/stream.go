@@ -44,7 +44,7 @@ import (
 // an uninterrupted one.
 
 // FormatVersion is the version of the backup format Backup writes and
-// the newest VerifyBackup reads.
+// the newest VerifyStream reads.
 const FormatVersion = 1
 
 // Format is the manifest's format name.
@@ -139,9 +139,9 @@ type StreamOptions struct {
 	PageSize int
 }
 
-// Backup writes a backup of the store's events, secrets and snapshots to w
+// WriteStream writes a backup of the store's events, secrets and snapshots to w
 // (docs/backup-format.md). One call reads one consistent snapshot of the
-// store (as ExportEvents does). A backup resumed from a mark holds exactly
+// store (as transfer.ExportEvents does). A backup resumed from a mark holds exactly
 // the events up to the first call's end position, and the secrets and
 // snapshots as each call read them: to get a single point in time across
 // interruptions, freeze the store (Freeze) for the backup's duration.
@@ -430,7 +430,7 @@ func decodeStrict(line []byte, v any) error {
 	return nil
 }
 
-// VerifyBackup reads a whole backup stream and checks it: its structure,
+// VerifyStream reads a whole backup stream and checks it: its structure,
 // every line (as strictly as an import reads it), the counts and the
 // SHA-256 of its manifest, and that nothing follows the manifest. It writes
 // nothing anywhere. A failure is a *LineError wrapping ErrBadBackup.
@@ -610,7 +610,7 @@ func SourceIDs(m *Manifest) (events, secrets string) {
 	return id + ":events", id + ":secrets"
 }
 
-// Restore writes the backup r, whose manifest VerifyBackup returned, into
+// RestoreStream writes the backup r, whose manifest VerifyStream returned, into
 // the store, which must be empty (no events, secrets or snapshots) unless
 // it holds an interrupted restore of the same backup: then Restore resumes
 // it. Events and secrets are imported as ImportEvents and ImportSecrets do,
@@ -620,7 +620,7 @@ func SourceIDs(m *Manifest) (events, secrets string) {
 // restore checks its SHA-256 against m again as it reads, and fails if the
 // stream is not the one verified. Restoring a backup twice is a no-op.
 //
-// Call VerifyBackup first: Restore writes as it reads, so a stream it has
+// Call VerifyStream first: RestoreStream writes as it reads, so a stream it has
 // not verified could stop it half-way (resumable, but not what an operator
 // wants to find out mid-restore).
 func RestoreStream(ctx context.Context, s *eventstore.Store, r io.Reader, m *Manifest, opts *RestoreOptions) (*RestoreResult, error) {
@@ -629,7 +629,7 @@ func RestoreStream(ctx context.Context, s *eventstore.Store, r io.Reader, m *Man
 		o = *opts
 	}
 	if m == nil || len(m.SHA256) != 64 {
-		return nil, errors.New("restore: no verified manifest (call VerifyBackup first)")
+		return nil, errors.New("restore: no verified manifest (call VerifyStream first)")
 	}
 	if err := access.Core(s).Begin(ctx); err != nil {
 		return nil, err

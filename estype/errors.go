@@ -319,7 +319,7 @@ type ImportRecordedError struct {
 	SourceID string
 	// Done: the source was imported to its end. Otherwise the import is
 	// unfinished: resume it (ImportOptions.Resume) or abort it
-	// (Store.AbortImport).
+	// (transfer.AbortImport).
 	Done       bool
 	Lines      int64
 	Events     int64

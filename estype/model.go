@@ -72,3 +72,12 @@ type ImportCheckpoint struct {
 	Done         bool
 	UpdatedAt    int64 // ms since the Unix epoch
 }
+
+// IncrementalImportInfo describes an open (staged, not committed)
+// incremental import.
+type IncrementalImportInfo struct {
+	ID        string
+	Events    int64 // staged events
+	CreatedAt int64 // ms since the Unix epoch
+	UpdatedAt int64 // last push
+}

@@ -50,13 +50,8 @@ type IncrementalImportResult struct {
 	FirstPosition, LastPosition int64
 }
 
-// IncrementalImport describes an open (staged, not committed) import.
-type IncrementalImportInfo struct {
-	ID        string
-	Events    int64 // staged events
-	CreatedAt int64 // ms since the Unix epoch
-	UpdatedAt int64 // last push
-}
+// IncrementalImportInfo describes an open (staged, not committed) import.
+type IncrementalImportInfo = estype.IncrementalImportInfo
 
 // BeginIncrementalImport opens an incremental import and returns its id.
 // Several imports may be open at once; their staged events live in the
@@ -174,14 +169,10 @@ func IncrementalImports(ctx context.Context, s *eventstore.Store) ([]Incremental
 	if err != nil {
 		return nil, fmt.Errorf("list incremental imports: %w", err)
 	}
-	out := make([]IncrementalImportInfo, len(list))
-	for i, ii := range list {
-		out[i] = IncrementalImportInfo(ii)
-	}
-	return out, nil
+	return list, nil
 }
 
-// IncrementalImportInfo is Begin, Push and Commit in one call; on any error the
+// IncrementalImport is Begin, Push and Commit in one call; on any error the
 // import is rolled back (nothing is left staged).
 func IncrementalImport(ctx context.Context, s *eventstore.Store, events []VersionlessEvent, opts *CommitOptions) (*IncrementalImportResult, error) {
 	id, err := BeginIncrementalImport(ctx, s)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/esctl/esctl/estype"
 	"github.com/esctl/esctl/internal/driver"
 )
 
@@ -67,7 +68,7 @@ func (d *Dialect) RollbackIncremental(ctx context.Context, id string) (bool, err
 }
 
 // ListIncremental implements driver.Driver.
-func (d *Dialect) ListIncremental(ctx context.Context) ([]driver.IncrementalImport, error) {
+func (d *Dialect) ListIncremental(ctx context.Context) ([]estype.IncrementalImportInfo, error) {
 	rows, err := d.pool.Query(ctx, d.q(listIncrementalSQL))
 	if err != nil {
 		return nil, interpretError(err)

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 
+	"github.com/esctl/esctl/estype"
 	"github.com/esctl/esctl/internal/driver"
 )
 
@@ -73,7 +74,7 @@ func (d *Dialect) RollbackIncremental(ctx context.Context, id string) (bool, err
 }
 
 // ListIncremental implements driver.Driver.
-func (d *Dialect) ListIncremental(ctx context.Context) ([]driver.IncrementalImport, error) {
+func (d *Dialect) ListIncremental(ctx context.Context) ([]estype.IncrementalImportInfo, error) {
 	rows, err := d.rdb.QueryContext(ctx, listIncrementalSQL)
 	if err != nil {
 		return nil, interpretError(err)

@@ -95,7 +95,7 @@ type Driver interface {
 	// found is false when it is not open.
 	RollbackIncremental(ctx context.Context, id string) (found bool, err error)
 	// ListIncremental lists open imports by creation time.
-	ListIncremental(ctx context.Context) ([]IncrementalImport, error)
+	ListIncremental(ctx context.Context) ([]estype.IncrementalImportInfo, error)
 
 	// LastSecret returns the secret (or tombstone) with the highest idx,
 	// or nil when there is none.
@@ -460,14 +460,6 @@ type ListSecretsParams struct {
 	IncludeDeleted bool
 	Skip           int
 	Limit          int
-}
-
-// IncrementalImport is an open incremental import.
-type IncrementalImport struct {
-	ID        string
-	Events    int64 // staged events
-	CreatedAt int64 // ms since the Unix epoch
-	UpdatedAt int64 // last push
 }
 
 // BeginIncrementalParams are the arguments of BeginIncremental.

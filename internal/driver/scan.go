@@ -73,6 +73,6 @@ func Found(err, noRows error) (found bool, _ error) {
 }
 
 // IncrementalFields: id, events, created_at, updated_at.
-func IncrementalFields(ii *IncrementalImport) []any {
+func IncrementalFields(ii *estype.IncrementalImportInfo) []any {
 	return []any{&ii.ID, &ii.Events, &ii.CreatedAt, &ii.UpdatedAt}
 }

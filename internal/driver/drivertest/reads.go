@@ -219,7 +219,7 @@ func testRollbackIncremental(t *testing.T, d driver.Driver) {
 	require.True(t, found)
 	list, err := d.ListIncremental(ctx)
 	require.NoError(t, err)
-	require.Equal(t, []driver.IncrementalImport{{ID: "i1", Events: 2, CreatedAt: 1, UpdatedAt: 2}}, list)
+	require.Equal(t, []estype.IncrementalImportInfo{{ID: "i1", Events: 2, CreatedAt: 1, UpdatedAt: 2}}, list)
 	found, err = d.RollbackIncremental(ctx, "i1")
 	require.NoError(t, err)
 	require.True(t, found)
@@ -235,7 +235,7 @@ func testRollbackIncremental(t *testing.T, d driver.Driver) {
 	require.NoError(t, d.BeginIncremental(ctx, &driver.BeginIncrementalParams{ID: "i1", Now: 3}))
 	list, err = d.ListIncremental(ctx)
 	require.NoError(t, err)
-	require.Equal(t, []driver.IncrementalImport{{ID: "i1", Events: 0, CreatedAt: 3, UpdatedAt: 3}}, list)
+	require.Equal(t, []estype.IncrementalImportInfo{{ID: "i1", Events: 0, CreatedAt: 3, UpdatedAt: 3}}, list)
 }
 
 // ReadStats: the first position, the aggregates (counted, or as the writes
