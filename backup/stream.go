@@ -147,17 +147,18 @@ type StreamOptions struct {
 // interruptions, freeze the store (Freeze) for the backup's duration.
 // Cancelling ctx stops at the next page; the last mark stands.
 func WriteStream(ctx context.Context, s *eventstore.Store, w io.Writer, opts *StreamOptions) (*Manifest, error) {
+	sc := access.Core(s)
 	var o StreamOptions
 	if opts != nil {
 		o = *opts
 	}
 	o.MarkBytes = cmp.Or(o.MarkBytes, DefaultMarkBytes)
 	o.PageSize = cmp.Or(o.PageSize, transfer.DefaultExportPageSize)
-	if err := access.Core(s).Begin(ctx); err != nil {
+	if err := sc.Begin(ctx); err != nil {
 		return nil, err
 	}
-	defer access.Core(s).Exit()
-	tx, err := access.Core(s).R.BeginRead(ctx)
+	defer sc.Exit()
+	tx, err := sc.R.BeginRead(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
@@ -172,7 +173,7 @@ func WriteStream(ctx context.Context, s *eventstore.Store, w io.Writer, opts *St
 			return nil, err
 		}
 	} else {
-		b.m = Mark{Section: sectionHeader, EndPosition: st.LastPosition, Engine: access.Core(s).D.Name()}
+		b.m = Mark{Section: sectionHeader, EndPosition: st.LastPosition, Engine: sc.D.Name()}
 	}
 	for b.m.Section != sectionDone {
 		if err := ctx.Err(); err != nil {
@@ -624,6 +625,7 @@ func SourceIDs(m *Manifest) (events, secrets string) {
 // not verified could stop it half-way (resumable, but not what an operator
 // wants to find out mid-restore).
 func RestoreStream(ctx context.Context, s *eventstore.Store, r io.Reader, m *Manifest, opts *RestoreOptions) (*RestoreResult, error) {
+	sc := access.Core(s)
 	var o RestoreOptions
 	if opts != nil {
 		o = *opts
@@ -631,24 +633,24 @@ func RestoreStream(ctx context.Context, s *eventstore.Store, r io.Reader, m *Man
 	if m == nil || len(m.SHA256) != 64 {
 		return nil, errors.New("restore: no verified manifest (call VerifyStream first)")
 	}
-	if err := access.Core(s).Begin(ctx); err != nil {
+	if err := sc.Begin(ctx); err != nil {
 		return nil, err
 	}
 	srcEvents, srcSecrets := SourceIDs(m)
-	err := core.AwaitWriters(ctx, access.Core(s).W)
+	err := core.AwaitWriters(ctx, sc.W)
 	var cpE *estype.ImportCheckpoint
 	if err == nil {
-		cpE, err = access.Core(s).D.Checkpoint(ctx, srcEvents)
+		cpE, err = sc.D.Checkpoint(ctx, srcEvents)
 	}
 	var cpS *estype.ImportCheckpoint
 	if err == nil {
-		cpS, err = access.Core(s).D.Checkpoint(ctx, srcSecrets)
+		cpS, err = sc.D.Checkpoint(ctx, srcSecrets)
 	}
 	res := &RestoreResult{Resumed: cpE != nil || cpS != nil}
 	if err == nil && !res.Resumed {
 		err = checkEmpty(ctx, s)
 	}
-	access.Core(s).Exit()
+	sc.Exit()
 	if err != nil {
 		return nil, fmt.Errorf("restore: %w", err)
 	}
@@ -708,11 +710,12 @@ func RestoreStream(ctx context.Context, s *eventstore.Store, r io.Reader, m *Man
 // checkEmpty returns a *NotEmptyError unless the store holds no events,
 // secrets or snapshots.
 func checkEmpty(ctx context.Context, s *eventstore.Store) error {
-	st, err := access.Core(s).D.ReadState(ctx)
+	sc := access.Core(s)
+	st, err := sc.D.ReadState(ctx)
 	if err != nil {
 		return err
 	}
-	snaps, err := access.Core(s).D.ListSnapshots(ctx, &driver.ListSnapshotsParams{Limit: 1})
+	snaps, err := sc.D.ListSnapshots(ctx, &driver.ListSnapshotsParams{Limit: 1})
 	if err != nil {
 		return err
 	}

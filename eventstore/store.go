@@ -108,7 +108,7 @@ func New(d driver.Driver, opts *Options) (*Store, error) {
 		Logger: s.opts.Logger, Now: s.opts.NowFunc,
 		MaxPayloadBytes: s.opts.MaxPayloadBytes, MaxSnapshotBytes: s.opts.MaxSnapshotBytes,
 	}, s.wake.notify)
-	s.appender = newAppender(d, s.c.W.(core.DriverWriter), s.opts.MaxGroupEvents, s.opts.Logger)
+	s.appender = newAppender(d, core.DriverWriter{D: d, Wake: s.wake.notify}, s.opts.MaxGroupEvents, s.opts.Logger)
 	return s, nil
 }
 

@@ -160,11 +160,12 @@ func sameSecrets(ctx context.Context, from, to *eventstore.Store) (*estype.Secre
 
 // lastSecret returns the secret (or tombstone) with the highest idx, or nil.
 func lastSecret(ctx context.Context, s *eventstore.Store) (*estype.Secret, error) {
-	if err := access.Core(s).Begin(ctx); err != nil {
+	sc := access.Core(s)
+	if err := sc.Begin(ctx); err != nil {
 		return nil, err
 	}
-	defer access.Core(s).Exit()
-	sec, err := access.Core(s).D.LastSecret(ctx)
+	defer sc.Exit()
+	sec, err := sc.D.LastSecret(ctx)
 	if err != nil || sec == nil {
 		return nil, err
 	}

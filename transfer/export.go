@@ -80,6 +80,7 @@ type ExportResult struct {
 // the last line written. Cancelling ctx stops the export, at the latest
 // after the current page, with a valid resume cursor (reSolve's 'timeout').
 func ExportEvents(ctx context.Context, s *eventstore.Store, w io.Writer, opts *ExportOptions) (*ExportResult, error) {
+	sc := access.Core(s)
 	var o ExportOptions
 	if opts != nil {
 		o = *opts
@@ -92,10 +93,10 @@ func ExportEvents(ctx context.Context, s *eventstore.Store, w io.Writer, opts *E
 	if err != nil {
 		return nil, &estype.InvalidFilterError{Field: "cursor", Reason: fmt.Sprintf("is malformed: %v", err), Err: err}
 	}
-	if err := access.Core(s).Begin(ctx); err != nil {
+	if err := sc.Begin(ctx); err != nil {
 		return nil, err
 	}
-	defer access.Core(s).Exit()
+	defer sc.Exit()
 	res := &ExportResult{Cursor: estype.CursorAt(pos)}
 	if o.Mode == MaintenanceAuto {
 		unfreeze, err := freezeForMaintenance(ctx, s, "AUTO export in progress")
@@ -104,7 +105,7 @@ func ExportEvents(ctx context.Context, s *eventstore.Store, w io.Writer, opts *E
 		}
 		defer unfreeze()
 	}
-	tx, err := access.Core(s).R.BeginRead(ctx)
+	tx, err := sc.R.BeginRead(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("export: %w", err)
 	}
@@ -177,7 +178,8 @@ func ExportEvents(ctx context.Context, s *eventstore.Store, w io.Writer, opts *E
 // freezeForMaintenance freezes the store unless it is frozen, and returns
 // the function that unfreezes it if (and only if) this call froze it.
 func freezeForMaintenance(ctx context.Context, s *eventstore.Store, reason string) (func(), error) {
-	was, err := core.SetFrozenTx(ctx, access.Core(s).W, true, reason)
+	sc := access.Core(s)
+	was, err := core.SetFrozenTx(ctx, sc.W, true, reason)
 	if err != nil {
 		return nil, fmt.Errorf("freeze: %w", err)
 	}
@@ -185,6 +187,6 @@ func freezeForMaintenance(ctx context.Context, s *eventstore.Store, reason strin
 		return func() {}, nil
 	}
 	return func() {
-		_, _ = core.SetFrozenTx(context.WithoutCancel(ctx), access.Core(s).W, false, "")
+		_, _ = core.SetFrozenTx(context.WithoutCancel(ctx), sc.W, false, "")
 	}, nil
 }

@@ -163,13 +163,14 @@ func (o *ImportOptions) resolved() ImportOptions {
 //
 // Cancelling ctx stops after committing the lines read so far.
 func ImportEvents(ctx context.Context, s *eventstore.Store, r io.Reader, opts *ImportOptions) (*ImportResult, error) {
-	if err := access.Core(s).Begin(ctx); err != nil {
+	sc := access.Core(s)
+	if err := sc.Begin(ctx); err != nil {
 		return nil, err
 	}
-	defer access.Core(s).Exit()
-	im := &eventImport{s: s, w: access.Core(s).W, o: opts.resolved()}
+	defer sc.Exit()
+	im := &eventImport{s: s, w: sc.W, o: opts.resolved()}
 	if im.o.DryRun {
-		dry, err := core.NewDryWriter(ctx, access.Core(s).D)
+		dry, err := core.NewDryWriter(ctx, sc.D)
 		if err != nil {
 			return nil, fmt.Errorf("import: %w", err)
 		}
@@ -660,12 +661,13 @@ func (im *eventImport) failed(ctx context.Context, cause error) error {
 // the import froze it. A MANUAL import's committed events stay (they were
 // appended and may have been read): only its checkpoint is forgotten.
 func AbortImport(ctx context.Context, s *eventstore.Store, sourceID string) error {
-	if err := access.Core(s).Begin(ctx); err != nil {
+	sc := access.Core(s)
+	if err := sc.Begin(ctx); err != nil {
 		return err
 	}
-	defer access.Core(s).Exit()
+	defer sc.Exit()
 	sourceID = cmp.Or(sourceID, DefaultSourceID)
-	cp, err := access.Core(s).D.Checkpoint(ctx, sourceID)
+	cp, err := sc.D.Checkpoint(ctx, sourceID)
 	if err != nil {
 		return fmt.Errorf("abort import: %w", err)
 	}
@@ -681,7 +683,7 @@ func AbortImport(ctx context.Context, s *eventstore.Store, sourceID string) erro
 			a.DeleteEvents, a.Unfreeze = true, cp.Froze
 		}
 	}
-	if err := core.AbortImportTx(ctx, access.Core(s).W, a); err != nil {
+	if err := core.AbortImportTx(ctx, sc.W, a); err != nil {
 		return fmt.Errorf("abort import: %w", err)
 	}
 	return nil
@@ -690,11 +692,12 @@ func AbortImport(ctx context.Context, s *eventstore.Store, sourceID string) erro
 // Imports lists the store's import checkpoints (finished and unfinished),
 // so that abandoned imports can be found and resumed or aborted.
 func Imports(ctx context.Context, s *eventstore.Store) ([]estype.ImportCheckpoint, error) {
-	if err := access.Core(s).Begin(ctx); err != nil {
+	sc := access.Core(s)
+	if err := sc.Begin(ctx); err != nil {
 		return nil, err
 	}
-	defer access.Core(s).Exit()
-	rows, err := access.Core(s).D.ListCheckpoints(ctx)
+	defer sc.Exit()
+	rows, err := sc.D.ListCheckpoints(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list imports: %w", err)
 	}

@@ -58,12 +58,13 @@ type IncrementalImportInfo = estype.IncrementalImportInfo
 // database, so an import can be pushed to and committed by another Store or
 // process that knows the id. Not blocked by freeze.
 func BeginIncrementalImport(ctx context.Context, s *eventstore.Store) (string, error) {
-	if err := access.Core(s).Begin(ctx); err != nil {
+	sc := access.Core(s)
+	if err := sc.Begin(ctx); err != nil {
 		return "", err
 	}
-	defer access.Core(s).Exit()
+	defer sc.Exit()
 	id := "ii_" + core.RandomID(22)
-	if err := access.Core(s).D.BeginIncremental(ctx, &driver.BeginIncrementalParams{ID: id, Now: access.Core(s).NowMillis()}); err != nil {
+	if err := sc.D.BeginIncremental(ctx, &driver.BeginIncrementalParams{ID: id, Now: sc.NowMillis()}); err != nil {
 		return "", fmt.Errorf("begin incremental import: %w", err)
 	}
 	return id, nil
@@ -74,15 +75,16 @@ func BeginIncrementalImport(ctx context.Context, s *eventstore.Store) (string, e
 // goroutines or processes; the commit orders events by (timestamp, push
 // order). An empty push does nothing. Not blocked by freeze.
 func PushIncrementalImport(ctx context.Context, s *eventstore.Store, importID string, events []VersionlessEvent) error {
-	if err := access.Core(s).Begin(ctx); err != nil {
+	sc := access.Core(s)
+	if err := sc.Begin(ctx); err != nil {
 		return err
 	}
-	defer access.Core(s).Exit()
+	defer sc.Exit()
 	staged, err := stageable(s, events)
 	if err != nil {
 		return err
 	}
-	found, err := access.Core(s).D.PushIncremental(ctx, &driver.PushIncrementalParams{ID: importID, Events: staged, Now: access.Core(s).NowMillis()})
+	found, err := sc.D.PushIncremental(ctx, &driver.PushIncrementalParams{ID: importID, Events: staged, Now: sc.NowMillis()})
 	if err != nil {
 		return fmt.Errorf("push incremental import: %w", err)
 	}
@@ -107,10 +109,11 @@ func PushIncrementalImport(ctx context.Context, s *eventstore.Store, importID st
 // events; any error) writes nothing and keeps the staged events, so it can
 // be retried or rolled back. Readers see none or all of the events.
 func CommitIncrementalImport(ctx context.Context, s *eventstore.Store, importID string, opts *CommitOptions) (*IncrementalImportResult, error) {
-	if err := access.Core(s).Begin(ctx); err != nil {
+	sc := access.Core(s)
+	if err := sc.Begin(ctx); err != nil {
 		return nil, err
 	}
-	defer access.Core(s).Exit()
+	defer sc.Exit()
 	var o CommitOptions
 	if opts != nil {
 		o = *opts
@@ -144,11 +147,12 @@ func commitIncremental(ctx context.Context, s *eventstore.Store, importID string
 // RollbackIncrementalImport discards an open import and its staged events;
 // other imports are untouched.
 func RollbackIncrementalImport(ctx context.Context, s *eventstore.Store, importID string) error {
-	if err := access.Core(s).Begin(ctx); err != nil {
+	sc := access.Core(s)
+	if err := sc.Begin(ctx); err != nil {
 		return err
 	}
-	defer access.Core(s).Exit()
-	found, err := access.Core(s).D.RollbackIncremental(ctx, importID)
+	defer sc.Exit()
+	found, err := sc.D.RollbackIncremental(ctx, importID)
 	if err != nil {
 		return fmt.Errorf("roll back incremental import: %w", err)
 	}
@@ -161,11 +165,12 @@ func RollbackIncrementalImport(ctx context.Context, s *eventstore.Store, importI
 // IncrementalImports lists the open imports, oldest first, so that
 // abandoned ones can be found and rolled back.
 func IncrementalImports(ctx context.Context, s *eventstore.Store) ([]IncrementalImportInfo, error) {
-	if err := access.Core(s).Begin(ctx); err != nil {
+	sc := access.Core(s)
+	if err := sc.Begin(ctx); err != nil {
 		return nil, err
 	}
-	defer access.Core(s).Exit()
-	list, err := access.Core(s).D.ListIncremental(ctx)
+	defer sc.Exit()
+	list, err := sc.D.ListIncremental(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list incremental imports: %w", err)
 	}

@@ -138,6 +138,7 @@ func nextIncrementalLine(s *eventstore.Store, lr *ndjson.Reader) (VersionlessEve
 // an import of its own, runs the commit (the same operations as a real
 // commit) and rolls all of it back. Nothing is written.
 func incrementalDryRun(ctx context.Context, s *eventstore.Store, r io.Reader, o IncrementalImportOptions) (*IncrementalImportResult, error) {
+	sc := access.Core(s)
 	var staged []estype.Event
 	lr := ndjson.NewReader(r, o.MaxLineBytes, 0, 1, nil)
 	for {
@@ -157,11 +158,11 @@ func incrementalDryRun(ctx context.Context, s *eventstore.Store, r io.Reader, o 
 			o.ProgressFunc(IncrementalProgress{Lines: lr.Line - 1, ByteOffset: lr.Offset})
 		}
 	}
-	if err := access.Core(s).Begin(ctx); err != nil {
+	if err := sc.Begin(ctx); err != nil {
 		return nil, err
 	}
-	defer access.Core(s).Exit()
-	dry := &driver.PushIncrementalParams{ID: "ii_dry_" + core.RandomID(18), Events: staged, Now: access.Core(s).NowMillis()}
+	defer sc.Exit()
+	dry := &driver.PushIncrementalParams{ID: "ii_dry_" + core.RandomID(18), Events: staged, Now: sc.NowMillis()}
 	res, err := commitIncremental(ctx, s, "", o.Older, dry)
 	if err != nil {
 		return nil, fmt.Errorf("incremental import: %w", err)

@@ -52,15 +52,16 @@ type SecretsExportResult struct {
 // order as NDJSON, from one consistent snapshot. Secret values are written
 // in clear: protect the output like the database.
 func ExportSecrets(ctx context.Context, s *eventstore.Store, w io.Writer, opts *SecretsExportOptions) (*SecretsExportResult, error) {
+	sc := access.Core(s)
 	var o SecretsExportOptions
 	if opts != nil {
 		o = *opts
 	}
-	if err := access.Core(s).Begin(ctx); err != nil {
+	if err := sc.Begin(ctx); err != nil {
 		return nil, err
 	}
-	defer access.Core(s).Exit()
-	tx, err := access.Core(s).R.BeginRead(ctx)
+	defer sc.Exit()
+	tx, err := sc.R.BeginRead(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("export secrets: %w", err)
 	}
@@ -122,6 +123,7 @@ type SecretsImportOptions struct {
 // are written: they belong to the events stream. Secret writes are not
 // blocked by freeze here: restoring is maintenance.
 func ImportSecrets(ctx context.Context, s *eventstore.Store, r io.Reader, opts *SecretsImportOptions) (*ImportResult, error) {
+	sc := access.Core(s)
 	var o SecretsImportOptions
 	if opts != nil {
 		o = *opts
@@ -129,13 +131,13 @@ func ImportSecrets(ctx context.Context, s *eventstore.Store, r io.Reader, opts *
 	o.SourceID = cmp.Or(o.SourceID, DefaultSecretsSourceID)
 	o.MaxLineBytes = cmp.Or(o.MaxLineBytes, DefaultMaxLineBytes)
 	o.BatchSecrets = cmp.Or(o.BatchSecrets, DefaultSecretsBatch)
-	if err := access.Core(s).Begin(ctx); err != nil {
+	if err := sc.Begin(ctx); err != nil {
 		return nil, err
 	}
-	defer access.Core(s).Exit()
-	si := &secretsImport{s: s, w: access.Core(s).W, o: o}
+	defer sc.Exit()
+	si := &secretsImport{s: s, w: sc.W, o: o}
 	if o.DryRun {
-		dry, err := core.NewDryWriter(ctx, access.Core(s).D)
+		dry, err := core.NewDryWriter(ctx, sc.D)
 		if err != nil {
 			return nil, fmt.Errorf("import secrets: %w", err)
 		}

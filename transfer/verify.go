@@ -39,25 +39,26 @@ const verifyAttempts = 3
 // the store changes under it, and reports a problem if it never holds
 // still (freeze the store to verify a busy one).
 func Verify(ctx context.Context, s *eventstore.Store) (*VerifyReport, error) {
-	if err := access.Core(s).Begin(ctx); err != nil {
+	sc := access.Core(s)
+	if err := sc.Begin(ctx); err != nil {
 		return nil, err
 	}
-	defer access.Core(s).Exit()
+	defer sc.Exit()
 	var st, after *driver.StoreState
 	var rows *driver.RowCounts
 	var stats *driver.StoreStats
 	var err error
 	for attempt := 0; ; attempt++ {
-		if st, err = access.Core(s).D.ReadState(ctx); err != nil {
+		if st, err = sc.D.ReadState(ctx); err != nil {
 			return nil, fmt.Errorf("verify: %w", err)
 		}
-		if rows, err = access.Core(s).D.CountRows(ctx); err != nil {
+		if rows, err = sc.D.CountRows(ctx); err != nil {
 			return nil, fmt.Errorf("verify: %w", err)
 		}
-		if stats, err = access.Core(s).D.ReadStats(ctx, &driver.ReadStatsParams{Counted: true}); err != nil {
+		if stats, err = sc.D.ReadStats(ctx, &driver.ReadStatsParams{Counted: true}); err != nil {
 			return nil, fmt.Errorf("verify: %w", err)
 		}
-		if after, err = access.Core(s).D.ReadState(ctx); err != nil {
+		if after, err = sc.D.ReadState(ctx); err != nil {
 			return nil, fmt.Errorf("verify: %w", err)
 		}
 		if sameState(st, after) || attempt+1 == verifyAttempts {
@@ -92,7 +93,7 @@ func Verify(ctx context.Context, s *eventstore.Store) (*VerifyReport, error) {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("%d events in events_quarantine: stored at positions <= 0 by appends that reported a failure (esctl before migration 4); no read sees them", rows.Quarantined))
 	}
 
-	cps, err := access.Core(s).D.ListCheckpoints(ctx)
+	cps, err := sc.D.ListCheckpoints(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("verify: %w", err)
 	}
