@@ -40,6 +40,9 @@ func (s *Store) LoadSnapshot(ctx context.Context, key string) (content []byte, f
 	if err != nil {
 		return nil, false, fmt.Errorf("load snapshot: %w", err)
 	}
+	if found && content == nil {
+		content = []byte{} // found: never nil, whatever the engine's driver returns for an empty blob
+	}
 	return content, found, nil
 }
 

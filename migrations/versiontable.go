@@ -2,6 +2,7 @@ package migrations
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/esctl/esctl/estype"
@@ -41,6 +42,20 @@ type Catalog interface {
 	ReadVersion(ctx context.Context, table string) (version int64, dirty bool, ok bool, err error)
 	// AdoptLegacyVersionTable renames LegacyVersionTable to VersionTable.
 	AdoptLegacyVersionTable(ctx context.Context) error
+}
+
+// ScanVersion reads the row of a version table's "SELECT version, dirty"
+// for Catalog.ReadVersion: ok is false, with no error, when the query
+// returned no row (noRows: sql.ErrNoRows, pgx.ErrNoRows). The caller maps
+// the error.
+func ScanVersion(row interface{ Scan(dest ...any) error }, noRows error) (version int64, dirty, ok bool, _ error) {
+	switch err := row.Scan(&version, &dirty); {
+	case errors.Is(err, noRows):
+		return 0, false, false, nil
+	case err != nil:
+		return 0, false, false, err
+	}
+	return version, dirty, true, nil
 }
 
 // VersionState is what Status found.

@@ -95,14 +95,8 @@ func (d *Dialect) ListConsumers(ctx context.Context, name string) (*driver.Consu
 	}
 	defer rows.Close()
 	l := &driver.ConsumerList{}
-	for rows.Next() {
-		var r driver.ConsumerRow
-		if err := rows.Scan(&r.Name, &r.Member, &r.Members, &r.Position, &r.Holder, &r.LeaseUntil, &r.UpdatedAt, &l.Now); err != nil {
-			return nil, interpretError(err)
-		}
-		l.Rows = append(l.Rows, r)
-	}
-	if err := rows.Err(); err != nil {
+	l.Rows, err = driver.ScanAll(rows, func(r *driver.ConsumerRow) []any { return append(driver.ConsumerFields(r), &l.Now) })
+	if err != nil {
 		return nil, interpretError(err)
 	}
 	if len(l.Rows) == 0 {
@@ -113,28 +107,20 @@ func (d *Dialect) ListConsumers(ctx context.Context, name string) (*driver.Consu
 	return l, nil
 }
 
-func scanConsumer(row pgx.Row) (*driver.ConsumerRow, error) {
-	var r driver.ConsumerRow
-	if err := row.Scan(&r.Name, &r.Member, &r.Members, &r.Position, &r.Holder, &r.LeaseUntil, &r.UpdatedAt); err != nil {
-		return nil, err
-	}
-	return &r, nil
-}
-
 // TakeLease implements driver.Consumers on the server's clock.
 func (d *Dialect) TakeLease(ctx context.Context, p *driver.LeaseParams) (*driver.ConsumerRow, bool, error) {
 	q := takeLeaseSQL
 	if p.Renew {
 		q = renewLeaseSQL
 	}
-	r, err := scanConsumer(d.pool.QueryRow(ctx, d.q(q), p.Name, p.Member, p.Holder, p.TTL))
+	r, err := driver.ScanRow(d.pool.QueryRow(ctx, d.q(q), p.Name, p.Member, p.Holder, p.TTL), driver.ConsumerFields)
 	if err == nil {
 		return r, true, nil
 	}
 	if !errors.Is(err, pgx.ErrNoRows) {
 		return nil, false, interpretError(err)
 	}
-	r, err = scanConsumer(d.pool.QueryRow(ctx, d.q(consumerRowSQL), p.Name, p.Member))
+	r, err = driver.ScanRow(d.pool.QueryRow(ctx, d.q(consumerRowSQL), p.Name, p.Member), driver.ConsumerFields)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, false, nil
 	}

@@ -60,15 +60,8 @@ func (d *Dialect) FirstStoredPair(ctx context.Context, events []estype.StoredEve
 
 // Checkpoint implements driver.Driver.
 func (d *Dialect) Checkpoint(ctx context.Context, sourceID string) (*estype.ImportCheckpoint, error) {
-	rows, err := d.pool.Query(ctx, d.q(getCheckpointSQL), sourceID)
-	if err != nil {
-		return nil, interpretError(err)
-	}
-	cps, err := scanCheckpoints(rows)
-	if err != nil || len(cps) == 0 {
-		return nil, err
-	}
-	return &cps[0], nil
+	cp, err := driver.ScanLookup(d.pool.QueryRow(ctx, d.q(getCheckpointSQL), sourceID), pgx.ErrNoRows, driver.CheckpointFields)
+	return cp, interpretError(err)
 }
 
 // ListCheckpoints implements driver.Driver.
@@ -77,10 +70,6 @@ func (d *Dialect) ListCheckpoints(ctx context.Context) ([]estype.ImportCheckpoin
 	if err != nil {
 		return nil, interpretError(err)
 	}
-	return scanCheckpoints(rows)
-}
-
-func scanCheckpoints(rows pgx.Rows) ([]estype.ImportCheckpoint, error) {
 	defer rows.Close()
 	out, err := driver.ScanAll(rows, driver.CheckpointFields)
 	return out, interpretError(err)

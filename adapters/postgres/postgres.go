@@ -19,7 +19,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -242,19 +241,8 @@ func (c catalog) TableExists(ctx context.Context, name string) (bool, error) {
 }
 
 func (c catalog) ReadVersion(ctx context.Context, table string) (int64, bool, bool, error) {
-	q := schemaVersionSQL
-	if table == migrations.LegacyVersionTable {
-		q = legacyVersionSQL
-	}
-	var v int64
-	var dirty bool
-	switch err := c.d.pool.QueryRow(ctx, c.d.q(q)).Scan(&v, &dirty); {
-	case errors.Is(err, pgx.ErrNoRows):
-		return 0, false, false, nil
-	case err != nil:
-		return 0, false, false, interpretError(err)
-	}
-	return v, dirty, true, nil
+	v, dirty, ok, err := migrations.ScanVersion(c.d.pool.QueryRow(ctx, c.d.q(versionSQL[table])), pgx.ErrNoRows)
+	return v, dirty, ok, interpretError(err)
 }
 
 // AdoptLegacyVersionTable renames the table and its primary key in one

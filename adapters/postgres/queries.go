@@ -1,5 +1,7 @@
 package postgres
 
+import "github.com/esctl/esctl/migrations"
+
 // SQL of the PostgreSQL dialect. This file and migrations/postgres are the
 // only places PostgreSQL SQL lives. Values are always bound parameters. The
 // only identifier that varies is the store's schema, written {s} here and
@@ -46,8 +48,6 @@ const (
 	readOnlySnapshot   = `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`
 	createSchemaSQL    = `CREATE SCHEMA IF NOT EXISTS {s}`
 	schemaTableSQL     = `SELECT to_regclass($1) IS NOT NULL`
-	schemaVersionSQL   = `SELECT version, dirty FROM {s}.esctl_schema_migrations LIMIT 1`
-	legacyVersionSQL   = `SELECT version, dirty FROM {s}.schema_migrations LIMIT 1`
 	adoptVersionSQL    = `ALTER TABLE {s}.schema_migrations RENAME TO esctl_schema_migrations`
 	adoptVersionPKSQL  = `ALTER INDEX IF EXISTS {s}.schema_migrations_pkey RENAME TO esctl_schema_migrations_pkey`
 	dropSchemaSQL      = `DROP SCHEMA IF EXISTS {s} RESTRICT`
@@ -423,3 +423,9 @@ ORDER BY 1`
 	leaveGroupSQL      = `DELETE FROM {s}.esctl_consumer_instances WHERE name = $1 AND instance = $2`
 	deleteInstancesSQL = `DELETE FROM {s}.esctl_consumer_instances WHERE name = $1`
 )
+
+// versionSQL reads a version table's row, by the table's name.
+var versionSQL = map[string]string{
+	migrations.VersionTable:       `SELECT version, dirty FROM {s}.esctl_schema_migrations LIMIT 1`,
+	migrations.LegacyVersionTable: `SELECT version, dirty FROM {s}.schema_migrations LIMIT 1`,
+}

@@ -297,26 +297,18 @@ func (d *Dialect) LatestEvent(ctx context.Context, p *driver.LatestEventParams) 
 
 // CountRows implements driver.Driver.
 func (d *Dialect) CountRows(ctx context.Context) (*driver.RowCounts, error) {
-	c := &driver.RowCounts{}
-	err := d.pool.QueryRow(ctx, d.q(countRowsSQL)).Scan(&c.Events, &c.MinPosition, &c.MaxPosition, &c.Secrets, &c.Tombstones, &c.Quarantined, &c.StagedImports, &c.Aggregates)
-	if err != nil {
-		return nil, interpretError(err)
-	}
-	return c, nil
+	c, err := driver.ScanRow(d.pool.QueryRow(ctx, d.q(countRowsSQL)), driver.RowCountsFields)
+	return c, interpretError(err)
 }
 
 // ReadStats implements driver.Driver.
 func (d *Dialect) ReadStats(ctx context.Context, p *driver.ReadStatsParams) (*driver.StoreStats, error) {
-	st := &driver.StoreStats{}
 	q := readStatsSQL
 	if p.Counted {
 		q = readCountedStatsSQL
 	}
-	err := d.pool.QueryRow(ctx, d.q(q)).Scan(&st.FirstPosition, &st.AggregateCount, &st.SnapshotCount)
-	if err != nil {
-		return nil, interpretError(err)
-	}
-	return st, nil
+	st, err := driver.ScanRow(d.pool.QueryRow(ctx, d.q(q)), driver.StoreStatsFields)
+	return st, interpretError(err)
 }
 
 func (r reader) ReadState(ctx context.Context) (*driver.StoreState, error) {
@@ -364,25 +356,14 @@ func (r reader) ListSnapshots(ctx context.Context, p *driver.ListSnapshotsParams
 
 // GetSnapshot implements driver.Driver.
 func (d *Dialect) GetSnapshot(ctx context.Context, key string) ([]byte, bool, error) {
-	var content []byte
-	err := d.pool.QueryRow(ctx, d.q(getSnapshotSQL), key).Scan(&content)
-	if found, err := driver.Found(err, pgx.ErrNoRows); !found {
-		return nil, false, interpretError(err)
-	}
-	if content == nil {
-		content = []byte{}
-	}
-	return content, true, nil
+	content, found, err := driver.ScanValue[[]byte](d.pool.QueryRow(ctx, d.q(getSnapshotSQL), key), pgx.ErrNoRows)
+	return content, found, interpretError(err)
 }
 
 // GetSecret implements driver.Driver.
 func (d *Dialect) GetSecret(ctx context.Context, id string) (string, bool, error) {
-	var v string
-	err := d.pool.QueryRow(ctx, d.q(getSecretSQL), id).Scan(&v)
-	if found, err := driver.Found(err, pgx.ErrNoRows); !found {
-		return "", false, interpretError(err)
-	}
-	return v, true, nil
+	v, found, err := driver.ScanValue[string](d.pool.QueryRow(ctx, d.q(getSecretSQL), id), pgx.ErrNoRows)
+	return v, found, interpretError(err)
 }
 
 // LastSecret implements driver.Driver: one probe of the idx index.

@@ -113,25 +113,11 @@ func (d *Dialect) ListConsumers(ctx context.Context, name string) (*driver.Consu
 	}
 	defer rows.Close()
 	l := &driver.ConsumerList{}
-	for rows.Next() {
-		var r driver.ConsumerRow
-		if err := rows.Scan(&r.Name, &r.Member, &r.Members, &r.Position, &r.Holder, &r.LeaseUntil, &r.UpdatedAt); err != nil {
-			return nil, interpretError(err)
-		}
-		l.Rows = append(l.Rows, r)
+	l.Rows, err = driver.ScanAll(rows, driver.ConsumerFields)
+	if err != nil {
+		return nil, interpretError(err)
 	}
-	return l, interpretError(rows.Err())
-}
-
-// rowScanner is *sql.Row.
-type rowScanner interface{ Scan(dest ...any) error }
-
-func scanConsumer(row rowScanner) (*driver.ConsumerRow, error) {
-	var r driver.ConsumerRow
-	if err := row.Scan(&r.Name, &r.Member, &r.Members, &r.Position, &r.Holder, &r.LeaseUntil, &r.UpdatedAt); err != nil {
-		return nil, err
-	}
-	return &r, nil
+	return l, nil
 }
 
 // TakeLease implements driver.Consumers on the caller's clock (p.Now).
@@ -143,7 +129,7 @@ func (d *Dialect) TakeLease(ctx context.Context, p *driver.LeaseParams) (*driver
 		if p.Renew {
 			q = renewLeaseSQL
 		}
-		r, err := scanConsumer(c.QueryRowContext(ctx, q, p.Name, p.Member, p.Holder, p.TTL, p.Now))
+		r, err := driver.ScanRow(c.QueryRowContext(ctx, q, p.Name, p.Member, p.Holder, p.TTL, p.Now), driver.ConsumerFields)
 		if err == nil {
 			row, taken = r, true
 			return nil
@@ -151,7 +137,7 @@ func (d *Dialect) TakeLease(ctx context.Context, p *driver.LeaseParams) (*driver
 		if !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
-		row, err = scanConsumer(c.QueryRowContext(ctx, consumerRowSQL, p.Name, p.Member))
+		row, err = driver.ScanRow(c.QueryRowContext(ctx, consumerRowSQL, p.Name, p.Member), driver.ConsumerFields)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil
 		}

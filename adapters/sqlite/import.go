@@ -10,15 +10,8 @@ import (
 
 // Checkpoint implements driver.Driver.
 func (d *Dialect) Checkpoint(ctx context.Context, sourceID string) (*estype.ImportCheckpoint, error) {
-	rows, err := d.rdb.QueryContext(ctx, getCheckpointSQL, sourceID)
-	if err != nil {
-		return nil, interpretError(err)
-	}
-	cps, err := scanCheckpoints(rows)
-	if err != nil || len(cps) == 0 {
-		return nil, err
-	}
-	return &cps[0], nil
+	cp, err := driver.ScanLookup(d.rdb.QueryRowContext(ctx, getCheckpointSQL, sourceID), sql.ErrNoRows, driver.CheckpointFields)
+	return cp, interpretError(err)
 }
 
 // ListCheckpoints implements driver.Driver.
@@ -27,10 +20,6 @@ func (d *Dialect) ListCheckpoints(ctx context.Context) ([]estype.ImportCheckpoin
 	if err != nil {
 		return nil, interpretError(err)
 	}
-	return scanCheckpoints(rows)
-}
-
-func scanCheckpoints(rows *sql.Rows) ([]estype.ImportCheckpoint, error) {
 	defer rows.Close()
 	out, err := driver.ScanAll(rows, driver.CheckpointFields)
 	return out, interpretError(err)

@@ -1,5 +1,7 @@
 package sqlite
 
+import "github.com/esctl/esctl/migrations"
+
 // SQL of the SQLite dialect. This file and migrations/sqlite are the only
 // places SQLite SQL lives. Identifiers are constants; values are always bound
 // parameters.
@@ -27,8 +29,6 @@ const (
 // The schema version's tables (see migrations.VersionTable).
 const (
 	tableExistsSQL       = `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?`
-	schemaVersionSQL     = `SELECT version, dirty FROM esctl_schema_migrations LIMIT 1`
-	legacyVersionSQL     = `SELECT version, dirty FROM schema_migrations LIMIT 1`
 	adoptVersionTableSQL = `ALTER TABLE schema_migrations RENAME TO esctl_schema_migrations`
 )
 
@@ -226,3 +226,9 @@ ON CONFLICT (name, instance) DO UPDATE SET seen_until = excluded.seen_until`
 	leaveGroupSQL      = `DELETE FROM esctl_consumer_instances WHERE name = ? AND instance = ?`
 	deleteInstancesSQL = `DELETE FROM esctl_consumer_instances WHERE name = ?`
 )
+
+// versionSQL reads a version table's row, by the table's name.
+var versionSQL = map[string]string{
+	migrations.VersionTable:       `SELECT version, dirty FROM esctl_schema_migrations LIMIT 1`,
+	migrations.LegacyVersionTable: `SELECT version, dirty FROM schema_migrations LIMIT 1`,
+}

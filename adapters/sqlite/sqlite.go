@@ -456,19 +456,8 @@ func (c catalog) TableExists(ctx context.Context, name string) (bool, error) {
 }
 
 func (c catalog) ReadVersion(ctx context.Context, table string) (int64, bool, bool, error) {
-	q := schemaVersionSQL
-	if table == migrations.LegacyVersionTable {
-		q = legacyVersionSQL
-	}
-	var v int64
-	var dirty bool
-	switch err := c.d.rdb.QueryRowContext(ctx, q).Scan(&v, &dirty); {
-	case errors.Is(err, sql.ErrNoRows):
-		return 0, false, false, nil
-	case err != nil:
-		return 0, false, false, interpretError(err)
-	}
-	return v, dirty, true, nil
+	v, dirty, ok, err := migrations.ScanVersion(c.d.rdb.QueryRowContext(ctx, versionSQL[table]), sql.ErrNoRows)
+	return v, dirty, ok, interpretError(err)
 }
 
 func (c catalog) AdoptLegacyVersionTable(ctx context.Context) error {

@@ -68,7 +68,8 @@ type Driver interface {
 	// Reader methods run on the pool, each in its own snapshot.
 	Reader
 
-	// GetSnapshot returns a snapshot's content; found is false when absent.
+	// GetSnapshot returns a snapshot's content; found is false when absent
+	// (an empty content may come back nil).
 	GetSnapshot(ctx context.Context, key string) (content []byte, found bool, err error)
 	// PutSnapshot inserts or replaces a snapshot (no store lock).
 	PutSnapshot(ctx context.Context, p *Snapshot) error
