@@ -23,6 +23,7 @@ import (
 	"github.com/esctl/esctl/eventstore"
 	"github.com/esctl/esctl/internal/conformance"
 	"github.com/esctl/esctl/internal/conformance/consumertest"
+	"github.com/esctl/esctl/internal/conformance/tooltest"
 	"github.com/esctl/esctl/internal/driver/drivertest"
 	"github.com/esctl/esctl/internal/testdb"
 	"github.com/esctl/esctl/migrations"
@@ -56,6 +57,13 @@ var harness = conformance.Harness{
 func TestConformance(t *testing.T) {
 	t.Parallel()
 	conformance.Run(t, harness)
+}
+
+// TestToolingConformance runs the tooling's suite (packages transfer and
+// backup) on this engine.
+func TestToolingConformance(t *testing.T) {
+	t.Parallel()
+	tooltest.Run(t, harness)
 }
 
 // TestConsumerConformance runs the durable consumers' suite (package

@@ -11,6 +11,7 @@ import (
 
 	"github.com/esctl/esctl/eventstore"
 	"github.com/esctl/esctl/internal/conformance"
+	"github.com/esctl/esctl/internal/conformance/tooltest"
 	"github.com/esctl/esctl/transfer"
 )
 
@@ -91,7 +92,7 @@ func freshStore(t *testing.T) *eventstore.Store {
 // and the store holds exactly the lines before it. The seeds are every bad
 // input of the conformance suite.
 func FuzzImport(f *testing.F) {
-	for _, data := range conformance.BadInputs() {
+	for _, data := range tooltest.BadInputs() {
 		f.Add(data)
 	}
 	f.Add([]byte(""))

@@ -76,7 +76,7 @@ func RunOCCRace(t *testing.T, h Harness, cfg Concurrency) {
 	url := h.NewURL(t)
 	stores := make([]*eventstore.Store, cfg.RaceStores)
 	for i := range stores {
-		stores[i] = open(t, url, nil)
+		stores[i] = Open(t, url, nil)
 	}
 	require.NoError(t, stores[0].Init(ctx))
 	for round := range cfg.RaceRounds {
@@ -117,7 +117,7 @@ func RunOCCRace(t *testing.T, h Harness, cfg Concurrency) {
 		require.EqualValues(t, 1, wins.Load(), "%d winners in round %d", wins.Load(), round)
 		require.EqualValues(t, cfg.RaceGoroutines-1, conflicts.Load(), "round %d", round)
 	}
-	events, _ := loadAll(t, stores[0], eventstore.Filter{AggregateIDs: []string{"race"}, Limit: 1000})
+	events, _ := LoadAll(t, stores[0], eventstore.Filter{AggregateIDs: []string{"race"}, Limit: 1000})
 	require.Len(t, events, cfg.RaceRounds, "nothing lost, nothing doubled")
 	for i, e := range events {
 		require.EqualValues(t, i+1, e.AggregateVersion)
@@ -147,7 +147,7 @@ func RunTailCheck(t *testing.T, h Harness, cfg Concurrency) {
 	url := h.NewURL(t)
 	writers := make([]*eventstore.Store, cfg.TailStores)
 	for i := range writers {
-		writers[i] = open(t, url, nil)
+		writers[i] = Open(t, url, nil)
 	}
 	require.NoError(t, writers[0].Init(ctx))
 	total := cfg.TailStores * cfg.TailWriters * cfg.TailPerWriter

@@ -61,7 +61,7 @@ func runExpectForms(t *testing.T, h Harness) {
 	ctx := context.Background()
 	s, _ := NewStore(t, h, nil)
 	load := func(id string) []eventstore.StoredEvent {
-		events, _ := loadAll(t, s, eventstore.Filter{AggregateIDs: []string{id}})
+		events, _ := LoadAll(t, s, eventstore.Filter{AggregateIDs: []string{id}})
 		return events
 	}
 
@@ -108,7 +108,7 @@ func runExpectForms(t *testing.T, h Harness) {
 	require.Equal(t, []int64{1}, versionsOf(out))
 
 	// A failed append wrote nothing: positions stay dense.
-	all, _ := loadAll(t, s, eventstore.Filter{})
+	all, _ := LoadAll(t, s, eventstore.Filter{})
 	for i, e := range all {
 		require.EqualValues(t, i+1, e.Position)
 	}
@@ -328,11 +328,11 @@ func runExpectMixedGroup(t *testing.T, h Harness) {
 			}
 			require.NoError(t, errs[i], c.id)
 			require.Equal(t, c.versions, versionsOf(outs[i]), c.id)
-			stored, _ := loadAll(t, base, eventstore.Filter{AggregateIDs: []string{prefix + c.id}})
+			stored, _ := LoadAll(t, base, eventstore.Filter{AggregateIDs: []string{prefix + c.id}})
 			require.Equal(t, outs[i], stored[len(stored)-2:], "%s: returned as stored", c.id)
 		}
 		require.ElementsMatch(t, []int64{3, 4, 5, 6}, twice, "two Any appends to one aggregate in one group")
-		stored, _ := loadAll(t, base, eventstore.Filter{AggregateIDs: []string{prefix + "twice"}})
+		stored, _ := LoadAll(t, base, eventstore.Filter{AggregateIDs: []string{prefix + "twice"}})
 		require.Equal(t, []int64{1, 2, 3, 4, 5, 6}, versionsOf(stored))
 		require.NoError(t, errs[len(calls)])
 		require.NoError(t, errs[len(calls)+1])
@@ -353,7 +353,7 @@ func runExpectMixedGroup(t *testing.T, h Harness) {
 			break
 		}
 	}
-	all, _ := loadAll(t, base, eventstore.Filter{})
+	all, _ := LoadAll(t, base, eventstore.Filter{})
 	for i, e := range all {
 		require.EqualValues(t, i+1, e.Position, "dense positions")
 	}
@@ -405,7 +405,7 @@ func runExpectNoStreamRace(t *testing.T, h Harness) {
 			require.EqualValues(t, perCall, ce.AggregateVersion, "round %d: the winner's last version", round)
 		}
 		require.NotEqual(t, -1, winner, "round %d: nobody won", round)
-		stored, _ := loadAll(t, ss[0], eventstore.Filter{AggregateIDs: []string{id}})
+		stored, _ := LoadAll(t, ss[0], eventstore.Filter{AggregateIDs: []string{id}})
 		require.Equal(t, outs[winner], stored, "round %d: exactly the winner's events", round)
 		require.Equal(t, []int64{1, 2, 3}, versionsOf(stored))
 	}
@@ -416,7 +416,7 @@ func openStores(t *testing.T, h Harness, n int) []*eventstore.Store {
 	url := h.NewURL(t)
 	ss := make([]*eventstore.Store, n)
 	for i := range ss {
-		ss[i] = open(t, url, nil)
+		ss[i] = Open(t, url, nil)
 	}
 	require.NoError(t, ss[0].Init(context.Background()))
 	return ss
@@ -459,7 +459,7 @@ func runExpectAnyRace(t *testing.T, h Harness) {
 	for err := range errs {
 		require.NoError(t, err)
 	}
-	stored, _ := loadAll(t, ss[0], eventstore.Filter{AggregateIDs: []string{"counter"}})
+	stored, _ := LoadAll(t, ss[0], eventstore.Filter{AggregateIDs: []string{"counter"}})
 	require.Len(t, stored, goroutines*appends*perCall)
 	for i, e := range stored {
 		require.EqualValues(t, i+1, e.AggregateVersion, "dense versions in position order")

@@ -98,7 +98,7 @@ func runFilters(t *testing.T, h Harness) {
 			want := model(tt.ids, tt.types)
 			require.Len(t, want, tt.want)
 			for _, limit := range []int{1, 7, 1000} {
-				got, end := loadAll(t, s, eventstore.Filter{AggregateIDs: tt.ids, EventTypes: tt.types, Limit: limit})
+				got, end := LoadAll(t, s, eventstore.Filter{AggregateIDs: tt.ids, EventTypes: tt.types, Limit: limit})
 				require.Equal(t, want, got, "limit %d", limit)
 				require.Equal(t, want[len(want)-1].Cursor(), end, "the cursor advances only over returned events")
 				// A follow-up read from the returned cursor returns the same cursor.
@@ -118,7 +118,7 @@ func runFilters(t *testing.T, h Harness) {
 			require.Equal(t, want, iterated)
 			// From the middle.
 			mid := want[len(want)/2]
-			got, _ := loadAll(t, s, eventstore.Filter{AggregateIDs: tt.ids, EventTypes: tt.types, Cursor: mid.Cursor(), Limit: 5})
+			got, _ := LoadAll(t, s, eventstore.Filter{AggregateIDs: tt.ids, EventTypes: tt.types, Cursor: mid.Cursor(), Limit: 5})
 			require.Equal(t, want[len(want)/2+1:], got)
 		})
 	}
@@ -136,7 +136,7 @@ func runFilters(t *testing.T, h Harness) {
 		require.NoError(t, err)
 		require.EqualValues(t, 360, d.EventCount)
 		for a := range 3 {
-			got, _ := loadAll(t, s, eventstore.Filter{AggregateIDs: []string{fmt.Sprintf("big-%d", a)}, Limit: 50})
+			got, _ := LoadAll(t, s, eventstore.Filter{AggregateIDs: []string{fmt.Sprintf("big-%d", a)}, Limit: 50})
 			require.Len(t, got, 120)
 			for v, e := range got {
 				require.EqualValues(t, v+1, e.AggregateVersion)

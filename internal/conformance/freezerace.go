@@ -218,7 +218,7 @@ func RunFreezeRace(t *testing.T, h Harness, d time.Duration, otherProcess bool) 
 	// Check everything before failing, so that a failure says how much
 	// went wrong.
 	var problems []string
-	all, _ := loadAll(t, s, eventstore.Filter{Limit: 1000})
+	all, _ := LoadAll(t, s, eventstore.Filter{Limit: 1000})
 	if len(all) != len(want) {
 		problems = append(problems, fmt.Sprintf("the store holds %d events, %d were acknowledged", len(all), len(want)))
 	}
@@ -268,12 +268,25 @@ func RunFreezeRace(t *testing.T, h Harness, d time.Duration, otherProcess bool) 
 	}
 	require.Empty(t, problems)
 
-	all, _ = loadAll(t, s, eventstore.Filter{Limit: 1000})
+	all, _ = LoadAll(t, s, eventstore.Filter{Limit: 1000})
 	require.Len(t, all, len(want)+len(refused))
 	desc, err = s.Describe(ctx, nil)
 	require.NoError(t, err)
 	require.EqualValues(t, len(all), desc.EventCount)
 	require.EqualValues(t, len(all), desc.LastPosition)
+}
+
+// Child runs this process as one of the suites' child processes when the
+// environment names one (the freeze race's toggler, the append child, and
+// those registered with RegisterChild: the crash test's importer, the
+// consumers' children), then exits; otherwise it returns at once. Adapters'
+// TestMain call it first:
+//
+//	func TestMain(m *testing.M) { conformance.Child(); ... }
+func Child() {
+	if code, ok := childMain(); ok {
+		os.Exit(code)
+	}
 }
 
 // childMain runs this process as one of the suite's child processes, if the
@@ -306,7 +319,7 @@ func childMain() (int, bool) {
 }
 
 // children are the child processes of the suites in other packages
-// (consumertest), registered from their init.
+// (tooltest, consumertest), registered from their init.
 var children []registeredChild
 
 type registeredChild struct {

@@ -20,7 +20,7 @@ func runLifecycle(t *testing.T, h Harness) {
 
 	t.Run("NotInitialized", func(t *testing.T) {
 		t.Parallel()
-		s := open(t, h.NewURL(t), nil)
+		s := Open(t, h.NewURL(t), nil)
 		_, err := s.SaveEvent(ctx, testEvent(0))
 		require.ErrorIs(t, err, eventstore.ErrNotInitialized)
 		_, err = s.LoadEvents(ctx, eventstore.Filter{Limit: 10})
@@ -129,12 +129,12 @@ func runLifecycle(t *testing.T, h Harness) {
 		require.NoError(t, err)
 		require.NoError(t, s.Close())
 
-		s2 := open(t, url, nil)
+		s2 := Open(t, url, nil)
 		after, err := s2.Describe(ctx, nil)
 		require.NoError(t, err)
 		require.Equal(t, before, after)
 		require.True(t, after.IsFrozen, "freeze survives reopen")
-		events, _ := loadAll(t, s2, eventstore.Filter{})
+		events, _ := LoadAll(t, s2, eventstore.Filter{})
 		require.Equal(t, saved, events[:3])
 		snap, found, err := s2.LoadSnapshot(ctx, "snap")
 		require.NoError(t, err)
@@ -222,7 +222,7 @@ func runLifecycle(t *testing.T, h Harness) {
 			require.NoError(t, err)
 		}
 		require.EqualValues(t, 16, closedCount.Load(), "every writer ends with ErrClosed")
-		s2 := open(t, url, nil)
+		s2 := Open(t, url, nil)
 		d, err := s2.Describe(ctx, nil)
 		require.NoError(t, err)
 		require.EqualValues(t, okCount.Load(), d.EventCount, "exactly the reported successes are stored")

@@ -20,20 +20,20 @@ func runSaveLoad(t *testing.T, h Harness) {
 		// reSolve: "should save all passed events" and "saved events and
 		// corresponding cursors must match the subsequent loadEvents result".
 		t.Parallel()
-		clk := &clock{ms: 1_700_000_000_000}
-		s, _ := NewStore(t, h, &eventstore.Options{NowFunc: clk.now})
+		clk := &Clock{MS: 1_700_000_000_000}
+		s, _ := NewStore(t, h, &eventstore.Options{NowFunc: clk.Now})
 		var saved []eventstore.StoredEvent
 		for i := range 512 {
 			e := testEvent(i)
 			e.Type = fmt.Sprintf("EVENT_%d", i%4+1)
-			clk.ms++
+			clk.MS++
 			se, err := s.SaveEvent(ctx, e)
 			require.NoError(t, err)
 			require.Equal(t, int64(i+1), se.Position, "positions are dense from 1")
 			require.Equal(t, e.AggregateID, se.AggregateID)
 			require.Equal(t, e.Type, se.Type)
 			require.JSONEq(t, string(e.Payload), string(se.Payload))
-			require.Equal(t, clk.ms, se.Timestamp, "timestamp = max(now, given)")
+			require.Equal(t, clk.MS, se.Timestamp, "timestamp = max(now, given)")
 			saved = append(saved, se)
 		}
 		d, err := s.Describe(ctx, nil)
@@ -41,7 +41,7 @@ func runSaveLoad(t *testing.T, h Harness) {
 		require.EqualValues(t, 512, d.EventCount)
 		require.EqualValues(t, 512, d.LastPosition)
 		require.Equal(t, saved[511].Cursor(), d.Cursor)
-		require.Equal(t, clk.ms, *d.LastEventTimestamp)
+		require.Equal(t, clk.MS, *d.LastEventTimestamp)
 
 		var cursor eventstore.Cursor
 		for i := 0; i < 512; i += 100 {
@@ -60,8 +60,8 @@ func runSaveLoad(t *testing.T, h Harness) {
 
 	t.Run("TimestampIsMaxOfNowAndGiven", func(t *testing.T) {
 		t.Parallel()
-		clk := &clock{ms: 5_000}
-		s, _ := NewStore(t, h, &eventstore.Options{NowFunc: clk.now})
+		clk := &Clock{MS: 5_000}
+		s, _ := NewStore(t, h, &eventstore.Options{NowFunc: clk.Now})
 		e := testEvent(0)
 		e.Timestamp = 9_000 // in the future: kept
 		se, err := s.SaveEvent(ctx, e)
@@ -179,8 +179,8 @@ func runSaveLoad(t *testing.T, h Harness) {
 		// reSolve: "should load events by timestamp", in (timestamp,
 		// position) order, bounds inclusive, no cursor.
 		t.Parallel()
-		clk := &clock{ms: 0}
-		s, _ := NewStore(t, h, &eventstore.Options{NowFunc: clk.now})
+		clk := &Clock{MS: 0}
+		s, _ := NewStore(t, h, &eventstore.Options{NowFunc: clk.Now})
 		var saved []eventstore.StoredEvent
 		for i := range 90 {
 			e := testEvent(i)
@@ -295,7 +295,7 @@ func runSaveLoad(t *testing.T, h Harness) {
 		for range 100 {
 			require.NoError(t, <-errs)
 		}
-		events, _ := loadAll(t, s, eventstore.Filter{Cursor: first.Cursor()})
+		events, _ := LoadAll(t, s, eventstore.Filter{Cursor: first.Cursor()})
 		require.Len(t, events, 100)
 		for i, e := range events {
 			require.EqualValues(t, i+2, e.Position)
@@ -304,8 +304,8 @@ func runSaveLoad(t *testing.T, h Harness) {
 
 	t.Run("JSONOfDescription", func(t *testing.T) {
 		t.Parallel()
-		clk := &clock{ms: 42}
-		s, _ := NewStore(t, h, &eventstore.Options{NowFunc: clk.now})
+		clk := &Clock{MS: 42}
+		s, _ := NewStore(t, h, &eventstore.Options{NowFunc: clk.Now})
 		_, err := s.SaveEvent(ctx, testEvent(0))
 		require.NoError(t, err)
 		d, err := s.Describe(ctx, nil)

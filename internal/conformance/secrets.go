@@ -31,7 +31,7 @@ func runSecrets(t *testing.T, h Harness) {
 		}
 		auditEvents := func(typ string) []eventstore.StoredEvent {
 			t.Helper()
-			events, _ := loadAll(t, s, eventstore.Filter{EventTypes: []string{typ}})
+			events, _ := LoadAll(t, s, eventstore.Filter{EventTypes: []string{typ}})
 			return events
 		}
 
@@ -148,7 +148,7 @@ func runSecrets(t *testing.T, h Harness) {
 		// reSolve's parallel-save tests: several Stores on one database.
 		t.Parallel()
 		a, url := NewStore(t, h, nil)
-		stores := []*eventstore.Store{a, open(t, url, nil), open(t, url, nil)}
+		stores := []*eventstore.Store{a, Open(t, url, nil), Open(t, url, nil)}
 		var wg sync.WaitGroup
 		errs := make(chan error, 400)
 		for i := range 200 {

@@ -178,7 +178,7 @@ func runSubscribeFromAnyCursor(t *testing.T, h Harness) {
 		{}, {Cursor: eventstore.CursorAt(100)}, {Cursor: eventstore.CursorAt(250)},
 		{EventTypes: []string{"B"}, Limit: 7}, {Cursor: eventstore.CursorAt(30), AggregateIDs: []string{"agg-3", "agg-4"}, Limit: 5},
 	} {
-		want, _ := loadAll(t, s, f)
+		want, _ := LoadAll(t, s, f)
 		c := subscribe(t, s, f, 0)
 		c.waitFor(t, 250, 30*time.Second)
 		require.Equal(t, positions(want), positions(c.events), "filter %+v", f)
@@ -203,7 +203,7 @@ func runSubscribeBreak(t *testing.T, h Harness) {
 	ctx := context.Background()
 	s, _ := NewStore(t, h, nil)
 	require.NoError(t, appendSome(ctx, s, "agg", 250))
-	want, _ := loadAll(t, s, eventstore.Filter{})
+	want, _ := LoadAll(t, s, eventstore.Filter{})
 	// take returns the first n events from cursor on, pages of 10, and
 	// the cursor after the last.
 	take := func(n int, cursor eventstore.Cursor) ([]eventstore.StoredEvent, eventstore.Cursor) {
@@ -298,7 +298,7 @@ func runSubscribeLive(t *testing.T, h Harness) {
 		{late, eventstore.Filter{Cursor: eventstore.CursorAt(150), AggregateIDs: []string{"p0-1", "g1-2", "before-3"}}},
 	} {
 		tt.c.waitFor(t, d.LastPosition, 60*time.Second)
-		want, _ := loadAll(t, s, tt.f)
+		want, _ := LoadAll(t, s, tt.f)
 		require.Equal(t, positions(want), positions(tt.c.events), "filter %+v", tt.f)
 		require.Equal(t, want, tt.c.events)
 	}
@@ -323,7 +323,7 @@ func runSubscribeSlow(t *testing.T, h Harness) {
 	wg.Wait()
 	fast.waitFor(t, 2000, 60*time.Second)
 	slow.waitFor(t, 2000, 120*time.Second)
-	want, _ := loadAll(t, s, eventstore.Filter{})
+	want, _ := LoadAll(t, s, eventstore.Filter{})
 	require.Equal(t, positions(want), positions(fast.events))
 	require.Equal(t, positions(want), positions(slow.events))
 }
@@ -337,9 +337,9 @@ func runSubscribeWakeUps(t *testing.T, h Harness) {
 	ctx := context.Background()
 	url := h.NewURL(t)
 	hour := &eventstore.Options{PollInterval: time.Hour}
-	s := open(t, url, hour)
+	s := Open(t, url, hour)
 	require.NoError(t, s.Init(ctx))
-	other := open(t, url, nil)
+	other := Open(t, url, nil)
 	require.NoError(t, appendSome(ctx, s, "a", 10))
 	c := subscribe(t, s, eventstore.Filter{}, 0)
 	c.waitFor(t, 10, 30*time.Second)
@@ -359,7 +359,7 @@ func runSubscribeWakeUps(t *testing.T, h Harness) {
 	}
 
 	// Poll-only: another Store's append is seen by polling.
-	polling := open(t, url, &eventstore.Options{PollOnly: true, PollInterval: 50 * time.Millisecond})
+	polling := Open(t, url, &eventstore.Options{PollOnly: true, PollInterval: 50 * time.Millisecond})
 	c = subscribe(t, polling, eventstore.Filter{Cursor: eventstore.CursorAt(12)}, 0)
 	time.Sleep(200 * time.Millisecond)
 	require.NoError(t, appendSome(ctx, other, "polled", 1))

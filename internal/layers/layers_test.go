@@ -3,7 +3,9 @@
 package layers
 
 import (
+	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -24,7 +26,7 @@ var layers = [][]string{
 	{"backup"},
 	// The test harnesses, which engines' and applications' tests run.
 	{"internal/driver/drivertest", "internal/conformance", "internal/testdb"},
-	{"internal/conformance/consumertest"},
+	{"internal/conformance/consumertest", "internal/conformance/tooltest"},
 	{"cmd/esctl", "examples/bank", "bench"},
 }
 
@@ -65,6 +67,73 @@ func TestImportLayers(t *testing.T) {
 	for p := range layerOf {
 		if !seen[p] {
 			t.Errorf("layers lists %s, which go list does not find", p)
+		}
+	}
+}
+
+// TestPictureMatches reads the layer picture of docs/architecture.md (the
+// first code block under "## Layers": a line that starts with a number
+// starts a layer, the lines below it continue it) and checks that it puts
+// each package of layers on the same layer, counted from the bottom.
+func TestPictureMatches(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/architecture.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(doc), "## Layers\n")
+	if !ok {
+		t.Fatal(`docs/architecture.md has no "## Layers" section`)
+	}
+	parts := strings.SplitN(after, "```", 3)
+	if len(parts) < 3 {
+		t.Fatal("the Layers section has no code block")
+	}
+	known := map[string]bool{}
+	for _, l := range layers {
+		for _, p := range l {
+			known[p] = true
+		}
+	}
+	var picture [][]string // top layer first, as drawn
+	for _, line := range strings.Split(parts[1], "\n") {
+		fields := strings.FieldsFunc(line, func(r rune) bool { return strings.ContainsRune(" \t(),:;+", r) })
+		if len(fields) == 0 {
+			continue
+		}
+		if _, err := strconv.Atoi(fields[0]); err == nil {
+			picture = append(picture, nil)
+			fields = fields[1:]
+		}
+		if len(picture) == 0 {
+			continue
+		}
+		for _, f := range fields {
+			if known[f] {
+				picture[len(picture)-1] = append(picture[len(picture)-1], f)
+			}
+		}
+	}
+	drawn := map[string]int{}
+	for i, l := range picture {
+		for _, p := range l {
+			if at, twice := drawn[p]; twice && at != len(picture)-1-i {
+				t.Errorf("docs/architecture.md draws %s on two layers", p)
+			}
+			drawn[p] = len(picture) - 1 - i
+		}
+	}
+	if len(picture) != len(layers) {
+		t.Errorf("docs/architecture.md draws %d layers, layers has %d", len(picture), len(layers))
+	}
+	for i, l := range layers {
+		for _, p := range l {
+			at, ok := drawn[p]
+			switch {
+			case !ok:
+				t.Errorf("docs/architecture.md's picture does not show %s (layer %d)", p, i)
+			case at != i:
+				t.Errorf("docs/architecture.md draws %s on layer %d, layers puts it on %d", p, at, i)
+			}
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package conformance
+package tooltest
 
 import (
 	"bytes"
@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/esctl/esctl/eventstore"
+	"github.com/esctl/esctl/internal/conformance"
 	"github.com/esctl/esctl/transfer"
 )
 
@@ -46,7 +47,7 @@ func auto() *transfer.ImportOptions {
 	return &transfer.ImportOptions{Mode: transfer.MaintenanceAuto}
 }
 
-func runNDJSON(t *testing.T, h Harness) {
+func runNDJSON(t *testing.T, h conformance.Harness) {
 	t.Run("RoundTripAcrossEngines", func(t *testing.T) { t.Parallel(); runRoundTrip(t, h) })
 	t.Run("ResolveFixture", func(t *testing.T) { t.Parallel(); runResolveFixture(t, h) })
 	t.Run("BadInput", func(t *testing.T) { t.Parallel(); runBadInput(t, h) })
@@ -67,10 +68,10 @@ func runNDJSON(t *testing.T, h Harness) {
 // numbers, payloads from empty to 1 MiB) exported from this engine,
 // imported into every peer engine and back, exports byte-identical at every
 // step, positions included.
-func runRoundTrip(t *testing.T, h Harness) {
+func runRoundTrip(t *testing.T, h conformance.Harness) {
 	ctx := context.Background()
-	src, _ := NewStore(t, h, nil)
-	corpus := GenerateEvents(42, 10_000)
+	src, _ := conformance.NewStore(t, h, nil)
+	corpus := conformance.GenerateEvents(42, 10_000)
 	for i := 0; i < len(corpus); i += 250 {
 		_, err := src.SaveEvents(ctx, corpus[i:min(i+250, len(corpus))])
 		require.NoError(t, err)
@@ -84,11 +85,11 @@ func runRoundTrip(t *testing.T, h Harness) {
 	}
 	for name, newURL := range engines {
 		t.Run(name, func(t *testing.T) {
-			peer := open(t, newURL(t), nil)
+			peer := conformance.Open(t, newURL(t), nil)
 			require.NoError(t, peer.Init(ctx))
 			importAll(t, peer, want, auto())
 			require.Equal(t, want, exportAll(t, peer), "export of the %s copy differs", name)
-			back, _ := NewStore(t, h, nil)
+			back, _ := conformance.NewStore(t, h, nil)
 			importAll(t, back, exportAll(t, peer), nil)
 			require.Equal(t, want, exportAll(t, back), "export after the trip through %s differs", name)
 			d, err := back.Describe(ctx, nil)
@@ -101,13 +102,13 @@ func runRoundTrip(t *testing.T, h Harness) {
 // runResolveFixture imports a file exported by reSolve's PostgreSQL adapter:
 // no positions (assigned in file order), jsonb-ordered payloads kept as they
 // are, thread fields accepted and ignored.
-func runResolveFixture(t *testing.T, h Harness) {
+func runResolveFixture(t *testing.T, h conformance.Harness) {
 	ctx := context.Background()
-	s, _ := NewStore(t, h, nil)
+	s, _ := conformance.NewStore(t, h, nil)
 	res := importAll(t, s, resolveExport, nil)
 	lines := bytes.Split(bytes.TrimSuffix(resolveExport, []byte("\n")), []byte("\n"))
 	require.EqualValues(t, len(lines), res.Events)
-	events, _ := loadAll(t, s, eventstore.Filter{Limit: 1000})
+	events, _ := conformance.LoadAll(t, s, eventstore.Filter{Limit: 1000})
 	require.Len(t, events, len(lines))
 	for i, e := range events {
 		require.EqualValues(t, i+1, e.Position)
@@ -257,7 +258,7 @@ func BadInputs() map[string][]byte {
 // runBadInput checks every kind of bad input: the import stops at the bad
 // line with an error naming its line, byte offset and reason, the store
 // holds exactly the lines before it, and the reported offset resumes there.
-func runBadInput(t *testing.T, h Harness) {
+func runBadInput(t *testing.T, h conformance.Harness) {
 	ctx := context.Background()
 	const k = 5 // good lines before the bad one
 	prefix := goodLines(1, k)
@@ -265,7 +266,7 @@ func runBadInput(t *testing.T, h Harness) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s, _ := NewStore(t, h, nil)
+			s, _ := conformance.NewStore(t, h, nil)
 			if tt.prep != nil {
 				tt.prep(t, s)
 			}
@@ -284,7 +285,7 @@ func runBadInput(t *testing.T, h Harness) {
 			for _, batch := range []int{0, 2} {
 				s2 := s
 				if batch != 0 {
-					s2, _ = NewStore(t, h, nil)
+					s2, _ = conformance.NewStore(t, h, nil)
 					if tt.prep != nil {
 						tt.prep(t, s2)
 					}
@@ -313,7 +314,7 @@ func runBadInput(t *testing.T, h Harness) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s, _ := NewStore(t, h, nil)
+			s, _ := conformance.NewStore(t, h, nil)
 			_, err := transfer.ImportEvents(ctx, s, strings.NewReader(tt.data), nil)
 			var le *transfer.LineError
 			require.ErrorAs(t, err, &le)
@@ -327,7 +328,7 @@ func runBadInput(t *testing.T, h Harness) {
 		// After a bad line, fix it and resume from the reported offset:
 		// the import completes with every line exactly once.
 		t.Parallel()
-		s, _ := NewStore(t, h, nil)
+		s, _ := conformance.NewStore(t, h, nil)
 		bad := prefix + withField(6, `"aggregateVersion":1`, `"aggregateVersion":0`) + "\n" + goodLines(7, 9)
 		res, err := transfer.ImportEvents(ctx, s, strings.NewReader(bad), nil)
 		require.ErrorIs(t, err, transfer.ErrBadInput)
@@ -366,15 +367,15 @@ func renumberThreads(data string) string {
 }
 
 // runImportPositions checks how positions are kept or assigned.
-func runImportPositions(t *testing.T, h Harness) {
+func runImportPositions(t *testing.T, h conformance.Harness) {
 	ctx := context.Background()
 
 	t.Run("KeptWhenContinuing", func(t *testing.T) {
 		t.Parallel()
-		s, _ := NewStore(t, h, nil)
+		s, _ := conformance.NewStore(t, h, nil)
 		importAll(t, s, []byte(goodLines(1, 3)), nil)
 		importAll(t, s, []byte(goodLines(10, 12)), &transfer.ImportOptions{SourceID: "second"})
-		events, _ := loadAll(t, s, eventstore.Filter{})
+		events, _ := conformance.LoadAll(t, s, eventstore.Filter{})
 		var got []int64
 		for _, e := range events {
 			got = append(got, e.Position)
@@ -389,7 +390,7 @@ func runImportPositions(t *testing.T, h Harness) {
 
 	t.Run("RefusedWhenNotContinuing", func(t *testing.T) {
 		t.Parallel()
-		s, _ := NewStore(t, h, nil)
+		s, _ := conformance.NewStore(t, h, nil)
 		importAll(t, s, []byte(goodLines(1, 5)), nil)
 		data := strings.ReplaceAll(goodLines(3, 4), `"aggregateId":"a-`, `"aggregateId":"b-`)
 		_, err := transfer.ImportEvents(ctx, s, strings.NewReader(data), &transfer.ImportOptions{SourceID: "again"})
@@ -403,13 +404,13 @@ func runImportPositions(t *testing.T, h Harness) {
 
 	t.Run("AssignedInFileOrder", func(t *testing.T) {
 		t.Parallel()
-		s, _ := NewStore(t, h, nil)
+		s, _ := conformance.NewStore(t, h, nil)
 		_, err := s.SaveEvent(ctx, eventstore.Event{AggregateID: "x", AggregateVersion: 1, Type: "T"})
 		require.NoError(t, err)
 		data := `{"type":"A","timestamp":5,"aggregateId":"r","aggregateVersion":1,"payload":{"z":1,"a":2}}` + "\n" +
 			`{"threadCounter":9,"threadId":3,"type":"B","timestamp":1,"aggregateId":"r","aggregateVersion":2}` + "\n"
 		importAll(t, s, []byte(data), nil)
-		events, _ := loadAll(t, s, eventstore.Filter{AggregateIDs: []string{"r"}})
+		events, _ := conformance.LoadAll(t, s, eventstore.Filter{AggregateIDs: []string{"r"}})
 		require.Len(t, events, 2)
 		require.EqualValues(t, 2, events[0].Position)
 		require.EqualValues(t, 3, events[1].Position)
@@ -422,14 +423,14 @@ func runImportPositions(t *testing.T, h Harness) {
 // runImportResume: an import cancelled midway reports the committed offset;
 // resuming (from that offset, or from the start with Resume) imports the
 // rest exactly once; resumes that do not match are refused.
-func runImportResume(t *testing.T, h Harness) {
+func runImportResume(t *testing.T, h conformance.Harness) {
 	ctx := context.Background()
 	data := []byte(goodLines(1, 2000))
 
 	t.Run("CancelThenResume", func(t *testing.T) {
 		t.Parallel()
 		for _, resume := range []string{"offset", "whole-source"} {
-			s, _ := NewStore(t, h, nil)
+			s, _ := conformance.NewStore(t, h, nil)
 			cctx, cancel := context.WithCancel(ctx)
 			batches := 0
 			res, err := transfer.ImportEvents(cctx, s, bytes.NewReader(data), &transfer.ImportOptions{
@@ -471,13 +472,13 @@ func runImportResume(t *testing.T, h Harness) {
 
 	t.Run("MismatchesAreRefused", func(t *testing.T) {
 		t.Parallel()
-		s, _ := NewStore(t, h, nil)
+		s, _ := conformance.NewStore(t, h, nil)
 		cut := bytes.Index(data, []byte(goodLine(1001)))
 		_, err := transfer.ImportEvents(ctx, s, bytes.NewReader(data[:cut]), nil)
 		require.NoError(t, err)
 		// Pretend the first run stopped here: a resume must name the
 		// recorded offset, and the skipped bytes must be the same.
-		s2, _ := NewStore(t, h, nil)
+		s2, _ := conformance.NewStore(t, h, nil)
 		cctx, cancel := context.WithCancel(ctx)
 		res, err := transfer.ImportEvents(cctx, s2, bytes.NewReader(data), &transfer.ImportOptions{BatchEvents: 500,
 			ProgressFunc: func(p transfer.ImportProgress) {
@@ -515,7 +516,7 @@ func runImportResume(t *testing.T, h Harness) {
 	// saying whether the recorded import is done.
 	t.Run("RecordedSourceRefused", func(t *testing.T) {
 		t.Parallel()
-		s, _ := NewStore(t, h, nil)
+		s, _ := conformance.NewStore(t, h, nil)
 		small := []byte(goodLines(1, 30))
 		_, err := transfer.ImportEvents(ctx, s, bytes.NewReader(small), &transfer.ImportOptions{SourceID: "file"})
 		require.NoError(t, err)
@@ -553,13 +554,13 @@ func runImportResume(t *testing.T, h Harness) {
 }
 
 // runAutoMode checks replacing imports and what a failed one leaves.
-func runAutoMode(t *testing.T, h Harness) {
+func runAutoMode(t *testing.T, h conformance.Harness) {
 	ctx := context.Background()
 	file := []byte(goodLines(1, 50))
 
 	t.Run("ReplacesEventsAndSnapshotsKeepsSecrets", func(t *testing.T) {
 		t.Parallel()
-		s, _ := NewStore(t, h, nil)
+		s, _ := conformance.NewStore(t, h, nil)
 		for i := range 80 {
 			_, err := s.SaveEvent(ctx, eventstore.Event{AggregateID: "old", AggregateVersion: int64(i + 1), Type: "OLD"})
 			require.NoError(t, err)
@@ -589,7 +590,7 @@ func runAutoMode(t *testing.T, h Harness) {
 		// violation was not recognized as a conflict until 2026-12-03:
 		// the import failed with the raw driver error.)
 		t.Parallel()
-		s, _ := NewStore(t, h, nil)
+		s, _ := conformance.NewStore(t, h, nil)
 		_, err := s.SaveEvent(ctx, eventstore.Event{AggregateID: "old", AggregateVersion: 1, Type: "OLD"})
 		require.NoError(t, err)
 		before := exportAll(t, s)
@@ -606,7 +607,7 @@ func runAutoMode(t *testing.T, h Harness) {
 
 	t.Run("FrozenStoreStaysFrozen", func(t *testing.T) {
 		t.Parallel()
-		s, _ := NewStore(t, h, nil)
+		s, _ := conformance.NewStore(t, h, nil)
 		require.NoError(t, s.Freeze(ctx, ""))
 		importAll(t, s, file, auto())
 		d, err := s.Describe(ctx, nil)
@@ -622,7 +623,7 @@ func runAutoMode(t *testing.T, h Harness) {
 
 	t.Run("FailedReplaceLeavesStoreUnchanged", func(t *testing.T) {
 		t.Parallel()
-		s, _ := NewStore(t, h, nil)
+		s, _ := conformance.NewStore(t, h, nil)
 		for i := range 30 {
 			_, err := s.SaveEvent(ctx, eventstore.Event{AggregateID: "old", AggregateVersion: int64(i + 1), Type: "OLD"})
 			require.NoError(t, err)
@@ -647,7 +648,7 @@ func runAutoMode(t *testing.T, h Harness) {
 
 	t.Run("ResumeRefusedWhenStoreChanged", func(t *testing.T) {
 		t.Parallel()
-		s, _ := NewStore(t, h, nil)
+		s, _ := conformance.NewStore(t, h, nil)
 		_, err := s.SaveEvent(ctx, eventstore.Event{AggregateID: "old", AggregateVersion: 1, Type: "OLD"})
 		require.NoError(t, err)
 		_, err = transfer.ImportEvents(ctx, s, strings.NewReader(goodLines(1, 5)+"bad\n"), auto())
@@ -657,14 +658,14 @@ func runAutoMode(t *testing.T, h Harness) {
 		_, err = transfer.ImportEvents(ctx, s, strings.NewReader(goodLines(1, 10)), &transfer.ImportOptions{Mode: transfer.MaintenanceAuto, Resume: true})
 		require.ErrorIs(t, err, transfer.ErrResumeMismatch, "finishing would silently drop the new event")
 		require.NoError(t, transfer.AbortImport(ctx, s, ""))
-		events, _ := loadAll(t, s, eventstore.Filter{})
+		events, _ := conformance.LoadAll(t, s, eventstore.Filter{})
 		require.Len(t, events, 2, "abort keeps the store as it is")
 	})
 
 	t.Run("FailedImportIntoEmptyStore", func(t *testing.T) {
 		t.Parallel()
 		for _, undo := range []string{"resume", "abort"} {
-			s, _ := NewStore(t, h, nil)
+			s, _ := conformance.NewStore(t, h, nil)
 			bad := goodLines(1, 20) + "{}\n"
 			res, err := transfer.ImportEvents(ctx, s, strings.NewReader(bad), &transfer.ImportOptions{Mode: transfer.MaintenanceAuto, BatchEvents: 8})
 			require.ErrorIs(t, err, transfer.ErrBadInput)
@@ -698,10 +699,10 @@ func runAutoMode(t *testing.T, h Harness) {
 // runExportBudget: a byte budget stops before the line that would exceed it
 // but always writes at least one event, so budgeted exports resumed from
 // their cursors add up to the full export.
-func runExportBudget(t *testing.T, h Harness) {
+func runExportBudget(t *testing.T, h conformance.Harness) {
 	ctx := context.Background()
-	s, _ := NewStore(t, h, nil)
-	events := GenerateEvents(7, 300)
+	s, _ := conformance.NewStore(t, h, nil)
+	events := conformance.GenerateEvents(7, 300)
 	_, err := s.SaveEvents(ctx, events)
 	require.NoError(t, err)
 	full := exportAll(t, s)
@@ -756,10 +757,10 @@ func runExportBudget(t *testing.T, h Harness) {
 
 // runExportSnapshot: appends committed while an export runs are not in it
 // (one snapshot), and the next export from its cursor gets them.
-func runExportSnapshot(t *testing.T, h Harness) {
+func runExportSnapshot(t *testing.T, h conformance.Harness) {
 	ctx := context.Background()
-	s, url := NewStore(t, h, nil)
-	writer := open(t, url, nil)
+	s, url := conformance.NewStore(t, h, nil)
+	writer := conformance.Open(t, url, nil)
 	for i := range 500 {
 		_, err := s.SaveEvent(ctx, eventstore.Event{AggregateID: "a", AggregateVersion: int64(i + 1), Type: "T"})
 		require.NoError(t, err)
@@ -786,9 +787,9 @@ func runExportSnapshot(t *testing.T, h Harness) {
 
 // runSecretsNDJSON: tombstones and idx survive export and import; ids in use
 // are refused with the line.
-func runSecretsNDJSON(t *testing.T, h Harness) {
+func runSecretsNDJSON(t *testing.T, h conformance.Harness) {
 	ctx := context.Background()
-	src, _ := NewStore(t, h, nil)
+	src, _ := conformance.NewStore(t, h, nil)
 	m := src.Secrets()
 	for i := range 30 {
 		require.NoError(t, m.SetSecret(ctx, fmt.Sprintf("id-%d", i), fmt.Sprintf("key \"%d\" é", i)))
@@ -806,7 +807,7 @@ func runSecretsNDJSON(t *testing.T, h Harness) {
 	require.Contains(t, buf.String(), `{"secret":null,"id":"id-3","idx":4}`+"\n")
 	require.Contains(t, buf.String(), `{"secret":"key \"0\" é","id":"id-0","idx":1}`+"\n")
 
-	dst, _ := NewStore(t, h, nil)
+	dst, _ := conformance.NewStore(t, h, nil)
 	ires, err := transfer.ImportSecrets(ctx, dst, bytes.NewReader(buf.Bytes()), nil)
 	require.NoError(t, err)
 	require.True(t, ires.Done)
@@ -839,7 +840,7 @@ func runSecretsNDJSON(t *testing.T, h Harness) {
 	require.False(t, found, "nothing after the bad line")
 
 	for _, bad := range []string{`{"id":"x","idx":1}`, `{"secret":"v","idx":1}`, `{"secret":1,"id":"x"}`, `{"secret":"v","id":"x","extra":1}`, `{"secret":"v","id":""}`, `{"secret":"v","id":"x","idx":-1}`} {
-		s2, _ := NewStore(t, h, nil)
+		s2, _ := conformance.NewStore(t, h, nil)
 		_, err := transfer.ImportSecrets(ctx, s2, strings.NewReader(bad+"\n"), nil)
 		require.ErrorIs(t, err, transfer.ErrBadInput, bad)
 	}
@@ -854,7 +855,7 @@ func runSecretsNDJSON(t *testing.T, h Harness) {
 // secret was set with a payload of its choosing); SaveEvents and
 // incremental imports refuse them outright. Before 2026-12-03 ImportEvents
 // accepted any event of those types.
-func runReservedTypes(t *testing.T, h Harness) {
+func runReservedTypes(t *testing.T, h conformance.Harness) {
 	ctx := context.Background()
 	line := func(pos int, typ, agg, payload string) string {
 		return fmt.Sprintf(`{"threadCounter":0,"threadId":%d,"type":%q,"timestamp":%d,"aggregateId":%q,"aggregateVersion":1,"payload":%s,"position":%d}`,
@@ -871,7 +872,7 @@ func runReservedTypes(t *testing.T, h Harness) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s, _ := NewStore(t, h, nil)
+			s, _ := conformance.NewStore(t, h, nil)
 			in := goodLines(1, 2) + line(3, tt.typ, tt.agg, tt.payload)
 			_, err := transfer.ImportEvents(ctx, s, strings.NewReader(in), nil)
 			var le *transfer.LineError
@@ -887,20 +888,20 @@ func runReservedTypes(t *testing.T, h Harness) {
 
 	t.Run("StoresOwnFormRoundTrips", func(t *testing.T) {
 		t.Parallel()
-		src, _ := NewStore(t, h, nil)
+		src, _ := conformance.NewStore(t, h, nil)
 		require.NoError(t, src.Secrets().SetSecret(ctx, "Zoë \"1\"", "k1"))
 		require.NoError(t, src.Secrets().SetSecret(ctx, "user-2", "k2"))
 		_, err := src.Secrets().DeleteSecret(ctx, "user-2")
 		require.NoError(t, err)
 		want := exportAll(t, src)
-		dst, _ := NewStore(t, h, nil)
+		dst, _ := conformance.NewStore(t, h, nil)
 		importAll(t, dst, want, nil)
 		require.Equal(t, want, exportAll(t, dst))
 	})
 
 	t.Run("RefusedByIncrementalImport", func(t *testing.T) {
 		t.Parallel()
-		s, _ := NewStore(t, h, nil)
+		s, _ := conformance.NewStore(t, h, nil)
 		id, err := transfer.BeginIncrementalImport(ctx, s)
 		require.NoError(t, err)
 		err = transfer.PushIncrementalImport(ctx, s, id, []transfer.VersionlessEvent{{

@@ -1,4 +1,4 @@
-package conformance
+package tooltest
 
 import (
 	"bufio"
@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/esctl/esctl/eventstore"
+	"github.com/esctl/esctl/internal/conformance"
 	"github.com/esctl/esctl/transfer"
 )
 
@@ -24,27 +25,14 @@ const (
 	envCrashChild = "ESCTL_CRASH_CHILD" // "url|file|mode"
 )
 
-// Child runs this process as one of the suite's child processes when the
-// environment names one (the crash test's importer, the freeze race's
-// toggler), then exits; otherwise it returns at once. Adapters' TestMain
-// call it first:
-//
-//	func TestMain(m *testing.M) { conformance.Child(); ... }
-func Child() {
-	if code, ok := childMain(); ok {
-		os.Exit(code)
-	}
-	spec := os.Getenv(envCrashChild)
-	if spec == "" {
-		return
-	}
-	parts := strings.SplitN(spec, "|", 3)
-	code := 0
-	if err := crashChild(parts[0], parts[1], parts[2]); err != nil {
-		fmt.Fprintln(os.Stderr, "crash child:", err)
-		code = 1
-	}
-	os.Exit(code)
+func init() {
+	conformance.RegisterChild("crash child", envCrashChild, func(spec string) error {
+		parts := strings.SplitN(spec, "|", 3)
+		if len(parts) != 3 {
+			return fmt.Errorf("%s=%q: want url|file|mode", envCrashChild, spec)
+		}
+		return crashChild(parts[0], parts[1], parts[2])
+	})
 }
 
 func crashChild(url, file, mode string) error {
@@ -97,11 +85,11 @@ func crashChild(url, file, mode string) error {
 // the harness catches a batch that a resume would import twice. (With
 // positions absent from the file, the unique (aggregate, version) key
 // catches it instead.)
-func RunCrashImport(t *testing.T, h Harness, events, kills int, mode string) {
+func RunCrashImport(t *testing.T, h conformance.Harness, events, kills int, mode string) {
 	if testing.Short() {
 		t.Skip("crash test skipped in -short mode")
 	}
-	if RaceEnabled {
+	if conformance.RaceEnabled {
 		// The child is this test binary: under the race detector its
 		// import runs about 10 times slower, and the test checks crash
 		// safety, not data races (the import's concurrency runs under
@@ -110,8 +98,8 @@ func RunCrashImport(t *testing.T, h Harness, events, kills int, mode string) {
 		t.Skip("crash test skipped under -race: make test runs it without -race (go test -run 'Crash' ./adapters/...)")
 	}
 	ctx := context.Background()
-	src, _ := NewStore(t, h, nil)
-	corpus := GenerateEvents(99, events)
+	src, _ := conformance.NewStore(t, h, nil)
+	corpus := conformance.GenerateEvents(99, events)
 	for i := 0; i < len(corpus); i += 2000 {
 		_, err := src.SaveEvents(ctx, corpus[i:min(i+2000, len(corpus))])
 		require.NoError(t, err)
@@ -126,7 +114,7 @@ func RunCrashImport(t *testing.T, h Harness, events, kills int, mode string) {
 	require.NoError(t, err)
 
 	url := h.NewURL(t)
-	dst := open(t, url, nil)
+	dst := conformance.Open(t, url, nil)
 	require.NoError(t, dst.Init(ctx))
 	if mode == "auto" {
 		for i := range 100 {
@@ -185,7 +173,7 @@ func RunCrashImport(t *testing.T, h Harness, events, kills int, mode string) {
 	}
 	require.Equal(t, kills, killed, "the child finished before it was killed %d times", kills)
 
-	final := open(t, url, nil)
+	final := conformance.Open(t, url, nil)
 	got := exportAll(t, final)
 	require.Equal(t, len(want), len(got))
 	require.True(t, string(want) == string(got), "the re-export differs from the source")
@@ -196,7 +184,7 @@ func RunCrashImport(t *testing.T, h Harness, events, kills int, mode string) {
 }
 
 func recordedOffset(t *testing.T, url string) int64 {
-	s := open(t, url, nil)
+	s := conformance.Open(t, url, nil)
 	defer s.Close()
 	imports, err := transfer.Imports(context.Background(), s)
 	require.NoError(t, err)

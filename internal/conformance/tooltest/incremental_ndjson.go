@@ -1,4 +1,4 @@
-package conformance
+package tooltest
 
 import (
 	"context"
@@ -9,16 +9,17 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/esctl/esctl/eventstore"
+	"github.com/esctl/esctl/internal/conformance"
 	"github.com/esctl/esctl/transfer"
 )
 
 // runIncrementalFrom: IncrementalImportFrom reads NDJSON strictly, merges it
 // as one incremental import (duplicates dropped, versions assigned), and
 // writes nothing when a line is bad.
-func runIncrementalFrom(t *testing.T, h Harness) {
+func runIncrementalFrom(t *testing.T, h conformance.Harness) {
 	ctx := context.Background()
-	c := &clock{ms: 100}
-	s, _ := NewStore(t, h, &eventstore.Options{NowFunc: c.now})
+	c := &conformance.Clock{MS: 100}
+	s, _ := conformance.NewStore(t, h, &eventstore.Options{NowFunc: c.Now})
 	_, err := s.SaveEvent(ctx, eventstore.Event{AggregateID: "a", AggregateVersion: 1, Type: "Opened", Timestamp: 100, Payload: []byte(`{"x":1}`)})
 	require.NoError(t, err)
 	var b strings.Builder
@@ -41,7 +42,7 @@ func runIncrementalFrom(t *testing.T, h Harness) {
 	require.Len(t, pushes, 4, "pushes of 3, 3, 3 and 1 lines")
 	require.EqualValues(t, 10, pushes[3].Lines)
 	require.EqualValues(t, len(b.String()), pushes[3].ByteOffset)
-	all, _ := loadAll(t, s, eventstore.Filter{})
+	all, _ := conformance.LoadAll(t, s, eventstore.Filter{})
 	require.Len(t, all, 9)
 	require.EqualValues(t, 8, all[7].AggregateVersion, "versions continue the aggregate")
 	require.Equal(t, "b", all[8].AggregateID)
@@ -56,7 +57,7 @@ func runIncrementalFrom(t *testing.T, h Harness) {
 	require.ErrorAs(t, err, &le)
 	require.EqualValues(t, 2, le.Line)
 	require.EqualValues(t, strings.Index(bad, "\n")+1, le.Offset)
-	all, _ = loadAll(t, s, eventstore.Filter{})
+	all, _ = conformance.LoadAll(t, s, eventstore.Filter{})
 	require.Len(t, all, 9)
 	open, err := transfer.IncrementalImports(ctx, s)
 	require.NoError(t, err)
@@ -75,10 +76,10 @@ func runIncrementalFrom(t *testing.T, h Harness) {
 // runIncrementalDryRun: a dry run of an incremental import reports what the
 // commit then does (appended, duplicates of stored events and of earlier
 // lines, older events skipped or refused, positions) and writes nothing.
-func runIncrementalDryRun(t *testing.T, h Harness) {
+func runIncrementalDryRun(t *testing.T, h conformance.Harness) {
 	ctx := context.Background()
-	c := &clock{ms: 100}
-	s, _ := NewStore(t, h, &eventstore.Options{NowFunc: c.now})
+	c := &conformance.Clock{MS: 100}
+	s, _ := conformance.NewStore(t, h, &eventstore.Options{NowFunc: c.Now})
 	for _, e := range []eventstore.Event{
 		{AggregateID: "a", AggregateVersion: 1, Type: "Opened", Timestamp: 100, Payload: []byte(`{"x":1}`)},
 		{AggregateID: "b", AggregateVersion: 1, Type: "Opened", Timestamp: 200, Payload: []byte(`{}`)},
@@ -95,13 +96,13 @@ func runIncrementalDryRun(t *testing.T, h Harness) {
 		`{"type":"Late","timestamp":120,"aggregateId":"e","payload":{"z":2}}`,   // older still
 		`{"type":"Moved","timestamp":250,"aggregateId":"b","payload":{"w":1}}`,
 	}, "\n") + "\n"
-	before, _ := loadAll(t, s, eventstore.Filter{})
+	before, _ := conformance.LoadAll(t, s, eventstore.Filter{})
 
 	// OlderFail: the dry run fails as the commit does.
 	_, dryErr := transfer.IncrementalImportFrom(ctx, s, strings.NewReader(file), &transfer.IncrementalImportOptions{DryRun: true})
 	var dryOlder *transfer.OlderEventsError
 	require.ErrorAs(t, dryErr, &dryOlder)
-	after, _ := loadAll(t, s, eventstore.Filter{})
+	after, _ := conformance.LoadAll(t, s, eventstore.Filter{})
 	require.Equal(t, before, after, "a dry run writes nothing")
 	open, err := transfer.IncrementalImports(ctx, s)
 	require.NoError(t, err)
@@ -116,7 +117,7 @@ func runIncrementalDryRun(t *testing.T, h Harness) {
 	// OlderSkip: the same counts and positions.
 	dry, err := transfer.IncrementalImportFrom(ctx, s, strings.NewReader(file), &transfer.IncrementalImportOptions{Older: transfer.OlderSkip, DryRun: true})
 	require.NoError(t, err)
-	after, _ = loadAll(t, s, eventstore.Filter{})
+	after, _ = conformance.LoadAll(t, s, eventstore.Filter{})
 	require.Equal(t, before, after, "a dry run writes nothing")
 	committed, err := transfer.IncrementalImportFrom(ctx, s, strings.NewReader(file), &transfer.IncrementalImportOptions{Older: transfer.OlderSkip})
 	require.NoError(t, err)

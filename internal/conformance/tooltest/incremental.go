@@ -1,4 +1,4 @@
-package conformance
+package tooltest
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/esctl/esctl/eventstore"
+	"github.com/esctl/esctl/internal/conformance"
 	"github.com/esctl/esctl/transfer"
 )
 
@@ -18,7 +19,7 @@ import (
 // are contiguous from 1 per aggregate and timestamps never decrease.
 func checkStoreOrder(t *testing.T, s *eventstore.Store) []eventstore.StoredEvent {
 	t.Helper()
-	events, _ := loadAll(t, s, eventstore.Filter{Limit: eventstore.MaxLimit})
+	events, _ := conformance.LoadAll(t, s, eventstore.Filter{Limit: eventstore.MaxLimit})
 	versions := map[string]int64{}
 	var lastTS int64
 	for _, e := range events {
@@ -34,7 +35,7 @@ func vevent(agg, typ string, ts int64, payload string) transfer.VersionlessEvent
 	return transfer.VersionlessEvent{AggregateID: agg, Type: typ, Timestamp: ts, Payload: []byte(payload)}
 }
 
-func runIncremental(t *testing.T, h Harness) {
+func runIncremental(t *testing.T, h conformance.Harness) {
 	ctx := context.Background()
 	t.Run("FromNDJSON", func(t *testing.T) { t.Parallel(); runIncrementalFrom(t, h) })
 	t.Run("DryRunMatchesCommit", func(t *testing.T) { t.Parallel(); runIncrementalDryRun(t, h) })
@@ -42,7 +43,7 @@ func runIncremental(t *testing.T, h Harness) {
 	t.Run("WorksCorrectly", func(t *testing.T) {
 		// reSolve: "incremental import should work correctly".
 		t.Parallel()
-		s, _ := NewStore(t, h, nil)
+		s, _ := conformance.NewStore(t, h, nil)
 		n := 2500 + rand.IntN(75)
 		events := make([]transfer.VersionlessEvent, n)
 		for i := range events {
@@ -64,7 +65,7 @@ func runIncremental(t *testing.T, h Harness) {
 		// then 25,000 events pushed as shuffled batches of 256 from several
 		// goroutines; the commit orders them by timestamp.
 		t.Parallel()
-		s, _ := NewStore(t, h, nil)
+		s, _ := conformance.NewStore(t, h, nil)
 		initial := make([]eventstore.Event, 250)
 		for i := range initial {
 			initial[i] = eventstore.Event{AggregateID: fmt.Sprintf("id_%d", i%25), AggregateVersion: int64(i/25 + 1), Type: "INIT", Timestamp: 1_000_000 + int64(i)}
@@ -119,7 +120,7 @@ func runIncremental(t *testing.T, h Harness) {
 		// first 66% are in the store; an import of everything from 33% on
 		// appends only the missing third.
 		t.Parallel()
-		s, _ := NewStore(t, h, nil)
+		s, _ := conformance.NewStore(t, h, nil)
 		const n = 3000
 		all := make([]transfer.VersionlessEvent, n)
 		for i := range all {
@@ -137,7 +138,7 @@ func runIncremental(t *testing.T, h Harness) {
 	t.Run("SameTimestampKeepsPushOrder", func(t *testing.T) {
 		// reSolve: "preserve order of input events with the same timestamp".
 		t.Parallel()
-		s, _ := NewStore(t, h, nil)
+		s, _ := conformance.NewStore(t, h, nil)
 		// History as reSolve's test imports it: timestamps kept as given.
 		var initial []transfer.VersionlessEvent
 		for a := range 5 {
@@ -158,12 +159,12 @@ func runIncremental(t *testing.T, h Harness) {
 		_, err = transfer.IncrementalImport(ctx, s, events, nil)
 		require.NoError(t, err)
 		for a := range 5 {
-			got, _ := loadAll(t, s, eventstore.Filter{AggregateIDs: []string{fmt.Sprintf("id_%d", a)}})
+			got, _ := conformance.LoadAll(t, s, eventstore.Filter{AggregateIDs: []string{fmt.Sprintf("id_%d", a)}})
 			for v, e := range got {
 				require.EqualValues(t, v+1, e.AggregateVersion)
 			}
 		}
-		got, _ := loadAll(t, s, eventstore.Filter{AggregateIDs: []string{"id_0"}, EventTypes: []string{"EVENT"}})
+		got, _ := conformance.LoadAll(t, s, eventstore.Filter{AggregateIDs: []string{"id_0"}, EventTypes: []string{"EVENT"}})
 		for i, e := range got {
 			require.Equal(t, fmt.Sprintf(`{"idx":%d}`, i), string(e.Payload), "push order within a timestamp")
 			require.EqualValues(t, 8+i, e.AggregateVersion)
@@ -172,7 +173,7 @@ func runIncremental(t *testing.T, h Harness) {
 
 	t.Run("InBatchDuplicates", func(t *testing.T) {
 		t.Parallel()
-		s, _ := NewStore(t, h, nil)
+		s, _ := conformance.NewStore(t, h, nil)
 		e := vevent("a", "T", 5, `{"x":1}`)
 		res, err := transfer.IncrementalImport(ctx, s, []transfer.VersionlessEvent{e, e, vevent("a", "T", 5, `{"x": 1}`), e, vevent("a", "U", 5, `{"x":1}`)}, nil)
 		require.NoError(t, err)
@@ -183,7 +184,7 @@ func runIncremental(t *testing.T, h Harness) {
 
 	t.Run("OlderEventsPolicy", func(t *testing.T) {
 		t.Parallel()
-		s, _ := NewStore(t, h, nil)
+		s, _ := conformance.NewStore(t, h, nil)
 		_, err := s.SaveEvent(ctx, eventstore.Event{AggregateID: "x", AggregateVersion: 1, Type: "T", Timestamp: 1000})
 		require.NoError(t, err)
 		newest, err := s.LatestEvent(ctx, eventstore.Filter{})
@@ -215,7 +216,7 @@ func runIncremental(t *testing.T, h Harness) {
 
 	t.Run("FreezeBlocksCommitOnly", func(t *testing.T) {
 		t.Parallel()
-		s, _ := NewStore(t, h, nil)
+		s, _ := conformance.NewStore(t, h, nil)
 		require.NoError(t, s.Freeze(ctx, ""))
 		id, err := transfer.BeginIncrementalImport(ctx, s)
 		require.NoError(t, err, "begin is not blocked by freeze")
@@ -230,7 +231,7 @@ func runIncremental(t *testing.T, h Harness) {
 
 	t.Run("TwoImportsAndRollback", func(t *testing.T) {
 		t.Parallel()
-		s, _ := NewStore(t, h, nil)
+		s, _ := conformance.NewStore(t, h, nil)
 		a, err := transfer.BeginIncrementalImport(ctx, s)
 		require.NoError(t, err)
 		b, err := transfer.BeginIncrementalImport(ctx, s)
@@ -250,7 +251,7 @@ func runIncremental(t *testing.T, h Harness) {
 		res, err := transfer.CommitIncrementalImport(ctx, s, b, nil)
 		require.NoError(t, err, "rolling back one import leaves the other intact")
 		require.EqualValues(t, 1, res.Appended)
-		events, _ := loadAll(t, s, eventstore.Filter{})
+		events, _ := conformance.LoadAll(t, s, eventstore.Filter{})
 		require.Len(t, events, 1)
 		require.Equal(t, "b", events[0].AggregateID)
 		empty, err := transfer.BeginIncrementalImport(ctx, s)
@@ -264,12 +265,12 @@ func runIncremental(t *testing.T, h Harness) {
 		// Staging lives in the database: a later process that knows the id
 		// commits it.
 		t.Parallel()
-		first, url := NewStore(t, h, nil)
+		first, url := conformance.NewStore(t, h, nil)
 		id, err := transfer.BeginIncrementalImport(ctx, first)
 		require.NoError(t, err)
 		require.NoError(t, transfer.PushIncrementalImport(ctx, first, id, []transfer.VersionlessEvent{vevent("a", "T", 1, `{"n":1}`), vevent("a", "T", 2, `{"n":2}`)}))
 		require.NoError(t, first.Close())
-		second := open(t, url, nil)
+		second := conformance.Open(t, url, nil)
 		list, err := transfer.IncrementalImports(ctx, second)
 		require.NoError(t, err)
 		require.Len(t, list, 1)
@@ -281,7 +282,7 @@ func runIncremental(t *testing.T, h Harness) {
 
 	t.Run("ValidationAndVersions", func(t *testing.T) {
 		t.Parallel()
-		s, _ := NewStore(t, h, nil)
+		s, _ := conformance.NewStore(t, h, nil)
 		_, err := s.SaveEvents(ctx, []eventstore.Event{{AggregateID: "a", AggregateVersion: 1, Type: "T", Timestamp: 1}, {AggregateID: "a", AggregateVersion: 7, Type: "T", Timestamp: 1}})
 		require.NoError(t, err)
 		id, err := transfer.BeginIncrementalImport(ctx, s)
@@ -305,7 +306,7 @@ func runIncremental(t *testing.T, h Harness) {
 		// A commit is one transaction, and its positions come after every
 		// earlier one: a reader from the pre-commit end sees 0 or all.
 		t.Parallel()
-		s, url := NewStore(t, h, nil)
+		s, url := conformance.NewStore(t, h, nil)
 		_, err := s.SaveEvent(ctx, eventstore.Event{AggregateID: "base", AggregateVersion: 1, Type: "T", Timestamp: 1})
 		require.NoError(t, err)
 		d, err := s.Describe(ctx, nil)
@@ -318,7 +319,7 @@ func runIncremental(t *testing.T, h Harness) {
 		id, err := transfer.BeginIncrementalImport(ctx, s)
 		require.NoError(t, err)
 		require.NoError(t, transfer.PushIncrementalImport(ctx, s, id, events))
-		reader := open(t, url, nil)
+		reader := conformance.Open(t, url, nil)
 		seen := map[int]int{}
 		stop := make(chan struct{})
 		done := make(chan error, 1)

@@ -1,4 +1,4 @@
-package conformance
+package tooltest
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/esctl/esctl/eventstore"
+	"github.com/esctl/esctl/internal/conformance"
 	"github.com/esctl/esctl/transfer"
 )
 
@@ -16,15 +17,15 @@ import (
 // exports the source's bytes and holds its secrets; a second Copy copies
 // only what the source gained; a target whose history is not the source's
 // is refused and left as it was.
-func runCopy(t *testing.T, h Harness) {
+func runCopy(t *testing.T, h conformance.Harness) {
 	ctx := context.Background()
 	targets := map[string]func(testing.TB) string{"same engine": h.NewURL}
 	maps.Copy(targets, h.Peers)
 	for _, name := range slices.Sorted(maps.Keys(targets)) {
 		t.Run(name, func(t *testing.T) {
-			src, _ := NewStore(t, h, nil)
+			src, _ := conformance.NewStore(t, h, nil)
 			fillForBackup(t, src, 500)
-			dst := open(t, targets[name](t), nil)
+			dst := conformance.Open(t, targets[name](t), nil)
 			require.NoError(t, dst.Init(ctx))
 			var progress []transfer.CopyProgress
 			res, err := transfer.Copy(ctx, src, dst, &transfer.CopyOptions{SourceName: "src", ProgressFunc: func(p transfer.CopyProgress) {

@@ -1,4 +1,4 @@
-package conformance
+package tooltest
 
 import (
 	"bytes"
@@ -14,10 +14,11 @@ import (
 
 	"github.com/esctl/esctl/backup"
 	"github.com/esctl/esctl/eventstore"
+	"github.com/esctl/esctl/internal/conformance"
 	"github.com/esctl/esctl/transfer"
 )
 
-func runBackup(t *testing.T, h Harness) {
+func runBackup(t *testing.T, h conformance.Harness) {
 	t.Run("RoundTripAcrossEngines", func(t *testing.T) { t.Parallel(); runBackupRoundTrip(t, h) })
 	t.Run("ResumeFromEveryMark", func(t *testing.T) { t.Parallel(); runBackupResume(t, h) })
 	t.Run("Verify", func(t *testing.T) { t.Parallel(); runBackupVerify(t, h) })
@@ -105,9 +106,9 @@ func secretsExport(t testing.TB, s *eventstore.Store) string {
 	return buf.String()
 }
 
-func runBackupRoundTrip(t *testing.T, h Harness) {
+func runBackupRoundTrip(t *testing.T, h conformance.Harness) {
 	ctx := context.Background()
-	src, _ := NewStore(t, h, nil)
+	src, _ := conformance.NewStore(t, h, nil)
 	fillForBackup(t, src, 500)
 	data, man, _, _ := backupOf(t, src, 4096)
 	require.EqualValues(t, 500+12+2, man.Events, "events, and the audit events of secrets")
@@ -131,7 +132,7 @@ func runBackupRoundTrip(t *testing.T, h Harness) {
 	maps.Copy(targets, h.Peers)
 	for _, name := range slices.Sorted(maps.Keys(targets)) {
 		t.Run(name, func(t *testing.T) {
-			dst := open(t, targets[name](t), nil)
+			dst := conformance.Open(t, targets[name](t), nil)
 			require.NoError(t, dst.Init(ctx))
 			res, err := backup.RestoreStream(ctx, dst, bytes.NewReader(data), verified, nil)
 			require.NoError(t, err)
@@ -160,9 +161,9 @@ func runBackupRoundTrip(t *testing.T, h Harness) {
 	}
 }
 
-func runBackupResume(t *testing.T, h Harness) {
+func runBackupResume(t *testing.T, h conformance.Harness) {
 	ctx := context.Background()
-	src, _ := NewStore(t, h, nil)
+	src, _ := conformance.NewStore(t, h, nil)
 	fillForBackup(t, src, 300)
 	full, _, marks, offsets := backupOf(t, src, 300)
 	require.Greater(t, len(marks), 10)
@@ -187,7 +188,7 @@ func runBackupResume(t *testing.T, h Harness) {
 	require.True(t, sections["events"] && sections["secrets"], "marks fell in several sections: %v", sections)
 
 	// A mark of this store does not resume a backup of another store.
-	other, _ := NewStore(t, h, nil)
+	other, _ := conformance.NewStore(t, h, nil)
 	fillForBackup(t, other, 301)
 	for _, m := range marks {
 		if m.Section == "events" && m.After > 0 {
@@ -196,7 +197,7 @@ func runBackupResume(t *testing.T, h Harness) {
 			break
 		}
 	}
-	empty, _ := NewStore(t, h, nil)
+	empty, _ := conformance.NewStore(t, h, nil)
 	_, err = backup.WriteStream(ctx, empty, &bytes.Buffer{}, &backup.StreamOptions{Resume: &marks[1]})
 	require.ErrorIs(t, err, transfer.ErrResumeMismatch, "a store shorter than the backup")
 	_, err = backup.WriteStream(ctx, src, &bytes.Buffer{}, &backup.StreamOptions{Resume: &marks[len(marks)-1]})
@@ -216,8 +217,8 @@ func runBackupResume(t *testing.T, h Harness) {
 	cancel()
 }
 
-func runBackupVerify(t *testing.T, h Harness) {
-	src, _ := NewStore(t, h, nil)
+func runBackupVerify(t *testing.T, h conformance.Harness) {
+	src, _ := conformance.NewStore(t, h, nil)
 	fillForBackup(t, src, 120)
 	data, _, _, offsets := backupOf(t, src, 1024)
 	bad := func(name string, b []byte, fragment string) {
@@ -251,14 +252,14 @@ func runBackupVerify(t *testing.T, h Harness) {
 	bad("manifest count", withCount, "counts differ")
 }
 
-func runRestoreResume(t *testing.T, h Harness) {
+func runRestoreResume(t *testing.T, h conformance.Harness) {
 	ctx := context.Background()
-	src, _ := NewStore(t, h, nil)
+	src, _ := conformance.NewStore(t, h, nil)
 	fillForBackup(t, src, 400)
 	data, man, _, _ := backupOf(t, src, 1<<20)
 
 	// A non-empty target is refused, and nothing is written.
-	busy, _ := NewStore(t, h, nil)
+	busy, _ := conformance.NewStore(t, h, nil)
 	_, err := busy.SaveEvent(ctx, eventstore.Event{AggregateID: "x", AggregateVersion: 1, Type: "T", Payload: []byte(`{}`)})
 	require.NoError(t, err)
 	_, err = backup.RestoreStream(ctx, busy, bytes.NewReader(data), man, nil)
@@ -266,14 +267,14 @@ func runRestoreResume(t *testing.T, h Harness) {
 	var ne *backup.NotEmptyError
 	require.ErrorAs(t, err, &ne)
 	require.EqualValues(t, 1, ne.Events)
-	snapOnly, _ := NewStore(t, h, nil)
+	snapOnly, _ := conformance.NewStore(t, h, nil)
 	require.NoError(t, snapOnly.SaveSnapshot(ctx, "k", []byte("v")))
 	_, err = backup.RestoreStream(ctx, snapOnly, bytes.NewReader(data), man, nil)
 	require.ErrorIs(t, err, backup.ErrNotEmpty, "a snapshot alone makes a store non-empty")
 
 	// Interrupted after two batches, then resumed: the same store as one
 	// uninterrupted restore.
-	dst, _ := NewStore(t, h, nil)
+	dst, _ := conformance.NewStore(t, h, nil)
 	cctx, cancel := context.WithCancel(ctx)
 	batches := 0
 	res, err := backup.RestoreStream(cctx, dst, bytes.NewReader(data), man, &backup.RestoreOptions{BatchEvents: 50,
@@ -311,10 +312,10 @@ func runRestoreResume(t *testing.T, h Harness) {
 
 	// A stream that is not the verified one fails (here: another backup
 	// with the first one's manifest).
-	other, _ := NewStore(t, h, nil)
+	other, _ := conformance.NewStore(t, h, nil)
 	fillForBackup(t, other, 401)
 	otherData, _, _, _ := backupOf(t, other, 1<<20)
-	fresh, _ := NewStore(t, h, nil)
+	fresh, _ := conformance.NewStore(t, h, nil)
 	_, err = backup.RestoreStream(ctx, fresh, bytes.NewReader(otherData), man, nil)
 	require.Error(t, err)
 	require.True(t, errors.Is(err, backup.ErrBadBackup) || errors.Is(err, transfer.ErrBadInput), "%v", err)
