@@ -494,7 +494,7 @@ func VerifyStream(r io.Reader) (*Manifest, error) {
 			lr.Accept(line)
 			break
 		}
-		ev, lerr := core.ParseLine(line, estype.DefaultMaxPayloadBytes, false)
+		ev, lerr := core.ParseLine(line, core.Limits{Payload: estype.DefaultMaxPayloadBytes, Metadata: estype.DefaultMaxMetadataBytes}, false)
 		if lerr != nil {
 			le := lr.ErrAt(lerr.Column, lerr.Field, lerr.Reason)
 			le.Err = estype.ErrBadBackup

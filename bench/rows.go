@@ -13,6 +13,8 @@ var benchmarks = []benchmark{
 	saveEventRow(8, false, nil),
 	saveEventRow(64, true, &target{Desc: ">= 0.8x limit", Check: storeOverLimitAtLeast(0.8)}),
 	{ID: "save-64-gain", Name: "save-64 over save-1, run by run (x; information: what group commit gains on this disk)", Unit: times, Run: runRatioOf("save-64", "save-1")},
+	{ID: "save-metadata", Name: "SaveEvent, 8 goroutines, 100 bytes of metadata on every event (events/s; limit: the same without metadata)", Unit: perSecond,
+		Run: runSaveMetadata, Target: &target{Desc: ">= 0.9x limit", Check: storeOverLimitAtLeast(0.9)}},
 	{ID: "processes", Name: "SaveEvent from 4 processes x 8 goroutines, freeze 50 ms/s (events/s; limit: 1 process x 32)", Unit: perSecond, Run: runProcesses,
 		Target: &target{Desc: ">= 0.7x limit", Check: storeOverLimitAtLeast(0.7)}, Only: "sqlite", OnlyWhy: "SQLite only (PostgreSQL's row lock queues writers)"},
 	{ID: "processes-share", Name: "4 processes: the slowest one's share of a fair share (%; limit: 1 process, 100)", Unit: percent, Run: runProcessesShare,
@@ -54,6 +56,11 @@ var benchmarks = []benchmark{
 		Target: &target{Desc: ">= 0.7x limit", Check: storeOverLimitAtLeast(0.7)}},
 	{ID: "fanout-cpu", Name: "100 subscribers at the end, CPU ms/s (limit: 1 subscriber)", Unit: millis, Run: runFanOutCPU,
 		Target: &target{Desc: "<= 2x limit", Check: storeOverLimitAtMost(2)}},
+	{ID: "contains-p99", Name: "LoadEvents by payload containment, 100 of 1M events, with the index, p99 (ms; limit: the same events by aggregate id)", Unit: millis,
+		Run: runContainsP99, Target: &target{Desc: "<= 10 ms", Check: storeAtMost(10)}},
+	// Last: it migrates the read store down and up again.
+	{ID: "migrate-metadata", Name: "migration 7 to 8 (metadata) of the read store, no table rewrite (s; limit: its ALTER TABLEs by hand)", Unit: seconds,
+		Run: runMigrateMetadata, Target: &target{Desc: "<= 1 s", Check: storeAtMost(1)}},
 }
 
 // storeOverLimitAtMost holds when the median of the paired ratios (store

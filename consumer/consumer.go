@@ -44,6 +44,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -103,6 +104,12 @@ type Options struct {
 	// EventTypes, when set, are the only types handed to the handler;
 	// the others still move the checkpoint.
 	EventTypes []string
+	// Payload and Metadata, when set, hand the handler only the events
+	// whose payload (metadata) contains this JSON object (see
+	// eventstore.Filter.Payload); the others still move the checkpoint,
+	// however sparse the filter (the subscription's progress steps).
+	Payload  json.RawMessage
+	Metadata json.RawMessage
 	// StartAt is where a new consumer begins (a recorded one resumes
 	// from its checkpoint).
 	StartAt StartAt
@@ -230,6 +237,9 @@ func New(s *eventstore.Store, name string, h Handler, opts *Options) (*Consumer,
 		return nil, errors.New("consumer: CheckpointEvery, MaxAttempts, LeaseTTL and the retry bounds must be positive, RetryMax >= RetryMin")
 	case 3*o.CheckpointInterval > o.LeaseTTL:
 		return nil, fmt.Errorf("consumer: CheckpointInterval (%s) must be at most a third of LeaseTTL (%s)", o.CheckpointInterval, o.LeaseTTL)
+	}
+	if err := (&eventstore.Filter{Payload: o.Payload, Metadata: o.Metadata}).Validate(); err != nil {
+		return nil, fmt.Errorf("consumer: %w", err)
 	}
 	c := &Consumer{s: s, d: access.Driver(s), name: name, h: h, o: o}
 	c.stats = Stats{Name: name, Members: o.Members}

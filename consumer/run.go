@@ -71,7 +71,7 @@ func (c *Consumer) runLeased(parent context.Context, member int, pos int64, hand
 	go func() {
 		defer close(readDone)
 		defer fd.close()
-		f := eventstore.Filter{Cursor: eventstore.CursorAt(pos), EventTypes: c.o.EventTypes, Limit: pageSize}
+		f := eventstore.Filter{Cursor: eventstore.CursorAt(pos), EventTypes: c.o.EventTypes, Payload: c.o.Payload, Metadata: c.o.Metadata, Limit: pageSize}
 		for d, err := range c.s.Subscribe(lctx, f) {
 			if !fd.put(lctx, item{d, err}) || err != nil {
 				return

@@ -232,10 +232,15 @@ type SchemaVersionError struct {
 	Current  uint // version found in the database (0: none)
 	Dirty    bool // an interrupted migration left the schema dirty
 	Expected uint // version this code needs
+	// Need, when set, is what needs Expected on a store this code serves
+	// at Current otherwise ("event metadata").
+	Need string
 }
 
 func (e *SchemaVersionError) Error() string {
 	switch {
+	case e.Need != "":
+		return fmt.Sprintf("eventstore: %s needs schema version %d, the store is at %d: migrate it (esctl migrate up, or Init)", e.Need, e.Expected, e.Current)
 	case e.Dirty:
 		return fmt.Sprintf("eventstore: schema version %d is dirty (an interrupted migration); fix it and force the version (esctl migrate force)", e.Current)
 	case e.Current < e.Expected:

@@ -15,7 +15,21 @@ const (
 	MaxSafeInteger = 1<<53 - 1
 	// DefaultMaxPayloadBytes is the default limit on a payload's compact size.
 	DefaultMaxPayloadBytes = 16 << 20
+	// DefaultMaxMetadataBytes is the default limit on metadata's compact
+	// size.
+	DefaultMaxMetadataBytes = 64 << 10
 )
+
+// MetadataSchemaVersion is the first schema version whose events carry
+// metadata. A store at the version before it (7) is served without
+// metadata: its events come back with none, and an append with metadata
+// fails with *SchemaVersionError until the store is migrated.
+const MetadataSchemaVersion = 8
+
+// OldestServedSchemaVersion is the oldest schema version this code serves
+// (without metadata, see MetadataSchemaVersion); older ones must be
+// migrated first.
+const OldestServedSchemaVersion = MetadataSchemaVersion - 1
 
 // Event types the store writes itself when a secret is set or deleted. They
 // are reserved: SaveEvent, SaveEvents and incremental imports refuse them;
@@ -47,6 +61,13 @@ type Event struct {
 	// Payload is any JSON value. It is stored as its compact form, byte for
 	// byte (key order, number spelling and escapes are kept). nil means null.
 	Payload json.RawMessage
+	// Metadata is a JSON object about the event rather than of it: the
+	// request's correlation id, the causation id, the trace context, the
+	// user, the tenant (see docs/metadata.md for the keys the store's
+	// helpers write). nil (or null) means none. Like the payload it is
+	// stored as its compact form, byte for byte; at most
+	// Options.MaxMetadataBytes.
+	Metadata json.RawMessage
 }
 
 // StoredEvent is an event as stored, with its global position.

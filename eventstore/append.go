@@ -55,14 +55,20 @@ func (s *Store) save(ctx context.Context, events []Event, expect Expect) ([]Stor
 	now := s.c.NowMillis()
 	batch := make([]estype.Event, len(events)) // as the driver writes them
 	var seen map[core.VersionKey]int           // nil when the versions are resolved
+	withMetadata := false                      // the store keeps metadata: checked
 	if !expect.Resolved() {
 		seen = make(map[core.VersionKey]int, len(events))
 	}
 	for i := range events {
 		e := events[i]
-		payload, err := core.ValidateEvent(i, &e, s.opts.MaxPayloadBytes, false)
-		if err != nil {
+		if err := core.ValidateEvent(i, &e, s.c.Limits(), false); err != nil {
 			return nil, err
+		}
+		if e.Metadata != nil && !withMetadata {
+			if err := s.c.MetadataReady(ctx); err != nil {
+				return nil, err
+			}
+			withMetadata = true
 		}
 		if seen != nil {
 			k := core.VersionKey{ID: e.AggregateID, Version: e.AggregateVersion}
@@ -72,7 +78,6 @@ func (s *Store) save(ctx context.Context, events []Event, expect Expect) ([]Stor
 			}
 			seen[k] = i
 		}
-		e.Payload = payload
 		e.Timestamp = max(now, e.Timestamp)
 		batch[i] = estype.Event(e)
 	}

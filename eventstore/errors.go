@@ -20,6 +20,7 @@ var (
 	ErrInvalidCursor   = estype.ErrInvalidCursor
 	ErrInvalidEvent    = estype.ErrInvalidEvent
 	ErrInvalidFilter   = estype.ErrInvalidFilter
+	ErrInvalidIndex    = estype.ErrInvalidIndex
 	ErrInvalidSecret   = estype.ErrInvalidSecret
 	ErrInvalidSnapshot = estype.ErrInvalidSnapshot
 	ErrInvariant       = estype.ErrInvariant
@@ -40,6 +41,7 @@ type (
 	InvalidCursorError   = estype.InvalidCursorError
 	InvalidEventError    = estype.InvalidEventError
 	InvalidFilterError   = estype.InvalidFilterError
+	InvalidIndexError    = estype.InvalidIndexError
 	InvariantError       = estype.InvariantError
 	ResourceError        = estype.ResourceError
 	SchemaVersionError   = estype.SchemaVersionError

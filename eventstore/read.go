@@ -2,10 +2,13 @@ package eventstore
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"iter"
 	"math"
 
+	"github.com/esctl/esctl/internal/core"
 	"github.com/esctl/esctl/internal/driver"
 )
 
@@ -30,7 +33,8 @@ const (
 //
 // AggregateIDs and EventTypes restrict the events (AND between the two, OR
 // within each). nil means no restriction; an empty non-nil list matches
-// nothing, as in reSolve.
+// nothing, as in reSolve. Payload and Metadata select by content, ANDed
+// with the rest.
 type Filter struct {
 	// Cursor is where a cursor read starts: after the event it was taken
 	// from (Page.Cursor, StoredEvent.Cursor, CursorAt). Empty means the
@@ -57,6 +61,42 @@ type Filter struct {
 	// Limit is the page size: required by LoadEvents (1..MaxLimit), optional
 	// for Events (0: DefaultPageSize), ignored by LatestEvent.
 	Limit int
+	// Payload, when set, keeps only the events whose payload contains this
+	// JSON object: {"accountId":"a-1"} matches a payload with that member
+	// and value, whatever else it has. Containment is PostgreSQL jsonb's
+	// @> on both engines: nested objects by containment, arrays when each
+	// element of the filter's array is contained in one of the payload's
+	// (in any order), numbers by value (1 matches 1.0), strings after
+	// unescaping. It is decided in the database; on a large store add an
+	// index (Store.CreateIndex, esctl index). Not a JSON object, or
+	// invalid JSON, is *InvalidFilterError.
+	Payload json.RawMessage
+	// Metadata is Payload's filter for the events' metadata; an event
+	// without metadata matches no Metadata filter.
+	Metadata json.RawMessage
+
+	// payload and metadata are the parsed Payload and Metadata (validate).
+	payload, metadata *driver.Contains
+}
+
+// parseContains parses a Payload or Metadata filter by the store's JSON
+// rules (as strict as for payloads).
+func parseContains(field string, text json.RawMessage) (*driver.Contains, error) {
+	if text == nil {
+		return nil, nil
+	}
+	compact, err := core.CompactMetadata(text, driver.MaxContainsBytes)
+	if err == nil && compact == nil {
+		err = errors.New("must be a JSON object, not null")
+	}
+	if err != nil {
+		return nil, &InvalidFilterError{Field: field, Reason: err.Error()}
+	}
+	c, err := driver.ParseContains(compact)
+	if err != nil {
+		return nil, &InvalidFilterError{Field: field, Reason: err.Error()}
+	}
+	return c, nil
 }
 
 // Page is the result of LoadEvents.
@@ -96,8 +136,25 @@ func (f *Filter) validate(requireLimit bool) (int64, error) {
 	if err != nil {
 		return 0, &InvalidFilterError{Field: "cursor", Reason: fmt.Sprintf("is malformed: %v", err), Err: err}
 	}
+	if f.payload, err = parseContains("payload", f.Payload); err != nil {
+		return 0, err
+	}
+	if f.metadata, err = parseContains("metadata", f.Metadata); err != nil {
+		return 0, err
+	}
 	return pos, nil
 }
+
+// Validate checks f as LoadEvents, Events and Subscribe do (Limit
+// excepted): nil, or *InvalidFilterError naming the field.
+func (f *Filter) Validate() error {
+	c := *f
+	_, err := c.validate(false)
+	return err
+}
+
+// selectsContent reports a Payload or Metadata filter.
+func (f *Filter) selectsContent() bool { return f.payload != nil || f.metadata != nil }
 
 // listParams returns the driver parameters of the first page. A time read
 // starts its (timestamp, position) keyset just below StartTime, so that the
@@ -112,6 +169,8 @@ func (f *Filter) listParams(pos int64) *driver.ListEventsParams {
 		FinishTime:     f.FinishTime,
 		AggregateIDs:   f.AggregateIDs,
 		EventTypes:     f.EventTypes,
+		Payload:        f.payload,
+		Metadata:       f.metadata,
 		Limit:          f.Limit,
 	}
 	if p.ByTime {
@@ -256,7 +315,7 @@ func (s *Store) beyondEnd(ctx context.Context, pos, end int64) error {
 // fields must be zero.
 func (s *Store) LatestEvent(ctx context.Context, f Filter) (*StoredEvent, error) {
 	if f.Cursor != "" || f.byTime() || f.Limit != 0 {
-		return nil, &InvalidFilterError{Reason: "LatestEvent uses only AggregateIDs and EventTypes"}
+		return nil, &InvalidFilterError{Reason: "LatestEvent uses only AggregateIDs, EventTypes, Payload and Metadata"}
 	}
 	if _, err := f.validate(false); err != nil {
 		return nil, err
@@ -268,7 +327,7 @@ func (s *Store) LatestEvent(ctx context.Context, f Filter) (*StoredEvent, error)
 	if f.matchesNothing() {
 		return nil, nil
 	}
-	e, err := s.c.D.LatestEvent(ctx, &driver.LatestEventParams{AggregateIDs: f.AggregateIDs, EventTypes: f.EventTypes})
+	e, err := s.c.D.LatestEvent(ctx, &driver.LatestEventParams{AggregateIDs: f.AggregateIDs, EventTypes: f.EventTypes, Payload: f.payload, Metadata: f.metadata})
 	if err != nil {
 		return nil, fmt.Errorf("latest event: %w", err)
 	}

@@ -36,6 +36,9 @@ type Options struct {
 	// MaxPayloadBytes limits a payload's compact size.
 	// 0: DefaultMaxPayloadBytes.
 	MaxPayloadBytes int
+	// MaxMetadataBytes limits an event's metadata's compact size.
+	// 0: DefaultMaxMetadataBytes.
+	MaxMetadataBytes int
 	// MaxSnapshotBytes limits a snapshot's content. 0: DefaultMaxSnapshotBytes.
 	MaxSnapshotBytes int
 	// MaxGroupEvents caps the events of one group-commit transaction.
@@ -74,6 +77,7 @@ func (o *Options) resolved() Options {
 		r.NowFunc = time.Now
 	}
 	r.MaxPayloadBytes = cmp.Or(r.MaxPayloadBytes, DefaultMaxPayloadBytes)
+	r.MaxMetadataBytes = cmp.Or(r.MaxMetadataBytes, DefaultMaxMetadataBytes)
 	r.MaxSnapshotBytes = cmp.Or(r.MaxSnapshotBytes, DefaultMaxSnapshotBytes)
 	r.MaxGroupEvents = cmp.Or(r.MaxGroupEvents, DefaultMaxGroupEvents)
 	r.PollInterval = cmp.Or(r.PollInterval, DefaultPollInterval)
@@ -106,7 +110,8 @@ func New(d driver.Driver, opts *Options) (*Store, error) {
 	s := &Store{opts: opts.resolved(), wake: newNotifier()}
 	s.c = core.New(d, core.Config{
 		Logger: s.opts.Logger, Now: s.opts.NowFunc,
-		MaxPayloadBytes: s.opts.MaxPayloadBytes, MaxSnapshotBytes: s.opts.MaxSnapshotBytes,
+		MaxPayloadBytes: s.opts.MaxPayloadBytes, MaxMetadataBytes: s.opts.MaxMetadataBytes,
+		MaxSnapshotBytes: s.opts.MaxSnapshotBytes,
 	}, s.wake.notify)
 	s.appender = newAppender(d, core.DriverWriter{D: d, Wake: s.wake.notify}, s.opts.MaxGroupEvents, s.opts.Logger)
 	return s, nil

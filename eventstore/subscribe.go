@@ -46,7 +46,9 @@ type Delivery struct {
 // Subscribe returns the events matching f from f.Cursor on, then follows
 // the store: each event appended afterwards (by this process or any other)
 // is delivered once, in position order, as it commits. f uses Cursor,
-// AggregateIDs and EventTypes (time ranges are refused) and Limit as the
+// AggregateIDs, EventTypes, Payload and Metadata (time ranges are refused;
+// the content filters are decided by the database, also at the end of
+// the store, where each new batch is read again with them) and Limit as the
 // page size of catch-up reads (0: DefaultPageSize). A filter that matches
 // nothing for a while still moves the cursor: progress steps (Event nil)
 // carry the store's end, so a checkpoint kept from Delivery.Cursor moves
@@ -232,6 +234,14 @@ func (s *Store) follow(ctx context.Context, sub *subscriber, ch <-chan tailBatch
 		case b, ok := <-ch:
 			if !ok {
 				return nil
+			}
+			if sub.f.selectsContent() {
+				// The database decides containment: read the new
+				// events with the filter (an index range of them).
+				if err := s.catchUp(ctx, sub, false, yield); err != nil {
+					return err
+				}
+				continue
 			}
 			if err := sub.deliver(b.events, b.upTo, false, yield); err != nil {
 				return err

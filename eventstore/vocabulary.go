@@ -11,6 +11,8 @@ type (
 	Cursor       = estype.Cursor
 	Event        = estype.Event
 	Expect       = estype.Expect
+	Index        = estype.Index
+	IndexSpec    = estype.IndexSpec
 	MigrateOp    = estype.MigrateOp
 	SchemaStatus = estype.SchemaStatus
 	Secret       = estype.Secret
@@ -19,17 +21,25 @@ type (
 
 const (
 	DefaultMaxPayloadBytes = estype.DefaultMaxPayloadBytes
-	DeleteSecretEventType  = estype.DeleteSecretEventType
-	MaxAggregateIDBytes    = estype.MaxAggregateIDBytes
-	MaxSecretBytes         = estype.MaxSecretBytes
-	MaxSecretIDBytes       = estype.MaxSecretIDBytes
-	MaxSafeInteger         = estype.MaxSafeInteger
-	MaxTypeBytes           = estype.MaxTypeBytes
-	MigrateDown            = estype.MigrateDown
-	MigrateForce           = estype.MigrateForce
-	MigrateStatus          = estype.MigrateStatus
-	MigrateUp              = estype.MigrateUp
-	SetSecretEventType     = estype.SetSecretEventType
+	// DefaultMaxMetadataBytes is the default limit on metadata's compact
+	// size.
+	DefaultMaxMetadataBytes = estype.DefaultMaxMetadataBytes
+	// MetadataSchemaVersion is the first schema version whose events
+	// carry metadata; a store at the version before it is served without.
+	MetadataSchemaVersion = estype.MetadataSchemaVersion
+	DeleteSecretEventType = estype.DeleteSecretEventType
+	MaxAggregateIDBytes   = estype.MaxAggregateIDBytes
+	MaxSecretBytes        = estype.MaxSecretBytes
+	MaxSecretIDBytes      = estype.MaxSecretIDBytes
+	MaxSafeInteger        = estype.MaxSafeInteger
+	MaxTypeBytes          = estype.MaxTypeBytes
+	MigrateDown           = estype.MigrateDown
+	MigrateForce          = estype.MigrateForce
+	MigrateStatus         = estype.MigrateStatus
+	MigrateUp             = estype.MigrateUp
+	SetSecretEventType    = estype.SetSecretEventType
+	IndexOnPayload        = estype.IndexOnPayload
+	IndexOnMetadata       = estype.IndexOnMetadata
 )
 
 var (

@@ -429,7 +429,7 @@ func (im *eventImport) readAll(ctx context.Context) error {
 	}
 	// Sized for a first batch, not for any BatchEvents a caller may give.
 	im.batchKeys = make(map[core.VersionKey]int, min(im.batchLimit, firstImportBatchEvents))
-	im.dec = ndjson.Decoder{MaxPayload: access.Core(im.s).MaxPayloadBytes, Arena: &im.arena, Check: core.CheckEnvelope}
+	im.dec = ndjson.Decoder{Limits: ndjson.Limits(access.Core(im.s).Limits()), Arena: &im.arena, Check: core.CheckEnvelope}
 	for n := 0; ; n++ {
 		if n%256 == 0 {
 			if err := ctx.Err(); err != nil {

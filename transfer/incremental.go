@@ -19,6 +19,7 @@ type VersionlessEvent struct {
 	Type        string
 	Timestamp   int64 // kept as given
 	Payload     []byte
+	Metadata    []byte // a JSON object, or nil: none
 }
 
 // OlderPolicy says what a commit does with pushed events older than the
@@ -80,7 +81,7 @@ func PushIncrementalImport(ctx context.Context, s *eventstore.Store, importID st
 		return err
 	}
 	defer sc.Exit()
-	staged, err := stageable(s, events)
+	staged, err := stageable(ctx, s, events)
 	if err != nil {
 		return err
 	}
@@ -200,15 +201,22 @@ func IncrementalImport(ctx context.Context, s *eventstore.Store, events []Versio
 }
 
 // stageable validates events as PushIncrementalImport stages them.
-func stageable(s *eventstore.Store, events []VersionlessEvent) ([]estype.Event, error) {
+func stageable(ctx context.Context, s *eventstore.Store, events []VersionlessEvent) ([]estype.Event, error) {
+	sc := access.Core(s)
+	withMetadata := false // the store keeps metadata: checked
 	staged := make([]estype.Event, len(events))
 	for i, v := range events {
-		e := estype.Event{AggregateID: v.AggregateID, AggregateVersion: 1, Type: v.Type, Timestamp: v.Timestamp, Payload: v.Payload}
-		payload, err := core.ValidateEvent(i, &e, access.Core(s).MaxPayloadBytes, false) // application events: no reserved types
-		if err != nil {
+		e := estype.Event{AggregateID: v.AggregateID, AggregateVersion: 1, Type: v.Type, Timestamp: v.Timestamp, Payload: v.Payload, Metadata: v.Metadata}
+		if err := core.ValidateEvent(i, &e, sc.Limits(), false); err != nil { // application events: no reserved types
 			return nil, err
 		}
-		e.Payload, e.AggregateVersion = payload, 0
+		if e.Metadata != nil && !withMetadata {
+			if err := sc.MetadataReady(ctx); err != nil {
+				return nil, err
+			}
+			withMetadata = true
+		}
+		e.AggregateVersion = 0
 		staged[i] = estype.Event(e)
 	}
 	return staged, nil

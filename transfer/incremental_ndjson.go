@@ -125,12 +125,12 @@ func nextIncrementalLine(s *eventstore.Store, lr *ndjson.Reader) (VersionlessEve
 	if col, reason := ndjson.CheckFrame(line, lr.Offset == 0); reason != "" {
 		return VersionlessEvent{}, lr.ErrAt(col, "", reason)
 	}
-	ev, lerr := core.ParseLine(line, access.Core(s).MaxPayloadBytes, true)
+	ev, lerr := core.ParseLine(line, access.Core(s).Limits(), true)
 	if lerr != nil {
 		return VersionlessEvent{}, lr.ErrAt(lerr.Column, lerr.Field, lerr.Reason)
 	}
 	lr.Accept(line)
-	return VersionlessEvent{AggregateID: ev.AggregateID, Type: ev.Type, Timestamp: ev.Timestamp, Payload: ev.Payload}, nil
+	return VersionlessEvent{AggregateID: ev.AggregateID, Type: ev.Type, Timestamp: ev.Timestamp, Payload: ev.Payload, Metadata: ev.Metadata}, nil
 }
 
 // incrementalDryRun is IncrementalImportFrom with DryRun: the lines are
@@ -149,7 +149,7 @@ func incrementalDryRun(ctx context.Context, s *eventstore.Store, r io.Reader, o 
 		if err != nil {
 			return nil, err
 		}
-		e, err := stageable(s, []VersionlessEvent{ev})
+		e, err := stageable(ctx, s, []VersionlessEvent{ev})
 		if err != nil {
 			return nil, fmt.Errorf("incremental import, line %d: %w", lr.Line-1, err)
 		}

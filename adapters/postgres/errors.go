@@ -65,6 +65,12 @@ func isVersionConflict(err error) bool {
 // isUniqueViolation reports a unique violation of the (aggregate id,
 // version) key of events or of the staging table (an import batch then
 // looks for the first conflicting row).
+// isUndefinedColumn reports a reference to a column the table lacks.
+func isUndefinedColumn(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "42703"
+}
+
 func isUniqueViolation(err error) bool {
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && pe.Code == "23505" &&

@@ -15,7 +15,9 @@ import (
 type copyEvents struct {
 	events  []estype.StoredEvent
 	next    int
+	columns int    // len(copyColumns): 7 with metadata
 	payload []byte // the current payload as []byte: pgx sends it as the json text
+	meta    []byte // the current metadata (nil: NULL)
 	row     []any
 }
 
@@ -28,11 +30,14 @@ func (c *copyEvents) Next() bool {
 
 func (c *copyEvents) Values() ([]any, error) {
 	e := &c.events[c.next-1]
-	c.payload = e.Payload
+	c.payload, c.meta = e.Payload, e.Metadata
 	if c.row == nil {
-		c.row = make([]any, len(copyColumns))
+		c.row = make([]any, c.columns)
 	}
 	c.row[0], c.row[1], c.row[2], c.row[3], c.row[4], c.row[5] = &e.Position, &e.AggregateID, &e.AggregateVersion, &e.Type, &e.Timestamp, &c.payload
+	if c.columns > 6 {
+		c.row[6] = &c.meta
+	}
 	return c.row, nil
 }
 

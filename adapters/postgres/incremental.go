@@ -33,7 +33,11 @@ func (d *Dialect) PushIncremental(ctx context.Context, p *driver.PushIncremental
 		if len(p.Events) == 0 {
 			return nil
 		}
-		_, err = tx.CopyFrom(ctx, pgx.Identifier{d.schema, stagedTable}, stagedColumns, stagedRows(p))
+		es := d.sql()
+		if !es.meta && driver.AnyEventMetadata(p.Events) {
+			return driver.ErrNoMetadata()
+		}
+		_, err = tx.CopyFrom(ctx, pgx.Identifier{d.schema, stagedTable}, es.stagedColumns, stagedRows(es, p))
 		return err
 	})
 	if err != nil || !found || len(p.Events) == 0 {
@@ -79,9 +83,17 @@ func (d *Dialect) ListIncremental(ctx context.Context) ([]estype.IncrementalImpo
 }
 
 // stagedRows are the rows COPY stages for p.
-func stagedRows(p *driver.PushIncrementalParams) pgx.CopyFromSource {
+func stagedRows(es *eventSQL, p *driver.PushIncrementalParams) pgx.CopyFromSource {
 	return pgx.CopyFromSlice(len(p.Events), func(i int) ([]any, error) {
 		e := &p.Events[i]
-		return []any{p.ID, e.AggregateID, e.Type, e.Timestamp, string(e.Payload)}, nil
+		row := []any{p.ID, e.AggregateID, e.Type, e.Timestamp, string(e.Payload)}
+		if es.meta {
+			var m any
+			if e.Metadata != nil {
+				m = string(e.Metadata)
+			}
+			row = append(row, m)
+		}
+		return row, nil
 	})
 }

@@ -60,7 +60,7 @@ FROM generate_series(1, %[1]d) g`, n, conformance.PlanAggregates, conformance.Pl
 	shapes := conformance.ReadShapes(n)
 	var report strings.Builder
 	for _, sh := range shapes {
-		query, args := buildEventQuery(sh.Params, sh.Latest)
+		query, args := buildEventQuery(sh.Params, sh.Latest, &eventSQLs[1])
 		query = d.q(query)
 		for _, mode := range []string{"custom", "generic"} {
 			plan := explain(t, ctx, pool.Config().ConnConfig, query, args, mode)
@@ -72,6 +72,41 @@ FROM generate_series(1, %[1]d) g`, n, conformance.PlanAggregates, conformance.Pl
 			}
 			if mode == "custom" {
 				fmt.Fprintf(&report, "### %s\n\n```sql\n%s\n```\n\n```\n%s```\n\n", sh.Name, query, plan)
+			}
+		}
+	}
+	// A content filter matching 100 of the 1,000,000 events reads the GIN
+	// index (a bitmap scan of its matches), not the store.
+	if _, err := pool.Exec(ctx, `UPDATE events SET payload = ('{"n":' || position || ',"tag":"rare"}')::json WHERE position % 10000 = 7`); err != nil {
+		t.Fatal(err)
+	}
+	// No ANALYZE here: CreateIndex runs it (the expression's statistics).
+	ix, err := d.CreateIndex(ctx, &estype.IndexSpec{On: estype.IndexOnPayload})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rareTag, err := driver.ParseContains([]byte(`{"tag":"rare"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sh := range []struct {
+		name   string
+		p      *driver.ListEventsParams
+		latest bool
+	}{
+		{"content filter", &driver.ListEventsParams{AfterTimestamp: -1, Payload: rareTag, Limit: 1000}, false},
+		{"content filter after a cursor", &driver.ListEventsParams{After: 500_000, AfterTimestamp: -1, Payload: rareTag, Limit: 1000}, false},
+		{"latest by content", &driver.ListEventsParams{Payload: rareTag}, true},
+	} {
+		query, args := buildEventQuery(sh.p, sh.latest, &eventSQLs[1])
+		query = d.q(query)
+		for _, mode := range []string{"custom", "generic"} {
+			plan := explainWith(t, ctx, pool.Config().ConnConfig, containsSetupSQL, query, args, mode)
+			if strings.Contains(plan, "Seq Scan on events") || !strings.Contains(plan, "Bitmap Index Scan on "+ix.Name) {
+				t.Errorf("%s (%s plan) does not read %s:\n%s", sh.name, mode, ix.Name, plan)
+			}
+			if mode == "custom" {
+				fmt.Fprintf(&report, "### %s (GIN index)\n\n```sql\n%s\n```\n\n```\n%s```\n\n", sh.name, query, plan)
 			}
 		}
 	}
@@ -93,8 +128,8 @@ func TestAppendPlanOnSmallTable(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pool, d := smallStore(t, ctx, 200)
-	plan := explain(t, ctx, pool.Config().ConnConfig, d.q(appendSQL),
-		[]any{[]int32{0}, []string{"a7"}, []int64{1}, []string{"T"}, []int64{1}, []string{"x"}}, "generic")
+	plan := explain(t, ctx, pool.Config().ConnConfig, d.q(eventSQLs[1].append),
+		[]any{[]int32{0}, []string{"a7"}, []int64{1}, []string{"T"}, []int64{1}, []string{"x"}, []string{""}}, "generic")
 
 	if strings.Contains(plan, "Seq Scan on events") || strings.Contains(plan, "Hash Join") || !strings.Contains(plan, "events_aggregate_version_key") {
 		t.Fatalf("the append's generic plan does not look conflicts up by index:\n%s", plan)
@@ -108,6 +143,12 @@ func TestAppendPlanOnSmallTable(t *testing.T) {
 // always a custom plan).
 func explain(t *testing.T, ctx context.Context, cc *pgx.ConnConfig, query string, args []any, mode string) string {
 	t.Helper()
+	return explainWith(t, ctx, cc, indexOnlySQL, query, args, mode)
+}
+
+// explainWith is explain with the planner settings of setup.
+func explainWith(t *testing.T, ctx context.Context, cc *pgx.ConnConfig, setup, query string, args []any, mode string) string {
+	t.Helper()
 	conn, err := pgx.ConnectConfig(ctx, cc)
 	if err != nil {
 		t.Fatal(err)
@@ -120,7 +161,7 @@ func explain(t *testing.T, ctx context.Context, cc *pgx.ConnConfig, query string
 		t.Fatal(err)
 	}
 	defer tx.Rollback(ctx)
-	for _, q := range []string{"SET LOCAL plan_cache_mode = force_" + mode + "_plan", indexOnlySQL, "PREPARE q AS " + query} {
+	for _, q := range []string{"SET LOCAL plan_cache_mode = force_" + mode + "_plan", setup, "PREPARE q AS " + query} {
 		if _, err := tx.Exec(ctx, q); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}

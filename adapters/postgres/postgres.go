@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang-migrate/migrate/v4/database"
@@ -85,6 +86,20 @@ type Dialect struct {
 	lockTO   string // lock_timeout setting, e.g. "10000ms"
 	stmtTO   string
 	resolveT time.Duration
+	// meta is set when the store's schema has the events' metadata column
+	// (driver.Driver.UseSchema).
+	meta atomic.Bool
+}
+
+// UseSchema implements driver.Driver.
+func (d *Dialect) UseSchema(version uint) { d.meta.Store(version >= estype.MetadataSchemaVersion) }
+
+// sql returns the event statements of the store's schema version.
+func (d *Dialect) sql() *eventSQL {
+	if d.meta.Load() {
+		return &eventSQLs[1]
+	}
+	return &eventSQLs[0]
 }
 
 var _ driver.Driver = (*Dialect)(nil)

@@ -1,6 +1,10 @@
 package postgres
 
-import "github.com/esctl/esctl/migrations"
+import (
+	"strings"
+
+	"github.com/esctl/esctl/migrations"
+)
 
 // SQL of the PostgreSQL dialect. This file and migrations/postgres are the
 // only places PostgreSQL SQL lives. Values are always bound parameters. The
@@ -40,7 +44,15 @@ const (
 	endBackendSQL   = `SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity WHERE pid = $1`
 	backendAliveSQL = `SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)`
 	indexOnlySQL    = `SELECT set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true), set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)`
-	lockStateSQL    = `SELECT frozen, last_position FROM {s}.store_state WHERE id = 1 FOR UPDATE`
+	// containsSetupSQL is indexOnlySQL for a read with a content filter:
+	// bitmap scans stay on, the only way PostgreSQL reads a GIN index (a
+	// selective filter then costs its matches, not the store), and every
+	// execution is planned with its values (plan_cache_mode): a generic
+	// plan cannot tell a rare value from a common one, and would read the
+	// store in position order, filtering (found by TestQueryPlans: 999,900
+	// rows read for 100 matches).
+	containsSetupSQL = `SELECT set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'on', true), set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true), set_config('plan_cache_mode', 'force_custom_plan', true)`
+	lockStateSQL     = `SELECT frozen, last_position FROM {s}.store_state WHERE id = 1 FOR UPDATE`
 	// lockStateReasonSQL starts every Write transaction (driver.State).
 	lockStateReasonSQL = `SELECT frozen, frozen_reason, last_position FROM {s}.store_state WHERE id = 1 FOR UPDATE`
 	stateSQL           = `SELECT frozen, last_position FROM {s}.store_state WHERE id = 1`
@@ -74,10 +86,10 @@ const dropStoreSQL = `DROP TABLE IF EXISTS {s}.esctl_consumer_instances, {s}.esc
 // at last_position + 1 ... in input order. It returns one row: frozen,
 // last_position before the append, and the conflicting requests as arrays
 // (the first stored pair of each).
-const appendSQL = `
+const appendTmpl = `
 WITH input AS (
-    SELECT * FROM unnest($1::int[], $2::text[], $3::bigint[], $4::text[], $5::bigint[], $6::text[])
-        WITH ORDINALITY AS t(req, aggregate_id, aggregate_version, type, timestamp, payload, ord)
+    SELECT * FROM unnest($1::int[], $2::text[], $3::bigint[], $4::text[], $5::bigint[], $6::text[]{$7[]})
+        WITH ORDINALITY AS t(req, aggregate_id, aggregate_version, type, timestamp, payload{m}, ord)
 ), state AS (
     SELECT frozen, last_position FROM {s}.store_state WHERE id = 1
 ), conflicts AS (
@@ -88,13 +100,13 @@ WITH input AS (
     WHERE EXISTS (SELECT 1 FROM {s}.events e WHERE e.aggregate_id = k.aggregate_id AND e.aggregate_version = k.aggregate_version)
     ORDER BY k.req, k.ord
 ), accepted AS (
-    SELECT i.aggregate_id, i.aggregate_version, i.type, i.timestamp, i.payload,
+    SELECT i.aggregate_id, i.aggregate_version, i.type, i.timestamp, i.payload{m},
            (SELECT last_position FROM state) + row_number() OVER (ORDER BY i.ord) AS position
     FROM input i
     WHERE NOT (SELECT frozen FROM state) AND i.req NOT IN (SELECT req FROM conflicts)
 ), inserted AS (
-    INSERT INTO {s}.events (position, aggregate_id, aggregate_version, type, timestamp, payload)
-    SELECT position, aggregate_id, aggregate_version, type, timestamp, payload::json FROM accepted
+    INSERT INTO {s}.events (position, aggregate_id, aggregate_version, type, timestamp, payload{m})
+    SELECT position, aggregate_id, aggregate_version, type, timestamp, payload::json{mj} FROM accepted
 ), advanced AS (
     UPDATE {s}.store_state
     SET last_position = last_position + (SELECT count(*) FROM accepted),
@@ -129,21 +141,21 @@ FROM (SELECT 1) one LEFT JOIN conflicts c ON true`
 // and conflicts are the exception. Neither reads the events table, so they
 // need no planner settings (a generic plan of these is always right).
 const (
-	fastAppendSQL = `WITH r AS (
+	fastAppendTmpl = `WITH r AS (
     UPDATE {s}.store_state SET last_position = last_position + $6, event_count = event_count + $6
     WHERE id = 1 AND NOT frozen RETURNING last_position
 ), ins AS (
-    INSERT INTO {s}.events (position, aggregate_id, aggregate_version, type, timestamp, payload)
-    SELECT r.last_position - $6 + t.ord, t.aggregate_id, t.aggregate_version, t.type, t.timestamp, t.payload::json
-    FROM r, unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::text[]) WITH ORDINALITY AS t(aggregate_id, aggregate_version, type, timestamp, payload, ord)
+    INSERT INTO {s}.events (position, aggregate_id, aggregate_version, type, timestamp, payload{m})
+    SELECT r.last_position - $6 + t.ord, t.aggregate_id, t.aggregate_version, t.type, t.timestamp, t.payload::json{mj}
+    FROM r, unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::text[]{$7[]}) WITH ORDINALITY AS t(aggregate_id, aggregate_version, type, timestamp, payload{m}, ord)
 )
 SELECT (SELECT last_position FROM r), EXISTS (SELECT 1 FROM {s}.store_state WHERE id = 1)`
-	fastAppendOneSQL = `WITH r AS (
+	fastAppendOneTmpl = `WITH r AS (
     UPDATE {s}.store_state SET last_position = last_position + 1, event_count = event_count + 1
     WHERE id = 1 AND NOT frozen RETURNING last_position
 ), ins AS (
-    INSERT INTO {s}.events (position, aggregate_id, aggregate_version, type, timestamp, payload)
-    SELECT r.last_position, $1, $2, $3, $4, $5::json FROM r
+    INSERT INTO {s}.events (position, aggregate_id, aggregate_version, type, timestamp, payload{m})
+    SELECT r.last_position, $1, $2, $3, $4, $5::json{$6json} FROM r
 )
 SELECT (SELECT last_position FROM r), EXISTS (SELECT 1 FROM {s}.store_state WHERE id = 1)`
 )
@@ -171,16 +183,16 @@ const (
 	// insertEventsSQL inserts a few events in one statement unless one's
 	// pair is stored in table %s or repeated in the input; it returns the
 	// index of the first such event (NULL: all inserted).
-	insertEventsSQL = `WITH k AS (
-  SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::bigint[], $6::text[]) WITH ORDINALITY
-    AS k(position, aggregate_id, aggregate_version, type, timestamp, payload, ord)),
+	insertEventsTmpl = `WITH k AS (
+  SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::bigint[], $6::text[]{$7[]}) WITH ORDINALITY
+    AS k(position, aggregate_id, aggregate_version, type, timestamp, payload{m}, ord)),
 c AS (
   SELECT min(ord) - 1 AS i FROM (
     SELECT k.*, row_number() OVER (PARTITION BY aggregate_id, aggregate_version ORDER BY ord) AS rn FROM k) k
   WHERE rn > 1 OR EXISTS (SELECT 1 FROM {s}.%s t WHERE t.aggregate_id = k.aggregate_id AND t.aggregate_version = k.aggregate_version)),
 ins AS (
-  INSERT INTO {s}.%s (position, aggregate_id, aggregate_version, type, timestamp, payload)
-  SELECT position, aggregate_id, aggregate_version, type, timestamp, payload::json FROM k
+  INSERT INTO {s}.%s (position, aggregate_id, aggregate_version, type, timestamp, payload{m})
+  SELECT position, aggregate_id, aggregate_version, type, timestamp, payload::json{mj} FROM k
   WHERE (SELECT i FROM c) IS NULL ORDER BY ord
   RETURNING 1)
 SELECT (SELECT i FROM c), (SELECT count(*) FROM ins)`
@@ -233,8 +245,12 @@ const (
 	readStateSQL = `SELECT last_position, event_count, secret_count, deleted_secret_count, frozen, frozen_reason,
        (SELECT max(timestamp) FROM {s}.events) FROM {s}.store_state WHERE id = 1`
 	lastPositionSQL = `SELECT last_position FROM {s}.store_state WHERE id = 1`
-	countRowsSQL    = `SELECT (SELECT count(*) FROM {s}.events), coalesce((SELECT min(position) FROM {s}.events), 0), coalesce((SELECT max(position) FROM {s}.events), 0), (SELECT count(*) FROM {s}.secrets), (SELECT count(*) FROM {s}.secrets WHERE secret IS NULL), (SELECT count(*) FROM {s}.events_quarantine), (SELECT count(*) FROM {s}.import_staging), (SELECT count(DISTINCT aggregate_id) FROM {s}.events)`
-	readStatsSQL    = `SELECT coalesce((SELECT min(position) FROM {s}.events), 0), (SELECT count(DISTINCT aggregate_id) FROM {s}.events), (SELECT count(*) FROM {s}.snapshots)`
+	// snapshotStateSQL starts a ReadTx: the last position, and whether
+	// the events table ($1) has the metadata column in this snapshot's
+	// database (a standby may not have replayed migration 8 yet).
+	snapshotStateSQL = `SELECT last_position, EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = 'metadata' AND NOT attisdropped) FROM {s}.store_state WHERE id = 1`
+	countRowsSQL     = `SELECT (SELECT count(*) FROM {s}.events), coalesce((SELECT min(position) FROM {s}.events), 0), coalesce((SELECT max(position) FROM {s}.events), 0), (SELECT count(*) FROM {s}.secrets), (SELECT count(*) FROM {s}.secrets WHERE secret IS NULL), (SELECT count(*) FROM {s}.events_quarantine), (SELECT count(*) FROM {s}.import_staging), (SELECT count(DISTINCT aggregate_id) FROM {s}.events)`
+	readStatsSQL     = `SELECT coalesce((SELECT min(position) FROM {s}.events), 0), (SELECT count(DISTINCT aggregate_id) FROM {s}.events), (SELECT count(*) FROM {s}.snapshots)`
 	// readCountedStatsSQL reads the aggregate count kept by migration 6's
 	// triggers: the same cost at any size.
 	readCountedStatsSQL = `SELECT coalesce((SELECT min(position) FROM {s}.events), 0), (SELECT aggregate_count FROM {s}.store_state WHERE id = 1), (SELECT count(*) FROM {s}.snapshots)`
@@ -263,32 +279,37 @@ const (
 // rare type. Only the (type, position) index yields the order (type,
 // position) without sorting, so the row-comparison form always uses it.
 const (
-	eventColumns      = `position, aggregate_id, aggregate_version, type, timestamp, payload::text`
-	selectEventsSQL   = `SELECT ` + eventColumns + ` FROM {s}.events WHERE `
-	lateralOpen       = `SELECT e.* FROM unnest(%s::text[]) AS v(x) CROSS JOIN LATERAL (SELECT ` + eventColumns + ` FROM {s}.events WHERE `
-	lateralValue      = `v.x`
-	lateralClose      = `) e`
-	trueSQL           = `true`
-	andSQL            = ` AND `
-	afterPositionSQL  = `position > %s`
-	afterTimeSQL      = `(timestamp, position) > (%s, %s)`
-	finishTimeSQL     = `timestamp <= %s`
-	aggregateAnySQL   = `aggregate_id = ANY(%s)`
-	typeAnySQL        = `type = ANY(%s)`
-	aggregateEqSQL    = `aggregate_id = %s`
-	typeEqSQL         = `type = %s`
-	aggregateAfterSQL = `aggregate_id = %[1]s AND position > %[2]s`                                              // value, cursor
-	typeAfterSQL      = `(type, position) > (%[1]s, %[2]s) AND (type, position) <= (%[1]s, 9223372036854775807)` // value, cursor
-	typeAllSQL        = `(type, position) > (%[1]s, 0) AND (type, position) <= (%[1]s, 9223372036854775807)`     // value
-	orderTypeSQL      = ` ORDER BY type, position LIMIT %s`
-	orderTypeDesc     = ` ORDER BY type DESC, position DESC LIMIT 1`
-	orderPositionSQL  = ` ORDER BY position LIMIT %s`
-	orderPositionDesc = ` ORDER BY position DESC LIMIT 1`
-	orderTimeSQL      = ` ORDER BY timestamp, position LIMIT %s`
-	outerPositionSQL  = ` ORDER BY e.position LIMIT %s`
-	outerPositionDesc = ` ORDER BY e.position DESC LIMIT 1`
-	aggregateColumn   = `aggregate_id`
-	typeColumn        = `type`
+	eventColumnsTmpl = `position, aggregate_id, aggregate_version, type, timestamp, payload::text, {mcol}`
+	selectEventsTmpl = `SELECT ` + eventColumnsTmpl + ` FROM {s}.events WHERE `
+	lateralOpenTmpl  = `SELECT e.* FROM unnest(%s::text[]) AS v(x) CROSS JOIN LATERAL (SELECT ` + eventColumnsTmpl + ` FROM {s}.events WHERE `
+	lateralValue     = `v.x`
+	lateralClose     = `) e`
+	trueSQL          = `true`
+	falseSQL         = `false`
+	// Containment (driver.Contains) is jsonb's @>, on the expression that
+	// a GIN index (Dialect.CreateIndex) is built on.
+	payloadContainsSQL  = `payload::jsonb @> %s::jsonb`
+	metadataContainsSQL = `metadata::jsonb @> %s::jsonb`
+	andSQL              = ` AND `
+	afterPositionSQL    = `position > %s`
+	afterTimeSQL        = `(timestamp, position) > (%s, %s)`
+	finishTimeSQL       = `timestamp <= %s`
+	aggregateAnySQL     = `aggregate_id = ANY(%s)`
+	typeAnySQL          = `type = ANY(%s)`
+	aggregateEqSQL      = `aggregate_id = %s`
+	typeEqSQL           = `type = %s`
+	aggregateAfterSQL   = `aggregate_id = %[1]s AND position > %[2]s`                                              // value, cursor
+	typeAfterSQL        = `(type, position) > (%[1]s, %[2]s) AND (type, position) <= (%[1]s, 9223372036854775807)` // value, cursor
+	typeAllSQL          = `(type, position) > (%[1]s, 0) AND (type, position) <= (%[1]s, 9223372036854775807)`     // value
+	orderTypeSQL        = ` ORDER BY type, position LIMIT %s`
+	orderTypeDesc       = ` ORDER BY type DESC, position DESC LIMIT 1`
+	orderPositionSQL    = ` ORDER BY position LIMIT %s`
+	orderPositionDesc   = ` ORDER BY position DESC LIMIT 1`
+	orderTimeSQL        = ` ORDER BY timestamp, position LIMIT %s`
+	outerPositionSQL    = ` ORDER BY e.position LIMIT %s`
+	outerPositionDesc   = ` ORDER BY e.position DESC LIMIT 1`
+	aggregateColumn     = `aggregate_id`
+	typeColumn          = `type`
 )
 
 // splitMaxValues: lists of 2 to this many values use the per-value LATERAL
@@ -311,10 +332,8 @@ ON CONFLICT (source_id) DO UPDATE SET kind = excluded.kind, mode = excluded.mode
 	clearStagingSQL     = `DELETE FROM {s}.import_staging`
 	deleteEventsSQL     = `DELETE FROM {s}.events`
 	resetEventStateSQL  = `UPDATE {s}.store_state SET last_position = 0, event_count = 0 WHERE id = 1`
-	swapMoveSQL         = `INSERT INTO {s}.events (position, aggregate_id, aggregate_version, type, timestamp, payload)
-SELECT position, aggregate_id, aggregate_version, type, timestamp, payload FROM {s}.import_staging ORDER BY position`
-	swapStateSQL     = `UPDATE {s}.store_state SET last_position = (SELECT coalesce(max(position), 0) FROM {s}.events), event_count = (SELECT count(*) FROM {s}.events) WHERE id = 1`
-	conflictIndexSQL = `SELECT min(k.ord) - 1 FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS k(aggregate_id, aggregate_version, ord)
+	swapStateSQL        = `UPDATE {s}.store_state SET last_position = (SELECT coalesce(max(position), 0) FROM {s}.events), event_count = (SELECT count(*) FROM {s}.events) WHERE id = 1`
+	conflictIndexSQL    = `SELECT min(k.ord) - 1 FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS k(aggregate_id, aggregate_version, ord)
 JOIN {s}.%s t ON t.aggregate_id = k.aggregate_id AND t.aggregate_version = k.aggregate_version`
 )
 
@@ -324,7 +343,11 @@ const (
 	stagingTable = "import_staging"
 )
 
-var copyColumns = []string{"position", "aggregate_id", "aggregate_version", "type", "timestamp", "payload"}
+// copyColumns are COPY's columns without metadata ([0]) and with it ([1]).
+var copyColumns = [2][]string{
+	{"position", "aggregate_id", "aggregate_version", "type", "timestamp", "payload"},
+	{"position", "aggregate_id", "aggregate_version", "type", "timestamp", "payload", "metadata"},
+}
 
 // Incremental imports. A push holds the import's row FOR SHARE and a
 // commit holds it FOR UPDATE, so no push lands between a commit's reading
@@ -340,29 +363,21 @@ const (
 	deleteIncrementalSQL = `DELETE FROM {s}.incremental_imports WHERE import_id = $1`
 	listIncrementalSQL   = `SELECT i.import_id, (SELECT count(*) FROM {s}.incremental_import_events e WHERE e.import_id = i.import_id), i.created_at, i.updated_at
 FROM {s}.incremental_imports i ORDER BY i.created_at, i.import_id`
-	createWorkSQL     = `CREATE TEMP TABLE esctl_incremental_work (seq bigint PRIMARY KEY, aggregate_id text, type text, timestamp bigint, payload text, cls int) ON COMMIT DROP`
-	classifyStagedSQL = `INSERT INTO esctl_incremental_work (seq, aggregate_id, type, timestamp, payload, cls)
-SELECT s.seq, s.aggregate_id, s.type, s.timestamp, s.payload,
-       CASE WHEN s.rn > 1 THEN $2::int
-            WHEN EXISTS (SELECT 1 FROM {s}.events e WHERE e.aggregate_id = s.aggregate_id AND e.timestamp = s.timestamp AND e.type = s.type AND e.payload::text = s.payload) THEN $3::int
-            ELSE $4::int END
-FROM (SELECT *, row_number() OVER (PARTITION BY aggregate_id, type, timestamp, payload ORDER BY timestamp, seq) AS rn
-      FROM {s}.incremental_import_events WHERE import_id = $1) s`
+	createWorkSQL = `CREATE TEMP TABLE esctl_incremental_work (seq bigint PRIMARY KEY, aggregate_id text, type text, timestamp bigint, payload text, metadata text, cls int) ON COMMIT DROP`
 	markOlderSQL  = `UPDATE esctl_incremental_work SET cls = $1::int WHERE cls = $2::int AND timestamp < (SELECT coalesce(max(timestamp), -1) FROM {s}.events)`
 	workCountsSQL = `SELECT count(*) FILTER (WHERE cls = $1::int), count(*) FILTER (WHERE cls IN ($2::int, $3::int)), count(*) FILTER (WHERE cls = $4::int),
        (SELECT coalesce(max(timestamp), -1) FROM {s}.events),
        (SELECT aggregate_id FROM esctl_incremental_work WHERE cls = $4::int ORDER BY timestamp, seq LIMIT 1),
        (SELECT timestamp FROM esctl_incremental_work WHERE cls = $4::int ORDER BY timestamp, seq LIMIT 1)
 FROM esctl_incremental_work`
-	appendWorkSQL = `INSERT INTO {s}.events (position, aggregate_id, aggregate_version, type, timestamp, payload)
-SELECT $1 + row_number() OVER (ORDER BY w.timestamp, w.seq), w.aggregate_id,
-       coalesce((SELECT max(e.aggregate_version) FROM {s}.events e WHERE e.aggregate_id = w.aggregate_id), 0)
-         + row_number() OVER (PARTITION BY w.aggregate_id ORDER BY w.timestamp, w.seq),
-       w.type, w.timestamp, w.payload::json
-FROM esctl_incremental_work w WHERE w.cls = $2::int`
 )
 
-var stagedColumns = []string{"import_id", "aggregate_id", "type", "timestamp", "payload"}
+// stagedColumns are the staged events' COPY columns without metadata ([0])
+// and with it ([1]).
+var stagedColumns = [2][]string{
+	{"import_id", "aggregate_id", "type", "timestamp", "payload"},
+	{"import_id", "aggregate_id", "type", "timestamp", "payload", "metadata"},
+}
 
 const stagedTable = "incremental_import_events"
 
@@ -429,3 +444,79 @@ var versionSQL = map[string]string{
 	migrations.VersionTable:       `SELECT version, dirty FROM {s}.esctl_schema_migrations LIMIT 1`,
 	migrations.LegacyVersionTable: `SELECT version, dirty FROM {s}.schema_migrations LIMIT 1`,
 }
+
+// The statements that name the events' metadata column (schema version 8
+// on), written once with these marks and built for a store with metadata
+// and one without (eventSQLs): {m} is ", metadata" or nothing; {mj} the
+// metadata read from a text array (where "" is none) as json; {$N[]} the
+// text-array parameter $N of the metadata; {$Njson} its single json
+// parameter; {mcol} the column read (NULL without); {s.m} the staged
+// column (NULL without); {same} the metadata part of an incremental
+// import's duplicate test.
+const (
+	swapMoveTmpl = `INSERT INTO {s}.events (position, aggregate_id, aggregate_version, type, timestamp, payload{m})
+SELECT position, aggregate_id, aggregate_version, type, timestamp, payload{m} FROM {s}.import_staging ORDER BY position`
+	classifyStagedTmpl = `INSERT INTO esctl_incremental_work (seq, aggregate_id, type, timestamp, payload, metadata, cls)
+SELECT s.seq, s.aggregate_id, s.type, s.timestamp, s.payload, {s.m},
+       CASE WHEN s.rn > 1 THEN $2::int
+            WHEN EXISTS (SELECT 1 FROM {s}.events e WHERE e.aggregate_id = s.aggregate_id AND e.timestamp = s.timestamp AND e.type = s.type AND e.payload::text = s.payload{same}) THEN $3::int
+            ELSE $4::int END
+FROM (SELECT *, row_number() OVER (PARTITION BY aggregate_id, type, timestamp, payload{m} ORDER BY timestamp, seq) AS rn
+      FROM {s}.incremental_import_events WHERE import_id = $1) s`
+	appendWorkTmpl = `INSERT INTO {s}.events (position, aggregate_id, aggregate_version, type, timestamp, payload{m})
+SELECT $1 + row_number() OVER (ORDER BY w.timestamp, w.seq), w.aggregate_id,
+       coalesce((SELECT max(e.aggregate_version) FROM {s}.events e WHERE e.aggregate_id = w.aggregate_id), 0)
+         + row_number() OVER (PARTITION BY w.aggregate_id ORDER BY w.timestamp, w.seq),
+       w.type, w.timestamp, w.payload::json{mj}
+FROM esctl_incremental_work w WHERE w.cls = $2::int`
+)
+
+// eventSQL is the statements of a store with metadata or without.
+type eventSQL struct {
+	meta                              bool
+	append, fastAppend, fastAppendOne string
+	insertEvents, swapMove            string
+	selectEvents, lateralOpen         string
+	classifyStaged, appendWork        string
+	copyColumns, stagedColumns        []string
+}
+
+// eventSQLs are eventSQL without metadata ([0]) and with it ([1]).
+var eventSQLs = [2]eventSQL{buildEventSQL(false), buildEventSQL(true)}
+
+func buildEventSQL(meta bool) eventSQL {
+	r := strings.NewReplacer("{m}", "", "{mj}", "", "{$7[]}", "", "{$6json}", "",
+		"{mcol}", "NULL::text", "{s.m}", "NULL", "{same}", "")
+	i := 0
+	if meta {
+		i = 1
+		r = strings.NewReplacer("{m}", ", metadata", "{mj}", ", nullif(metadata, '')::json", "{$7[]}", ", $7::text[]", "{$6json}", ", $6::json",
+			"{mcol}", "metadata::text", "{s.m}", "s.metadata", "{same}", " AND e.metadata::text IS NOT DISTINCT FROM s.metadata")
+	}
+	return eventSQL{
+		meta:           meta,
+		append:         r.Replace(appendTmpl),
+		fastAppend:     r.Replace(fastAppendTmpl),
+		fastAppendOne:  r.Replace(fastAppendOneTmpl),
+		insertEvents:   r.Replace(insertEventsTmpl),
+		swapMove:       r.Replace(swapMoveTmpl),
+		selectEvents:   r.Replace(selectEventsTmpl),
+		lateralOpen:    r.Replace(lateralOpenTmpl),
+		classifyStaged: r.Replace(classifyStagedTmpl),
+		appendWork:     r.Replace(appendWorkTmpl),
+		copyColumns:    copyColumns[i],
+		stagedColumns:  stagedColumns[i],
+	}
+}
+
+// Indexes for content filters (Dialect.CreateIndex): GIN on the column as
+// jsonb, the expression of payloadContainsSQL and metadataContainsSQL. The
+// names are driver.IndexName's (letters, digits, underscores).
+const (
+	createIndexTmpl  = `CREATE INDEX CONCURRENTLY IF NOT EXISTS %s ON {s}.events USING gin ((%s::jsonb) jsonb_path_ops)`
+	dropIndexTmpl    = `DROP INDEX CONCURRENTLY IF EXISTS {s}.%s`
+	analyzeEventsSQL = `ANALYZE {s}.events`
+	indexValidSQL    = `SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2`
+	listIndexesSQL   = `SELECT c.relname, pg_get_indexdef(i.indexrelid), i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_class t ON t.oid = i.indrelid WHERE n.nspname = $1 AND t.relname = 'events' AND c.relname LIKE $2 ORDER BY c.relname`
+)

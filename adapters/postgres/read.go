@@ -26,6 +26,27 @@ type querier interface {
 type reader struct {
 	d *Dialect
 	q querier
+	// es, when set, are the event statements of the reader's snapshot
+	// (a ReadTx); nil: the dialect's, with a fallback for a standby that
+	// has not replayed the metadata migration yet (withoutMetadata).
+	es *eventSQL
+}
+
+// eventSQL returns the event statements of r.
+func (r reader) eventSQL() *eventSQL {
+	if r.es != nil {
+		return r.es
+	}
+	return r.d.sql()
+}
+
+// withoutMetadata reports whether a read with es failed because the
+// events table has no metadata column: a standby (Options.ReadURL) that
+// has not yet replayed the migration the primary ran. Such a standby has
+// no event with metadata either (it replays in order), so the read is
+// run again without the column.
+func withoutMetadata(es *eventSQL, err error) bool {
+	return es.meta && isUndefinedColumn(err)
 }
 
 func (d *Dialect) pooled() reader { return reader{d: d, q: d.pool} }
@@ -63,13 +84,19 @@ func (d *Dialect) BeginRead(ctx context.Context) (driver.ReadTx, error) {
 	if err != nil {
 		return nil, interpretError(err)
 	}
-	// Take the snapshot now, not at the caller's first read.
+	// Take the snapshot now, not at the caller's first read, and learn
+	// whether it has the metadata column (a standby may lag a migration).
 	var last int64
-	if err := tx.QueryRow(ctx, d.q(lastPositionSQL)).Scan(&last); err != nil {
+	var meta bool
+	if err := tx.QueryRow(ctx, d.q(snapshotStateSQL), d.qschema+"."+eventsTable).Scan(&last, &meta); err != nil {
 		_ = tx.Rollback(context.WithoutCancel(ctx))
 		return nil, interpretError(err)
 	}
-	return &readTx{reader: reader{d: d, q: tx}, tx: tx}, nil
+	es := &eventSQLs[0]
+	if meta && d.sql().meta {
+		es = &eventSQLs[1]
+	}
+	return &readTx{reader: reader{d: d, q: tx, es: es}, tx: tx}, nil
 }
 
 func (t *readTx) Close(ctx context.Context) error {
@@ -84,10 +111,22 @@ func (t *readTx) Close(ctx context.Context) error {
 // trip. The last position is read first: any cursor the caller obtained
 // before this call is at or below it.
 func (r reader) ListEvents(ctx context.Context, p *driver.ListEventsParams) (*driver.ListEventsResult, error) {
+	es := r.eventSQL()
+	res, err := r.listEvents(ctx, p, es)
+	if withoutMetadata(es, err) {
+		res, err = r.listEvents(ctx, p, &eventSQLs[0])
+	}
+	if err != nil {
+		return nil, interpretError(err)
+	}
+	return res, nil
+}
+
+func (r reader) listEvents(ctx context.Context, p *driver.ListEventsParams, es *eventSQL) (*driver.ListEventsResult, error) {
 	res := &driver.ListEventsResult{Events: make([]estype.StoredEvent, 0, min(p.Limit, 1024))}
-	query, args := buildEventQuery(p, false)
+	query, args := buildEventQuery(p, false, es)
 	b := &pgx.Batch{}
-	b.Queue(indexOnlySQL) // local to the batch's implicit transaction (or the ReadTx)
+	b.Queue(readSetupSQL(p)) // local to the batch's implicit transaction (or the ReadTx)
 	b.Queue(r.d.q(lastPositionSQL)).QueryRow(func(row pgx.Row) error { return row.Scan(&res.LastPosition) })
 	b.Queue(r.d.q(query), args...).Query(func(rows pgx.Rows) error {
 		var err error
@@ -95,7 +134,7 @@ func (r reader) ListEvents(ctx context.Context, p *driver.ListEventsParams) (*dr
 		return err
 	})
 	if err := r.q.SendBatch(ctx, b).Close(); err != nil {
-		return nil, interpretError(err)
+		return nil, err
 	}
 	return res, nil
 }
@@ -105,18 +144,18 @@ func (r reader) ListEvents(ctx context.Context, p *driver.ListEventsParams) (*dr
 // buffer (pgtype.DriverBytes), not a copy.
 func (t *readTx) ScanEvents(ctx context.Context, p *driver.ListEventsParams, fn func(*estype.StoredEvent) error) (int64, error) {
 	var last int64
-	query, args := buildEventQuery(p, false)
+	query, args := buildEventQuery(p, false, t.es)
 	b := &pgx.Batch{}
-	b.Queue(indexOnlySQL)
+	b.Queue(readSetupSQL(p))
 	b.Queue(t.d.q(lastPositionSQL)).QueryRow(func(row pgx.Row) error { return row.Scan(&last) })
 	b.Queue(t.d.q(query), args...).Query(func(rows pgx.Rows) error {
 		var e estype.StoredEvent
-		var payload pgtype.DriverBytes
+		var payload, metadata pgtype.DriverBytes
 		for rows.Next() {
-			if err := rows.Scan(&e.Position, &e.AggregateID, &e.AggregateVersion, &e.Type, &e.Timestamp, &payload); err != nil {
+			if err := rows.Scan(&e.Position, &e.AggregateID, &e.AggregateVersion, &e.Type, &e.Timestamp, &payload, &metadata); err != nil {
 				return err
 			}
-			e.Payload = json.RawMessage(payload)
+			e.Payload, e.Metadata = json.RawMessage(payload), json.RawMessage(metadata)
 			if err := fn(&e); err != nil {
 				return &callbackError{err}
 			}
@@ -134,6 +173,16 @@ func (t *readTx) ScanEvents(ctx context.Context, p *driver.ListEventsParams, fn 
 	return last, nil
 }
 
+// readSetupSQL is the planner settings of a read: index access only
+// (indexOnlySQL), but for a content filter, whose GIN index is read by a
+// bitmap scan (containsSetupSQL).
+func readSetupSQL(p *driver.ListEventsParams) string {
+	if p.Payload != nil || p.Metadata != nil {
+		return containsSetupSQL
+	}
+	return indexOnlySQL
+}
+
 // callbackError carries an error of ScanEvents's fn through pgx unchanged.
 type callbackError struct{ err error }
 
@@ -143,10 +192,14 @@ func scanEvents(rows pgx.Rows, events []estype.StoredEvent) ([]estype.StoredEven
 	for rows.Next() {
 		var e estype.StoredEvent
 		var payload string
-		if err := rows.Scan(&e.Position, &e.AggregateID, &e.AggregateVersion, &e.Type, &e.Timestamp, &payload); err != nil {
+		var metadata *string
+		if err := rows.Scan(&e.Position, &e.AggregateID, &e.AggregateVersion, &e.Type, &e.Timestamp, &payload, &metadata); err != nil {
 			return nil, err
 		}
 		e.Payload = []byte(payload)
+		if metadata != nil {
+			e.Metadata = []byte(*metadata)
+		}
 		events = append(events, e)
 	}
 	return events, rows.Err()
@@ -179,8 +232,8 @@ func (q *queryBuilder) add(fragment string, args ...any) {
 
 // buildEventQuery returns the SQL (with {s} still to fill) and arguments
 // of an event read: position order (desc false) or the latest match (desc
-// true). See the fragments in queries.go.
-func buildEventQuery(p *driver.ListEventsParams, desc bool) (string, []any) {
+// true). See the fragments in queries.go; es gives the columns read.
+func buildEventQuery(p *driver.ListEventsParams, desc bool, es *eventSQL) (string, []any) {
 	var q queryBuilder
 	// The driving key: one value (key range), a short list (LATERAL over
 	// key ranges), or none (position or time order, filters).
@@ -208,9 +261,21 @@ func buildEventQuery(p *driver.ListEventsParams, desc bool) (string, []any) {
 	filters := func() {
 		filter(aggregateColumn, aggregateEqSQL, aggregateAnySQL, p.AggregateIDs)
 		filter(typeColumn, typeEqSQL, typeAnySQL, p.EventTypes)
+		if p.Payload != nil {
+			q.add(andSQL)
+			q.add(payloadContainsSQL, string(p.Payload.JSON))
+		}
+		if p.Metadata != nil {
+			q.add(andSQL)
+			if es.meta {
+				q.add(metadataContainsSQL, string(p.Metadata.JSON))
+			} else {
+				q.add(falseSQL) // schema 7: no event has metadata
+			}
+		}
 	}
 	if keyColumn == "" {
-		q.add(selectEventsSQL)
+		q.add(es.selectEvents)
 		switch {
 		case p.ByTime:
 			q.add(afterTimeSQL, p.AfterTimestamp, p.After)
@@ -236,10 +301,10 @@ func buildEventQuery(p *driver.ListEventsParams, desc bool) (string, []any) {
 	}
 	var value string
 	if len(keyValues) == 1 {
-		q.add(selectEventsSQL)
+		q.add(es.selectEvents)
 		value = q.arg(keyValues[0])
 	} else {
-		q.add(lateralOpen, keyValues)
+		q.add(es.lateralOpen, keyValues)
 		value = lateralValue
 	}
 	byType := keyColumn == typeColumn
@@ -277,17 +342,27 @@ func buildEventQuery(p *driver.ListEventsParams, desc bool) (string, []any) {
 
 // LatestEvent implements driver.Driver.
 func (d *Dialect) LatestEvent(ctx context.Context, p *driver.LatestEventParams) (*estype.StoredEvent, error) {
-	query, args := buildEventQuery(&driver.ListEventsParams{AggregateIDs: p.AggregateIDs, EventTypes: p.EventTypes}, true)
+	es := d.sql()
+	e, err := d.latestEvent(ctx, p, es)
+	if withoutMetadata(es, err) {
+		e, err = d.latestEvent(ctx, p, &eventSQLs[0])
+	}
+	return e, interpretError(err)
+}
+
+func (d *Dialect) latestEvent(ctx context.Context, p *driver.LatestEventParams, es *eventSQL) (*estype.StoredEvent, error) {
+	lp := &driver.ListEventsParams{AggregateIDs: p.AggregateIDs, EventTypes: p.EventTypes, Payload: p.Payload, Metadata: p.Metadata}
+	query, args := buildEventQuery(lp, true, es)
 	var events []estype.StoredEvent
 	b := &pgx.Batch{}
-	b.Queue(indexOnlySQL)
+	b.Queue(readSetupSQL(lp))
 	b.Queue(d.q(query), args...).Query(func(rows pgx.Rows) error {
 		var err error
 		events, err = scanEvents(rows, nil)
 		return err
 	})
 	if err := d.pool.SendBatch(ctx, b).Close(); err != nil {
-		return nil, interpretError(err)
+		return nil, err
 	}
 	if len(events) == 0 {
 		return nil, nil

@@ -324,3 +324,60 @@ func testFailover(t *testing.T, syncRep bool) {
 		require.Positive(t, handled[p], "position %d not handled by the consumer", p)
 	}
 }
+
+// TestReplicaLagsMetadataMigration: a standby that has not replayed the
+// metadata migration (schema version 8) the primary ran is still read
+// from, without metadata (it has no event with metadata yet), and with
+// metadata once it has caught up.
+func TestReplicaLagsMetadataMigration(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r := testdb.NewReplicated(t, false)
+	pu := testdb.CreateDatabase(t, r.PrimaryURL, "lagmigration")
+	w, err := eventstore.Open(ctx, pu, nil)
+	require.NoError(t, err)
+	defer w.Close()
+	_, err = w.Migrate(ctx, &eventstore.MigrateOptions{Op: eventstore.MigrateUp})
+	require.NoError(t, err)
+	_, err = w.Migrate(ctx, &eventstore.MigrateOptions{Op: eventstore.MigrateDown, Steps: 1})
+	require.NoError(t, err)
+	_, err = w.SaveEvent(ctx, eventstore.Event{AggregateID: "a", AggregateVersion: 1, Type: "T", Payload: []byte(`{}`)})
+	require.NoError(t, err)
+	su := testdb.WithDatabase(r.StandbyURL, "lagmigration")
+	testdb.WaitForDatabase(t, su)
+	waitForStore(t, su)
+	admin, err := pgx.Connect(ctx, su)
+	require.NoError(t, err)
+	defer admin.Close(ctx)
+	require.Eventually(t, func() bool {
+		var n int
+		return admin.QueryRow(ctx, `SELECT count(*) FROM events`).Scan(&n) == nil && n == 1
+	}, time.Minute, 20*time.Millisecond)
+	_, err = admin.Exec(ctx, `SELECT pg_wal_replay_pause()`)
+	require.NoError(t, err)
+
+	_, err = w.Migrate(ctx, &eventstore.MigrateOptions{Op: eventstore.MigrateUp})
+	require.NoError(t, err)
+	rs, err := eventstore.Open(ctx, pu, &eventstore.Options{ReadURL: su})
+	require.NoError(t, err)
+	defer rs.Close()
+	_, err = rs.SaveEvent(ctx, eventstore.Event{AggregateID: "a", AggregateVersion: 2, Type: "T", Payload: []byte(`{}`), Metadata: []byte(`{"c":1}`)})
+	require.NoError(t, err)
+	page, err := rs.LoadEvents(ctx, eventstore.Filter{Limit: 10})
+	require.NoError(t, err, "the standby without the metadata column is read")
+	require.Len(t, page.Events, 1)
+	require.Nil(t, page.Events[0].Metadata)
+	var n int
+	for _, err := range rs.Events(ctx, eventstore.Filter{}) {
+		require.NoError(t, err)
+		n++
+	}
+	require.Equal(t, 1, n)
+
+	_, err = admin.Exec(ctx, `SELECT pg_wal_replay_resume()`)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		page, err := rs.LoadEvents(ctx, eventstore.Filter{Limit: 10})
+		return err == nil && len(page.Events) == 2 && string(page.Events[1].Metadata) == `{"c":1}`
+	}, time.Minute, 20*time.Millisecond)
+}

@@ -75,15 +75,24 @@ func (t *writeTx) InsertEvents(ctx context.Context, p *driver.InsertEventsParams
 		return -1, nil
 	}
 	table := tableOf(p.Table)
+	es := t.d.sql()
+	if !es.meta && driver.AnyMetadata(p.Events) {
+		return 0, driver.ErrNoMetadata()
+	}
 	if n < copyMinEvents {
 		positions, versions, timestamps := make([]int64, n), make([]int64, n), make([]int64, n)
-		ids, types, payloads := make([]string, n), make([]string, n), make([]string, n)
+		ids, types, payloads, metadatas := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 		for i, e := range p.Events {
 			positions[i], ids[i], versions[i], types[i], timestamps[i], payloads[i] = e.Position, e.AggregateID, e.AggregateVersion, e.Type, e.Timestamp, string(e.Payload)
+			metadatas[i] = string(e.Metadata)
+		}
+		args := []any{positions, ids, versions, types, timestamps, payloads}
+		if es.meta {
+			args = append(args, metadatas)
 		}
 		var conflict *int64
 		var inserted int64
-		err := t.tx.QueryRow(ctx, t.d.q(fmt.Sprintf(insertEventsSQL, table, table)), positions, ids, versions, types, timestamps, payloads).Scan(&conflict, &inserted)
+		err := t.tx.QueryRow(ctx, t.d.q(fmt.Sprintf(es.insertEvents, table, table)), args...).Scan(&conflict, &inserted)
 		switch {
 		case err != nil:
 			return 0, interpretError(err)
@@ -96,7 +105,7 @@ func (t *writeTx) InsertEvents(ctx context.Context, p *driver.InsertEventsParams
 	if err := t.exec(ctx, savepointSQL); err != nil {
 		return 0, err
 	}
-	_, err := t.tx.CopyFrom(ctx, pgx.Identifier{t.d.schema, table}, copyColumns, &copyEvents{events: p.Events})
+	_, err := t.tx.CopyFrom(ctx, pgx.Identifier{t.d.schema, table}, es.copyColumns, &copyEvents{events: p.Events, columns: len(es.copyColumns)})
 	if err == nil {
 		t.wroteEvents = true
 		return -1, t.exec(ctx, releaseSavepointSQL)
@@ -209,7 +218,7 @@ func (t *writeTx) DeleteEvents(ctx context.Context) error {
 // MVCC-safe) keeps concurrent readers' snapshots intact.
 func (t *writeTx) SwapStaging(ctx context.Context) error {
 	t.wroteEvents = true
-	return t.batch(ctx, deleteEventsSQL, swapMoveSQL, clearStagingSQL, swapStateSQL)
+	return t.batch(ctx, deleteEventsSQL, t.d.sql().swapMove, clearStagingSQL, swapStateSQL)
 }
 
 // batch runs argument-less statements in one round trip.
@@ -225,7 +234,11 @@ func (t *writeTx) StageIncremental(ctx context.Context, p *driver.PushIncrementa
 	if err := t.exec(ctx, beginIncrementalSQL, p.ID, p.Now); err != nil {
 		return err
 	}
-	_, err := t.tx.CopyFrom(ctx, pgx.Identifier{t.d.schema, stagedTable}, stagedColumns, stagedRows(p))
+	es := t.d.sql()
+	if !es.meta && driver.AnyEventMetadata(p.Events) {
+		return driver.ErrNoMetadata()
+	}
+	_, err := t.tx.CopyFrom(ctx, pgx.Identifier{t.d.schema, stagedTable}, es.stagedColumns, stagedRows(es, p))
 	return interpretError(err)
 }
 
@@ -249,7 +262,7 @@ func (t *writeTx) ClassifyIncremental(ctx context.Context, id string) (*driver.I
 	var oldestID *string
 	var oldestTS *int64
 	b := &pgx.Batch{}
-	b.Queue(t.d.q(classifyStagedSQL), id, driver.IncrementalDuplicateStaged, driver.IncrementalDuplicateStored, driver.IncrementalFresh)
+	b.Queue(t.d.q(t.d.sql().classifyStaged), id, driver.IncrementalDuplicateStaged, driver.IncrementalDuplicateStored, driver.IncrementalFresh)
 	b.Queue(t.d.q(markOlderSQL), driver.IncrementalOlder, driver.IncrementalFresh)
 	b.Queue(t.d.q(workCountsSQL), driver.IncrementalFresh, driver.IncrementalDuplicateStaged, driver.IncrementalDuplicateStored, driver.IncrementalOlder).
 		QueryRow(func(row pgx.Row) error {
@@ -266,7 +279,7 @@ func (t *writeTx) ClassifyIncremental(ctx context.Context, id string) (*driver.I
 
 func (t *writeTx) AppendIncremental(ctx context.Context, p *driver.AppendIncrementalParams) error {
 	t.wroteEvents = true
-	return t.exec(ctx, appendWorkSQL, p.After, driver.IncrementalFresh)
+	return t.exec(ctx, t.d.sql().appendWork, p.After, driver.IncrementalFresh)
 }
 
 func (t *writeTx) DeleteIncremental(ctx context.Context, id string) error {

@@ -40,6 +40,9 @@ func discard(conn *pgxpool.Conn) {
 // resolveWithoutXid).
 func (d *Dialect) Append(ctx context.Context, p *driver.AppendParams) (*driver.AppendResult, error) {
 	a := newAppendArgs(p)
+	if a.withMetadata && !d.sql().meta {
+		return nil, driver.ErrNoMetadata()
+	}
 	res, err := d.appendOnce(ctx, a, true)
 	if isVersionConflict(err) {
 		res, err = d.appendOnce(ctx, a, false)
@@ -62,6 +65,10 @@ type appendArgs struct {
 	types      []string
 	timestamps []int64
 	payloads   []string
+	metadatas  []string // "" for none (the statements read it as NULL)
+	metadata   any      // the first event's metadata: nil or its text
+	// withMetadata is set when an event has metadata.
+	withMetadata bool
 }
 
 func newAppendArgs(p *driver.AppendParams) *appendArgs {
@@ -71,7 +78,7 @@ func newAppendArgs(p *driver.AppendParams) *appendArgs {
 	}
 	a := &appendArgs{p: p, n: int64(n),
 		reqs: make([]int32, 0, n), ids: make([]string, 0, n), versions: make([]int64, 0, n),
-		types: make([]string, 0, n), timestamps: make([]int64, 0, n), payloads: make([]string, 0, n)}
+		types: make([]string, 0, n), timestamps: make([]int64, 0, n), payloads: make([]string, 0, n), metadatas: make([]string, 0, n)}
 	for i, r := range p.Requests {
 		for _, e := range r.Events {
 			a.reqs = append(a.reqs, int32(i))
@@ -80,9 +87,23 @@ func newAppendArgs(p *driver.AppendParams) *appendArgs {
 			a.types = append(a.types, e.Type)
 			a.timestamps = append(a.timestamps, e.Timestamp)
 			a.payloads = append(a.payloads, string(e.Payload))
+			a.metadatas = append(a.metadatas, string(e.Metadata))
+			a.withMetadata = a.withMetadata || e.Metadata != nil
 		}
 	}
+	if n > 0 && a.metadatas[0] != "" {
+		a.metadata = a.metadatas[0]
+	}
 	return a
+}
+
+// appendArgsOf returns appendSQL's arguments.
+func appendArgsOf(es *eventSQL, a *appendArgs) []any {
+	args := []any{a.reqs, a.ids, a.versions, a.types, a.timestamps, a.payloads}
+	if es.meta {
+		args = append(args, a.metadatas)
+	}
+	return args
 }
 
 // pipelined is one statement of a pipeline: its SQL, its arguments, and
@@ -104,6 +125,7 @@ func (d *Dialect) appendOnce(ctx context.Context, a *appendArgs, fast bool) (*dr
 	defer conn.Release()
 	c := conn.Conn()
 	m := c.TypeMap()
+	es := d.sql()
 
 	var xid, timeline string
 	res := &driver.AppendResult{}
@@ -120,9 +142,15 @@ func (d *Dialect) appendOnce(ctx context.Context, a *appendArgs, fast bool) (*dr
 			var lockTO, stmtTO string
 			return pgx.ScanRow(m, f, v, &lockTO, &stmtTO, &xid, &timeline)
 		}})
-		fastAppend := pipelined{sql: d.q(fastAppendSQL), args: []any{a.ids, a.versions, a.types, a.timestamps, a.payloads, a.n}}
+		fastAppend := pipelined{sql: d.q(es.fastAppend), args: []any{a.ids, a.versions, a.types, a.timestamps, a.payloads, a.n}}
+		if es.meta {
+			fastAppend.args = append(fastAppend.args, a.metadatas)
+		}
 		if a.n == 1 {
-			fastAppend = pipelined{sql: d.q(fastAppendOneSQL), args: []any{a.ids[0], a.versions[0], a.types[0], a.timestamps[0], a.payloads[0]}}
+			fastAppend = pipelined{sql: d.q(es.fastAppendOne), args: []any{a.ids[0], a.versions[0], a.types[0], a.timestamps[0], a.payloads[0]}}
+			if es.meta {
+				fastAppend.args = append(fastAppend.args, a.metadata)
+			}
 		}
 		fastAppend.scan = func(f []pgconn.FieldDescription, v [][]byte) error {
 			return pgx.ScanRow(m, f, v, &reserved, &stateExists)
@@ -137,7 +165,7 @@ func (d *Dialect) appendOnce(ctx context.Context, a *appendArgs, fast bool) (*dr
 			{sql: d.q(lockStateSQL), scan: func(f []pgconn.FieldDescription, v [][]byte) error {
 				return pgx.ScanRow(m, f, v, &res.Frozen, &last)
 			}},
-			{sql: d.q(appendSQL), args: []any{a.reqs, a.ids, a.versions, a.types, a.timestamps, a.payloads}, scan: func(f []pgconn.FieldDescription, v [][]byte) error {
+			{sql: d.q(es.append), args: appendArgsOf(es, a), scan: func(f []pgconn.FieldDescription, v [][]byte) error {
 				return pgx.ScanRow(m, f, v, &res.Frozen, &last, &cReqs, &cIDs, &cVersions)
 			}},
 		}

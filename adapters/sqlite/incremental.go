@@ -27,10 +27,18 @@ func incrementalExists(ctx context.Context, c *wconn, id string) (bool, error) {
 }
 
 // stageEvents inserts p's events into the staging table of its import.
-func stageEvents(ctx context.Context, c *wconn, p *driver.PushIncrementalParams) error {
+func stageEvents(ctx context.Context, c *wconn, es *eventSQL, p *driver.PushIncrementalParams) error {
+	args := make([]any, 5, 6)
 	for i := range p.Events {
+		if !es.meta && p.Events[i].Metadata != nil {
+			return driver.ErrNoMetadata()
+		}
 		e := &p.Events[i]
-		if _, err := c.ExecContext(ctx, pushIncrementalSQL, p.ID, e.AggregateID, e.Type, e.Timestamp, string(e.Payload)); err != nil {
+		args = append(args[:0], p.ID, e.AggregateID, e.Type, e.Timestamp, string(e.Payload))
+		if es.meta {
+			args = append(args, metadataArg(e.Metadata))
+		}
+		if _, err := c.ExecContext(ctx, es.pushIncremental, args...); err != nil {
 			return err
 		}
 	}
@@ -46,7 +54,7 @@ func (d *Dialect) PushIncremental(ctx context.Context, p *driver.PushIncremental
 		if found, err = incrementalExists(ctx, c, p.ID); err != nil || !found || len(p.Events) == 0 {
 			return err
 		}
-		if err := stageEvents(ctx, c, p); err != nil {
+		if err := stageEvents(ctx, c, d.sql(), p); err != nil {
 			return err
 		}
 		_, err = c.ExecContext(ctx, touchIncrementalSQL, p.Now, p.ID)

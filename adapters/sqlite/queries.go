@@ -1,6 +1,10 @@
 package sqlite
 
-import "github.com/esctl/esctl/migrations"
+import (
+	"strings"
+
+	"github.com/esctl/esctl/migrations"
+)
 
 // SQL of the SQLite dialect. This file and migrations/sqlite are the only
 // places SQLite SQL lives. Identifiers are constants; values are always bound
@@ -56,8 +60,6 @@ const (
 	savepointSQL           = `SAVEPOINT esctl_insert`
 	rollbackToSavepointSQL = `ROLLBACK TO esctl_insert`
 	releaseSavepointSQL    = `RELEASE esctl_insert`
-	insertEventSQL         = `INSERT INTO events (position, aggregate_id, aggregate_version, type, timestamp, payload) VALUES (?, ?, ?, ?, ?, ?)`
-	insertStagingSQL       = `INSERT INTO import_staging (position, aggregate_id, aggregate_version, type, timestamp, payload) VALUES (?, ?, ?, ?, ?, ?)`
 	advanceStateSQL        = `UPDATE store_state SET last_position = ?, event_count = event_count + ? WHERE id = 1`
 	// lastVersionSQL reads an aggregate's highest version backwards on the
 	// aggregate-version unique index: one row, however long the aggregate.
@@ -74,7 +76,6 @@ const (
 	clearStagingSQL     = `DELETE FROM import_staging`
 	deleteEventsSQL     = `DELETE FROM events`
 	resetEventStateSQL  = `UPDATE store_state SET last_position = 0, event_count = 0 WHERE id = 1`
-	swapMoveSQL         = `INSERT INTO events (position, aggregate_id, aggregate_version, type, timestamp, payload) SELECT position, aggregate_id, aggregate_version, type, timestamp, payload FROM import_staging ORDER BY position`
 	swapStateSQL        = `UPDATE store_state SET last_position = (SELECT coalesce(max(position), 0) FROM events), event_count = (SELECT count(*) FROM events) WHERE id = 1`
 	upsertCheckpointSQL = `INSERT INTO import_checkpoints (source_id, kind, mode, froze, base_position, byte_offset, line, events, last_position, hash_state, done, updated_at)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -123,8 +124,6 @@ const (
 // events through a common type's index, or sort a whole type for a time
 // range.
 const (
-	eventColumns        = `position, aggregate_id, aggregate_version, type, timestamp, payload`
-	selectEventsSQL     = `SELECT ` + eventColumns + ` FROM events WHERE `
 	afterPositionSQL    = `position > ?`
 	afterTimeSQL        = `(timestamp, position) > (?, ?)`
 	startTimeSQL        = ` AND timestamp >= ?`
@@ -141,8 +140,9 @@ const (
 	unionAllSQL         = ` UNION ALL `
 	subSelectOpenSQL    = `SELECT * FROM (`
 	subSelectCloseSQL   = `)`
-	selectAllFromSQL    = `SELECT ` + eventColumns + ` FROM (`
 	noConditionSQL      = `1 = 1`
+	falseSQL            = `1 = 0`
+	andSQL              = ` AND `
 	placeholderSQL      = `?`
 	commaPlaceholderSQL = `, ?`
 	closeParenSQL       = `)`
@@ -163,30 +163,17 @@ const (
 const (
 	beginIncrementalSQL  = `INSERT INTO incremental_imports (import_id, created_at, updated_at) VALUES (?, ?, ?)`
 	incrementalExistsSQL = `SELECT 1 FROM incremental_imports WHERE import_id = ?`
-	pushIncrementalSQL   = `INSERT INTO incremental_import_events (import_id, aggregate_id, type, timestamp, payload) VALUES (?, ?, ?, ?, ?)`
 	touchIncrementalSQL  = `UPDATE incremental_imports SET updated_at = ? WHERE import_id = ?`
 	deleteStagedSQL      = `DELETE FROM incremental_import_events WHERE import_id = ?`
 	deleteIncrementalSQL = `DELETE FROM incremental_imports WHERE import_id = ?`
 	listIncrementalSQL   = `SELECT i.import_id, (SELECT count(*) FROM incremental_import_events e WHERE e.import_id = i.import_id), i.created_at, i.updated_at FROM incremental_imports i ORDER BY i.created_at, i.import_id`
-	createWorkSQL        = `CREATE TEMP TABLE IF NOT EXISTS incremental_work (seq INTEGER PRIMARY KEY, aggregate_id TEXT, type TEXT, timestamp INTEGER, payload TEXT, cls INTEGER, base INTEGER)`
+	createWorkSQL        = `CREATE TEMP TABLE IF NOT EXISTS incremental_work (seq INTEGER PRIMARY KEY, aggregate_id TEXT, type TEXT, timestamp INTEGER, payload TEXT, metadata TEXT, cls INTEGER, base INTEGER)`
 	clearWorkSQL         = `DELETE FROM temp.incremental_work`
-	classifyStagedSQL    = `INSERT INTO temp.incremental_work (seq, aggregate_id, type, timestamp, payload, cls, base)
-SELECT s.seq, s.aggregate_id, s.type, s.timestamp, s.payload,
-       CASE WHEN s.rn > 1 THEN ?2
-            WHEN EXISTS (SELECT 1 FROM events e WHERE e.aggregate_id = s.aggregate_id AND e.timestamp = s.timestamp AND e.type = s.type AND e.payload = s.payload) THEN ?3
-            ELSE ?4 END,
-       0
-FROM (SELECT *, row_number() OVER (PARTITION BY aggregate_id, type, timestamp, payload ORDER BY timestamp, seq) AS rn
-      FROM incremental_import_events WHERE import_id = ?1) s`
-	newestTimestampSQL = `SELECT coalesce(max(timestamp), -1) FROM events`
-	markOlderSQL       = `UPDATE temp.incremental_work SET cls = ?1 WHERE cls = ?2 AND timestamp < ?3`
-	workCountsSQL      = `SELECT coalesce(sum(cls = ?1), 0), coalesce(sum(cls IN (?2, ?3)), 0), coalesce(sum(cls = ?4), 0) FROM temp.incremental_work`
-	oldestWorkSQL      = `SELECT aggregate_id, timestamp FROM temp.incremental_work WHERE cls = ? ORDER BY timestamp, seq LIMIT 1`
-	workBaseVersionSQL = `UPDATE temp.incremental_work SET base = coalesce((SELECT max(e.aggregate_version) FROM events e WHERE e.aggregate_id = temp.incremental_work.aggregate_id), 0) WHERE cls = ?`
-	appendWorkSQL      = `INSERT INTO events (position, aggregate_id, aggregate_version, type, timestamp, payload)
-SELECT ?1 + row_number() OVER (ORDER BY timestamp, seq), aggregate_id,
-       base + row_number() OVER (PARTITION BY aggregate_id ORDER BY timestamp, seq), type, timestamp, payload
-FROM temp.incremental_work WHERE cls = ?2 ORDER BY timestamp, seq`
+	newestTimestampSQL   = `SELECT coalesce(max(timestamp), -1) FROM events`
+	markOlderSQL         = `UPDATE temp.incremental_work SET cls = ?1 WHERE cls = ?2 AND timestamp < ?3`
+	workCountsSQL        = `SELECT coalesce(sum(cls = ?1), 0), coalesce(sum(cls IN (?2, ?3)), 0), coalesce(sum(cls = ?4), 0) FROM temp.incremental_work`
+	oldestWorkSQL        = `SELECT aggregate_id, timestamp FROM temp.incremental_work WHERE cls = ? ORDER BY timestamp, seq LIMIT 1`
+	workBaseVersionSQL   = `UPDATE temp.incremental_work SET base = coalesce((SELECT max(e.aggregate_version) FROM events e WHERE e.aggregate_id = temp.incremental_work.aggregate_id), 0) WHERE cls = ?`
 )
 
 // Durable consumers (driver.Consumers). Lease times are the caller's clock
@@ -232,3 +219,91 @@ var versionSQL = map[string]string{
 	migrations.VersionTable:       `SELECT version, dirty FROM esctl_schema_migrations LIMIT 1`,
 	migrations.LegacyVersionTable: `SELECT version, dirty FROM schema_migrations LIMIT 1`,
 }
+
+// The statements that name the events' metadata column (schema version 8
+// on), written once with these marks and built for a store with metadata
+// and one without (esql): {m} is ", metadata" or nothing, {m?} its
+// placeholder, {mcol} the column read (NULL without), {s.m} the staged
+// column (NULL without), {same} the metadata part of an incremental
+// import's duplicate test.
+const (
+	insertEventTmpl     = `INSERT INTO events (position, aggregate_id, aggregate_version, type, timestamp, payload{m}) VALUES (?, ?, ?, ?, ?, ?{m?})`
+	insertStagingTmpl   = `INSERT INTO import_staging (position, aggregate_id, aggregate_version, type, timestamp, payload{m}) VALUES (?, ?, ?, ?, ?, ?{m?})`
+	swapMoveTmpl        = `INSERT INTO events (position, aggregate_id, aggregate_version, type, timestamp, payload{m}) SELECT position, aggregate_id, aggregate_version, type, timestamp, payload{m} FROM import_staging ORDER BY position`
+	eventColumnsTmpl    = `position, aggregate_id, aggregate_version, type, timestamp, payload, {mcol}`
+	pushIncrementalTmpl = `INSERT INTO incremental_import_events (import_id, aggregate_id, type, timestamp, payload{m}) VALUES (?, ?, ?, ?, ?{m?})`
+	classifyStagedTmpl  = `INSERT INTO temp.incremental_work (seq, aggregate_id, type, timestamp, payload, metadata, cls, base)
+SELECT s.seq, s.aggregate_id, s.type, s.timestamp, s.payload, {s.m},
+       CASE WHEN s.rn > 1 THEN ?2
+            WHEN EXISTS (SELECT 1 FROM events e WHERE e.aggregate_id = s.aggregate_id AND e.timestamp = s.timestamp AND e.type = s.type AND e.payload = s.payload{same}) THEN ?3
+            ELSE ?4 END,
+       0
+FROM (SELECT *, row_number() OVER (PARTITION BY aggregate_id, type, timestamp, payload{m} ORDER BY timestamp, seq) AS rn
+      FROM incremental_import_events WHERE import_id = ?1) s`
+	appendWorkTmpl = `INSERT INTO events (position, aggregate_id, aggregate_version, type, timestamp, payload{m})
+SELECT ?1 + row_number() OVER (ORDER BY timestamp, seq), aggregate_id,
+       base + row_number() OVER (PARTITION BY aggregate_id ORDER BY timestamp, seq), type, timestamp, payload{m}
+FROM temp.incremental_work WHERE cls = ?2 ORDER BY timestamp, seq`
+)
+
+// eventSQL is the statements of a store with metadata or without.
+type eventSQL struct {
+	meta                                        bool
+	insertEvent, insertStaging, swapMove        string
+	selectEvents, selectAllFrom                 string
+	pushIncremental, classifyStaged, appendWork string
+}
+
+// eventSQLs are eventSQL without metadata ([0]) and with it ([1]).
+var eventSQLs = [2]eventSQL{buildEventSQL(false), buildEventSQL(true)}
+
+func buildEventSQL(meta bool) eventSQL {
+	r := strings.NewReplacer("{m}", "", "{m?}", "", "{mcol}", "NULL", "{s.m}", "NULL", "{same}", "")
+	if meta {
+		r = strings.NewReplacer("{m}", ", metadata", "{m?}", ", ?", "{mcol}", "metadata", "{s.m}", "s.metadata", "{same}", " AND e.metadata IS s.metadata")
+	}
+	columns := r.Replace(eventColumnsTmpl)
+	return eventSQL{
+		meta:            meta,
+		insertEvent:     r.Replace(insertEventTmpl),
+		insertStaging:   r.Replace(insertStagingTmpl),
+		swapMove:        r.Replace(swapMoveTmpl),
+		selectEvents:    `SELECT ` + columns + ` FROM events WHERE `,
+		selectAllFrom:   `SELECT ` + columns + ` FROM (`,
+		pushIncremental: r.Replace(pushIncrementalTmpl),
+		classifyStaged:  r.Replace(classifyStagedTmpl),
+		appendWork:      r.Replace(appendWorkTmpl),
+	}
+}
+
+// metadataArg is the bound value of an event's metadata: NULL for none.
+func metadataArg(m []byte) any {
+	if m == nil {
+		return nil
+	}
+	return string(m)
+}
+
+// Containment filters (driver.Contains) are written as conditions on the
+// JSON functions, so that an expression index on json_extract(column,
+// path) (Dialect.CreateIndex) serves a member's equality: the path is a
+// literal (built by jsonPath, quoted for SQL by sqlString), every value a
+// bound parameter. An array's elements are matched with EXISTS over
+// json_each, whose element rows have a type, an atom (a scalar's SQL
+// value) and a value (a container's JSON text).
+const (
+	payloadColumn   = `payload`
+	metadataColumn  = `metadata`
+	jsonExtractTmpl = `json_extract(%s, %s) = ?`
+	jsonTypeTmpl    = `json_type(%s, %s) = '%s'`
+	jsonNumberTmpl  = `json_type(%[1]s, %[2]s) IN ('integer', 'real') AND json_extract(%[1]s, %[2]s) = ?`
+	existsEachTmpl  = `EXISTS (SELECT 1 FROM json_each(%s, %s) AS %s WHERE %s)`
+	elemTypeTmpl    = `%s.type = '%s'`
+	elemAtomTmpl    = `%s.type = 'text' AND %s.atom = ?`
+	elemNumberTmpl  = `%[1]s.type IN ('integer', 'real') AND %[1]s.atom = ?`
+	elemValueTmpl   = `%s.value`
+	createIndexTmpl = `CREATE INDEX IF NOT EXISTS %s ON events (json_extract(%s, %s))`
+	dropIndexTmpl   = `DROP INDEX IF EXISTS %s`
+	listIndexesSQL  = `SELECT name, sql FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'events' AND name GLOB 'esctl_idx_*' ORDER BY name`
+	indexExistsSQL  = `SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name = ?`
+)

@@ -17,12 +17,16 @@ type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-// reader implements driver.Reader over a querier.
-type reader struct{ q querier }
+// reader implements driver.Reader over a querier, with the statements of
+// the store's schema version.
+type reader struct {
+	q  querier
+	es *eventSQL
+}
 
 // ListEvents implements driver.Reader on the reader pool.
 func (d *Dialect) ListEvents(ctx context.Context, p *driver.ListEventsParams) (*driver.ListEventsResult, error) {
-	return reader{d.rdb}.ListEvents(ctx, p)
+	return reader{d.rdb, d.sql()}.ListEvents(ctx, p)
 }
 
 // ReadState implements driver.Reader in one read transaction.
@@ -37,12 +41,12 @@ func (d *Dialect) ReadState(ctx context.Context) (*driver.StoreState, error) {
 
 // ListSecrets implements driver.Reader on the reader pool.
 func (d *Dialect) ListSecrets(ctx context.Context, p *driver.ListSecretsParams) ([]estype.Secret, error) {
-	return reader{d.rdb}.ListSecrets(ctx, p)
+	return reader{d.rdb, d.sql()}.ListSecrets(ctx, p)
 }
 
 // ListSnapshots implements driver.Reader on the reader pool.
 func (d *Dialect) ListSnapshots(ctx context.Context, p *driver.ListSnapshotsParams) ([]driver.Snapshot, error) {
-	return reader{d.rdb}.ListSnapshots(ctx, p)
+	return reader{d.rdb, d.sql()}.ListSnapshots(ctx, p)
 }
 
 // readTx is one read transaction on a dedicated connection. BEGIN (deferred)
@@ -69,7 +73,7 @@ func (d *Dialect) BeginRead(ctx context.Context) (driver.ReadTx, error) {
 		_ = c.Close()
 		return nil, interpretError(err)
 	}
-	return &readTx{reader: reader{c}, c: c}, nil
+	return &readTx{reader: reader{c, d.sql()}, c: c}, nil
 }
 
 func (t *readTx) Close(ctx context.Context) error {
@@ -92,7 +96,7 @@ func (r reader) ListEvents(ctx context.Context, p *driver.ListEventsParams) (*dr
 	if err := r.q.QueryRowContext(ctx, lastPositionSQL).Scan(&res.LastPosition); err != nil {
 		return nil, interpretError(err)
 	}
-	query, args := buildListEvents(p)
+	query, args := buildEventQuery(p, false, r.es)
 	rows, err := r.q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, interpretError(err)
@@ -105,26 +109,26 @@ func (r reader) ListEvents(ctx context.Context, p *driver.ListEventsParams) (*dr
 }
 
 // ScanEvents implements driver.ReadTx: ListEvents's queries, with each
-// row handed to fn as it is read. The payload is scanned as sql.RawBytes,
-// not copied.
+// row handed to fn as it is read. The payload and the metadata are scanned
+// as sql.RawBytes, not copied.
 func (t *readTx) ScanEvents(ctx context.Context, p *driver.ListEventsParams, fn func(*estype.StoredEvent) error) (int64, error) {
 	var last int64
 	if err := t.q.QueryRowContext(ctx, lastPositionSQL).Scan(&last); err != nil {
 		return 0, interpretError(err)
 	}
-	query, args := buildListEvents(p)
+	query, args := buildEventQuery(p, false, t.es)
 	rows, err := t.q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return last, interpretError(err)
 	}
 	defer rows.Close()
 	var e estype.StoredEvent
-	var payload sql.RawBytes
+	var payload, metadata sql.RawBytes
 	for rows.Next() {
-		if err := rows.Scan(&e.Position, &e.AggregateID, &e.AggregateVersion, &e.Type, &e.Timestamp, &payload); err != nil {
+		if err := rows.Scan(&e.Position, &e.AggregateID, &e.AggregateVersion, &e.Type, &e.Timestamp, &payload, &metadata); err != nil {
 			return last, interpretError(err)
 		}
-		e.Payload = json.RawMessage(payload)
+		e.Payload, e.Metadata = json.RawMessage(payload), json.RawMessage(metadata)
 		if err := fn(&e); err != nil {
 			return last, err
 		}
@@ -137,11 +141,14 @@ func scanEvents(rows *sql.Rows, capacity int) ([]estype.StoredEvent, error) {
 	events := make([]estype.StoredEvent, 0, capacity)
 	for rows.Next() {
 		var e estype.StoredEvent
-		var payload sql.RawBytes
-		if err := rows.Scan(&e.Position, &e.AggregateID, &e.AggregateVersion, &e.Type, &e.Timestamp, &payload); err != nil {
+		var payload, metadata sql.RawBytes
+		if err := rows.Scan(&e.Position, &e.AggregateID, &e.AggregateVersion, &e.Type, &e.Timestamp, &payload, &metadata); err != nil {
 			return nil, interpretError(err)
 		}
 		e.Payload = append([]byte(nil), payload...)
+		if metadata != nil {
+			e.Metadata = append([]byte(nil), metadata...)
+		}
 		events = append(events, e)
 	}
 	if err := rows.Err(); err != nil {
@@ -154,6 +161,9 @@ func scanEvents(rows *sql.Rows, capacity int) ([]estype.StoredEvent, error) {
 type eventQuery struct {
 	sb   strings.Builder
 	args []any
+	es   *eventSQL
+	// aliases counts json_each aliases, so that each is unique.
+	aliases int
 }
 
 // where writes the conditions shared by every sub-select: the keyset bound,
@@ -198,6 +208,18 @@ func (q *eventQuery) where(p *driver.ListEventsParams, splitAggregate, splitType
 	case p.EventTypes != nil:
 		q.in(typeInSQL, p.EventTypes)
 	}
+	if p.Payload != nil {
+		q.sb.WriteString(andSQL)
+		q.contains(payloadColumn, p.Payload.Root)
+	}
+	if p.Metadata != nil {
+		q.sb.WriteString(andSQL)
+		if q.es.meta {
+			q.contains(metadataColumn, p.Metadata.Root)
+		} else {
+			q.sb.WriteString(falseSQL) // schema 7: no event has metadata
+		}
+	}
 }
 
 func (q *eventQuery) in(open string, values []string) {
@@ -232,9 +254,9 @@ func (q *eventQuery) order(p *driver.ListEventsParams, desc bool, limit int) {
 // position)) merged by the outer ORDER BY, so a page costs O(limit) whatever
 // the store's size and however rare the values are. A time-range read is
 // driven by the (timestamp, position) index, its filters applied to the
-// range. plans_test.go checks every shape's plan.
-func buildEventQuery(p *driver.ListEventsParams, desc bool) (string, []any) {
-	var q eventQuery
+// range. plans_test.go checks every shape's plan. es gives the columns read.
+func buildEventQuery(p *driver.ListEventsParams, desc bool, es *eventSQL) (string, []any) {
+	q := eventQuery{es: es}
 	var split []string
 	splitOnAggregate := false
 	if !p.ByTime {
@@ -247,12 +269,12 @@ func buildEventQuery(p *driver.ListEventsParams, desc bool) (string, []any) {
 	}
 	switch {
 	case len(split) == 0:
-		q.sb.WriteString(selectEventsSQL)
+		q.sb.WriteString(es.selectEvents)
 		q.where(p, nil, nil, desc)
 		q.order(p, desc, p.Limit)
 		return q.sb.String(), q.args
 	case len(split) == 1:
-		q.sb.WriteString(selectEventsSQL)
+		q.sb.WriteString(es.selectEvents)
 		if splitOnAggregate {
 			q.where(p, &split[0], nil, desc)
 		} else {
@@ -261,13 +283,13 @@ func buildEventQuery(p *driver.ListEventsParams, desc bool) (string, []any) {
 		q.order(p, desc, p.Limit)
 		return q.sb.String(), q.args
 	}
-	q.sb.WriteString(selectAllFromSQL)
+	q.sb.WriteString(es.selectAllFrom)
 	for i := range split {
 		if i > 0 {
 			q.sb.WriteString(unionAllSQL)
 		}
 		q.sb.WriteString(subSelectOpenSQL)
-		q.sb.WriteString(selectEventsSQL)
+		q.sb.WriteString(es.selectEvents)
 		if splitOnAggregate {
 			q.where(p, &split[i], nil, desc)
 		} else {
@@ -281,15 +303,11 @@ func buildEventQuery(p *driver.ListEventsParams, desc bool) (string, []any) {
 	return q.sb.String(), q.args
 }
 
-func buildListEvents(p *driver.ListEventsParams) (string, []any) {
-	return buildEventQuery(p, false)
-}
-
 // LatestEvent implements driver.Driver.
 func (d *Dialect) LatestEvent(ctx context.Context, p *driver.LatestEventParams) (*estype.StoredEvent, error) {
 	query, args := buildEventQuery(&driver.ListEventsParams{
-		AggregateIDs: p.AggregateIDs, EventTypes: p.EventTypes, Limit: 1,
-	}, true)
+		AggregateIDs: p.AggregateIDs, EventTypes: p.EventTypes, Payload: p.Payload, Metadata: p.Metadata, Limit: 1,
+	}, true, d.sql())
 	rows, err := d.rdb.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, interpretError(err)

@@ -22,6 +22,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang-migrate/migrate/v4/database"
@@ -67,6 +68,20 @@ type Dialect struct {
 	path      string
 	pathKnown bool
 	pragmas   string // run on the writer connection: writeTxPragmas, or without syncing
+	// meta is set when the store's schema has the events' metadata column
+	// (driver.Driver.UseSchema).
+	meta atomic.Bool
+}
+
+// UseSchema implements driver.Driver.
+func (d *Dialect) UseSchema(version uint) { d.meta.Store(version >= estype.MetadataSchemaVersion) }
+
+// sql returns the event statements of the store's schema version.
+func (d *Dialect) sql() *eventSQL {
+	if d.meta.Load() {
+		return &eventSQLs[1]
+	}
+	return &eventSQLs[0]
 }
 
 var _ driver.Driver = (*Dialect)(nil)

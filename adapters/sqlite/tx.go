@@ -17,7 +17,7 @@ import (
 func (d *Dialect) Write(ctx context.Context, _ *driver.WriteParams, fn func(driver.Tx) error) error {
 	tx := &writeTx{}
 	err := d.writeRaw(ctx, func(c *wconn) error {
-		*tx = writeTx{c: c}
+		*tx = writeTx{c: c, es: d.sql()}
 		st := &tx.state
 		if err := c.QueryRowContext(ctx, lockedStateSQL).Scan(&st.Frozen, &st.FrozenReason, &st.LastPosition); err != nil {
 			return interpretError(err)
@@ -48,6 +48,7 @@ func (d *Dialect) Write(ctx context.Context, _ *driver.WriteParams, fn func(driv
 // writeTx implements driver.Tx on the writer connection.
 type writeTx struct {
 	c          *wconn
+	es         *eventSQL
 	state      driver.State
 	tombstoned bool // a secret was deleted: checkpoint the WAL after commit
 }
@@ -72,9 +73,13 @@ func (t *writeTx) exec(ctx context.Context, query string, args ...any) error {
 // million of them for a million events). ctx is checked every
 // cancelCheckRows rows instead: the caller then rolls the transaction back.
 func (t *writeTx) InsertEvents(ctx context.Context, p *driver.InsertEventsParams) (int, error) {
-	q := insertEventSQL
+	q := t.es.insertEvent
 	if p.Table == driver.Staging {
-		q = insertStagingSQL
+		q = t.es.insertStaging
+	}
+	args := make([]any, 6, 7)
+	if !t.es.meta && driver.AnyMetadata(p.Events) {
+		return 0, driver.ErrNoMetadata()
 	}
 	multi := len(p.Events) > 1
 	if multi {
@@ -88,7 +93,11 @@ func (t *writeTx) InsertEvents(ctx context.Context, p *driver.InsertEventsParams
 			return 0, ctx.Err()
 		}
 		e := &p.Events[i]
-		_, err := t.c.ExecContext(rowCtx, q, e.Position, e.AggregateID, e.AggregateVersion, e.Type, e.Timestamp, string(e.Payload))
+		args = append(args[:0], e.Position, e.AggregateID, e.AggregateVersion, e.Type, e.Timestamp, string(e.Payload))
+		if t.es.meta {
+			args = append(args, metadataArg(e.Metadata))
+		}
+		_, err := t.c.ExecContext(rowCtx, q, args...)
 		if err == nil {
 			continue
 		}
@@ -226,7 +235,7 @@ func (t *writeTx) DeleteEvents(ctx context.Context) error {
 }
 
 func (t *writeTx) SwapStaging(ctx context.Context) error {
-	for _, q := range []string{deleteEventsSQL, swapMoveSQL, clearStagingSQL, swapStateSQL} {
+	for _, q := range []string{deleteEventsSQL, t.es.swapMove, clearStagingSQL, swapStateSQL} {
 		if err := t.exec(ctx, q); err != nil {
 			return err
 		}
@@ -238,7 +247,7 @@ func (t *writeTx) StageIncremental(ctx context.Context, p *driver.PushIncrementa
 	if err := t.exec(ctx, beginIncrementalSQL, p.ID, p.Now, p.Now); err != nil {
 		return err
 	}
-	return interpretError(stageEvents(ctx, t.c, p))
+	return interpretError(stageEvents(ctx, t.c, t.es, p))
 }
 
 // LockIncremental implements driver.Tx: the transaction holds SQLite's
@@ -257,7 +266,7 @@ func (t *writeTx) ClassifyIncremental(ctx context.Context, id string) (*driver.I
 			return nil, err
 		}
 	}
-	if err := t.exec(ctx, classifyStagedSQL, id, driver.IncrementalDuplicateStaged, driver.IncrementalDuplicateStored, driver.IncrementalFresh); err != nil {
+	if err := t.exec(ctx, t.es.classifyStaged, id, driver.IncrementalDuplicateStaged, driver.IncrementalDuplicateStored, driver.IncrementalFresh); err != nil {
 		return nil, err
 	}
 	if err := t.c.QueryRowContext(ctx, newestTimestampSQL).Scan(&w.NewestTimestamp); err != nil {
@@ -283,7 +292,7 @@ func (t *writeTx) AppendIncremental(ctx context.Context, p *driver.AppendIncreme
 	if err := t.exec(ctx, workBaseVersionSQL, driver.IncrementalFresh); err != nil {
 		return err
 	}
-	return t.exec(ctx, appendWorkSQL, p.After, driver.IncrementalFresh)
+	return t.exec(ctx, t.es.appendWork, p.After, driver.IncrementalFresh)
 }
 
 func (t *writeTx) DeleteIncremental(ctx context.Context, id string) error {

@@ -130,7 +130,7 @@ func exitCode(ctx context.Context, err error) int {
 		return exitInterrupted
 	case errors.Is(err, eventstore.ErrResources):
 		return exitResources
-	case errors.As(err, &ue), errors.Is(err, eventstore.ErrUnknownScheme):
+	case errors.As(err, &ue), errors.Is(err, eventstore.ErrUnknownScheme), errors.Is(err, eventstore.ErrInvalidIndex):
 		return exitUsage
 	case errors.As(err, &se):
 		return exitStoreState
@@ -261,6 +261,7 @@ func newApp(e *env) *cli.Command {
 			secretsCommand(e),
 			consumersCommand(e),
 			snapshotsCommand(e),
+			indexCommand(e),
 			demoCommand(e),
 			versionCommand(e),
 		},

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"time"
@@ -36,7 +37,10 @@ func eventsCommand(e *env) *cli.Command {
 		Description: "Prints events in the export format (docs/ndjson-format.md), one per line, on stdout,\n" +
 			"in position order from --cursor (the start by default), or in time order with --since\n" +
 			"and/or --until (inclusive; milliseconds or RFC 3339). --type and --aggregate may be\n" +
-			"repeated (OR within each, AND between them). The cursor that continues the read is\n" +
+			"repeated (OR within each, AND between them). --payload and --metadata select by content:\n" +
+			"a JSON object the event's payload (metadata) must contain, as PostgreSQL's jsonb @> decides\n" +
+			"on both engines ({\"accountId\":\"a-1\"}: nested objects and arrays by containment, numbers\n" +
+			"by value); esctl index adds the indexes that make them fast. The cursor that continues the read is\n" +
 			"printed on stderr at the end (and in the -o json summary).\n\n" +
 			"With --follow, after the events so far it goes on printing new ones as they are appended\n" +
 			"(by any process), until Ctrl-C, which exits 0 and prints the cursor to resume from; a\n" +
@@ -44,7 +48,8 @@ func eventsCommand(e *env) *cli.Command {
 			"Examples:\n  esctl events --limit 10\n  esctl events --aggregate account-7 --type Deposited\n" +
 			"  esctl events --since 2026-11-01T00:00:00Z --until 2026-11-02T00:00:00Z\n" +
 			"  esctl events --cursor \"$CURSOR\" --limit 1000 > page.ndjson\n" +
-			"  esctl events --follow --type Deposited | my-projection",
+			"  esctl events --follow --type Deposited | my-projection\n" +
+			"  esctl events --payload '{\"accountId\":\"a-1\"}' --metadata '{\"correlationId\":\"req-7\"}'",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "cursor", Usage: "read after this cursor (from describe, export or a previous events)"},
 			&cli.IntFlag{Name: "limit", Usage: "print at most N events (0: all)"},
@@ -52,6 +57,8 @@ func eventsCommand(e *env) *cli.Command {
 			&cli.StringSliceFlag{Name: "aggregate", Usage: "only events of this aggregate id (repeatable)"},
 			&cli.StringFlag{Name: "since", Usage: "only events at or after this time (ms or RFC 3339); reads in time order"},
 			&cli.StringFlag{Name: "until", Usage: "only events at or before this time (ms or RFC 3339); reads in time order"},
+			&cli.StringFlag{Name: "payload", Usage: "only events whose payload contains this JSON object"},
+			&cli.StringFlag{Name: "metadata", Usage: "only events whose metadata contains this JSON object"},
 			&cli.BoolFlag{Name: "follow", Aliases: []string{"f"}, Usage: "after the events so far, print new ones as they are appended, until Ctrl-C"},
 		},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
@@ -61,6 +68,15 @@ func eventsCommand(e *env) *cli.Command {
 			}
 			if v := cmd.StringSlice("aggregate"); len(v) > 0 {
 				f.AggregateIDs = v
+			}
+			if cmd.IsSet("payload") {
+				f.Payload = json.RawMessage(cmd.String("payload"))
+			}
+			if cmd.IsSet("metadata") {
+				f.Metadata = json.RawMessage(cmd.String("metadata"))
+			}
+			if err := f.Validate(); err != nil {
+				return usagef("%v", err)
 			}
 			for _, b := range []struct {
 				flag string

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"syscall"
 	"testing"
@@ -144,4 +145,56 @@ func TestEventsFollowInterrupt(t *testing.T) {
 	end := string(eventstore.CursorAt(5))
 	require.Contains(t, p.stderrText(), "continue with: esctl --db "+url+" events --follow --type Nothing --cursor "+end+"\n")
 	require.NotContains(t, p.stderrText(), "committed whole", "a read has no batch to commit")
+}
+
+// TestEventsMetadata: esctl events prints each event's metadata (the
+// export format's metadata key), and esctl import takes it back.
+func TestEventsMetadata(t *testing.T) {
+	t.Parallel()
+	lines := `{"threadCounter":0,"threadId":0,"type":"T","timestamp":1,"aggregateId":"a","aggregateVersion":1,"payload":{"n":1},"metadata":{"correlationId":"c-1","causationId":"x"},"position":1}` + "\n" +
+		`{"threadCounter":0,"threadId":1,"type":"T","timestamp":2,"aggregateId":"a","aggregateVersion":2,"payload":{"n":2},"position":2}` + "\n"
+	url := importedStore(t, []byte(lines))
+	r := mustEsctl(t, "", "--db", url, "events")
+	if r.stdout != lines {
+		t.Fatalf("events prints metadata as imported: %s", r)
+	}
+	page, err := openStore(t, url).LoadEvents(t.Context(), eventstore.Filter{Limit: 10})
+	require.NoError(t, err)
+	require.Equal(t, `{"correlationId":"c-1","causationId":"x"}`, string(page.Events[0].Metadata))
+	require.Nil(t, page.Events[1].Metadata)
+}
+
+// TestEventsContent: --payload and --metadata select by containment, also
+// with --follow; a filter that is not a JSON object is a usage error.
+func TestEventsContent(t *testing.T) {
+	t.Parallel()
+	line := func(pos int, payload, metadata string) string {
+		l := fmt.Sprintf(`{"threadCounter":0,"threadId":%d,"type":"T","timestamp":%d,"aggregateId":"a-%d","aggregateVersion":1,"payload":%s`, pos-1, pos, pos, payload)
+		if metadata != "" {
+			l += `,"metadata":` + metadata
+		}
+		return l + fmt.Sprintf(`,"position":%d}`, pos) + "\n"
+	}
+	lines := []string{
+		line(1, `{"accountId":"a-1","amount":10}`, `{"correlationId":"c-1"}`),
+		line(2, `{"accountId":"a-2","amount":10.0}`, ``),
+		line(3, `{"accountId":"a-1","tags":["x"]}`, `{"correlationId":"c-2"}`),
+	}
+	url := importedStore(t, []byte(strings.Join(lines, "")))
+	r := mustEsctl(t, "", "--db", url, "events", "--payload", `{"accountId":"a-1"}`)
+	require.Equal(t, lines[0]+lines[2], r.stdout)
+	r = mustEsctl(t, "", "--db", url, "events", "--payload", `{"amount":10}`, "--metadata", `{}`)
+	require.Equal(t, lines[0], r.stdout)
+	r = mustEsctl(t, "", "--db", url, "events", "--metadata", `{"correlationId":"c-2"}`)
+	require.Equal(t, lines[2], r.stdout)
+	wantCode(t, esctl(t, "", "--db", url, "events", "--payload", `[1]`), exitUsage, `payload`, "JSON object")
+	wantCode(t, esctl(t, "", "--db", url, "events", "--metadata", `{"a":`), exitUsage, `metadata`)
+
+	p := start(t, t.TempDir(), nil, "--db", url, "events", "--follow", "--payload", `{"tags":["x"]}`, "--limit", "2")
+	more := line(4, `{"tags":["y"]}`, ``) + line(5, `{"tags":["y","x"]}`, `{"correlationId":"c-3"}`)
+	mustEsctl(t, more, "--db", url, "import", "--source-id", "more")
+	if code := p.wait(); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, p.stderrText())
+	}
+	wantBytes(t, "followed events", p.stdout.Bytes(), []byte(lines[2]+line(5, `{"tags":["y","x"]}`, `{"correlationId":"c-3"}`)))
 }

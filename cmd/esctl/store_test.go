@@ -96,13 +96,21 @@ func TestMigrate(t *testing.T) {
 	if !strings.Contains(r.stdout, "pending  true") {
 		t.Fatalf("migrate status when behind: %s", r)
 	}
-	wantCode(t, esctl(t, "", "--db", url, "events"), exitStoreState, "migrations are pending")
+	// One version behind (the one before event metadata) is served
+	// without metadata.
+	wantCode(t, mustEsctl(t, "", "--db", url, "events"), 0, "0 events")
 	// describe still works, and says so.
 	if r := mustEsctl(t, "", "--db", url, "describe"); !strings.Contains(r.stdout, "1 migration(s) pending (esctl migrate up)") {
 		t.Fatalf("describe of a store with a pending migration: %s", r)
 	}
 	if d := describe(t, url); d["pending"] != true || num(t, d, "schemaVersion") != latest-1 {
 		t.Fatalf("describe -o json of a store with a pending migration: %v", d)
+	}
+	// Two behind is not served: a command that needs the store exits 4.
+	wantCode(t, mustEsctl(t, "", "--db", url, "migrate", "down", "1", "--yes"), 0, "schema migrated from version")
+	wantCode(t, esctl(t, "", "--db", url, "events"), exitStoreState, "migrations are pending")
+	if r := mustEsctl(t, "", "--db", url, "describe"); !strings.Contains(r.stdout, "2 migration(s) pending (esctl migrate up)") {
+		t.Fatalf("describe of a store with two pending migrations: %s", r)
 	}
 	wantCode(t, mustEsctl(t, "", "--db", url, "migrate", "up", "--dry-run"), 0, "would migrate the schema")
 	wantCode(t, mustEsctl(t, "", "--db", url, "migrate", "up"), 0, "schema migrated from version")

@@ -55,6 +55,9 @@ func Run(t *testing.T, h Harness) {
 		{"Snapshots", runSnapshots},
 		{"Secrets", runSecrets},
 		{"Subscribe", runSubscribe},
+		{"Metadata", runMetadata},
+		{"Contains", runContains},
+		{"ContainsFollow", runContainsFollow},
 	}
 	for _, s := range suites {
 		t.Run(s.name, func(t *testing.T) {

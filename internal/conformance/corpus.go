@@ -40,6 +40,33 @@ func GenerateEvents(seed uint64, n int) []eventstore.Event {
 	return out
 }
 
+// WithMetadata gives every event of events metadata (deterministic for a
+// seed) meant to break byte-exactness like the corpus's payloads:
+// correlation and causation ids, a traceparent, unicode and escapes, large
+// and exponent numbers, unusual key orders, nested values, and on a few
+// events an empty object. It returns events.
+func WithMetadata(seed uint64, events []eventstore.Event) []eventstore.Event {
+	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	for i := range events {
+		var b strings.Builder
+		switch i % 50 {
+		case 7:
+			b.WriteString(`{}`)
+		case 8:
+			fmt.Fprintf(&b, `{"z":%d,"a":"\u00e9\ud83c\udf89\/\b\f\n","m":{"y":[1.50,-0,1E+2,12345678901234567890]}}`, rng.Int64())
+		default:
+			fmt.Fprintf(&b, `{"correlationId":"c-%d","causationId":"%d","traceparent":"00-%016x%016x-%016x-01"`,
+				i/10, i, rng.Uint64(), rng.Uint64(), rng.Uint64())
+			if rng.IntN(3) == 0 {
+				b.WriteString(`,"user":` + jsonString("ü\"ser "+fmt.Sprint(rng.IntN(100))+" 🎉\u2028"))
+			}
+			b.WriteString(`}`)
+		}
+		events[i].Metadata = []byte(b.String())
+	}
+	return events
+}
+
 func corpusPayload(rng *rand.Rand, i, n int, words []string) []byte {
 	switch {
 	case i == 0:

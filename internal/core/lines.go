@@ -25,8 +25,8 @@ func CheckEnvelope(e *estype.Event) *ndjson.Error {
 
 // ParseLine parses and checks one event line; with versionless,
 // aggregateVersion may be absent.
-func ParseLine(line []byte, maxPayload int, versionless bool) (*ndjson.Event, *ndjson.Error) {
-	return ndjson.ParseEvent(line, maxPayload, versionless, CheckEnvelope)
+func ParseLine(line []byte, lim Limits, versionless bool) (*ndjson.Event, *ndjson.Error) {
+	return ndjson.ParseEvent(line, ndjson.Limits(lim), versionless, CheckEnvelope)
 }
 
 // ParseSecretLine parses and checks one secret line.

@@ -26,7 +26,13 @@ type Config struct {
 	Logger           *slog.Logger
 	Now              func() time.Time
 	MaxPayloadBytes  int
+	MaxMetadataBytes int
 	MaxSnapshotBytes int
+}
+
+// Limits returns the event limits of the configuration.
+func (c *Config) Limits() Limits {
+	return Limits{Payload: c.MaxPayloadBytes, Metadata: c.MaxMetadataBytes}
 }
 
 // Store is one store's shared state.
@@ -40,6 +46,11 @@ type Store struct {
 	closed   bool
 	inflight sync.WaitGroup
 	schemaOK atomic.Bool
+	// version is the schema version Ready found (0 before it ran).
+	version atomic.Uint64
+	// checkedAt is when Ready last read the version (Unix ms), for a store
+	// served without metadata, which Ready reads again every second.
+	checkedAt atomic.Int64
 }
 
 // New returns the core of a store over d; wake (nil: none) is called after
@@ -75,11 +86,14 @@ func (s *Store) Begin(ctx context.Context) error {
 	return nil
 }
 
-// Ready checks once per Store that the database holds a store at the schema
-// version this code expects, so that a missing Init is a clear error rather
-// than "no such table".
+// Ready checks once per Store that the database holds a store at a schema
+// version this code serves, so that a missing Init is a clear error rather
+// than "no such table", and tells the driver the version. A store served
+// without metadata (the version before MetadataSchemaVersion) is checked
+// again at most once a second, so that a migration by another process is
+// seen without a restart.
 func (s *Store) Ready(ctx context.Context) error {
-	if s.schemaOK.Load() {
+	if s.schemaOK.Load() && (s.version.Load() >= estype.MetadataSchemaVersion || time.Now().UnixMilli()-s.checkedAt.Load() < 1000) {
 		return nil
 	}
 	st, err := s.SchemaStatus(ctx)
@@ -89,7 +103,30 @@ func (s *Store) Ready(ctx context.Context) error {
 	if err := CheckSchema(st); err != nil {
 		return err
 	}
+	s.D.UseSchema(st.Version)
+	if s.R != s.D {
+		s.R.UseSchema(st.Version)
+	}
+	s.version.Store(uint64(st.Version))
+	s.checkedAt.Store(time.Now().UnixMilli())
 	s.schemaOK.Store(true)
+	return nil
+}
+
+// MetadataReady returns nil when the store keeps metadata, and else (a
+// store at the schema version before MetadataSchemaVersion, read again
+// now) a *SchemaVersionError that says to migrate.
+func (s *Store) MetadataReady(ctx context.Context) error {
+	if s.version.Load() >= estype.MetadataSchemaVersion {
+		return nil
+	}
+	s.ForgetSchema()
+	if err := s.Ready(ctx); err != nil {
+		return err
+	}
+	if v := s.version.Load(); v < estype.MetadataSchemaVersion {
+		return &estype.SchemaVersionError{Current: uint(v), Expected: estype.MetadataSchemaVersion, Need: "event metadata"}
+	}
 	return nil
 }
 
@@ -103,12 +140,13 @@ func (s *Store) SchemaStatus(ctx context.Context) (*estype.SchemaStatus, error) 
 }
 
 // CheckSchema returns ErrNotInitialized for a store without a schema and
-// *SchemaVersionError for one not at this build's version.
+// *SchemaVersionError for one at a version this build does not serve (from
+// OldestServedSchemaVersion to the latest).
 func CheckSchema(st *estype.SchemaStatus) error {
 	switch {
 	case st.Version == 0 && !st.Dirty:
 		return estype.ErrNotInitialized
-	case st.Dirty || st.Version != st.Latest:
+	case st.Dirty || st.Version > st.Latest || st.Version < estype.OldestServedSchemaVersion:
 		return &estype.SchemaVersionError{Current: st.Version, Dirty: st.Dirty, Expected: st.Latest}
 	}
 	return nil

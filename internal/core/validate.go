@@ -31,16 +31,28 @@ func CheckAuditEvent(e *estype.Event) (field, reason string) {
 	return "", ""
 }
 
-// ValidateEvent checks e and returns its payload in compact form.
-func ValidateEvent(index int, e *estype.Event, maxPayload int, allowReserved bool) ([]byte, error) {
+// Limits are the size limits of an event's JSON parts, in compact bytes.
+type Limits struct {
+	Payload  int
+	Metadata int
+}
+
+// ValidateEvent checks e and replaces its payload and metadata by their
+// compact forms (a nil payload becomes null; a null metadata becomes nil).
+func ValidateEvent(index int, e *estype.Event, lim Limits, allowReserved bool) error {
 	if err := ValidateEnvelope(index, e, allowReserved); err != nil {
-		return nil, err
+		return err
 	}
-	payload, err := CompactPayload(e.Payload, maxPayload)
+	payload, err := CompactPayload(e.Payload, lim.Payload)
 	if err != nil {
-		return nil, &estype.InvalidEventError{Index: index, Field: "payload", Reason: err.Error()}
+		return &estype.InvalidEventError{Index: index, Field: "payload", Reason: err.Error()}
 	}
-	return payload, nil
+	metadata, err := CompactMetadata(e.Metadata, lim.Metadata)
+	if err != nil {
+		return &estype.InvalidEventError{Index: index, Field: "metadata", Reason: err.Error()}
+	}
+	e.Payload, e.Metadata = payload, metadata
+	return nil
 }
 
 // ValidateEnvelope checks every field of e but the payload (for callers
@@ -86,7 +98,20 @@ func CompactPayload(p []byte, maxPayload int) ([]byte, error) {
 	if len(p) == 0 {
 		return nullPayload, nil
 	}
-	out, err := jsonx.Compact(make([]byte, 0, len(p)), p)
+	out, err := compactJSON(p)
+	if err != nil {
+		return nil, err
+	}
+	if len(out) > maxPayload {
+		return nil, fmt.Errorf("%d bytes exceeds the limit of %d bytes", len(out), maxPayload)
+	}
+	return out, nil
+}
+
+// compactJSON returns the compact form of the JSON text b, or why it is
+// not valid JSON.
+func compactJSON(b []byte) ([]byte, error) {
+	out, err := jsonx.Compact(make([]byte, 0, len(b)), b)
 	if err != nil {
 		var se *jsonx.SyntaxError
 		if errors.As(err, &se) {
@@ -94,10 +119,47 @@ func CompactPayload(p []byte, maxPayload int) ([]byte, error) {
 		}
 		return nil, err
 	}
-	if len(out) > maxPayload {
-		return nil, fmt.Errorf("%d bytes exceeds the limit of %d bytes", len(out), maxPayload)
-	}
 	return out, nil
+}
+
+// CompactMetadata returns m in compact form, nil for an empty m or null,
+// or why it is not a JSON object or exceeds maxMetadata bytes.
+func CompactMetadata(m []byte, maxMetadata int) ([]byte, error) {
+	if len(m) == 0 {
+		return nil, nil
+	}
+	out, err := compactJSON(m)
+	if err != nil {
+		return nil, err
+	}
+	return CheckMetadata(out, maxMetadata)
+}
+
+// CheckMetadata checks compact JSON m as metadata: an object, or null
+// (none: nil is returned), of at most maxMetadata bytes.
+func CheckMetadata(m []byte, maxMetadata int) ([]byte, error) {
+	switch {
+	case string(m) == "null":
+		return nil, nil
+	case m[0] != '{':
+		return nil, fmt.Errorf("must be a JSON object, got %s", jsonKind(m[0]))
+	case len(m) > maxMetadata:
+		return nil, fmt.Errorf("%d bytes exceeds the limit of %d bytes", len(m), maxMetadata)
+	}
+	return m, nil
+}
+
+// jsonKind names the kind of the JSON value that starts with b.
+func jsonKind(b byte) string {
+	switch b {
+	case '[':
+		return "an array"
+	case '"':
+		return "a string"
+	case 't', 'f':
+		return "a boolean"
+	}
+	return "a number"
 }
 
 // CheckAggregateID returns why s is not a valid aggregate id, or "".

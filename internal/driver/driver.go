@@ -46,6 +46,23 @@ type Driver interface {
 	// Name returns the engine name: "sqlite" or "postgres".
 	Name() string
 
+	// CreateIndex makes the index for content filters that spec
+	// describes, if it is not there (PostgreSQL: online, CONCURRENTLY; a
+	// build left invalid is rebuilt), and returns it.
+	CreateIndex(ctx context.Context, spec *estype.IndexSpec) (*estype.Index, error)
+	// ListIndexes returns the indexes CreateIndex made, by name.
+	ListIndexes(ctx context.Context) ([]estype.Index, error)
+	// DropIndex drops the index CreateIndex made under name, and reports
+	// whether there was one.
+	DropIndex(ctx context.Context, name string) (bool, error)
+
+	// UseSchema tells the driver the schema version of the store, read by
+	// the core before its first operation and again when it may have
+	// changed: from estype.MetadataSchemaVersion on, events have metadata;
+	// before it, the driver reads none (every Metadata nil) and is never
+	// asked to write any.
+	UseSchema(version uint)
+
 	// Migrate applies, reverts, forces or reports the schema version using
 	// the engine's embedded migrations.
 	Migrate(ctx context.Context, p *MigrateParams) (*estype.SchemaStatus, error)
@@ -385,6 +402,8 @@ type ListSnapshotsParams struct {
 type LatestEventParams struct {
 	AggregateIDs []string
 	EventTypes   []string
+	Payload      *Contains // nil: no payload filter
+	Metadata     *Contains // nil: no metadata filter (an event without metadata matches none)
 }
 
 // ListEventsParams are the arguments of Reader.ListEvents.
@@ -405,7 +424,11 @@ type ListEventsParams struct {
 	FinishTime     *int64
 	AggregateIDs   []string
 	EventTypes     []string
-	Limit          int
+	// Payload and Metadata, when set, keep the events whose payload (or
+	// metadata; none matches no filter) contains the filter (Contains).
+	Payload  *Contains
+	Metadata *Contains
+	Limit    int
 }
 
 // ListEventsResult is one page of events.
@@ -475,4 +498,32 @@ type PushIncrementalParams struct {
 	ID     string
 	Events []estype.Event
 	Now    int64
+}
+
+// ErrNoMetadata is what a driver returns, writing nothing, when it is asked
+// to write an event with metadata into a store at a schema version before
+// estype.MetadataSchemaVersion (the core checks first; this keeps any
+// path that does not from dropping metadata silently).
+func ErrNoMetadata() error {
+	return &estype.SchemaVersionError{Current: estype.OldestServedSchemaVersion, Expected: estype.MetadataSchemaVersion, Need: "event metadata"}
+}
+
+// AnyMetadata reports whether one of events has metadata.
+func AnyMetadata(events []estype.StoredEvent) bool {
+	for i := range events {
+		if events[i].Metadata != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// AnyEventMetadata reports whether one of events has metadata.
+func AnyEventMetadata(events []estype.Event) bool {
+	for i := range events {
+		if events[i].Metadata != nil {
+			return true
+		}
+	}
+	return false
 }

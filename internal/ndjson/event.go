@@ -14,7 +14,9 @@ import (
 //
 //	{"threadCounter":0,"threadId":4,"type":"T","timestamp":1,"aggregateId":"a","aggregateVersion":1,"payload":{},"position":5}
 //
-// threadId is (position-1) mod 256 and threadCounter (position-1) div 256,
+// An event with metadata has "metadata" (a JSON object) after "payload";
+// a line without it is an event without metadata. threadId is
+// (position-1) mod 256 and threadCounter (position-1) div 256,
 // so that reSolve reads the file; reSolve's own files have no position and
 // get positions in file order.
 
@@ -33,7 +35,14 @@ type Event struct {
 	HasCounter    bool
 }
 
-var eventKeys = []string{"threadCounter", "threadId", "type", "timestamp", "aggregateId", "aggregateVersion", "payload", "position"}
+var eventKeys = []string{"threadCounter", "threadId", "type", "timestamp", "aggregateId", "aggregateVersion", "payload", "position", "metadata"}
+
+// Limits are the size limits of a line's payload and metadata, in compact
+// bytes (core.Limits).
+type Limits struct {
+	Payload  int
+	Metadata int
+}
 
 // ParseEvent parses one event line. Every value keeps its exact form:
 // strings are decoded, integers must be exact int64 integers, and the
@@ -41,8 +50,8 @@ var eventKeys = []string{"threadCounter", "threadId", "type", "timestamp", "aggr
 // versionless, aggregateVersion may be absent (then 1 for check: an
 // incremental import assigns versions). check, when set, validates the
 // envelope (see Decoder.Check).
-func ParseEvent(line []byte, maxPayload int, versionless bool, check func(*estype.Event) *Error) (*Event, *Error) {
-	d := Decoder{MaxPayload: maxPayload, Versionless: versionless, Check: check}
+func ParseEvent(line []byte, lim Limits, versionless bool, check func(*estype.Event) *Error) (*Event, *Error) {
+	d := Decoder{Limits: lim, Versionless: versionless, Check: check}
 	ev := &Event{}
 	if lerr := d.Parse(ev, line); lerr != nil {
 		return nil, lerr
@@ -52,10 +61,10 @@ func ParseEvent(line []byte, maxPayload int, versionless bool, check func(*estyp
 
 // Decoder parses event lines as ParseEvent does, reusing what it can
 // from one line to the next, for imports that read millions of them: event
-// types are interned, and with an arena the payloads go into it instead of
-// one allocation each.
+// types are interned, and with an arena the payloads and metadata go into
+// it instead of one allocation each.
 type Decoder struct {
-	MaxPayload  int
+	Limits      Limits
 	Versionless bool
 	Arena       *Arena // nil: each payload is allocated
 	// Check, when set, validates the envelope of a parsed line (the
@@ -79,6 +88,7 @@ const (
 	keyAggregateVersion
 	keyPayload
 	keyPosition
+	keyMetadata
 )
 
 // eventKeyBit returns the bit of an envelope key, or 0 for an unknown key.
@@ -100,6 +110,8 @@ func eventKeyBit(key []byte) int {
 		return keyPayload
 	case "position":
 		return keyPosition
+	case "metadata":
+		return keyMetadata
 	}
 	return 0
 }
@@ -239,26 +251,52 @@ func (d *Decoder) field(p *jsonx.Parser, ev *Event, seen *int, lineLen int) *Err
 			ev.ThreadCounter, ev.HasCounter = n, true
 		}
 	case keyPayload:
-		var dst []byte
-		if d.Arena != nil {
-			// The compact form is never longer than the line.
-			dst = d.Arena.room(lineLen)
-		} else {
-			dst = make([]byte, 0, 256)
-		}
-		v, err := p.Value(dst)
-		if err != nil {
-			return JSONError(err, key)
-		}
-		if len(v) > d.MaxPayload {
-			return &Error{Column: valueAt, Field: key, Reason: fmt.Sprintf("%d bytes exceeds the limit of %d bytes", len(v), d.MaxPayload)}
-		}
-		if d.Arena != nil {
-			v = d.Arena.keep(v)
+		v, lerr := d.value(p, key, valueAt, lineLen, d.Limits.Payload)
+		if lerr != nil {
+			return lerr
 		}
 		ev.Payload = v
+	case keyMetadata:
+		switch p.Peek() {
+		case '{':
+		case 'n': // null: none
+		default:
+			if _, err := p.Value(nil); err != nil {
+				return JSONError(err, key)
+			}
+			return &Error{Column: valueAt, Field: key, Reason: "must be a JSON object"}
+		}
+		v, lerr := d.value(p, key, valueAt, lineLen, d.Limits.Metadata)
+		if lerr != nil {
+			return lerr
+		}
+		if string(v) != "null" {
+			ev.Metadata = v
+		}
 	}
 	return nil
+}
+
+// value reads a JSON value of at most limit compact bytes, compacted.
+func (d *Decoder) value(p *jsonx.Parser, key string, valueAt, lineLen, limit int) ([]byte, *Error) {
+	var dst []byte
+	if d.Arena != nil {
+		// The compact form is never longer than the line.
+		dst = d.Arena.room(lineLen)
+	} else {
+		dst = make([]byte, 0, 256)
+	}
+	v, err := p.Value(dst)
+	if err != nil {
+		return nil, JSONError(err, key)
+	}
+	if len(v) > limit {
+		return nil, &Error{Column: valueAt, Field: key, Reason: fmt.Sprintf("%d bytes exceeds the limit of %d bytes", len(v), limit)}
+	}
+	if d.Arena != nil {
+		v = d.Arena.keep(v)
+	}
+	return v, nil
 }
 
 // internType returns b as a string, shared with earlier lines of the same
@@ -352,6 +390,10 @@ func AppendEvent(dst []byte, e *estype.StoredEvent) []byte {
 	dst = strconv.AppendInt(dst, e.AggregateVersion, 10)
 	dst = append(dst, `,"payload":`...)
 	dst = append(dst, e.Payload...)
+	if e.Metadata != nil {
+		dst = append(dst, `,"metadata":`...)
+		dst = append(dst, e.Metadata...)
+	}
 	dst = append(dst, `,"position":`...)
 	dst = strconv.AppendInt(dst, e.Position, 10)
 	return append(dst, "}\n"...)

@@ -21,7 +21,7 @@ const goodLineText = `{"threadCounter":0,"threadId":4,"type":"T","timestamp":5,"
 
 func TestParseAndEncodeEventLine(t *testing.T) {
 	t.Parallel()
-	ev, lerr := ParseEvent([]byte(goodLineText), maxPayload, false, nil)
+	ev, lerr := ParseEvent([]byte(goodLineText), Limits{Payload: maxPayload, Metadata: maxPayload}, false, nil)
 	if lerr != nil {
 		t.Fatal(lerr)
 	}
@@ -68,7 +68,7 @@ func FuzzParseEventLine(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, line []byte) {
-		ev, lerr := ParseEvent(line, 1<<20, false, nil)
+		ev, lerr := ParseEvent(line, Limits{Payload: 1 << 20, Metadata: 1 << 20}, false, nil)
 		if lerr != nil {
 			if lerr.Column > len(line) {
 				t.Fatalf("column %d beyond the line (%d bytes)", lerr.Column, len(line))
@@ -80,7 +80,7 @@ func FuzzParseEventLine(f *testing.F) {
 			pos = 1
 		}
 		line1 := enc(ev.Event, pos)
-		ev2, lerr := ParseEvent(bytes.TrimSuffix(line1, []byte("\n")), 1<<20, false, nil)
+		ev2, lerr := ParseEvent(bytes.TrimSuffix(line1, []byte("\n")), Limits{Payload: 1 << 20, Metadata: 1 << 20}, false, nil)
 		if lerr != nil {
 			t.Fatalf("re-encoded line %q does not parse: %v", line1, lerr)
 		}
@@ -110,7 +110,7 @@ func TestLineDecoderReuse(t *testing.T) {
 		`{"type":"T\u00e9\"q","timestamp":8,"aggregateId":"b","aggregateVersion":1,"payload":null}`,
 	}
 	var arena Arena
-	d := Decoder{MaxPayload: maxPayload, Arena: &arena}
+	d := Decoder{Limits: Limits{Payload: maxPayload, Metadata: maxPayload}, Arena: &arena}
 	for round := range 3 {
 		var got []estype.Event
 		for _, text := range lines {
@@ -125,7 +125,7 @@ func TestLineDecoderReuse(t *testing.T) {
 			got = append(got, ev.Event)
 		}
 		for i, text := range lines {
-			want, lerr := ParseEvent([]byte(text), maxPayload, false, nil)
+			want, lerr := ParseEvent([]byte(text), Limits{Payload: maxPayload, Metadata: maxPayload}, false, nil)
 			if lerr != nil {
 				t.Fatal(lerr)
 			}

@@ -9,6 +9,7 @@ import (
 	"bufio"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -50,6 +51,7 @@ func Run(t *testing.T, h conformance.Harness) {
 	t.Run("ParkReplay", func(t *testing.T) { t.Parallel(); testConsumerParkReplay(t, h, "func") })
 	t.Run("ParkReplayTx", func(t *testing.T) { t.Parallel(); testConsumerParkReplay(t, h, "tx") })
 	t.Run("Admin", func(t *testing.T) { t.Parallel(); testConsumerAdmin(t, h) })
+	t.Run("ContentFilter", func(t *testing.T) { t.Parallel(); testConsumerContentFilter(t, h) })
 }
 
 // consumerEvents is the size of the kill and group tests: 100,000 events,
@@ -958,4 +960,55 @@ func testConsumerBalance(t *testing.T, h conformance.Harness, mode string) {
 	if mode == "tx" {
 		require.Equal(t, rebuild(t, s), readReadModel(t, s), "the read model equals a rebuild: each event once, in order")
 	}
+}
+
+// testConsumerContentFilter: a consumer with Payload and Metadata filters
+// hands its handler only the matching events, in order, and its
+// checkpoint reaches the store's end however sparse the matches.
+func testConsumerContentFilter(t *testing.T, h conformance.Harness) {
+	ctx := context.Background()
+	s, _ := conformance.NewStore(t, h, nil)
+	var events []eventstore.Event
+	for i := range 300 {
+		e := eventstore.Event{AggregateID: fmt.Sprintf("acc-%d", i%7), AggregateVersion: int64(i/7 + 1), Type: "T",
+			Payload: json.RawMessage(fmt.Sprintf(`{"i":%d,"kind":"k%d"}`, i, i%50))}
+		if i%2 == 0 {
+			e.Metadata = json.RawMessage(`{"tenant":"t-1"}`)
+		}
+		events = append(events, e)
+	}
+	_, err := s.SaveEvents(ctx, events)
+	require.NoError(t, err)
+	_, err = consumer.New(s, "bad", consumer.Func(func(context.Context, *eventstore.StoredEvent) error { return nil }), &consumer.Options{Payload: json.RawMessage(`[1]`)})
+	var fe *eventstore.InvalidFilterError
+	require.ErrorAs(t, err, &fe, "a bad filter is refused at New")
+
+	var mu sync.Mutex
+	var got []int64
+	c, err := consumer.New(s, "kind", consumer.Func(func(_ context.Context, e *eventstore.StoredEvent) error {
+		mu.Lock()
+		got = append(got, e.Position)
+		mu.Unlock()
+		return nil
+	}), &consumer.Options{Payload: json.RawMessage(`{"kind":"k4"}`), Metadata: json.RawMessage(`{"tenant":"t-1"}`),
+		CheckpointInterval: 20 * time.Millisecond, LeaseTTL: time.Second})
+	require.NoError(t, err)
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ran := make(chan error, 1)
+	go func() { ran <- c.Run(rctx) }()
+	waitCheckpoint(t, s, "kind", 300, time.Minute, nil)
+	_, err = s.SaveEvents(ctx, []eventstore.Event{
+		{AggregateID: "late", AggregateVersion: 1, Type: "T", Payload: json.RawMessage(`{"kind":"k4"}`)}, // no metadata
+		{AggregateID: "late", AggregateVersion: 2, Type: "T", Payload: json.RawMessage(`{"kind":"k4"}`), Metadata: json.RawMessage(`{"tenant":"t-1","x":1}`)},
+		{AggregateID: "late", AggregateVersion: 3, Type: "T", Payload: json.RawMessage(`{"kind":"k5"}`), Metadata: json.RawMessage(`{"tenant":"t-1"}`)},
+	})
+	require.NoError(t, err)
+	waitCheckpoint(t, s, "kind", 303, time.Minute, nil)
+	cancel()
+	require.NoError(t, <-ran)
+	mu.Lock()
+	defer mu.Unlock()
+	// i%50 == 4 and i even: i = 4, 54, ..., 254 (positions i+1), then 302.
+	require.Equal(t, []int64{5, 55, 105, 155, 205, 255, 302}, got)
 }

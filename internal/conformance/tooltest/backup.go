@@ -26,7 +26,7 @@ func runBackup(t *testing.T, h conformance.Harness) {
 }
 
 // fillForBackup gives s events over several aggregates (payloads with
-// unicode and escapes), secrets with tombstones, and snapshots whose
+// unicode and escapes; metadata on two in three), secrets with tombstones, and snapshots whose
 // content is not valid UTF-8.
 func fillForBackup(t testing.TB, s *eventstore.Store, events int) {
 	t.Helper()
@@ -40,6 +40,9 @@ func fillForBackup(t testing.TB, s *eventstore.Store, events int) {
 			Timestamp:        int64(1_700_000_000_000 + i),
 			Payload:          []byte(fmt.Sprintf(`{"n":%d,"note":"caf\u00e9 \"%d\" \\ ü","amount":1.50}`, i, i)),
 		})
+		if i%3 != 0 { // metadata on two events in three
+			batch[len(batch)-1].Metadata = []byte(fmt.Sprintf(`{"correlationId":"c-%d","causationId":"%d","note":"\u00e9 \"%d\"","n":1.50}`, i/3, i, i))
+		}
 		if len(batch) == cap(batch) || i == events-1 {
 			_, err := s.SaveEvents(ctx, batch)
 			require.NoError(t, err)
@@ -127,6 +130,7 @@ func runBackupRoundTrip(t *testing.T, h conformance.Harness) {
 	require.Equal(t, man, verified)
 
 	wantEvents, wantSecrets := exportAll(t, src), secretsExport(t, src)
+	require.Equal(t, 333, strings.Count(string(wantEvents), `,"metadata":{"correlationId"`), "the backup's source has metadata")
 	wantSnaps := snapshotsOf(t, src, backupSnapshotKeys)
 	targets := map[string]func(testing.TB) string{"same engine": h.NewURL}
 	maps.Copy(targets, h.Peers)

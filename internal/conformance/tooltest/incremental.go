@@ -60,6 +60,46 @@ func runIncremental(t *testing.T, h conformance.Harness) {
 		require.Empty(t, open, "a committed import is closed")
 	})
 
+	t.Run("Metadata", func(t *testing.T) {
+		// Pushed events keep their metadata; an event is a duplicate of a
+		// stored or pushed one only with the same metadata too.
+		t.Parallel()
+		s, _ := conformance.NewStore(t, h, &eventstore.Options{NowFunc: (&conformance.Clock{MS: 1}).Now})
+		_, err := s.SaveEvents(ctx, []eventstore.Event{
+			{AggregateID: "m", AggregateVersion: 1, Type: "T", Timestamp: 10, Payload: []byte(`{"a":1}`), Metadata: []byte(`{"c":"x"}`)},
+			{AggregateID: "m", AggregateVersion: 2, Type: "T", Timestamp: 11, Payload: []byte(`{"a":2}`)},
+		})
+		require.NoError(t, err)
+		with := func(e transfer.VersionlessEvent, m string) transfer.VersionlessEvent {
+			e.Metadata = []byte(m)
+			return e
+		}
+		pushed := []transfer.VersionlessEvent{
+			with(vevent("m", "T", 10, `{"a":1}`), `{"c":"x"}`),            // stored: duplicate
+			vevent("m", "T", 11, `{"a":2}`),                               // stored, no metadata: duplicate
+			with(vevent("m", "T", 11, `{"a":2}`), `{"c":"y"}`),            // other metadata: fresh
+			with(vevent("m", "T", 12, `{"a":3}`), ` { "c" : "\u00e9" } `), // fresh, compacted
+			with(vevent("m", "T", 12, `{"a":3}`), `{"c":"\u00e9"}`),       // pushed twice: duplicate
+			with(vevent("n", "T", 13, `{}`), `null`),                      // null: none
+		}
+		res, err := transfer.IncrementalImport(ctx, s, pushed, nil)
+		require.NoError(t, err)
+		require.EqualValues(t, 3, res.Appended)
+		all := checkStoreOrder(t, s)
+		require.Len(t, all, 5)
+		var got []string
+		for _, e := range all[2:] {
+			got = append(got, e.AggregateID+" "+string(e.Payload)+" "+string(e.Metadata))
+		}
+		require.Equal(t, []string{`m {"a":2} {"c":"y"}`, `m {"a":3} {"c":"\u00e9"}`, `n {} `}, got)
+		require.Nil(t, all[4].Metadata)
+
+		_, err = transfer.IncrementalImport(ctx, s, []transfer.VersionlessEvent{with(vevent("m", "T", 20, `{}`), `[1]`)}, nil)
+		var ie *eventstore.InvalidEventError
+		require.ErrorAs(t, err, &ie)
+		require.Equal(t, "metadata", ie.Field)
+	})
+
 	t.Run("ShuffledConcurrentPushes", func(t *testing.T) {
 		// reSolve: "inject-events should work correctly": existing events,
 		// then 25,000 events pushed as shuffled batches of 256 from several

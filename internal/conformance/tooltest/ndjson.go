@@ -65,19 +65,20 @@ func runNDJSON(t *testing.T, h conformance.Harness) {
 }
 
 // runRoundTrip: a generated corpus of 10,000 events (unicode, escapes, large
-// numbers, payloads from empty to 1 MiB) exported from this engine,
+// numbers, payloads from empty to 1 MiB, metadata on every event) exported from this engine,
 // imported into every peer engine and back, exports byte-identical at every
 // step, positions included.
 func runRoundTrip(t *testing.T, h conformance.Harness) {
 	ctx := context.Background()
 	src, _ := conformance.NewStore(t, h, nil)
-	corpus := conformance.GenerateEvents(42, 10_000)
+	corpus := conformance.WithMetadata(43, conformance.GenerateEvents(42, 10_000))
 	for i := 0; i < len(corpus); i += 250 {
 		_, err := src.SaveEvents(ctx, corpus[i:min(i+250, len(corpus))])
 		require.NoError(t, err)
 	}
 	want := exportAll(t, src)
 	require.Equal(t, 10_000, bytes.Count(want, []byte("\n")))
+	require.Equal(t, 10_000, bytes.Count(want, []byte(`,"metadata":{`)), "every event has metadata")
 
 	engines := map[string]func(testing.TB) string{"self": h.NewURL}
 	for name, newURL := range h.Peers {
@@ -233,6 +234,13 @@ func badInputCases() []badInputCase {
 		{name: "PositionMissingOnOneLine", bad: withField(6, `,"position":6`, ``), reason: "some lines of this file have a position and others not"},
 		{name: "ThreadMismatch", bad: withField(6, `"threadId":5`, `"threadId":9`), reason: "do not match position"},
 		{name: "LineTooLong", bad: long, reason: "longer than the limit"},
+		{name: "MetadataArray", bad: withField(6, `"payload":{"n":6}`, `"payload":{"n":6},"metadata":[1]`), reason: `field "metadata": must be a JSON object`},
+		{name: "MetadataString", bad: withField(6, `"payload":{"n":6}`, `"payload":{"n":6},"metadata":"c-1"`), reason: `field "metadata": must be a JSON object`},
+		{name: "MetadataNumber", bad: withField(6, `"payload":{"n":6}`, `"payload":{"n":6},"metadata":1.5`), reason: `field "metadata": must be a JSON object`},
+		{name: "MetadataDuplicateKey", bad: withField(6, `"payload":{"n":6}`, `"payload":{"n":6},"metadata":{"c":1,"c":2}`), reason: `duplicate key "c"`},
+		{name: "MetadataInvalidUTF8", bad: withField(6, `"payload":{"n":6}`, "\"payload\":{\"n\":6},\"metadata\":{\"c\":\"\xc3\x28\"}"), reason: "invalid UTF-8"},
+		{name: "MetadataNaN", bad: withField(6, `"payload":{"n":6}`, `"payload":{"n":6},"metadata":{"c":NaN}`), reason: "NaN"},
+		{name: "MetadataTwice", bad: withField(6, `"payload":{"n":6}`, `"payload":{"n":6},"metadata":{},"metadata":{}`), reason: `duplicate key "metadata"`},
 	}
 }
 
