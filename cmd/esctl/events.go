@@ -75,8 +75,8 @@ func eventsCommand(e *env) *cli.Command {
 			if cmd.IsSet("metadata") {
 				f.Metadata = json.RawMessage(cmd.String("metadata"))
 			}
-			if err := f.Validate(); err != nil {
-				return usagef("%v", err)
+			if err := (&eventstore.Filter{Payload: f.Payload, Metadata: f.Metadata}).Validate(); err != nil {
+				return usagef("%v", err) // a flag's value; the rest is checked by the read (exit 3)
 			}
 			for _, b := range []struct {
 				flag string
