@@ -97,7 +97,7 @@ func (c Causation) Metadata(metadata json.RawMessage) (json.RawMessage, error) {
 		{CorrelationIDKey, c.CorrelationID}, {CausationIDKey, c.CausationID},
 		{TraceParentKey, c.TraceParent}, {TraceStateKey, c.TraceState},
 	}
-	members, err := objectMembers(metadata)
+	members, none, err := objectMembers(metadata)
 	if err != nil {
 		return nil, err
 	}
@@ -129,7 +129,7 @@ func (c Causation) Metadata(metadata json.RawMessage) (json.RawMessage, error) {
 		}
 	}
 	out.WriteByte('}')
-	if n == 0 && len(members) == 0 && (len(bytes.TrimSpace(metadata)) == 0 || string(bytes.TrimSpace(metadata)) == "null") {
+	if n == 0 && none {
 		return nil, nil // nothing to set on no metadata: still none
 	}
 	return out.Bytes(), nil
@@ -152,34 +152,34 @@ type member struct {
 	value json.RawMessage
 }
 
-// objectMembers returns the members of the JSON object m in order (none
-// for an empty m or null).
-func objectMembers(m json.RawMessage) ([]member, error) {
+// objectMembers returns the members of the JSON object m in order, or
+// none for an empty m or null.
+func objectMembers(m json.RawMessage) (members []member, none bool, err error) {
 	trimmed := bytes.TrimSpace(m)
 	if len(trimmed) == 0 || string(trimmed) == "null" {
-		return nil, nil
+		return nil, true, nil
 	}
 	var compact bytes.Buffer
 	if err := json.Compact(&compact, trimmed); err != nil {
-		return nil, fmt.Errorf("metadata: %w", err)
+		return nil, false, fmt.Errorf("metadata: %w", err)
 	}
 	dec := json.NewDecoder(&compact)
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return nil, errors.New("metadata must be a JSON object")
+		return nil, false, errors.New("metadata must be a JSON object")
 	}
 	var out []member
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
-			return nil, fmt.Errorf("metadata: %w", err)
+			return nil, false, fmt.Errorf("metadata: %w", err)
 		}
 		var v json.RawMessage
 		if err := dec.Decode(&v); err != nil {
-			return nil, fmt.Errorf("metadata: %w", err)
+			return nil, false, fmt.Errorf("metadata: %w", err)
 		}
 		out = append(out, member{key: tok.(string), value: v})
 	}
-	return out, nil
+	return out, false, nil
 }
 
 // jsonText is s as a JSON string, HTML characters as they are.
