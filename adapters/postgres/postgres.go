@@ -22,7 +22,6 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/golang-migrate/migrate/v4/database"
@@ -86,21 +85,16 @@ type Dialect struct {
 	lockTO   string // lock_timeout setting, e.g. "10000ms"
 	stmtTO   string
 	resolveT time.Duration
-	// meta is set when the store's schema has the events' metadata column
-	// (driver.Driver.UseSchema).
-	meta atomic.Bool
+	// version is the store's schema version as UseSchema last said: which
+	// of eventSQLs the dialect uses.
+	version driver.SchemaChoice
 }
 
 // UseSchema implements driver.Driver.
-func (d *Dialect) UseSchema(version uint) { d.meta.Store(version >= estype.MetadataSchemaVersion) }
+func (d *Dialect) UseSchema(version uint) { d.version.UseSchema(version) }
 
 // sql returns the event statements of the store's schema version.
-func (d *Dialect) sql() *eventSQL {
-	if d.meta.Load() {
-		return &eventSQLs[1]
-	}
-	return &eventSQLs[0]
-}
+func (d *Dialect) sql() *eventSQL { return driver.BySchema(&d.version, &eventSQLs) }
 
 var _ driver.Driver = (*Dialect)(nil)
 
